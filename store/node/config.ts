@@ -1,0 +1,76 @@
+/** Configuration of one store node process, with named limits and their units. */
+import type { NodeId } from '../raft/index.js';
+
+export interface MemberAddress {
+  readonly id: NodeId;
+  /** Where clients reach this member's HTTP API, e.g. http://127.0.0.1:2379. */
+  readonly clientUrl: string;
+  /** Where peers reach its Raft transport, as host:port. */
+  readonly peerAddress: string;
+}
+
+export interface NodeConfig {
+  readonly id: NodeId;
+  readonly dataDir: string;
+  readonly host: string;
+  readonly clientPort: number;
+  readonly peerPort: number;
+  /** The founding members, used only when the data directory is empty. */
+  readonly initialCluster: readonly MemberAddress[];
+  /** Join an existing cluster instead of founding one (start empty, wait for the leader). */
+  readonly join: boolean;
+  readonly tickMs: number;
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  /** Take a snapshot and compact the log after this many applied entries. */
+  readonly snapshotEveryEntries: number;
+  /** Entries kept in memory behind a snapshot for followers slightly behind. */
+  readonly snapshotKeepEntries: number;
+  /** How long a write or linearizable read may wait for Raft before answering 504. */
+  readonly requestTimeoutMs: number;
+  /** Proposals waiting to be batched into the log, past which writes get 503 busy. */
+  readonly maxPendingProposals: number;
+  readonly maxKeyBytes: number;
+  readonly maxValueBytes: number;
+  readonly maxBodyBytes: number;
+  readonly walSegmentSizeBytes: number;
+}
+
+export const defaultNodeConfig = {
+  host: '127.0.0.1',
+  join: false,
+  tickMs: 50,
+  electionTicks: 10,
+  heartbeatTicks: 2,
+  snapshotEveryEntries: 20_000,
+  snapshotKeepEntries: 5_000,
+  requestTimeoutMs: 5_000,
+  maxPendingProposals: 20_000,
+  maxKeyBytes: 1024,
+  maxValueBytes: 1 << 20,
+  maxBodyBytes: 2 << 20,
+  walSegmentSizeBytes: 64 << 20,
+} as const;
+
+/** Parses `n1=127.0.0.1:2379:2380,n2=...` (id=host:clientPort:peerPort). */
+export function parseClusterSpec(spec: string): MemberAddress[] {
+  return spec
+    .split(',')
+    .filter((s) => s.trim() !== '')
+    .map((item) => {
+      const m = /^([A-Za-z0-9_.-]+)=([^:]+):(\d+):(\d+)$/.exec(item.trim());
+      if (!m) throw new Error(`bad cluster member "${item}": want id=host:clientPort:peerPort`);
+      const [, id, host, client, peer] = m as unknown as [string, string, string, string, string];
+      return { id, clientUrl: `http://${host}:${client}`, peerAddress: `${host}:${peer}` };
+    });
+}
+
+export function formatClusterSpec(members: readonly MemberAddress[]): string {
+  return members
+    .map((m) => {
+      const client = new URL(m.clientUrl);
+      const peerPort = m.peerAddress.split(':')[1];
+      return `${m.id}=${client.hostname}:${client.port}:${peerPort}`;
+    })
+    .join(',');
+}

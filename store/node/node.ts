@@ -1,0 +1,382 @@
+/**
+ * One store node: the Raft core driven by real I/O. The driver loop follows
+ * the core's contract (docs/RAFT.md): persist (WAL, fsync), then send, then
+ * apply to the KV state machine, then advance. Client writes are batched per
+ * event-loop turn into one proposal, so one fsync covers many writes.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { assert } from '../../lib/assert.js';
+import { AppError } from '../../lib/errors.js';
+import { systemRandom } from '../../lib/random.js';
+import { KvStateMachine, type KvResult, type KvWriteCommand } from '../kv/index.js';
+import {
+  RawNode,
+  bootstrapStorage,
+  type ConfChange,
+  type Entry,
+  type Message,
+  type NodeId,
+  type RaftStatus,
+  type Ready,
+  type Snapshot,
+  type StorageState,
+} from '../raft/index.js';
+import { type MemberAddress, type NodeConfig } from './config.js';
+import { WaitTable } from './pending.js';
+import { loadNewestSnapshot, pruneSnapshots, saveSnapshot } from './snapshot-file.js';
+import { Transport } from './transport.js';
+import { WriteAheadLog } from './wal.js';
+
+export class NoLeaderError extends AppError {
+  constructor(reason = 'the cluster has no leader right now') {
+    super('no_leader', 503, reason, { retryAfterSeconds: 1 });
+  }
+}
+
+export class BusyError extends AppError {
+  constructor(what: string) {
+    super('busy', 503, `${what}; retry shortly`, { retryAfterSeconds: 1 });
+  }
+}
+
+/** The entry at our proposal's index turned out to be another leader's: ours was never applied. */
+export class ProposalDroppedError extends AppError {
+  constructor() {
+    super('proposal_dropped', 503, 'leadership changed before the write committed; it was not applied', { retryAfterSeconds: 1 });
+  }
+}
+
+interface SnapshotImage {
+  readonly kv: string;
+  readonly members: readonly MemberAddress[];
+}
+
+interface QueuedProposal {
+  readonly data: string;
+  readonly resolve: (r: KvResult) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+export interface NodeMetrics {
+  proposals: number;
+  proposalBatches: number;
+  readyLoops: number;
+  appliedEntries: number;
+  snapshotsTaken: number;
+  snapshotsInstalled: number;
+  leaderChanges: number;
+}
+
+export class StoreNode {
+  private kv: KvStateMachine;
+  private readonly members = new Map<NodeId, MemberAddress>();
+  private readonly proposals: WaitTable<number, KvResult>;
+  private readonly proposalTerms = new Map<number, number>();
+  private proposeQueue: QueuedProposal[] = [];
+  private proposeFlushScheduled = false;
+  private readonly reads: WaitTable<string, void>;
+  /** ReadIndex answers waiting for the applied index to reach theirs. */
+  private readsAwaitingApply: { requestId: string; index: number }[] = [];
+  private readSeq = 0;
+  private looping = false;
+  private ticker: NodeJS.Timeout | undefined;
+  private appliedIndex: number;
+  private lastSnapshotIndex: number;
+  private stopped = false;
+  private leaderId: NodeId = '';
+  readonly metrics: NodeMetrics = {
+    proposals: 0,
+    proposalBatches: 0,
+    readyLoops: 0,
+    appliedEntries: 0,
+    snapshotsTaken: 0,
+    snapshotsInstalled: 0,
+    leaderChanges: 0,
+  };
+  /** Called after every applied batch; watches hook in here. */
+  onApplied: ((appliedIndex: number) => void) | undefined;
+
+  private constructor(
+    readonly cfg: NodeConfig,
+    private readonly raw: RawNode,
+    private readonly wal: WriteAheadLog,
+    readonly transport: Transport,
+    snapshot: Snapshot | undefined,
+  ) {
+    this.proposals = new WaitTable('write');
+    this.reads = new WaitTable('linearizable read');
+    const image = snapshot && snapshot.data !== '' ? (JSON.parse(snapshot.data) as SnapshotImage) : undefined;
+    this.kv = image ? KvStateMachine.restore(image.kv) : new KvStateMachine({ maxKeyBytes: cfg.maxKeyBytes, maxValueBytes: cfg.maxValueBytes });
+    for (const m of image?.members ?? cfg.initialCluster) this.setMember(m);
+    this.appliedIndex = snapshot?.meta.index ?? 0;
+    this.lastSnapshotIndex = this.appliedIndex;
+  }
+
+  static async start(cfg: NodeConfig): Promise<StoreNode> {
+    const snapDir = join(cfg.dataDir, 'snap');
+    const walDir = join(cfg.dataDir, 'wal');
+    await mkdir(snapDir, { recursive: true });
+    const snapshot = await loadNewestSnapshot(snapDir);
+    const { wal, state } = await WriteAheadLog.open(walDir, {
+      snapshotIndex: snapshot?.meta.index ?? 0,
+      segmentSizeBytes: cfg.walSegmentSizeBytes,
+    });
+    if (state.repairedTail) {
+      console.error(`[${cfg.id}] WAL: truncated a torn tail in ${state.repairedTail.path} at ${state.repairedTail.offset} (${state.repairedTail.reason})`);
+    }
+    let storage: StorageState;
+    const fresh = snapshot === undefined && state.entries.length === 0 && state.hardState.term === 0;
+    if (fresh && !cfg.join) {
+      storage = bootstrapStorage(cfg.initialCluster.map((m) => ({ id: m.id, context: JSON.stringify(m) })));
+      await wal.save(storage.entries, storage.hardState);
+    } else {
+      storage = { hardState: state.hardState, snapshot, entries: state.entries };
+    }
+    const raw = new RawNode(
+      { id: cfg.id, electionTicks: cfg.electionTicks, heartbeatTicks: cfg.heartbeatTicks },
+      storage,
+      systemRandom,
+    );
+    let node: StoreNode | undefined;
+    const transport = new Transport(cfg.id, {
+      onMessages: (msgs) => node?.receive(msgs),
+      onUnreachable: (peer) => node?.raw.reportUnreachable(peer),
+    });
+    node = new StoreNode(cfg, raw, wal, transport, snapshot);
+    await transport.listen(cfg.host, cfg.peerPort);
+    node.ticker = setInterval(() => node?.tick(), cfg.tickMs);
+    node.schedule();
+    return node;
+  }
+
+  // ---- driver loop --------------------------------------------------------
+
+  private tick(): void {
+    this.raw.tick();
+    this.schedule();
+  }
+
+  private receive(msgs: readonly Message[]): void {
+    if (this.stopped) return;
+    for (const m of msgs) {
+      if (m.to === this.cfg.id) this.raw.step(m);
+    }
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.looping || this.stopped) return;
+    this.looping = true;
+    setImmediate(() => {
+      this.loop().catch((e: unknown) => this.fatal(e));
+    });
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      while (!this.stopped && this.raw.hasReady()) {
+        const rd = this.raw.ready();
+        await this.persist(rd);
+        this.transport.send(rd.messages);
+        if (rd.snapshot) this.installSnapshot(rd.snapshot);
+        this.applyEntries(rd.committedEntries);
+        for (const rs of rd.readStates) this.readsAwaitingApply.push(rs);
+        if (rd.softState) this.onSoftState(rd.softState.leaderId);
+        this.raw.advance(rd);
+        this.releaseReads();
+        this.metrics.readyLoops++;
+        if (rd.committedEntries.length > 0 || rd.snapshot) this.onApplied?.(this.appliedIndex);
+        await this.maybeSnapshot();
+      }
+    } finally {
+      this.looping = false;
+    }
+    // Work that arrived during the last await of the loop.
+    if (!this.stopped && this.raw.hasReady()) this.schedule();
+  }
+
+  private async persist(rd: Ready): Promise<void> {
+    if (rd.snapshot) {
+      await saveSnapshot(join(this.cfg.dataDir, 'snap'), rd.snapshot);
+      await this.wal.markSnapshot({ index: rd.snapshot.meta.index, term: rd.snapshot.meta.term });
+    }
+    if (rd.entries.length > 0 || rd.hardState) await this.wal.save(rd.entries, rd.hardState);
+  }
+
+  private fatal(e: unknown): void {
+    // A failed fsync or a corrupt state means this replica can no longer be trusted.
+    console.error(`[${this.cfg.id}] fatal:`, e);
+    process.exit(70);
+  }
+
+  private onSoftState(leaderId: NodeId): void {
+    if (leaderId !== this.leaderId) this.metrics.leaderChanges++;
+    this.leaderId = leaderId;
+  }
+
+  // ---- applying -----------------------------------------------------------
+
+  private installSnapshot(s: Snapshot): void {
+    const image = JSON.parse(s.data) as SnapshotImage;
+    this.kv = KvStateMachine.restore(image.kv);
+    this.members.clear();
+    for (const m of image.members) this.setMember(m);
+    // Proposals at or before the snapshot may or may not be in it: their outcome is unknown.
+    for (const [index] of this.proposalTerms) {
+      if (index <= s.meta.index) this.proposals.reject(index, new AppError('outcome_unknown', 504, 'a snapshot replaced the log; the write may or may not have been applied'));
+    }
+    this.appliedIndex = s.meta.index;
+    this.lastSnapshotIndex = s.meta.index;
+    this.metrics.snapshotsInstalled++;
+  }
+
+  private applyEntries(entries: readonly Entry[]): void {
+    for (const e of entries) {
+      assert(e.index === this.appliedIndex + 1, `apply ${e.index} after ${this.appliedIndex}`);
+      let result: KvResult | undefined;
+      if (e.type === 'conf') this.applyConfEntry(e);
+      else if (e.data !== '') result = this.kv.applyData(e.data, e.index).result;
+      this.appliedIndex = e.index;
+      this.metrics.appliedEntries++;
+      const term = this.proposalTerms.get(e.index);
+      if (term === undefined) continue;
+      this.proposalTerms.delete(e.index);
+      if (term === e.term && result !== undefined) this.proposals.resolve(e.index, result);
+      else this.proposals.reject(e.index, new ProposalDroppedError());
+    }
+  }
+
+  private applyConfEntry(e: Entry): void {
+    const cc = JSON.parse(e.data) as ConfChange;
+    if (cc.op === 'remove') {
+      this.members.delete(cc.id);
+      this.transport.removePeer(cc.id);
+    } else if (cc.context !== undefined) {
+      this.setMember(JSON.parse(cc.context) as MemberAddress);
+    }
+  }
+
+  private setMember(m: MemberAddress): void {
+    this.members.set(m.id, m);
+    const [host, port] = m.peerAddress.split(':');
+    this.transport?.setPeer(m.id, { host: host ?? '127.0.0.1', port: Number(port) });
+  }
+
+  private releaseReads(): void {
+    if (this.readsAwaitingApply.length === 0) return;
+    const still: { requestId: string; index: number }[] = [];
+    for (const rs of this.readsAwaitingApply) {
+      if (rs.index <= this.appliedIndex) this.reads.resolve(rs.requestId, undefined);
+      else still.push(rs);
+    }
+    this.readsAwaitingApply = still;
+  }
+
+  private async maybeSnapshot(): Promise<void> {
+    if (this.appliedIndex - this.lastSnapshotIndex < this.cfg.snapshotEveryEntries) return;
+    const image: SnapshotImage = { kv: this.kv.snapshot(), members: [...this.members.values()] };
+    const snap = this.raw.compact(JSON.stringify(image), this.cfg.snapshotKeepEntries);
+    if (!snap) return;
+    const snapDir = join(this.cfg.dataDir, 'snap');
+    // Order matters: the snapshot must be durable before the log behind it goes.
+    await saveSnapshot(snapDir, snap);
+    await this.wal.markSnapshot({ index: snap.meta.index, term: snap.meta.term });
+    await this.wal.releaseTo(snap.meta.index);
+    await pruneSnapshots(snapDir, 2);
+    this.lastSnapshotIndex = snap.meta.index;
+    this.metrics.snapshotsTaken++;
+  }
+
+  // ---- the API the HTTP layer uses -----------------------------------------
+
+  isLeader(): boolean {
+    return this.raw.status().role === 'leader';
+  }
+
+  leader(): MemberAddress | undefined {
+    const id = this.raw.status().leaderId;
+    return id === '' ? undefined : this.members.get(id);
+  }
+
+  /** Propose a write on the leader; resolves with its result once applied here. */
+  write(cmd: KvWriteCommand): Promise<KvResult> {
+    if (this.proposeQueue.length + this.proposals.size >= this.cfg.maxPendingProposals) {
+      return Promise.reject(new BusyError(`more than ${this.cfg.maxPendingProposals} writes are pending`));
+    }
+    return new Promise<KvResult>((resolve, reject) => {
+      this.proposeQueue.push({ data: JSON.stringify(cmd), resolve, reject });
+      if (!this.proposeFlushScheduled) {
+        this.proposeFlushScheduled = true;
+        setImmediate(() => this.flushProposals());
+      }
+    });
+  }
+
+  private flushProposals(): void {
+    this.proposeFlushScheduled = false;
+    const batch = this.proposeQueue;
+    this.proposeQueue = [];
+    if (batch.length === 0) return;
+    const res = this.raw.proposeBatch(batch.map((p) => p.data));
+    if (!res.ok) {
+      const err = res.code === 'busy' ? new BusyError('the log has too many uncommitted entries') : new NoLeaderError(`this node cannot propose: ${res.code}`);
+      for (const p of batch) p.reject(err);
+      return;
+    }
+    this.metrics.proposals += batch.length;
+    this.metrics.proposalBatches++;
+    const first = res.index - batch.length + 1;
+    batch.forEach((p, i) => {
+      const index = first + i;
+      this.proposalTerms.set(index, res.term);
+      this.proposals.wait(index, this.cfg.requestTimeoutMs).then(p.resolve, (e: unknown) => {
+        this.proposalTerms.delete(index);
+        p.reject(e);
+      });
+    });
+    this.schedule();
+  }
+
+  /** Resolves once a read served from local state now is linearizable (ReadIndex, §6.4). */
+  async linearizableBarrier(): Promise<void> {
+    const requestId = `${this.cfg.id}:${++this.readSeq}`;
+    const r = this.raw.readIndex(requestId);
+    if (r === 'no_leader') throw new NoLeaderError();
+    if (r === 'busy') throw new BusyError('too many reads are pending');
+    const done = this.reads.wait(requestId, this.cfg.requestTimeoutMs);
+    this.schedule();
+    await done;
+  }
+
+  get kvState(): KvStateMachine {
+    return this.kv;
+  }
+
+  raftStatus(): RaftStatus {
+    return this.raw.status();
+  }
+
+  memberList(): MemberAddress[] {
+    return [...this.members.values()];
+  }
+
+  get applied(): number {
+    return this.appliedIndex;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.ticker) clearInterval(this.ticker);
+    const err = new NoLeaderError('the node is shutting down');
+    this.proposals.rejectAll(err);
+    this.reads.rejectAll(err);
+    for (const p of this.proposeQueue) p.reject(err);
+    this.proposeQueue = [];
+    await this.transport.close();
+    // Wait for an in-flight loop iteration to finish its fsync before closing the WAL.
+    for (let i = 0; i < 200 && this.looping; i++) await new Promise((r) => setTimeout(r, 5));
+    await this.wal.close();
+  }
+}
