@@ -1,0 +1,206 @@
+/**
+ * The typed client of the built-in store. It takes a list of endpoints, finds
+ * the leader (writes go straight to it, saving the follower's forwarding hop),
+ * fails over when a node is down or has no leader, and retries only what is
+ * safe to retry: reads always; writes because every write carries a
+ * `Request-Id` (clientId:sequence) that the store applies at most once, so a
+ * retry after a timeout returns the original result instead of applying twice.
+ */
+import { randomUUID } from 'node:crypto';
+
+export interface KeyValue {
+  readonly key: string;
+  readonly value: string;
+  readonly version: number;
+  readonly createRevision: number;
+  readonly modRevision: number;
+  readonly lease?: number;
+}
+
+export interface ClientOptions {
+  readonly endpoints: readonly string[];
+  /** One HTTP attempt's timeout. */
+  readonly requestTimeoutMs?: number;
+  /** A whole call's deadline, across retries and failovers. */
+  readonly deadlineMs?: number;
+  /** Attempts per call at most. */
+  readonly maxAttempts?: number;
+  /** Identifies this client's write session; random by default. */
+  readonly clientId?: string;
+}
+
+export class StoreError extends Error {
+  constructor(
+    readonly code: string,
+    readonly status: number,
+    message: string,
+    readonly details: Readonly<Record<string, unknown>> = {},
+  ) {
+    super(message);
+    this.name = 'StoreError';
+  }
+}
+
+/** Codes after which another attempt (maybe on another node) can succeed. */
+const RETRYABLE = new Set(['no_leader', 'busy', 'request_timeout', 'proposal_dropped', 'outcome_unknown', 'unavailable']);
+
+export interface TxnCompare {
+  readonly key: string;
+  readonly target: 'value' | 'version' | 'createRevision' | 'modRevision';
+  readonly op: '=' | '!=' | '<' | '>';
+  readonly value: string | number;
+}
+
+export type TxnOp =
+  | { readonly type: 'get'; readonly key: string }
+  | { readonly type: 'put'; readonly key: string; readonly value: string; readonly lease?: number }
+  | { readonly type: 'delete'; readonly key: string }
+  | { readonly type: 'range'; readonly prefix: string; readonly limit?: number; readonly after?: string };
+
+export class StoreClient {
+  readonly endpoints: readonly string[];
+  readonly clientId: string;
+  private readonly requestTimeoutMs: number;
+  private readonly deadlineMs: number;
+  private readonly maxAttempts: number;
+  /**
+   * Write lanes: the store keeps one session per client id and expects one
+   * write in flight per session (Raft dissertation §6.3), so concurrent writes
+   * each take a free lane, a sub-session with its own increasing sequence.
+   */
+  private readonly freeLanes: number[] = [];
+  private readonly laneSeq: number[] = [];
+  /** The endpoint that last answered well; tried first. */
+  private preferred = 0;
+  private leaderUrl: string | undefined;
+
+  constructor(opts: ClientOptions) {
+    if (opts.endpoints.length === 0) throw new Error('at least one endpoint is required');
+    this.endpoints = opts.endpoints.map((e) => e.replace(/\/+$/, ''));
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 5_000;
+    this.deadlineMs = opts.deadlineMs ?? 15_000;
+    this.maxAttempts = opts.maxAttempts ?? 20;
+    this.clientId = opts.clientId ?? randomUUID();
+  }
+
+  async get(key: string, opts: { serializable?: boolean } = {}): Promise<KeyValue | null> {
+    try {
+      return await this.call<KeyValue>('GET', `/v1/kv/${encodeURIComponent(key)}${opts.serializable ? '?consistency=serializable' : ''}`);
+    } catch (e) {
+      if (e instanceof StoreError && e.code === 'key_not_found') return null;
+      throw e;
+    }
+  }
+
+  put(key: string, value: string, opts: { lease?: number } = {}): Promise<{ revision: number; previous: string | null }> {
+    return this.write('PUT', `/v1/kv/${encodeURIComponent(key)}`, { value, ...opts });
+  }
+
+  /** Compare-and-swap; `expected: null` means the key must be absent. */
+  cas(key: string, expected: string | null, value: string, opts: { lease?: number } = {}): Promise<{ succeeded: boolean; previous: string | null; revision: number }> {
+    return this.write('POST', `/v1/kv/${encodeURIComponent(key)}/cas`, { expected, value, ...opts });
+  }
+
+  delete(key: string): Promise<{ deleted: boolean; previous: string | null; revision: number }> {
+    return this.write('DELETE', `/v1/kv/${encodeURIComponent(key)}`, undefined);
+  }
+
+  range(prefix: string, opts: { limit?: number; after?: string; serializable?: boolean } = {}): Promise<{ kvs: KeyValue[]; more: boolean; revision: number }> {
+    const q = new URLSearchParams({ prefix });
+    if (opts.limit !== undefined) q.set('limit', String(opts.limit));
+    if (opts.after !== undefined) q.set('after', opts.after);
+    if (opts.serializable) q.set('consistency', 'serializable');
+    return this.call('GET', `/v1/kv?${q.toString()}`);
+  }
+
+  txn(compare: readonly TxnCompare[], success: readonly TxnOp[], failure: readonly TxnOp[] = []): Promise<{ succeeded: boolean; revision: number; results: unknown[] }> {
+    return this.write('POST', '/v1/txn', { compare, success, failure });
+  }
+
+  status(endpoint?: string): Promise<Record<string, unknown>> {
+    if (endpoint) return this.once('GET', endpoint.replace(/\/+$/, ''), '/v1/status', undefined, undefined);
+    return this.call('GET', '/v1/status');
+  }
+
+  /** A write gets one Request-Id for all its attempts: the store applies it at most once. */
+  private async write<T>(method: string, path: string, body: unknown): Promise<T> {
+    const lane = this.freeLanes.pop() ?? this.laneSeq.push(0) - 1;
+    const seq = (this.laneSeq[lane] ?? 0) + 1;
+    this.laneSeq[lane] = seq;
+    try {
+      return await this.call<T>(method, path, body, `${this.clientId}.${lane}:${seq}`, true);
+    } finally {
+      this.freeLanes.push(lane);
+    }
+  }
+
+  private async call<T>(method: string, path: string, body?: unknown, requestId?: string, preferLeader = false): Promise<T> {
+    const deadline = Date.now() + this.deadlineMs;
+    let lastError: unknown;
+    for (let attempt = 0; attempt < this.maxAttempts && Date.now() < deadline; attempt++) {
+      const base = preferLeader && this.leaderUrl ? this.leaderUrl : (this.endpoints[(this.preferred + attempt) % this.endpoints.length] as string);
+      try {
+        const result = await this.once<T>(method, base, path, body, requestId);
+        this.preferred = Math.max(0, this.endpoints.indexOf(base));
+        return result;
+      } catch (e) {
+        lastError = e;
+        if (e instanceof StoreError && !RETRYABLE.has(e.code)) throw e;
+        this.leaderUrl = undefined;
+        if (preferLeader) void this.discoverLeader();
+        // Exponential backoff with jitter, capped, within the deadline.
+        const backoff = Math.min(500, 20 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random() / 2);
+        await new Promise((r) => setTimeout(r, Math.max(0, Math.min(backoff, deadline - Date.now()))));
+      }
+    }
+    if (lastError instanceof StoreError) throw lastError;
+    throw new StoreError('unavailable', 503, `no endpoint answered within ${this.deadlineMs} ms: ${String(lastError)}`);
+  }
+
+  private async once<T>(method: string, base: string, path: string, body: unknown, requestId: string | undefined): Promise<T> {
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (requestId) headers['request-id'] = requestId;
+    let res: Response;
+    try {
+      res = await fetch(base + path, {
+        method,
+        headers,
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(this.requestTimeoutMs),
+      });
+    } catch (e) {
+      // Connection refused or timed out: for a write the outcome is unknown, and
+      // the retry with the same Request-Id resolves it.
+      throw new StoreError('unavailable', 503, `${base} did not answer: ${String(e)}`);
+    }
+    const text = await res.text();
+    let payload: Record<string, unknown>;
+    try {
+      payload = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      throw new StoreError('unavailable', 503, `${base} sent a non-JSON answer (${res.status})`);
+    }
+    if (res.status >= 400) {
+      const err = (payload['error'] ?? {}) as Record<string, unknown>;
+      throw new StoreError(String(err['code'] ?? 'unknown'), res.status, String(err['message'] ?? ''), err);
+    }
+    return payload as T;
+  }
+
+  /** Asks the endpoints who leads, so writes skip the forwarding hop. */
+  private async discoverLeader(): Promise<void> {
+    for (const e of this.endpoints) {
+      try {
+        const st = await this.once<{ leaderId: string | null; members: { id: string; clientUrl: string }[] }>('GET', e, '/v1/status', undefined, undefined);
+        const leader = st.members.find((m) => m.id === st.leaderId);
+        if (leader && this.endpoints.includes(leader.clientUrl)) {
+          this.leaderUrl = leader.clientUrl;
+          return;
+        }
+      } catch {
+        // try the next one
+      }
+    }
+  }
+}
