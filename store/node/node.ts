@@ -24,7 +24,7 @@ import {
 } from '../raft/index.js';
 import { type MemberAddress, type NodeConfig } from './config.js';
 import { WaitTable } from './pending.js';
-import { loadNewestSnapshot, pruneSnapshots, saveSnapshot } from './snapshot-file.js';
+import { loadNewestSnapshot, saveSnapshot } from './snapshot-file.js';
 import { Transport } from './transport.js';
 import { WriteAheadLog } from './wal.js';
 
@@ -283,7 +283,6 @@ export class StoreNode {
     await saveSnapshot(snapDir, snap);
     await this.wal.markSnapshot({ index: snap.meta.index, term: snap.meta.term });
     await this.wal.releaseTo(snap.meta.index);
-    await pruneSnapshots(snapDir, 2);
     this.lastSnapshotIndex = snap.meta.index;
     this.metrics.snapshotsTaken++;
   }
