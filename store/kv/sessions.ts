@@ -1,0 +1,111 @@
+/**
+ * Client sessions for exactly-once writes (Raft dissertation 6.3): per client
+ * the last applied seq and its result, so a retried write is answered from
+ * the cache instead of being applied twice.
+ *
+ * Time is the commands' `nowMs` as the state machine saw it (a monotone
+ * clock, see KvStateMachine), never the local clock, so expiry and eviction
+ * are identical on every replica. Limits: a session idle for more than
+ * sessionIdleMs expires; past maxSessions the least recently used goes.
+ * A write retried after its session expired or was evicted is applied again:
+ * clients must stop retrying well within sessionIdleMs.
+ */
+import { assert } from '../../lib/assert.js';
+import type { KvOkResult } from './types.js';
+
+export interface Session {
+  readonly clientId: string;
+  /** The last applied seq of this client. */
+  readonly seq: number;
+  /** Clock of the last command that used this session. */
+  readonly lastSeenMs: number;
+  /** The result of `seq`, as first returned (without `duplicate`). */
+  readonly result: KvOkResult;
+}
+
+export type SessionCheck =
+  | { readonly kind: 'new' }
+  | { readonly kind: 'duplicate'; readonly result: KvOkResult }
+  | { readonly kind: 'stale'; readonly lastSeq: number };
+
+export class SessionTable {
+  /**
+   * Least recently used first: every use moves a session to the end. Since
+   * the clock never goes back, this is also lastSeenMs order, so expiry
+   * only ever looks at the front.
+   */
+  private readonly byClient = new Map<string, Session>();
+  /** The newest lastSeenMs stored; the order invariant above holds while puts never go below it. */
+  private latestMs = -Infinity;
+
+  constructor(
+    private readonly maxSessions: number,
+    private readonly sessionIdleMs: number,
+  ) {}
+
+  get size(): number {
+    return this.byClient.size;
+  }
+
+  /** What a write with this id is, at clock `nowMs` (a session expired by then counts as gone). */
+  check(clientId: string, seq: number, nowMs: number): SessionCheck {
+    const session = this.byClient.get(clientId);
+    if (session === undefined || this.isExpired(session, nowMs)) return { kind: 'new' };
+    if (seq > session.seq) return { kind: 'new' };
+    if (seq === session.seq) return { kind: 'duplicate', result: session.result };
+    return { kind: 'stale', lastSeq: session.seq };
+  }
+
+  /** Drops every session idle for more than sessionIdleMs at `nowMs`. */
+  expire(nowMs: number): void {
+    for (const session of this.byClient.values()) {
+      if (!this.isExpired(session, nowMs)) return;
+      this.byClient.delete(session.clientId);
+    }
+  }
+
+  /** Marks a session used at `nowMs` (a duplicate answered from the cache). */
+  touch(clientId: string, nowMs: number): void {
+    const session = this.byClient.get(clientId);
+    assert(session !== undefined, `touch of unknown session ${clientId}`);
+    this.put({ ...session, lastSeenMs: nowMs });
+  }
+
+  /** Stores the result of a newly applied write, evicting the least recently used past maxSessions. */
+  record(clientId: string, seq: number, nowMs: number, result: KvOkResult): void {
+    this.put({ clientId, seq, lastSeenMs: nowMs, result });
+    for (const oldest of this.byClient.keys()) {
+      if (this.byClient.size <= this.maxSessions) break;
+      this.byClient.delete(oldest);
+    }
+  }
+
+  /** Sessions least recently used first (for snapshots; `load` keeps the order). */
+  list(): Session[] {
+    return [...this.byClient.values()];
+  }
+
+  load(sessions: readonly Session[]): void {
+    assert(this.byClient.size === 0, 'load into a used session table');
+    assert(sessions.length <= this.maxSessions, 'snapshot has more sessions than maxSessions');
+    let lastSeenMs = -Infinity;
+    for (const session of sessions) {
+      assert(session.lastSeenMs >= lastSeenMs, 'snapshot sessions out of use order');
+      assert(!this.byClient.has(session.clientId), `snapshot repeats session ${session.clientId}`);
+      lastSeenMs = session.lastSeenMs;
+      this.byClient.set(session.clientId, session);
+    }
+    this.latestMs = lastSeenMs;
+  }
+
+  private put(session: Session): void {
+    assert(session.lastSeenMs >= this.latestMs, 'session clock went back');
+    this.latestMs = session.lastSeenMs;
+    this.byClient.delete(session.clientId);
+    this.byClient.set(session.clientId, session);
+  }
+
+  private isExpired(session: Session, nowMs: number): boolean {
+    return nowMs - session.lastSeenMs > this.sessionIdleMs;
+  }
+}

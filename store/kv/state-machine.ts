@@ -1,0 +1,235 @@
+/**
+ * The KV state machine: what every replica applies, in log order, to reach
+ * the same state. Pure computation: no I/O, no timers, no wall clock, no
+ * randomness; time enters only as the leader-stamped `nowMs` of a command.
+ *
+ * Apply order for one entry:
+ * 1. check the command (validate.ts); a failure stops here;
+ * 2. for a write with a requestId, consult its session: a stale seq fails,
+ *    the last seq is answered from the cache (`duplicate: true`);
+ * 3. execute (engine.ts); a failure changes nothing;
+ * 4. on success: append the events to the watch history, advance the clock
+ *    (expiring idle sessions), and record the result in the session.
+ */
+import { assert } from '../../lib/assert.js';
+import { type KvConfig, resolveKvConfig } from './config.js';
+import { Changes, KvEngine } from './engine.js';
+import { fail, isFailure } from './failure.js';
+import { WatchHistory } from './history.js';
+import { SessionTable } from './sessions.js';
+import { decodeSnapshot, encodeSnapshot } from './snapshot.js';
+import type {
+  EventsResult,
+  GetResult,
+  KvApplied,
+  KvCommand,
+  KvEvent,
+  KvFailure,
+  KvOkResult,
+  KvResult,
+  LeaseInfo,
+  RangeOp,
+  RangeResult,
+  WatchFilter,
+} from './types.js';
+import { utf8ByteLength } from './utf8.js';
+import { type CheckedCommand, checkCommand, checkReadOp } from './validate.js';
+
+const NO_EVENTS: readonly KvEvent[] = Object.freeze([]);
+
+/** A range query as the read API takes it (a RangeOp without its tag). */
+export type RangeQuery = Omit<RangeOp, 'type'>;
+
+export class KvStateMachine {
+  readonly config: KvConfig;
+  private readonly engine: KvEngine;
+  private readonly sessions: SessionTable;
+  private readonly history: WatchHistory;
+  /**
+   * Raft index of the last entry applied. Entries the node does not pass in
+   * (leader no-ops, conf changes) leave gaps, which is fine.
+   */
+  private applied = 0;
+  /**
+   * The largest nowMs of any successfully applied write: the sessions' clock.
+   * Invariant: never decreases (so session LRU order is also time order).
+   */
+  private clockMs = 0;
+
+  constructor(config: Partial<KvConfig> = {}) {
+    this.config = resolveKvConfig(config);
+    this.engine = new KvEngine(this.config);
+    this.sessions = new SessionTable(this.config.maxSessions, this.config.sessionIdleMs);
+    this.history = new WatchHistory(this.config.watchHistoryEvents, this.config.watchHistoryBytes);
+  }
+
+  /** The store revision: 1 when empty, +1 for each command that changed a key. */
+  get revision(): number {
+    return this.engine.revision;
+  }
+
+  get appliedIndex(): number {
+    return this.applied;
+  }
+
+  /** Number of live keys. */
+  get keyCount(): number {
+    return this.engine.keyspace.size;
+  }
+
+  /** Key and value UTF-8 bytes of all live keys (what maxStoreBytes limits). */
+  get storeBytes(): number {
+    return this.engine.keyspace.totalBytes;
+  }
+
+  /**
+   * Applies one committed command. `raftIndex` must be above every index
+   * applied before. The command is checked at run time too (it came through
+   * the log as JSON), so any input gives a result and none throws.
+   */
+  apply(command: KvCommand, raftIndex: number): KvApplied {
+    this.advanceIndex(raftIndex);
+    const checked = checkCommand(command, this.config);
+    if (isFailure(checked)) return { result: checked, events: NO_EVENTS };
+    if (checked.kind === 'read') {
+      const op = checked.op;
+      return { result: op.type === 'get' ? this.engine.get(op) : this.engine.range(op), events: NO_EVENTS };
+    }
+    return this.applyWrite(checked);
+  }
+
+  /** Applies a committed entry's data (a command as JSON); data that is not JSON is invalid_command. */
+  applyData(data: string, raftIndex: number): KvApplied {
+    let command: unknown;
+    try {
+      command = JSON.parse(data);
+    } catch {
+      this.advanceIndex(raftIndex);
+      return { result: fail('invalid_command', 'entry data is not JSON'), events: NO_EVENTS };
+    }
+    return this.apply(command as KvCommand, raftIndex);
+  }
+
+  /** Reads one key from the local state (no mutation). */
+  get(key: string): KvOkResult<GetResult> | KvFailure {
+    const op = checkReadOp({ type: 'get', key }, this.config);
+    if (isFailure(op)) return op;
+    assert(op.type === 'get', 'get checked as get');
+    return this.engine.get(op);
+  }
+
+  /** Scans keys under a prefix from the local state (no mutation). */
+  range(query: RangeQuery): KvOkResult<RangeResult> | KvFailure {
+    const op = checkReadOp({ ...query, type: 'range' }, this.config);
+    if (isFailure(op)) return op;
+    assert(op.type === 'range', 'range checked as range');
+    return this.engine.range(op);
+  }
+
+  /** Live leases in grant order, for the leader to time their expiry. */
+  leases(): LeaseInfo[] {
+    return this.engine.leaseTable.list();
+  }
+
+  /**
+   * Events with revision >= fromRevision for a key or prefix, at most
+   * `limit` (whole revisions), or a `compacted` failure with
+   * `oldestRevision` when the history no longer reaches back that far.
+   */
+  eventsSince(fromRevision: number, filter: WatchFilter, limit: number): EventsResult | KvFailure {
+    return this.history.since(fromRevision, filter, limit, this.engine.revision);
+  }
+
+  /** The whole replicated state as a JSON string; `KvStateMachine.restore` rebuilds it exactly. */
+  snapshot(): string {
+    return encodeSnapshot({
+      appliedIndex: this.applied,
+      revision: this.engine.revision,
+      clockMs: this.clockMs,
+      keys: [...this.engine.keyspace.inOrder()].map((s) => s.kv),
+      leases: this.engine.leaseTable.list().map(({ id, ttlMs }) => ({ id, ttlMs })),
+      sessions: this.sessions.list(),
+      history: this.history.save(),
+    });
+  }
+
+  /**
+   * Builds a state machine from `snapshot()` output. Use the same config as
+   * the replica that wrote it (see config.ts). Throws an AssertionError on
+   * a malformed snapshot: that is corruption, not user input.
+   */
+  static restore(data: string, config: Partial<KvConfig> = {}): KvStateMachine {
+    const image = decodeSnapshot(data);
+    const kv = new KvStateMachine(config);
+    kv.applied = image.appliedIndex;
+    kv.clockMs = image.clockMs;
+    kv.engine.revision = image.revision;
+    for (const { id, ttlMs } of image.leases) kv.engine.leaseTable.grant(id, ttlMs);
+    for (const stored of image.keys) {
+      const keyBytes = utf8ByteLength(stored.key);
+      const valueBytes = utf8ByteLength(stored.value);
+      assert(keyBytes > 0 && valueBytes >= 0, `snapshot key ${stored.key} is not valid UTF-8`);
+      kv.engine.keyspace.set({ kv: stored, keyBytes, valueBytes });
+      if (stored.lease !== undefined) kv.engine.leaseTable.attach(stored.lease, stored.key);
+    }
+    const sizes = image.history.events.map(eventBytes);
+    kv.history.load(image.history.droppedThrough, image.history.events, sizes);
+    kv.sessions.load(image.sessions);
+    return kv;
+  }
+
+  private applyWrite(checked: Extract<CheckedCommand, { kind: 'write' }>): KvApplied {
+    const nowMs = checked.nowMs === undefined ? this.clockMs : Math.max(this.clockMs, checked.nowMs);
+    const id = checked.requestId;
+    if (id !== undefined) {
+      const seen = this.sessions.check(id.clientId, id.seq, nowMs);
+      if (seen.kind === 'stale') {
+        const message = `request ${id.clientId}:${id.seq} is older than the last applied seq ${seen.lastSeq}`;
+        return {
+          result: fail('request_id_stale', message, {
+            clientId: id.clientId,
+            seq: id.seq,
+            lastSeq: seen.lastSeq,
+          }),
+          events: NO_EVENTS,
+        };
+      }
+      if (seen.kind === 'duplicate') {
+        this.advanceClock(nowMs);
+        this.sessions.touch(id.clientId, nowMs);
+        return { result: { ...seen.result, duplicate: true }, events: NO_EVENTS };
+      }
+    }
+    const changes = new Changes();
+    const result: KvResult = this.engine.write(checked.op, changes);
+    if (!result.ok) {
+      assert(changes.events.length === 0, 'a failed write produced events');
+      return { result, events: NO_EVENTS };
+    }
+    this.history.append(changes.events, changes.sizes);
+    this.advanceClock(nowMs);
+    if (id !== undefined) this.sessions.record(id.clientId, id.seq, nowMs, result);
+    return { result, events: changes.events };
+  }
+
+  private advanceIndex(raftIndex: number): void {
+    assert(
+      Number.isSafeInteger(raftIndex) && raftIndex > this.applied,
+      `apply at index ${raftIndex} after ${this.applied}`,
+    );
+    this.applied = raftIndex;
+  }
+
+  private advanceClock(nowMs: number): void {
+    assert(nowMs >= this.clockMs, 'the state machine clock went back');
+    this.clockMs = nowMs;
+    this.sessions.expire(nowMs);
+  }
+}
+
+/** The history size of an event, as the engine counts it when the event is made. */
+function eventBytes(event: KvEvent): number {
+  const valueBytes = event.value === null ? 0 : utf8ByteLength(event.value);
+  const prevBytes = event.prevValue === null ? 0 : utf8ByteLength(event.prevValue);
+  return utf8ByteLength(event.key) + valueBytes + prevBytes;
+}
