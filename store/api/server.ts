@@ -13,6 +13,8 @@ import { NoLeaderError, type StoreNode } from '../node/node.js';
 import { kvFailureToError } from './errors.js';
 import { casBody, checkBody, putBody, txnBody } from './schemas.js';
 import { renderMetrics } from './metrics.js';
+import { WatchHub } from './watch.js';
+import { addAdminRoutes } from './admin.js';
 
 const FORWARDED_HEADER = 'x-forwarded-by';
 /** Forwarded writes give up after this long; the client may retry with the same Request-Id. */
@@ -41,14 +43,20 @@ function unwrap(result: KvResult): Record<string, unknown> {
 export function createStoreRouter(node: StoreNode): Router {
   const maxBody = node.cfg.maxBodyBytes;
 
-  /** Runs a write on the leader, forwarding it there when this node is not the leader. */
+  /** Runs `run` on the leader, forwarding the request there when this node is not the leader. */
+  async function onLeader(ctx: RouteContext, body: unknown, run: () => Promise<Record<string, unknown>>): Promise<Record<string, unknown>> {
+    return node.isLeader() ? run() : forward(ctx, body);
+  }
+
+  /** A KV write: checked here (bad input never reaches the log), then proposed on the leader. */
   async function write(ctx: RouteContext, cmd: KvWriteCommand, body: unknown): Promise<Record<string, unknown>> {
     const requestId = parseRequestId(ctx.req.headers['request-id']);
     const checked = checkCommand(cmd, node.kvState.config);
     if ('ok' in checked && checked.ok === false) throw kvFailureToError(checked);
-    if (!node.isLeader()) return forward(ctx, body);
-    const stamped: KvWriteCommand = requestId ? { ...cmd, requestId, nowMs: Date.now() } : { ...cmd, nowMs: Date.now() };
-    return unwrap(await node.write(stamped));
+    return onLeader(ctx, body, async () => {
+      const stamped: KvWriteCommand = requestId ? { ...cmd, requestId, nowMs: Date.now() } : { ...cmd, nowMs: Date.now() };
+      return unwrap(await node.write(stamped));
+    });
   }
 
   async function forward(ctx: RouteContext, body: unknown): Promise<Record<string, unknown>> {
@@ -163,6 +171,12 @@ export function createStoreRouter(node: StoreNode): Router {
     return ok({ succeeded: res['succeeded'], revision: res['revision'], results: res['results'] });
   });
 
+  const hub = new WatchHub(node);
+  node.onApplied = (_index, events) => {
+    if (events) hub.pump();
+  };
+  r.on('GET', '/v1/watch', hub.handle);
+  addAdminRoutes(r, { node, onLeader });
   return r;
 }
 

@@ -34,6 +34,8 @@ export interface NodeConfig {
   readonly maxValueBytes: number;
   readonly maxBodyBytes: number;
   readonly walSegmentSizeBytes: number;
+  /** How often the leader checks lease deadlines; keys outlive their TTL by at most this. */
+  readonly leaseCheckMs: number;
 }
 
 export const defaultNodeConfig = {
@@ -50,6 +52,7 @@ export const defaultNodeConfig = {
   maxValueBytes: 1 << 20,
   maxBodyBytes: 2 << 20,
   walSegmentSizeBytes: 64 << 20,
+  leaseCheckMs: 100,
 } as const;
 
 /** Parses `n1=127.0.0.1:2379:2380,n2=...` (id=host:clientPort:peerPort). */

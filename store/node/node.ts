@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { assert } from '../../lib/assert.js';
 import { AppError } from '../../lib/errors.js';
 import { systemRandom } from '../../lib/random.js';
+import { systemClock } from '../../lib/clock.js';
+import { LeaseKeeper } from './leases.js';
 import { KvStateMachine, type KvResult, type KvWriteCommand } from '../kv/index.js';
 import {
   RawNode,
@@ -46,6 +48,9 @@ export class ProposalDroppedError extends AppError {
     super('proposal_dropped', 503, 'leadership changed before the write committed; it was not applied', { retryAfterSeconds: 1 });
   }
 }
+
+/** What a conf-change proposal resolves with once applied. */
+const CONF_APPLIED = { ok: true, type: 'put', revision: 0, previous: null } as const satisfies KvResult;
 
 interface SnapshotImage {
   readonly kv: string;
@@ -85,6 +90,8 @@ export class StoreNode {
   private lastSnapshotIndex: number;
   private stopped = false;
   private leaderId: NodeId = '';
+  /** Set when applied entries produced watch events since the last onApplied call. */
+  private hasNewEvents = false;
   readonly metrics: NodeMetrics = {
     proposals: 0,
     proposalBatches: 0,
@@ -94,8 +101,12 @@ export class StoreNode {
     snapshotsInstalled: 0,
     leaderChanges: 0,
   };
-  /** Called after every applied batch; watches hook in here. */
-  onApplied: ((appliedIndex: number) => void) | undefined;
+  /** Called after every applied batch (watches and the lease keeper hook in); `events` is false when no key changed. */
+  onApplied: ((appliedIndex: number, events: boolean) => void) | undefined;
+  /** Called when this node learns of a new leader (possibly itself). */
+  onLeaderChange: ((leaderId: NodeId, isSelf: boolean) => void) | undefined;
+
+  readonly leases: LeaseKeeper;
 
   private constructor(
     readonly cfg: NodeConfig,
@@ -111,6 +122,7 @@ export class StoreNode {
     for (const m of image?.members ?? cfg.initialCluster) this.setMember(m);
     this.appliedIndex = snapshot?.meta.index ?? 0;
     this.lastSnapshotIndex = this.appliedIndex;
+    this.leases = new LeaseKeeper(this, systemClock, cfg.leaseCheckMs);
   }
 
   static async start(cfg: NodeConfig): Promise<StoreNode> {
@@ -146,6 +158,7 @@ export class StoreNode {
     node = new StoreNode(cfg, raw, wal, transport, snapshot);
     await transport.listen(cfg.host, cfg.peerPort);
     node.ticker = setInterval(() => node?.tick(), cfg.tickMs);
+    node.leases.start();
     node.schedule();
     return node;
   }
@@ -186,7 +199,11 @@ export class StoreNode {
         this.raw.advance(rd);
         this.releaseReads();
         this.metrics.readyLoops++;
-        if (rd.committedEntries.length > 0 || rd.snapshot) this.onApplied?.(this.appliedIndex);
+        if (rd.committedEntries.length > 0 || rd.snapshot) {
+          const events = this.hasNewEvents || rd.snapshot !== undefined;
+          this.hasNewEvents = false;
+          this.onApplied?.(this.appliedIndex, events);
+        }
         await this.maybeSnapshot();
       }
     } finally {
@@ -211,8 +228,11 @@ export class StoreNode {
   }
 
   private onSoftState(leaderId: NodeId): void {
-    if (leaderId !== this.leaderId) this.metrics.leaderChanges++;
+    if (leaderId === this.leaderId) return;
+    this.metrics.leaderChanges++;
     this.leaderId = leaderId;
+    this.leases.onLeaderChange();
+    this.onLeaderChange?.(leaderId, leaderId === this.cfg.id);
   }
 
   // ---- applying -----------------------------------------------------------
@@ -235,8 +255,14 @@ export class StoreNode {
     for (const e of entries) {
       assert(e.index === this.appliedIndex + 1, `apply ${e.index} after ${this.appliedIndex}`);
       let result: KvResult | undefined;
-      if (e.type === 'conf') this.applyConfEntry(e);
-      else if (e.data !== '') result = this.kv.applyData(e.data, e.index).result;
+      if (e.type === 'conf') {
+        this.applyConfEntry(e);
+        result = CONF_APPLIED;
+      } else if (e.data !== '') {
+        const applied = this.kv.applyData(e.data, e.index);
+        result = applied.result;
+        if (applied.events.length > 0) this.hasNewEvents = true;
+      }
       this.appliedIndex = e.index;
       this.metrics.appliedEntries++;
       const term = this.proposalTerms.get(e.index);
@@ -337,6 +363,35 @@ export class StoreNode {
     this.schedule();
   }
 
+  /** A single-server membership change (§4.1); resolves once applied here. */
+  async changeMembership(cc: ConfChange): Promise<void> {
+    const res = this.raw.proposeConfChange(cc);
+    if (!res.ok) {
+      if (res.code === 'conf_change_pending') throw new AppError('conf_change_pending', 409, 'another membership change is still in progress', { retryAfterSeconds: 1 });
+      if (res.code === 'conf_change_invalid') throw new AppError('conf_change_invalid', 400, `membership change ${cc.op} ${cc.id} does not fit the current configuration`);
+      throw new NoLeaderError(`this node cannot propose: ${res.code}`);
+    }
+    this.proposalTerms.set(res.index, res.term);
+    const done = this.proposals.wait(res.index, this.cfg.requestTimeoutMs);
+    this.schedule();
+    await done;
+  }
+
+  /** Hands leadership to `to` (dissertation §3.10); resolves once this node sees a new leader. */
+  async transferLeadership(to: NodeId): Promise<NodeId> {
+    const r = this.raw.transferLeadership(to);
+    if (r === 'not_leader') throw new NoLeaderError('only the leader can transfer leadership');
+    if (r === 'invalid_target') throw new AppError('invalid_target', 400, `${to} is not a voting member`);
+    this.schedule();
+    const deadline = Date.now() + this.cfg.tickMs * this.cfg.electionTicks * 2;
+    while (Date.now() < deadline) {
+      const lead = this.raw.status().leaderId;
+      if (lead !== this.cfg.id && lead !== '') return lead;
+      await new Promise((res) => setTimeout(res, this.cfg.tickMs / 2));
+    }
+    throw new AppError('transfer_timeout', 504, `leadership did not move to ${to} within two election timeouts`);
+  }
+
   /** Resolves once a read served from local state now is linearizable (ReadIndex, §6.4). */
   async linearizableBarrier(): Promise<void> {
     const requestId = `${this.cfg.id}:${++this.readSeq}`;
@@ -368,6 +423,7 @@ export class StoreNode {
     if (this.stopped) return;
     this.stopped = true;
     if (this.ticker) clearInterval(this.ticker);
+    this.leases.stop();
     const err = new NoLeaderError('the node is shutting down');
     this.proposals.rejectAll(err);
     this.reads.rejectAll(err);
