@@ -29,6 +29,41 @@ export interface ClientOptions {
   readonly clientId?: string;
 }
 
+export interface WatchEvent {
+  readonly type: 'put' | 'delete';
+  readonly key: string;
+  readonly value: string | null;
+  readonly prevValue?: string | null;
+  readonly revision: number;
+}
+
+/** Splits a server-sent-events byte stream into messages. */
+async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerator<{ event: string; data: string; id?: string }> {
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let cut: number;
+    while ((cut = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      let event = 'message';
+      let data = '';
+      let id: string | undefined;
+      for (const line of block.split('\n')) {
+        if (line.startsWith(':')) continue;
+        const colon = line.indexOf(':');
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+        if (field === 'event') event = value;
+        else if (field === 'data') data += (data === '' ? '' : '\n') + value;
+        else if (field === 'id') id = value;
+      }
+      if (data !== '') yield id === undefined ? { event, data } : { event, data, id };
+    }
+  }
+}
+
 export class StoreError extends Error {
   constructor(
     readonly code: string,
@@ -115,6 +150,72 @@ export class StoreClient {
 
   txn(compare: readonly TxnCompare[], success: readonly TxnOp[], failure: readonly TxnOp[] = []): Promise<{ succeeded: boolean; revision: number; results: unknown[] }> {
     return this.write('POST', '/v1/txn', { compare, success, failure });
+  }
+
+  grantLease(ttlMs: number): Promise<{ id: number; ttlMs: number }> {
+    return this.write('POST', '/v1/leases', { ttlMs });
+  }
+
+  keepAlive(id: number): Promise<{ id: number; ttlMs: number }> {
+    return this.call('POST', `/v1/leases/${id}/keepalive`, undefined, undefined, true);
+  }
+
+  revokeLease(id: number): Promise<{ revoked: boolean; id: number }> {
+    return this.write('DELETE', `/v1/leases/${id}`, undefined);
+  }
+
+  members(): Promise<{ members: { id: string; clientUrl: string; peerAddress: string; role: string; leader: boolean }[] }> {
+    return this.call('GET', '/v1/members');
+  }
+
+  /**
+   * Watch a key or a prefix as an async iterator of events, in revision order.
+   * It resumes on its own after a dropped connection or a node failure, on
+   * any endpoint, from the revision after the last one it delivered: no gaps,
+   * no duplicates. Ends when `signal` aborts; throws StoreError `compacted`
+   * when the store no longer has the history to resume from.
+   */
+  async *watch(target: { prefix: string } | { key: string }, opts: { fromRevision?: number; signal?: AbortSignal; prevValue?: boolean } = {}): AsyncGenerator<WatchEvent> {
+    let next = opts.fromRevision;
+    let failures = 0;
+    for (let attempt = 0; !opts.signal?.aborted; attempt++) {
+      const base = this.endpoints[(this.preferred + attempt) % this.endpoints.length] as string;
+      const q = new URLSearchParams('prefix' in target ? { prefix: target.prefix } : { key: target.key });
+      if (next !== undefined) q.set('fromRevision', String(next));
+      if (opts.prevValue) q.set('prevValue', 'true');
+      try {
+        // Pin the start before the first connection, so a resume never skips what happened meanwhile.
+        if (next === undefined) {
+          next = (await this.currentRevision(base)) + 1;
+          q.set('fromRevision', String(next));
+        }
+        const res = await fetch(`${base}/v1/watch?${q.toString()}`, opts.signal ? { signal: opts.signal } : {});
+        if (res.status >= 400) {
+          const err = ((await res.json()) as { error?: Record<string, unknown> }).error ?? {};
+          throw new StoreError(String(err['code'] ?? 'unknown'), res.status, String(err['message'] ?? ''), err);
+        }
+        if (!res.body) throw new StoreError('unavailable', 503, 'watch stream without a body');
+        for await (const ev of parseSse(res.body)) {
+          failures = 0;
+          if (ev.event === 'cancelled') break;
+          if (ev.event !== 'put' && ev.event !== 'delete') continue;
+          const data = JSON.parse(ev.data) as WatchEvent;
+          if (data.revision < next) continue;
+          yield data;
+          if (ev.id !== undefined) next = Number(ev.id) + 1;
+        }
+      } catch (e) {
+        if (opts.signal?.aborted) return;
+        if (e instanceof StoreError && !RETRYABLE.has(e.code)) throw e;
+        failures++;
+      }
+      await new Promise((r) => setTimeout(r, Math.min(1_000, 20 * 2 ** Math.min(failures, 6))));
+    }
+  }
+
+  private async currentRevision(base: string): Promise<number> {
+    const st = await this.once<{ revision: number }>('GET', base, '/v1/status', undefined, undefined);
+    return st.revision;
   }
 
   status(endpoint?: string): Promise<Record<string, unknown>> {

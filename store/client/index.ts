@@ -1,1 +1,1 @@
-export { StoreClient, StoreError, type ClientOptions, type KeyValue, type TxnCompare, type TxnOp } from './client.js';
+export { StoreClient, StoreError, type ClientOptions, type KeyValue, type TxnCompare, type TxnOp, type WatchEvent } from './client.js';
