@@ -65,6 +65,12 @@ export function maybeCommit(r: Raft): boolean {
 export function tickLeaderProgress(r: Raft): void {
   for (const [id, pr] of r.prs) {
     if (id === r.id) continue;
+    // A follower holding everything is idle, not stalled: count only while it is behind,
+    // or the first append after an idle spell would be resent as if lost.
+    if (pr.match >= r.log.lastIndex()) {
+      pr.ticksSinceProgress = 0;
+      continue;
+    }
     pr.ticksSinceProgress++;
     if (pr.state === 'snapshot' && pr.ticksSinceProgress >= 2 * r.cfg.electionTicks) pr.becomeProbe();
   }

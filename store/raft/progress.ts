@@ -48,7 +48,7 @@ export class Progress {
   recentActive = true;
   /** Highest ReadIndex round this follower acknowledged. */
   readAck = 0;
-  /** Leader ticks since match last advanced; detects a stalled pipeline after lost messages. */
+  /** Leader ticks while behind with no advance of match; detects a stalled pipeline after lost messages. */
   ticksSinceProgress = 0;
   readonly inflights: Inflights;
 

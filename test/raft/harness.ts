@@ -111,6 +111,8 @@ export type Observer = {
   /** Called for each applied entry with the digest after it; used for state machine safety. */
   onApply?(peer: Peer, entry: Entry, app: AppState): void;
   onSnapshotInstalled?(peer: Peer, snapshot: Snapshot): void;
+  /** Called with every Ready a peer handles, before it is persisted; used by the scenario tests' trace. */
+  onReady?(peer: Peer, rd: Ready): void;
 };
 
 export class Cluster {
@@ -169,6 +171,7 @@ export class Cluster {
     const node = peer.node;
     if (!node || !node.hasReady()) return false;
     const rd = node.ready();
+    this.observer.onReady?.(peer, rd);
     peer.storage.persist(rd);
     this.inflight.push(...rd.messages);
     if (rd.snapshot) {
