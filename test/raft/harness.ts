@@ -172,6 +172,20 @@ export class Cluster {
     if (!node || !node.hasReady()) return false;
     const rd = node.ready();
     this.observer.onReady?.(peer, rd);
+    this.completeReady(id, rd);
+    return true;
+  }
+
+  /**
+   * The rest of the Ready cycle for a Ready taken earlier with `ready()`:
+   * persist, send, apply, advance. The simulator holds a Ready for a few steps
+   * while the node keeps stepping messages, as a node whose fsync is
+   * asynchronous does (the contract allows steps between ready and advance).
+   */
+  completeReady(id: NodeId, rd: Ready): void {
+    const peer = this.peer(id);
+    const node = peer.node;
+    assert(node !== undefined, `peer ${id} is down`);
     peer.storage.persist(rd);
     this.inflight.push(...rd.messages);
     if (rd.snapshot) {
@@ -189,7 +203,6 @@ export class Cluster {
     }
     peer.readStates.push(...rd.readStates);
     node.advance(rd);
-    return true;
   }
 
   /** Take a snapshot of a peer's state machine and compact its log and storage. */
