@@ -11,7 +11,7 @@ import { AppError } from '../../lib/errors.js';
 import { systemRandom } from '../../lib/random.js';
 import { systemClock } from '../../lib/clock.js';
 import { LeaseKeeper } from './leases.js';
-import { KvStateMachine, type KvResult, type KvWriteCommand } from '../kv/index.js';
+import { KvStateMachine, type KvConfig, type KvResult, type KvWriteCommand } from '../kv/index.js';
 import {
   RawNode,
   bootstrapStorage,
@@ -20,6 +20,7 @@ import {
   type Message,
   type NodeId,
   type RaftStatus,
+  type HardState,
   type Ready,
   type Snapshot,
   type StorageState,
@@ -57,6 +58,16 @@ interface SnapshotImage {
   readonly members: readonly MemberAddress[];
 }
 
+/** The KV snapshot is JSON already: embed it as is rather than escape megabytes into a string. */
+function encodeImage(kvJson: string, members: readonly MemberAddress[]): string {
+  return `{"members":${JSON.stringify(members)},"kv":${kvJson}}`;
+}
+
+function decodeImage(data: string): SnapshotImage {
+  const raw = JSON.parse(data) as { kv: unknown; members: MemberAddress[] };
+  return { members: raw.members, kv: typeof raw.kv === 'string' ? raw.kv : JSON.stringify(raw.kv) };
+}
+
 interface QueuedProposal {
   readonly data: string;
   readonly resolve: (r: KvResult) => void;
@@ -71,6 +82,16 @@ export interface NodeMetrics {
   snapshotsTaken: number;
   snapshotsInstalled: number;
   leaderChanges: number;
+}
+
+/**
+ * The KV limits from the node config. Every replica, and every restore from a
+ * snapshot, must use the same ones (store/kv/config.ts): a restore with the
+ * defaults would silently change limits and the watch history's size.
+ */
+function kvConfigOf(cfg: NodeConfig): Partial<KvConfig> {
+  const base = { maxKeyBytes: cfg.maxKeyBytes, maxValueBytes: cfg.maxValueBytes };
+  return cfg.watchHistoryEvents === undefined ? base : { ...base, watchHistoryEvents: cfg.watchHistoryEvents };
 }
 
 export class StoreNode {
@@ -90,8 +111,16 @@ export class StoreNode {
   private lastSnapshotIndex: number;
   private stopped = false;
   private leaderId: NodeId = '';
+  /** This node's role as of the last Ready that carried a soft state. */
+  private role: string = 'follower';
+  /** The hard state last made durable by this process (undefined: not known yet). */
+  private savedHardState: HardState | undefined;
+  /** A commit-only hard state change not yet written; rides along with the next save. */
+  private deferredHardState: HardState | undefined;
   /** Set when applied entries produced watch events since the last onApplied call. */
   private hasNewEvents = false;
+  /** A snapshot is being written beside the Ready loop; the next waits for it. */
+  private snapshotSaving = false;
   readonly metrics: NodeMetrics = {
     proposals: 0,
     proposalBatches: 0,
@@ -117,8 +146,8 @@ export class StoreNode {
   ) {
     this.proposals = new WaitTable('write');
     this.reads = new WaitTable('linearizable read');
-    const image = snapshot && snapshot.data !== '' ? (JSON.parse(snapshot.data) as SnapshotImage) : undefined;
-    this.kv = image ? KvStateMachine.restore(image.kv) : new KvStateMachine({ maxKeyBytes: cfg.maxKeyBytes, maxValueBytes: cfg.maxValueBytes });
+    const image = snapshot && snapshot.data !== '' ? decodeImage(snapshot.data) : undefined;
+    this.kv = image ? KvStateMachine.restore(image.kv, kvConfigOf(cfg)) : new KvStateMachine(kvConfigOf(cfg));
     for (const m of image?.members ?? cfg.initialCluster) this.setMember(m);
     this.appliedIndex = snapshot?.meta.index ?? 0;
     this.lastSnapshotIndex = this.appliedIndex;
@@ -190,10 +219,25 @@ export class StoreNode {
     try {
       while (!this.stopped && this.raw.hasReady()) {
         const rd = this.raw.ready();
+        if (rd.softState) this.role = rd.softState.role;
+        // Raft dissertation §10.2.1 (as etcd does): a leader sends its appends
+        // before its own fsync, so the leader's and the followers' disk writes
+        // overlap. Safe because nothing commits from this Ready before the next
+        // loop turn, which starts only after this persist is durable. Never when
+        // this Ready changes term or vote: those must be durable before any send.
+        const sendFirst = this.role === 'leader' && !this.changesTermOrVote(rd.hardState);
+        if (sendFirst) this.transport.send(rd.messages);
+        // Committed entries that an earlier Ready already made durable here are
+        // applied (and their clients answered) while this Ready's fsync runs,
+        // rather than one fsync later, as etcd's apply runs beside its WAL save.
+        // Not with a snapshot or a membership change in the batch: those keep
+        // the plain order.
+        const applyFirst = this.committedAreStable(rd);
+        if (applyFirst) this.applyEntries(rd.committedEntries);
         await this.persist(rd);
-        this.transport.send(rd.messages);
+        if (!sendFirst) this.transport.send(rd.messages);
         if (rd.snapshot) this.installSnapshot(rd.snapshot);
-        this.applyEntries(rd.committedEntries);
+        if (!applyFirst) this.applyEntries(rd.committedEntries);
         for (const rs of rd.readStates) this.readsAwaitingApply.push(rs);
         if (rd.softState) this.onSoftState(rd.softState.leaderId);
         this.raw.advance(rd);
@@ -204,7 +248,7 @@ export class StoreNode {
           this.hasNewEvents = false;
           this.onApplied?.(this.appliedIndex, events);
         }
-        await this.maybeSnapshot();
+        this.maybeSnapshot();
       }
     } finally {
       this.looping = false;
@@ -218,7 +262,39 @@ export class StoreNode {
       await saveSnapshot(join(this.cfg.dataDir, 'snap'), rd.snapshot);
       await this.wal.markSnapshot({ index: rd.snapshot.meta.index, term: rd.snapshot.meta.term });
     }
-    if (rd.entries.length > 0 || rd.hardState) await this.wal.save(rd.entries, rd.hardState);
+    // A hard state that changes only `commit` needs no fsync of its own (etcd's
+    // MustSync): the commit index is volatile in Raft, a restart clamps it to the
+    // snapshot (RaftLog), and it is written with the next save. This takes one
+    // fsync off every write's path on the leader and on each follower.
+    let hs = rd.hardState;
+    if (hs && rd.entries.length === 0 && !this.changesTermOrVote(hs)) {
+      this.deferredHardState = hs;
+      hs = undefined;
+    }
+    if (rd.entries.length > 0 || hs) {
+      const toSave = hs ?? this.deferredHardState;
+      await this.wal.save(rd.entries, toSave);
+      if (toSave) {
+        this.savedHardState = toSave;
+        this.deferredHardState = undefined;
+      }
+    }
+  }
+
+  /** Every committed entry of the Ready was persisted by an earlier Ready, and none is a conf change. */
+  private committedAreStable(rd: Ready): boolean {
+    const committed = rd.committedEntries;
+    const last = committed[committed.length - 1];
+    if (last === undefined || rd.snapshot) return false;
+    const firstNew = rd.entries[0];
+    if (firstNew !== undefined && firstNew.index <= last.index) return false;
+    return committed.every((e) => e.type !== 'conf');
+  }
+
+  private changesTermOrVote(hs: HardState | undefined): boolean {
+    if (!hs) return false;
+    const saved = this.savedHardState;
+    return saved === undefined || saved.term !== hs.term || saved.vote !== hs.vote;
   }
 
   private fatal(e: unknown): void {
@@ -238,8 +314,8 @@ export class StoreNode {
   // ---- applying -----------------------------------------------------------
 
   private installSnapshot(s: Snapshot): void {
-    const image = JSON.parse(s.data) as SnapshotImage;
-    this.kv = KvStateMachine.restore(image.kv);
+    const image = decodeImage(s.data);
+    this.kv = KvStateMachine.restore(image.kv, kvConfigOf(this.cfg));
     this.members.clear();
     for (const m of image.members) this.setMember(m);
     // Proposals at or before the snapshot may or may not be in it: their outcome is unknown.
@@ -299,17 +375,30 @@ export class StoreNode {
     this.readsAwaitingApply = still;
   }
 
-  private async maybeSnapshot(): Promise<void> {
-    if (this.appliedIndex - this.lastSnapshotIndex < this.cfg.snapshotEveryEntries) return;
-    const image: SnapshotImage = { kv: this.kv.snapshot(), members: [...this.members.values()] };
-    const snap = this.raw.compact(JSON.stringify(image), this.cfg.snapshotKeepEntries);
+  /**
+   * Takes a snapshot every `snapshotEveryEntries` applied entries. The image is
+   * captured synchronously (it must match the applied index), but the file
+   * write, fsyncs and WAL release run beside the Ready loop: awaiting them in
+   * the loop held back heartbeats long enough to cost the cluster its leader.
+   */
+  private maybeSnapshot(): void {
+    if (this.snapshotSaving || this.appliedIndex - this.lastSnapshotIndex < this.cfg.snapshotEveryEntries) return;
+    const snap = this.raw.compact(encodeImage(this.kv.snapshot(), [...this.members.values()]), this.cfg.snapshotKeepEntries);
     if (!snap) return;
-    const snapDir = join(this.cfg.dataDir, 'snap');
+    this.lastSnapshotIndex = snap.meta.index;
+    this.snapshotSaving = true;
+    this.persistSnapshot(snap)
+      .catch((e: unknown) => this.fatal(e))
+      .finally(() => {
+        this.snapshotSaving = false;
+      });
+  }
+
+  private async persistSnapshot(snap: Snapshot): Promise<void> {
     // Order matters: the snapshot must be durable before the log behind it goes.
-    await saveSnapshot(snapDir, snap);
+    await saveSnapshot(join(this.cfg.dataDir, 'snap'), snap);
     await this.wal.markSnapshot({ index: snap.meta.index, term: snap.meta.term });
     await this.wal.releaseTo(snap.meta.index);
-    this.lastSnapshotIndex = snap.meta.index;
     this.metrics.snapshotsTaken++;
   }
 
@@ -431,7 +520,7 @@ export class StoreNode {
     this.proposeQueue = [];
     await this.transport.close();
     // Wait for an in-flight loop iteration to finish its fsync before closing the WAL.
-    for (let i = 0; i < 200 && this.looping; i++) await new Promise((r) => setTimeout(r, 5));
+    for (let i = 0; i < 400 && (this.looping || this.snapshotSaving); i++) await new Promise((r) => setTimeout(r, 5));
     await this.wal.close();
   }
 }
