@@ -7,6 +7,7 @@ import type { MemberAddress } from '../node/config.js';
 import type { StoreNode } from '../node/node.js';
 import { kvFailureToError } from './errors.js';
 import { checkBody, leaseGrantBody, memberAddBody, transferBody } from './schemas.js';
+import { parseRequestId } from './server.js';
 
 export interface AdminDeps {
   readonly node: StoreNode;
@@ -39,9 +40,11 @@ export function addAdminRoutes(r: Router, { node, onLeader }: AdminDeps): void {
     const body = checkBody<{ ttlMs: number; id?: number }>(leaseGrantBody, await readJson(ctx.req, maxBody));
     // The id is chosen here, before proposing, so a forwarded retry keeps it.
     const withId = { ...body, id: body.id ?? randomInt(1, 2 ** 47) };
+    // A retry with the same Request-Id (maybe via another node, with another id) is answered from the session.
+    const requestId = parseRequestId(ctx.req.headers['request-id']);
     return ok(
       await onLeader(ctx, withId, async () => {
-        const res = unwrap(await node.write({ type: 'leaseGrant', id: withId.id, ttlMs: withId.ttlMs, nowMs: Date.now() }));
+        const res = unwrap(await node.write({ type: 'leaseGrant', id: withId.id, ttlMs: withId.ttlMs, nowMs: Date.now(), ...(requestId ? { requestId } : {}) }));
         return { id: res['id'], ttlMs: res['ttlMs'] };
       }),
     );
@@ -54,9 +57,10 @@ export function addAdminRoutes(r: Router, { node, onLeader }: AdminDeps): void {
 
   r.on('DELETE', '/v1/leases/:id', async (ctx) => {
     const id = leaseIdParam(ctx);
+    const requestId = parseRequestId(ctx.req.headers['request-id']);
     return ok(
       await onLeader(ctx, undefined, async () => {
-        const res = unwrap(await node.write({ type: 'leaseRevoke', id, nowMs: Date.now() }));
+        const res = unwrap(await node.write({ type: 'leaseRevoke', id, nowMs: Date.now(), ...(requestId ? { requestId } : {}) }));
         return { revoked: true, id, revision: res['revision'] };
       }),
     );

@@ -1,39 +1,271 @@
 /**
- * `npm run cluster -- --nodes 3 --base-port 2379 --data-dir data/cluster`
+ * `npm run cluster -- --nodes 3 --base-port 2379 --data-dir data/cluster [--grow-to 5]`
  * Starts a local cluster in the foreground, prints each node's URL and pid,
  * and stops every node cleanly on Ctrl-C. Node i serves clients on
  * base-port+i-1 and peers on base-port+100+i-1.
+ *
+ * The running cluster can grow and shrink. Type commands on stdin:
+ *   status          one line per member: role, term, applied index, pid
+ *   add             start the next member nK (same port scheme) with --join, add it
+ *                   as a learner (POST /v1/members), wait until it has caught up
+ *                   with the leader's commit index, then promote it to voter
+ *   remove <id>     remove member <id> (DELETE /v1/members/<id>; the leader too: the
+ *                   others elect a new one), then stop its process
+ *   transfer <id>   hand leadership to <id> (POST /v1/leader/transfer)
+ *   quit            stop every node and exit (as Ctrl-C does)
+ * `--grow-to N` runs `add` until the cluster has N members right after start.
+ * For example, grow to 5 and shrink back to 3:
+ *   npm run cluster -- --nodes 3 --grow-to 5      then type: remove n1, remove n2
+ * or non-interactively: printf 'add\nadd\nremove n1\nremove n2\nstatus\n' | npm run cluster
+ * (end of stdin does not stop the cluster; `quit` or Ctrl-C does).
  */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { intFlag, parseFlags, stringFlag } from '../../lib/args.js';
-import { LocalCluster } from './launcher.js';
+import { formatClusterSpec, type MemberAddress } from './config.js';
+import { LocalCluster, StoreProcess, clusterMembers } from './launcher.js';
+
+interface Status {
+  id: string;
+  role: string;
+  term: number;
+  leaderId: string | null;
+  commitIndex: number;
+  appliedIndex: number;
+  members: { id: string; learner: boolean }[];
+}
+
+/** An admin call the cluster answered with a final "no" (4xx other than 409): retrying cannot help. */
+class AdminRefused extends Error {}
+
+class ClusterControl {
+  /** Every member this CLI started, founders first, by id. */
+  readonly procs = new Map<string, StoreProcess>();
+
+  constructor(
+    readonly cluster: LocalCluster,
+    private readonly basePort: number,
+  ) {
+    for (const p of cluster.processes) this.procs.set(p.member.id, p);
+  }
+
+  private running(): StoreProcess[] {
+    return [...this.procs.values()].filter((p) => p.running);
+  }
+
+  private async status(p: StoreProcess): Promise<Status | undefined> {
+    try {
+      const res = await fetch(`${p.member.clientUrl}/v1/status`, { signal: AbortSignal.timeout(1_000) });
+      return res.status === 200 ? ((await res.json()) as Status) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The leader as reported by itself, polling until one answers or the deadline passes. */
+  async leader(timeoutMs = 15_000): Promise<{ proc: StoreProcess; status: Status }> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      for (const p of this.running()) {
+        const st = await this.status(p);
+        if (st?.role === 'leader') return { proc: p, status: st };
+      }
+      await sleep(50);
+    }
+    throw new Error(`no leader within ${timeoutMs} ms`);
+  }
+
+  /** Sends an admin call to the leader, retrying while the cluster is busy electing or changing. */
+  private async admin(method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + 30_000;
+    let last = '';
+    while (Date.now() < deadline) {
+      const { proc } = await this.leader();
+      try {
+        const res = await fetch(`${proc.member.clientUrl}${path}`, {
+          method,
+          headers: { 'content-type': 'application/json' },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+          signal: AbortSignal.timeout(10_000),
+        });
+        const payload = (await res.json()) as Record<string, unknown>;
+        if (res.status === 200) return payload;
+        last = `${res.status} ${JSON.stringify(payload)}`;
+        if (res.status !== 503 && res.status !== 409 && res.status !== 504) throw new AdminRefused(`${method} ${path}: ${last}`);
+      } catch (e) {
+        if (e instanceof AdminRefused) throw e;
+        last = String(e);
+      }
+      await sleep(100);
+    }
+    throw new Error(`${method} ${path} did not succeed within 30 s (last: ${last})`);
+  }
+
+  /**
+   * Starts a member's process and waits until it answers /healthz. The test
+   * ports sit inside Linux's ephemeral range (32768-60999), so an outgoing
+   * connection can briefly hold one: a start that dies with EADDRINUSE is
+   * retried; any other early exit is an error naming the log's last lines.
+   */
+  async launch(proc: StoreProcess, timeoutMs = 60_000): Promise<void> {
+    const logFile = join(this.cluster.opts.dataDir, `${proc.member.id}.log`);
+    const logSize = (): number => (existsSync(logFile) ? statSync(logFile).size : 0);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const from = logSize();
+      proc.start();
+      console.log(`${proc.member.id}: starting, pid ${proc.pid}`);
+      for (;;) {
+        try {
+          const res = await fetch(`${proc.member.clientUrl}/healthz`, { signal: AbortSignal.timeout(500) });
+          await res.arrayBuffer();
+          if (res.status === 200) return;
+        } catch {
+          // not up yet
+        }
+        if (!proc.running || Date.now() > deadline) break;
+        await sleep(50);
+      }
+      const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(from) : '';
+      if (proc.running) throw new Error(`${proc.member.id} (pid ${proc.pid}) not healthy within ${timeoutMs} ms`);
+      if (!tail.includes('EADDRINUSE') || Date.now() > deadline) throw new Error(`${proc.member.id} exited: ${tail.trim().split('\n').slice(-3).join(' | ')}`);
+      console.log(`${proc.member.id}: a port was busy (EADDRINUSE), starting it again`);
+      await sleep(200);
+    }
+  }
+
+  async printStatus(): Promise<void> {
+    for (const p of this.procs.values()) {
+      const st = p.running ? await this.status(p) : undefined;
+      const what = !p.running ? 'stopped' : st ? `${st.role.padEnd(9)} term ${st.term}  applied ${st.appliedIndex}  commit ${st.commitIndex}` : 'not answering';
+      console.log(`${p.member.id}  ${p.member.clientUrl}  pid ${p.pid ?? '-'}  ${what}`);
+    }
+    const { status } = await this.leader();
+    const byId = [...status.members].sort((a, b) => a.id.localeCompare(b.id, 'en', { numeric: true }));
+    const voters = byId.filter((m) => !m.learner).map((m) => m.id);
+    const learners = byId.filter((m) => m.learner).map((m) => m.id);
+    console.log(`members: voters ${voters.join(',')}${learners.length ? `  learners ${learners.join(',')}` : ''}  (leader ${status.id}, term ${status.term})`);
+  }
+
+  /** Starts nK with --join, adds it as a learner, waits for catch-up, promotes it. */
+  async add(): Promise<void> {
+    const used = [...this.procs.keys()].map((id) => Number(id.slice(1))).filter((n) => Number.isInteger(n));
+    const index = Math.max(0, ...used); // nK with K = index + 1
+    const m = clusterMembers(index + 1, this.basePort, this.cluster.opts.host)[index] as MemberAddress;
+    const spec = formatClusterSpec([...this.cluster.members, m]);
+    const dir = this.cluster.opts.dataDir;
+    const proc = new StoreProcess(m, ['--id', m.id, '--cluster', spec, '--data-dir', join(dir, m.id), '--join', ...(this.cluster.opts.extraArgs ?? [])], join(dir, `${m.id}.log`));
+    this.procs.set(m.id, proc);
+    try {
+      await this.launch(proc);
+    } catch (e) {
+      this.procs.delete(m.id);
+      await proc.stop();
+      throw e;
+    }
+    console.log(`started ${m.id}  ${m.clientUrl}  peer ${m.peerAddress}  pid ${proc.pid}`);
+    await this.admin('POST', '/v1/members', { id: m.id, clientUrl: m.clientUrl, peerAddress: m.peerAddress, learner: true });
+    const target = (await this.leader()).status.commitIndex;
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const st = await this.status(proc);
+      if (st && st.appliedIndex >= target) break;
+      if (Date.now() > deadline) throw new Error(`${m.id} did not catch up to index ${target} within 60 s`);
+      await sleep(50);
+    }
+    await this.admin('POST', `/v1/members/${m.id}/promote`);
+    console.log(`added ${m.id} as a voter (caught up to index ${target} as a learner first)`);
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.admin('DELETE', `/v1/members/${encodeURIComponent(id)}`);
+    console.log(`removed ${id} from the membership`);
+    const proc = this.procs.get(id);
+    if (proc?.running) {
+      await proc.stop();
+      console.log(`stopped ${id} (pid ${proc.pid})`);
+    }
+    const { proc: leader } = await this.leader();
+    console.log(`leader is ${leader.member.id}`);
+  }
+
+  async transfer(id: string): Promise<void> {
+    const t = Date.now();
+    const res = await this.admin('POST', '/v1/leader/transfer', { to: id });
+    console.log(`leader is ${String(res['leaderId'])} (transfer took ${Date.now() - t} ms)`);
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.procs.values()].map((p) => p.stop()));
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
 
 async function main(): Promise<void> {
   const { values } = parseFlags({
     nodes: { type: 'string' },
     'base-port': { type: 'string' },
     'data-dir': { type: 'string' },
+    'grow-to': { type: 'string' },
   });
+  const basePort = intFlag(values, 'base-port', 2379);
   const cluster = new LocalCluster({
     nodes: intFlag(values, 'nodes', 3),
-    basePort: intFlag(values, 'base-port', 2379),
+    basePort,
     dataDir: stringFlag(values, 'data-dir', 'data/cluster') as string,
     logToFiles: true,
   });
-  cluster.start();
-  const leader = await cluster.waitForLeader();
-  for (const p of cluster.processes) {
-    console.log(`${p.member.id}  ${p.member.clientUrl}  peer ${p.member.peerAddress}  pid ${p.pid}${p.member.id === leader ? '  (leader)' : ''}`);
-  }
-  console.log(`logs in ${cluster.opts.dataDir}/<id>.log; Ctrl-C stops every node`);
+  const control = new ClusterControl(cluster, basePort);
   let stopping = false;
   const stop = (): void => {
     if (stopping) return;
     stopping = true;
     console.log('stopping...');
-    cluster.stop().then(() => process.exit(0));
+    control.stopAll().then(() => process.exit(0));
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+
+  try {
+    await Promise.all(cluster.processes.map((p) => control.launch(p)));
+    const leader = await cluster.waitForLeader(60_000);
+    for (const p of cluster.processes) {
+      console.log(`${p.member.id}  ${p.member.clientUrl}  peer ${p.member.peerAddress}  pid ${p.pid}${p.member.id === leader ? '  (leader)' : ''}`);
+    }
+    console.log(`logs in ${cluster.opts.dataDir}/<id>.log; Ctrl-C stops every node`);
+    const growTo = intFlag(values, 'grow-to', 0);
+    while (!stopping && control.procs.size < growTo) await control.add();
+  } catch (e) {
+    // Never leave nodes running behind a CLI that gives up.
+    console.error(e instanceof Error ? e.message : e);
+    await control.stopAll();
+    process.exit(1);
+  }
+  console.log('commands: status | add | remove <id> | transfer <id> | quit');
+
+  // One command at a time, in order, even when stdin delivers several lines at once.
+  let queue = Promise.resolve();
+  const rl = createInterface({ input: process.stdin, terminal: false });
+  rl.on('line', (line) => {
+    const [cmd, arg] = line.trim().split(/\s+/);
+    queue = queue.then(async () => {
+      if (stopping || !cmd) return;
+      try {
+        if (cmd === 'status') await control.printStatus();
+        else if (cmd === 'add') await control.add();
+        else if (cmd === 'remove' && arg) await control.remove(arg);
+        else if (cmd === 'transfer' && arg) await control.transfer(arg);
+        else if (cmd === 'quit') stop();
+        else console.log('commands: status | add | remove <id> | transfer <id> | quit');
+      } catch (e) {
+        console.log(`error: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    });
+  });
 }
 
 main().catch((e: unknown) => {

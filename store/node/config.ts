@@ -34,8 +34,10 @@ export interface NodeConfig {
   readonly maxValueBytes: number;
   readonly maxBodyBytes: number;
   readonly walSegmentSizeBytes: number;
-  /** How often the leader checks lease deadlines; keys outlive their TTL by at most this. */
+  /** How often the leader checks lease deadlines; keys outlive their TTL by at most two of these (a new lease's clock starts at the first check). */
   readonly leaseCheckMs: number;
+  /** Most events kept for watchers to resume from (KvConfig.watchHistoryEvents); the KV default when absent. */
+  readonly watchHistoryEvents?: number;
 }
 
 export const defaultNodeConfig = {

@@ -4,7 +4,8 @@
  * Flags: --id (this member), --cluster (founding members, id=host:clientPort:peerPort;
  * this member's ports come from its own entry), --data-dir, --join (start empty and
  * wait to be added by the leader), --tick-ms, --election-ticks, --heartbeat-ticks,
- * --snapshot-every (entries), --request-timeout-ms.
+ * --snapshot-every (entries), --request-timeout-ms, --watch-history-events (events kept
+ * for watch resume; must be the same on every member, like every KV limit).
  */
 import { intFlag, parseFlags, stringFlag } from '../../lib/args.js';
 import { listenStoreApi } from '../api/server.js';
@@ -24,6 +25,7 @@ async function main(): Promise<void> {
     'heartbeat-ticks': { type: 'string' },
     'snapshot-every': { type: 'string' },
     'request-timeout-ms': { type: 'string' },
+    'watch-history-events': { type: 'string' },
   });
   const id = stringFlag(values, 'id');
   const spec = stringFlag(values, 'cluster');
@@ -47,6 +49,7 @@ async function main(): Promise<void> {
     heartbeatTicks: intFlag(values, 'heartbeat-ticks', defaultNodeConfig.heartbeatTicks),
     snapshotEveryEntries: intFlag(values, 'snapshot-every', defaultNodeConfig.snapshotEveryEntries),
     requestTimeoutMs: intFlag(values, 'request-timeout-ms', defaultNodeConfig.requestTimeoutMs),
+    ...(values['watch-history-events'] === undefined ? {} : { watchHistoryEvents: intFlag(values, 'watch-history-events', 0) }),
   };
   const node = await StoreNode.start(cfg);
   const server = await listenStoreApi(node, cfg.host, cfg.clientPort);
