@@ -6,7 +6,7 @@
  */
 import http from 'node:http';
 import { AppError } from '../../lib/errors.js';
-import { Router, readJson, type JsonReply, type RouteContext } from '../../lib/http.js';
+import { Router, readJson, requestUrl, type JsonReply, type RouteContext } from '../../lib/http.js';
 import type { KvResult, KvWriteCommand, RequestId } from '../kv/index.js';
 import { checkCommand } from '../kv/validate.js';
 import { NoLeaderError, type StoreNode } from '../node/node.js';
@@ -68,7 +68,9 @@ export function createStoreRouter(node: StoreNode): Router {
     if (typeof rid === 'string') headers['request-id'] = rid;
     let res: Response;
     try {
-      res = await fetch(new URL(ctx.req.url ?? '/', leader.clientUrl), {
+      // Only the path and query go to the leader: the client's request target never picks the host.
+      const target = requestUrl(ctx.req);
+      res = await fetch(`${leader.clientUrl}${target.pathname}${target.search}`, {
         method: ctx.req.method ?? 'POST',
         headers,
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),

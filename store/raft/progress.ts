@@ -82,6 +82,11 @@ export class Progress {
       return true;
     }
     if (this.next - 1 !== rejected) return false;
+    // A follower that rejects the entry at its own match point has lost entries
+    // it acknowledged (its WAL's tail was torn off after a disk lied about an
+    // fsync). Probe below the old match, or it would be asked for that entry
+    // forever and never replicate again. Lowering match commits nothing new.
+    if (rejected === this.match && hint < this.match) this.match = hint;
     this.next = Math.max(Math.min(rejected, hint + 1), this.match + 1);
     this.probeSent = false;
     return true;
