@@ -24,7 +24,7 @@ export class LeaseKeeper {
   constructor(
     private readonly node: StoreNode,
     private readonly clock: Clock,
-    /** How often deadlines are checked; keys outlive their TTL by at most this. */
+    /** How often deadlines are checked; keys outlive their TTL by at most two of these. */
     readonly checkIntervalMs: number,
   ) {}
 
