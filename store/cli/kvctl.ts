@@ -13,6 +13,9 @@
  *   txn [--file F]                      {compare, success, failure} as JSON from F or stdin
  *   status                              every endpoint's Raft status
  *   members                             the cluster's members
+ *   members add ID CLIENT_URL PEER_ADDR [--voter]   add a learner (or a voter)
+ *   members promote ID | members remove ID
+ *   leader transfer ID                  hand leadership to ID
  *
  * Human-readable output by default; --json prints the store's answer as one
  * JSON document. Exit codes: 0 ok; 1 the store answered an error (its code is
@@ -35,7 +38,8 @@ commands:
   range --prefix P [--limit N] [--after KEY] [--serializable]
   txn [--file FILE]               ({compare, success, failure} JSON; stdin without --file)
   status
-  members
+  members [add ID CLIENT_URL PEER_ADDRESS [--voter] | promote ID | remove ID]
+  leader transfer ID
 exit codes: 0 ok, 1 store error, 2 usage or input error, 3 CAS compare failed`;
 
 /** A usage or input error: exit 2. */
@@ -113,6 +117,7 @@ async function run(argv: readonly string[], o: Output): Promise<number> {
       after: { type: 'string' },
       serializable: { type: 'boolean' },
       file: { type: 'string' },
+      voter: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     allowPositionals: true,
@@ -246,7 +251,22 @@ async function run(argv: readonly string[], o: Output): Promise<number> {
       return 0;
     }
     case 'members': {
-      need(args, 0, 'members');
+      const [sub, ...rest] = args;
+      if (sub === 'add') {
+        const [id, clientUrl, peerAddress] = need(rest, 3, 'members add ID CLIENT_URL PEER_ADDRESS [--voter]') as [string, string, string];
+        const res = await client.addMember({ id, clientUrl, peerAddress }, { voter: values.voter === true });
+        if (o.json) json(res);
+        else o.out(`added ${id} as ${res.learner ? 'learner' : 'voter'}`);
+        return 0;
+      }
+      if (sub === 'promote' || sub === 'remove') {
+        const [id] = need(rest, 1, `members ${sub} ID`) as [string];
+        const res = sub === 'promote' ? await client.promoteMember(id) : await client.removeMember(id);
+        if (o.json) json(res);
+        else o.out(`${sub === 'promote' ? 'promoted' : 'removed'} ${id}`);
+        return 0;
+      }
+      if (sub !== undefined && sub !== 'list') throw new UsageError(`unknown members command "${sub}"`);
       const res = await client.members();
       if (o.json) json(res);
       else {
@@ -254,6 +274,14 @@ async function run(argv: readonly string[], o: Output): Promise<number> {
         const body = res.members.map((m) => [m.id + (m.leader ? ' (leader)' : ''), m.role, m.clientUrl, m.peerAddress]);
         o.out(table([head, ...body]));
       }
+      return 0;
+    }
+    case 'leader': {
+      const [sub, id] = need(args, 2, 'leader transfer ID') as [string, string];
+      if (sub !== 'transfer') throw new UsageError(`unknown leader command "${sub}"`);
+      const res = await client.transferLeader(id);
+      if (o.json) json(res);
+      else o.out(`leader is now ${res.leaderId}`);
       return 0;
     }
     default:

@@ -168,6 +168,23 @@ export class StoreClient {
     return this.call('GET', '/v1/members');
   }
 
+  /** Adds a member, as a learner unless `voter` (dissertation §4.2.1: catch up as a learner first). */
+  addMember(member: { id: string; clientUrl: string; peerAddress: string }, opts: { voter?: boolean } = {}): Promise<{ added: unknown; learner: boolean }> {
+    return this.call('POST', '/v1/members', { ...member, learner: opts.voter !== true }, undefined, true);
+  }
+
+  promoteMember(id: string): Promise<{ promoted: string }> {
+    return this.call('POST', `/v1/members/${encodeURIComponent(id)}/promote`, undefined, undefined, true);
+  }
+
+  removeMember(id: string): Promise<{ removed: string }> {
+    return this.call('DELETE', `/v1/members/${encodeURIComponent(id)}`, undefined, undefined, true);
+  }
+
+  transferLeader(to: string): Promise<{ leaderId: string }> {
+    return this.call('POST', '/v1/leader/transfer', { to }, undefined, true);
+  }
+
   /**
    * Watch a key or a prefix as an async iterator of events, in revision order.
    * It resumes on its own after a dropped connection or a node failure, on

@@ -174,6 +174,21 @@ describe('kvctl against a 3-node cluster', () => {
     expect(m.members.every((x) => x.role === 'voter')).toBe(true);
   });
 
+  it('leader transfer hands leadership to the named member; members remove/add refuse bad changes', async () => {
+    const rows = await json<{ id: string; role: string }[]>('status');
+    const target = rows.find((r) => r.role !== 'leader')?.id as string;
+    const moved = await json<{ leaderId: string }>('leader', 'transfer', target);
+    expect(moved.leaderId).toBe(target);
+    const after = await json<{ id: string; role: string }[]>('status');
+    expect(after.find((r) => r.role === 'leader')?.id).toBe(target);
+    // Removing an unknown member and adding an existing voter are refused with codes, and change nothing.
+    const removeUnknown = await kvctl(['--json', 'members', 'remove', 'nope']);
+    expect(removeUnknown.code).toBe(1);
+    expect(errorOf(removeUnknown).code).toBe('member_not_found');
+    const m = await json<{ members: { id: string; role: string }[] }>('members');
+    expect(m.members.map((x) => x.id).sort()).toEqual(['n1', 'n2', 'n3']);
+  });
+
   it('bad usage exits 2', async () => {
     const r = await kvctl(['--json', 'frobnicate']);
     expect(r.code).toBe(2);
