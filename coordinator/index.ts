@@ -1,3 +1,11 @@
 export * from './protocol.js';
 export * from './store.js';
 export * from './machine.js';
+export * from './config.js';
+export * from './compacted.js';
+export * from './finish.js';
+export * from './failpoints.js';
+export * from './logger.js';
+export * from './metrics.js';
+export * from './query.js';
+export { CoordinatorService, freshTxId, idForIdempotencyKey, type BeginInput, type CoordinatorServiceOptions, type OutcomeBody } from './service.js';

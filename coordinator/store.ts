@@ -66,6 +66,16 @@ export interface WatchOptions {
   readonly signal?: AbortSignal;
 }
 
+/** A guard of `txn`: the key holds exactly `value`, or (value null) the key is absent. */
+export interface TxGuard {
+  readonly key: string;
+  readonly value: string | null;
+}
+
+export type TxWrite =
+  | { readonly type: 'put'; readonly key: string; readonly value: string; readonly lease?: LeaseId }
+  | { readonly type: 'delete'; readonly key: string };
+
 export interface TxStore {
   get(key: string): Promise<TxKeyValue | null>;
   /** CAS create-if-absent: succeeds only if the key does not exist. First writer wins. */
@@ -83,6 +93,14 @@ export interface TxStore {
    * Ends when `signal` aborts.
    */
   watch(prefix: string, opts?: WatchOptions): AsyncIterable<TxWatchEvent>;
+  /**
+   * Atomically: if every guard holds, apply every write at one revision
+   * (etcd's Txn with value/version compares; writes touch distinct keys).
+   * Used where two keys must change together: garbage collection swaps a
+   * transaction's keys for its compacted record, and an idempotent begin
+   * creates `tx/{id}` only if no compacted record of that id exists.
+   */
+  txn(guards: readonly TxGuard[], writes: readonly TxWrite[]): Promise<{ readonly succeeded: boolean; readonly revision: number }>;
   grantLease(ttlMs: number): Promise<{ readonly id: LeaseId; readonly ttlMs: number }>;
   keepAlive(id: LeaseId): Promise<{ readonly id: LeaseId; readonly ttlMs: number }>;
   revokeLease(id: LeaseId): Promise<{ readonly revoked: boolean }>;
@@ -198,6 +216,20 @@ export class BuiltinTxStore implements TxStore {
     } catch (e) {
       throw mapError(e);
     }
+  }
+
+  txn(guards: readonly TxGuard[], writes: readonly TxWrite[]): Promise<{ succeeded: boolean; revision: number }> {
+    return this.call(async () => {
+      // etcd semantics: an absent key has version 0, and a value compare on an absent key fails.
+      const compare = guards.map((g) =>
+        g.value === null ? { key: g.key, target: 'version' as const, op: '=' as const, value: 0 } : { key: g.key, target: 'value' as const, op: '=' as const, value: g.value },
+      );
+      const success = writes.map((w) =>
+        w.type === 'delete' ? { type: 'delete' as const, key: w.key } : { type: 'put' as const, key: w.key, value: w.value, ...this.leaseOpts(w.lease === undefined ? undefined : { lease: w.lease }) },
+      );
+      const r = await this.client.txn(compare, success, []);
+      return { succeeded: r.succeeded, revision: r.revision };
+    });
   }
 
   grantLease(ttlMs: number): Promise<{ id: LeaseId; ttlMs: number }> {
@@ -364,6 +396,27 @@ export class MemoryTxStore implements TxStore {
     }
   }
 
+  async txn(guards: readonly TxGuard[], writes: readonly TxWrite[]): Promise<{ succeeded: boolean; revision: number }> {
+    this.expire();
+    const keys = new Set(writes.map((w) => w.key));
+    if (keys.size !== writes.length) throw new TxStoreError('duplicate_key_in_txn', 400, 'a txn writes each key at most once');
+    const holds = guards.every((g) => (this.entries.get(g.key)?.value ?? null) === g.value);
+    if (!holds) return { succeeded: false, revision: this.revision };
+    for (const w of writes) if (w.type === 'put' && w.lease !== undefined && !this.leases.has(w.lease)) throw new TxStoreError('lease_not_found', 404, `no lease ${w.lease}`);
+    const changes = writes.some((w) => w.type === 'put' || this.entries.has(w.key));
+    if (!changes) return { succeeded: true, revision: this.revision };
+    // One revision for the whole txn, as in the real store: every event carries it.
+    const revision = ++this.revision;
+    for (const w of writes) {
+      if (w.type === 'put') this.write(w.key, w.value, w.lease, revision);
+      else {
+        const e = this.entries.get(w.key);
+        if (e !== undefined) this.remove(w.key, e, revision);
+      }
+    }
+    return { succeeded: true, revision };
+  }
+
   async grantLease(ttlMs: number): Promise<{ id: LeaseId; ttlMs: number }> {
     this.expire();
     if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) throw new TxStoreError('invalid_ttl', 400, 'ttlMs must be a positive integer');
@@ -393,10 +446,11 @@ export class MemoryTxStore implements TxStore {
     return e.lease === undefined ? base : { ...base, lease: e.lease };
   }
 
-  private write(key: string, value: string, lease: LeaseId | undefined): number {
+  /** Writes at a new revision, or at `atRevision` (a txn's shared revision, already taken). */
+  private write(key: string, value: string, lease: LeaseId | undefined, atRevision?: number): number {
     const holder = lease === undefined ? undefined : this.leases.get(lease);
     if (lease !== undefined && holder === undefined) throw new TxStoreError('lease_not_found', 404, `no lease ${lease}`);
-    const revision = ++this.revision;
+    const revision = atRevision ?? ++this.revision;
     const old = this.entries.get(key);
     if (old?.lease !== undefined) this.leases.get(old.lease)?.keys.delete(key);
     this.entries.set(key, { value, version: (old?.version ?? 0) + 1, createRevision: old?.createRevision ?? revision, modRevision: revision, lease });
@@ -406,11 +460,11 @@ export class MemoryTxStore implements TxStore {
     return revision;
   }
 
-  private remove(key: string, e: Entry): void {
+  private remove(key: string, e: Entry, atRevision?: number): void {
     if (e.lease !== undefined) this.leases.get(e.lease)?.keys.delete(key);
     this.entries.delete(key);
     this.writes++;
-    this.publish({ type: 'delete', key, value: null, revision: ++this.revision });
+    this.publish({ type: 'delete', key, value: null, revision: atRevision ?? ++this.revision });
   }
 
   private publish(event: TxWatchEvent): void {

@@ -63,7 +63,13 @@ export type ParticipantEvent =
   | { readonly type: 'ackWritten' }
   /** At start, for a logged transaction, with what the store holds now. */
   | { readonly type: 'recover'; readonly nowMs: number; readonly stored: { readonly vote: Vote | null; readonly decision: Decision | null; readonly deadline: number | null } }
-  | { readonly type: 'deadlineReached'; readonly nowMs: number };
+  | { readonly type: 'deadlineReached'; readonly nowMs: number }
+  /**
+   * The transaction froze without us, or committed without our "yes": the
+   * application gave us work but never enlisted us. Our work can never count,
+   * so it is aborted locally, and no ack is written (we are not a participant).
+   */
+  | { readonly type: 'excluded' };
 
 export type ParticipantReply =
   | { readonly kind: 'workAccepted'; readonly txId: string }
@@ -118,6 +124,8 @@ export class ParticipantTxMachine {
   private storedVote: Vote | undefined;
   private decision: Decision | undefined;
   private ackStored = false;
+  /** Not a participant of the frozen transaction: abort locally, ignore a commit decision. */
+  private excluded = false;
   private deadline: number | undefined;
   // (3) Intents.
   private pendingWork: { work: JsonValue; waiters: RequestId[] } | undefined;
@@ -199,6 +207,9 @@ export class ParticipantTxMachine {
       case 'recover':
         early.push(...this.onRecover(event));
         break;
+      case 'excluded':
+        this.excluded = true;
+        break;
       case 'deadlineReached':
         this.timerAtMs = undefined;
         this.helpAsked = false; // each deadline event past the deadline may ask for help once
@@ -274,12 +285,14 @@ export class ParticipantTxMachine {
   }
 
   private adoptDecision(decision: Decision): void {
+    // A commit without us says nothing about our work (the runtime should not even report it).
+    if (this.excluded && decision === 'commit') return;
     assert(this.decision === undefined || this.decision === decision, `tx ${this.txId}: decision changed`);
     this.decision = decision;
   }
 
   private localAbortKnown(): boolean {
-    return this.decision === 'abort' || this.storedVote?.vote === 'no' || this.record?.vote?.vote === 'no';
+    return this.excluded || this.decision === 'abort' || this.storedVote?.vote === 'no' || this.record?.vote?.vote === 'no';
   }
 
   private noteTime(nowMs: number): void {
@@ -320,8 +333,11 @@ export class ParticipantTxMachine {
         out.push(v.reason === undefined ? { type: 'logVote', vote: v.vote } : { type: 'logVote', vote: v.vote, reason: v.reason });
       }
     }
-    // The vote goes to the store only once it is durable here; no need once the decision is known.
-    if (this.record?.vote !== undefined && this.storedVote === undefined && !this.voteWriting && this.decision === undefined) {
+    // The vote goes to the store only once it is durable here; no need once the decision is known,
+    // or once a decision is applied here (then the store has the decision, or a coordinator fills the
+    // missing "no" at the deadline; re-asserting it after a restart could recreate a key that GC
+    // already removed).
+    if (this.record?.vote !== undefined && this.record.applied === undefined && this.storedVote === undefined && !this.voteWriting && this.decision === undefined) {
       const mine = this.record.vote;
       this.voteWriting = true;
       out.push({ type: 'writeVote', key: voteKey(this.txId, this.name), value: encodeVote(makeVote(mine.vote, this.name, mine.reason)) });
@@ -342,7 +358,7 @@ export class ParticipantTxMachine {
   private driveApply(): ParticipantEffect[] {
     const out: ParticipantEffect[] = [];
     const record = this.record;
-    const target: Decision | undefined = this.decision ?? (this.localAbortKnown() ? 'abort' : undefined);
+    const target: Decision | undefined = this.excluded ? 'abort' : (this.decision ?? (this.localAbortKnown() ? 'abort' : undefined));
     const busy = this.applying !== undefined || this.appliedUnlogged !== undefined || this.validating;
     if (target !== undefined && record?.applied === undefined && !busy) {
       if (target === 'commit' && record === undefined) {
@@ -365,7 +381,7 @@ export class ParticipantTxMachine {
   private driveAck(): ParticipantEffect[] {
     const record = this.record;
     if (record?.applied === undefined || record.ackedAt !== undefined) return [];
-    if (!this.ackStored) {
+    if (!this.ackStored && !this.excluded) {
       if (this.ackWriting) return [];
       this.ackWriting = true;
       return [{ type: 'writeAck', key: ackKey(this.txId, this.name), value: encodeAck(record.applied.at) }];

@@ -111,6 +111,40 @@ export function txStoreContract(name: string, makeStore: () => TxStore): void {
       expect(await done).toEqual([]);
     });
 
+    it('txn: applies every write at one revision only when every guard holds (value or absence)', async () => {
+      const store = makeStore();
+      const p = ns();
+      await store.put(`${p}tx`, 'frozen');
+      await store.put(`${p}tx/vote`, 'yes');
+      const from = (await store.range(p)).revision + 1;
+      const refused = await store.txn([{ key: `${p}tx`, value: 'other' }], [{ type: 'delete', key: `${p}tx` }]);
+      expect(refused.succeeded).toBe(false);
+      const notAbsent = await store.txn([{ key: `${p}tx`, value: null }], [{ type: 'put', key: `${p}done`, value: 'x' }]);
+      expect(notAbsent.succeeded).toBe(false);
+      expect(await store.get(`${p}done`)).toBeNull();
+      const ok = await store.txn(
+        [
+          { key: `${p}tx`, value: 'frozen' },
+          { key: `${p}done`, value: null },
+        ],
+        [
+          { type: 'put', key: `${p}done`, value: 'committed' },
+          { type: 'delete', key: `${p}tx` },
+          { type: 'delete', key: `${p}tx/vote` },
+        ],
+      );
+      expect(ok.succeeded).toBe(true);
+      expect((await store.get(`${p}done`))?.value).toBe('committed');
+      expect(await store.get(`${p}tx`)).toBeNull();
+      const events = await collect(store, p, from, 3);
+      expect(events.map((e) => e.revision)).toEqual([ok.revision, ok.revision, ok.revision]);
+      expect(events.map((e) => [e.type, e.key]).sort()).toEqual([
+        ['delete', `${p}tx`],
+        ['delete', `${p}tx/vote`],
+        ['put', `${p}done`],
+      ]);
+    });
+
     it('leases: keys attached to a revoked lease are deleted; unknown leases are refused', async () => {
       const store = makeStore();
       const p = ns();

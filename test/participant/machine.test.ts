@@ -130,6 +130,18 @@ describe('prepare, vote, decision', () => {
     expect(new ParticipantTxMachine('t2', undefined, { name: 'bank-a' }).step({ type: 'decisionObserved', decision: 'commit' })).toEqual([]);
   });
 
+  it('excluded (frozen or committed without us): the work is aborted locally, a commit is ignored, no ack is written', async () => {
+    const p = await open();
+    await p.receiveWork('w1', { amount: 5 });
+    await p.step({ type: 'excluded' });
+    await p.step({ type: 'decisionObserved', decision: 'commit' });
+    expect(p.service.calls).toEqual(['abort']);
+    expect(p.machine.phase).toBe('aborted');
+    expect(p.machine.logRecord?.ackedAt).toBeDefined();
+    expect(store.dump().has(ackKey('t1', 'bank-a'))).toBe(false);
+    expect(types(p.effects)).not.toContain('writeVote');
+  });
+
   it('an abort for a transaction never heard of is applied and acknowledged, so nobody waits for us', async () => {
     const p = await open();
     await p.step({ type: 'decisionObserved', decision: 'abort' });
@@ -208,6 +220,20 @@ describe('recovery from the log plus the store', () => {
     await p.step({ type: 'decisionObserved', decision: 'commit' });
     const r = await p.restart();
     expect(types(r.effects)).toEqual(['writeAck', 'logAcked']);
+    expect(r.service.calls).toEqual(['prepare', 'commit']);
+  });
+
+  it('applied, then the keys were collected before its ack was logged: restarts without writing its vote again', async () => {
+    await frozenTx(['bank-a']);
+    const p = await open();
+    p.crashBefore = (e) => e.type === 'logAcked';
+    await p.receiveWork('w1', {});
+    await p.step({ type: 'prepareRequested' });
+    await p.step({ type: 'decisionObserved', decision: 'commit' });
+    // Every participant acked, so a coordinator collected the transaction: its keys are gone.
+    for (const key of store.dump().keys()) if (key.startsWith('tx/t1')) await store.delete(key);
+    const r = await p.restart();
+    expect(types(r.effects)).toEqual(['writeAck', 'logAcked']); // the ack again (it cannot know it landed), no vote
     expect(r.service.calls).toEqual(['prepare', 'commit']);
   });
 

@@ -1,0 +1,74 @@
+/**
+ * The coordinator's calls to participants: `POST {url}/2pc/prepare` and
+ * `POST {url}/2pc/decision`. They are hints that save latency; correctness
+ * never depends on them, because participants watch the store for frozen
+ * records and decisions. So a call has a timeout, the number in flight is
+ * capped (past the cap a hint is skipped, not queued), and failures are
+ * counted, not reported.
+ */
+import type { Decision } from './protocol.js';
+
+export interface HintClientOptions {
+  readonly timeoutMs: number;
+  readonly maxInflight: number;
+}
+
+export interface HintResult {
+  readonly ok: boolean;
+  /** The HTTP status, when the participant answered. */
+  readonly status?: number;
+  readonly body?: unknown;
+  readonly error?: string;
+}
+
+export class HintClient {
+  private inflight = 0;
+  sent = 0;
+  failed = 0;
+  skipped = 0;
+
+  constructor(private readonly opts: HintClientOptions) {}
+
+  prepare(url: string, txId: string, deadline: number): Promise<HintResult> {
+    return this.post(`${trimSlash(url)}/2pc/prepare`, { txId, deadline });
+  }
+
+  decision(url: string, txId: string, decision: Decision): Promise<HintResult> {
+    return this.post(`${trimSlash(url)}/2pc/decision`, { txId, decision });
+  }
+
+  private async post(url: string, body: unknown): Promise<HintResult> {
+    if (this.inflight >= this.opts.maxInflight) {
+      this.skipped++;
+      return { ok: false, error: 'too many hints in flight' };
+    }
+    this.inflight++;
+    this.sent++;
+    try {
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(this.opts.timeoutMs),
+      });
+      const text = await res.text();
+      let parsed: unknown = text;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        // keep the text
+      }
+      if (res.status >= 400) this.failed++;
+      return { ok: res.status < 400, status: res.status, body: parsed };
+    } catch (e) {
+      this.failed++;
+      return { ok: false, error: String(e) };
+    } finally {
+      this.inflight--;
+    }
+  }
+}
+
+function trimSlash(url: string): string {
+  return url.replace(/\/+$/, '');
+}

@@ -1,0 +1,77 @@
+/**
+ * The inventory participant as a process (tests start it with
+ * `node --import tsx`; `npm run participant-example` runs it too):
+ *
+ *   --name N --port P --store http://127.0.0.1:2379,... --data-dir D
+ *   [--stock sku=qty,...] [--prepare-delay-ms MS]
+ *
+ * Serves the participant routes (/2pc/work, /2pc/prepare, /2pc/decision,
+ * /v1/participant/transactions), GET /inventory (stock, applied decisions,
+ * locks) and GET /healthz (200 once recovery is done). Failpoints come from
+ * TWOPC_FAILPOINTS (coordinator/failpoints.ts).
+ */
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import express from 'express';
+import { intFlag, parseFlags, stringFlag } from '../../../lib/args.js';
+import { StoreClient } from '../../../store/client/index.js';
+import { BuiltinTxStore } from '../../../coordinator/store.js';
+import { Failpoints } from '../../../coordinator/failpoints.js';
+import { errorMiddleware } from '../../../coordinator/http.js';
+import { stderrLogger } from '../../../coordinator/logger.js';
+import { ParticipantNode } from '../../../participant/participant.js';
+import { participantRouter } from '../../../participant/routes.js';
+import { Inventory } from './inventory.js';
+
+const { values } = parseFlags({
+  name: { type: 'string' },
+  port: { type: 'string' },
+  store: { type: 'string' },
+  'data-dir': { type: 'string' },
+  stock: { type: 'string' },
+  'prepare-delay-ms': { type: 'string' },
+});
+
+const name = stringFlag(values, 'name') ?? 'inventory';
+const port = intFlag(values, 'port', 7100);
+const endpoints = (stringFlag(values, 'store') ?? 'http://127.0.0.1:2379').split(',').filter((s) => s !== '');
+const dataDir = stringFlag(values, 'data-dir') ?? join('data', name);
+const stock: Record<string, number> = {};
+for (const part of (stringFlag(values, 'stock') ?? '').split(',').filter((s) => s !== '')) {
+  const [sku, qty] = part.split('=');
+  if (sku === undefined || qty === undefined || !Number.isSafeInteger(Number(qty))) throw new Error(`bad --stock entry ${part}`);
+  stock[sku] = Number(qty);
+}
+
+const log = stderrLogger(`participant ${name}`);
+const inventory = new Inventory(dataDir, intFlag(values, 'prepare-delay-ms', 0));
+await inventory.load(stock);
+const store = new BuiltinTxStore(new StoreClient({ endpoints, clientId: `${name}-${randomBytes(6).toString('hex')}` }));
+const node = await ParticipantNode.open({ name, store, logPath: join(dataDir, 'participant-log.json'), service: inventory, failpoints: Failpoints.fromEnv(), log, retentionMs: 600_000 });
+
+const app = express();
+app.disable('x-powered-by');
+app.use(participantRouter(node));
+app.get('/inventory', (_req, res) => {
+  res.json({ name, ...inventory.view() });
+});
+app.get('/healthz', (_req, res) => {
+  res.status(node.ready ? 200 : 503).json({ ok: node.ready, name, pid: process.pid });
+});
+app.use(errorMiddleware((e) => log('error', 'internal error', { error: e })));
+
+// Listen first (health says 503 until ready), recover, then serve.
+const server = app.listen(port, '127.0.0.1');
+await new Promise<void>((resolve, reject) => {
+  server.once('listening', resolve);
+  server.once('error', reject);
+});
+await node.start();
+log('info', 'ready', { port, pid: process.pid, recoveredOpen: node.transactions({ limit: 1_000 }).filter((t) => t.inDoubt).length });
+process.stdout.write(`participant ${name} listening on ${port}\n`);
+
+for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(sig, () => {
+    void node.stop().finally(() => process.exit(0));
+  });
+}
