@@ -108,6 +108,7 @@ export class StoreClient {
   /** The endpoint that last answered well; tried first. */
   private preferred = 0;
   private leaderUrl: string | undefined;
+  private discovering = false;
 
   constructor(opts: ClientOptions) {
     if (opts.endpoints.length === 0) throw new Error('at least one endpoint is required');
@@ -242,6 +243,8 @@ export class StoreClient {
 
   /** A write gets one Request-Id for all its attempts: the store applies it at most once. */
   private async write<T>(method: string, path: string, body: unknown): Promise<T> {
+    // Learn the leader in the background on first use, so later writes skip the forwarding hop.
+    if (this.leaderUrl === undefined && !this.discovering) void this.discoverLeader();
     const lane = this.freeLanes.pop() ?? this.laneSeq.push(0) - 1;
     const seq = (this.laneSeq[lane] ?? 0) + 1;
     this.laneSeq[lane] = seq;
@@ -308,6 +311,16 @@ export class StoreClient {
 
   /** Asks the endpoints who leads, so writes skip the forwarding hop. */
   private async discoverLeader(): Promise<void> {
+    if (this.discovering) return;
+    this.discovering = true;
+    try {
+      await this.findLeader();
+    } finally {
+      this.discovering = false;
+    }
+  }
+
+  private async findLeader(): Promise<void> {
     for (const e of this.endpoints) {
       try {
         const st = await this.once<{ leaderId: string | null; members: { id: string; clientUrl: string }[] }>('GET', e, '/v1/status', undefined, undefined);
