@@ -109,7 +109,11 @@ function handleAppendResponse(r: Raft, m: AppendResponse): void {
     return;
   }
   const wasPaused = pr.isPaused();
-  if (!pr.maybeUpdate(m.index)) return;
+  if (!pr.maybeUpdate(m.index)) {
+    // A probe answered at the match point: the follower is caught up, stream again.
+    if (pr.state === 'probe' && m.index === pr.match) pr.becomeReplicate();
+    return;
+  }
   if (pr.state === 'probe') pr.becomeReplicate();
   else if (pr.state === 'snapshot' && pr.match + 1 >= r.log.firstIndex()) pr.becomeReplicate();
   else if (pr.state === 'replicate') pr.inflights.freeLE(m.index);
@@ -131,7 +135,10 @@ function handleHeartbeatResponse(r: Raft, m: HeartbeatResponse): void {
   if (pr.state === 'replicate' && pr.match < r.log.lastIndex() && pr.ticksSinceProgress >= r.cfg.electionTicks) {
     pr.becomeProbe();
   }
-  if (pr.match < r.log.lastIndex()) sendAppend(r, m.from);
+  // A probed follower gets an append even when it seems caught up: a follower
+  // that restarted after losing its WAL tail rejects it, which is how the
+  // leader learns to lower its match (etcd probes on heartbeat responses too).
+  if (pr.match < r.log.lastIndex() || pr.state === 'probe') sendAppend(r, m.from);
 
   if (m.readSeq > pr.readAck) {
     pr.readAck = m.readSeq;
