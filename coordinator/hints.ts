@@ -26,6 +26,12 @@ export class HintClient {
   sent = 0;
   failed = 0;
   skipped = 0;
+  /**
+   * Fault injection (chaos runs, RAFT2PC_FAULTS=1): participant base URLs this
+   * coordinator cannot reach. A blocked call fails after the hint timeout, as
+   * a call into a partition does.
+   */
+  readonly blockedUrls = new Set<string>();
 
   constructor(private readonly opts: HintClientOptions) {}
 
@@ -37,6 +43,11 @@ export class HintClient {
     return this.post(`${trimSlash(url)}/2pc/decision`, { txId, decision });
   }
 
+  private isBlocked(url: string): boolean {
+    for (const base of this.blockedUrls) if (url.startsWith(base)) return true;
+    return false;
+  }
+
   private async post(url: string, body: unknown): Promise<HintResult> {
     if (this.inflight >= this.opts.maxInflight) {
       this.skipped++;
@@ -45,6 +56,11 @@ export class HintClient {
     this.inflight++;
     this.sent++;
     try {
+      if (this.isBlocked(url)) {
+        await new Promise((resolve) => setTimeout(resolve, this.opts.timeoutMs));
+        this.failed++;
+        return { ok: false, error: 'blocked by fault injection' };
+      }
       const res = await fetch(url, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },

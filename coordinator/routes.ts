@@ -9,6 +9,7 @@
 import express from 'express';
 import { PROTOCOL_LIMITS, type JsonObject, type ListedState } from './protocol.js';
 import { ajv, check, errorMiddleware, jsonBody, notFound, route, txIdParam } from './http.js';
+import { faultInjectionEnabled } from '../lib/faults.js';
 import type { CoordinatorService } from './service.js';
 
 const beginBody = ajv.compile({
@@ -25,6 +26,13 @@ const enlistBody = ajv.compile({
   type: 'object',
   properties: { name: { type: 'string' }, url: { type: 'string' } },
   required: ['name', 'url'],
+  additionalProperties: false,
+});
+
+const faultsBody = ajv.compile({
+  type: 'object',
+  properties: { blockedUrls: { type: 'array', maxItems: 64, uniqueItems: true, items: { type: 'string', pattern: '^https?://', maxLength: 512 } } },
+  required: ['blockedUrls'],
   additionalProperties: false,
 });
 
@@ -114,6 +122,25 @@ export function coordinatorApp(service: CoordinatorService): express.Express {
   app.get('/metrics', (_req, res) => {
     res.type('text/plain; version=0.0.4').send(service.metricsText());
   });
+
+  if (faultInjectionEnabled()) {
+    // Chaos runs only: cut this coordinator off from chosen participants.
+    const state = () => ({ id: service.config.id, blockedUrls: [...service.hints.blockedUrls].sort() });
+    app.get('/v1/admin/faults', (_req, res) => void res.json(state()));
+    app.put(
+      '/v1/admin/faults',
+      route(async (req, res) => {
+        const body = check<{ blockedUrls: string[] }>(faultsBody, req.body);
+        service.hints.blockedUrls.clear();
+        for (const url of body.blockedUrls) service.hints.blockedUrls.add(url.replace(/\/+$/, ''));
+        res.json(state());
+      }),
+    );
+    app.delete('/v1/admin/faults', (_req, res) => {
+      service.hints.blockedUrls.clear();
+      res.json(state());
+    });
+  }
 
   app.use(notFound);
   app.use(errorMiddleware((e) => console.error('coordinator internal error:', e)));

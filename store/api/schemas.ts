@@ -84,6 +84,14 @@ export const transferBody = ajv.compile({
 });
 
 /** Checks a body against a schema; a 400 `invalid_request` naming the first problem otherwise. */
+/** Fault injection (chaos runs only): the peers this node stops talking to. */
+export const faultsBody = ajv.compile({
+  type: 'object',
+  properties: { blockedPeers: { type: 'array', maxItems: 64, uniqueItems: true, items: { type: 'string', minLength: 1, maxLength: 64 } } },
+  required: ['blockedPeers'],
+  additionalProperties: false,
+});
+
 export function checkBody<T>(validate: ValidateFunction, body: unknown): T {
   if (body === undefined) throw new AppError('invalid_request', 400, 'a JSON body is required');
   if (!validate(body)) {

@@ -15,6 +15,8 @@ import { casBody, checkBody, putBody, txnBody } from './schemas.js';
 import { renderMetrics } from './metrics.js';
 import { WatchHub } from './watch.js';
 import { addAdminRoutes } from './admin.js';
+import { faultInjectionEnabled } from '../../lib/faults.js';
+import { addFaultRoutes } from './faults.js';
 
 const FORWARDED_HEADER = 'x-forwarded-by';
 /** Forwarded writes give up after this long; the client may retry with the same Request-Id. */
@@ -179,6 +181,7 @@ export function createStoreRouter(node: StoreNode): Router {
   };
   r.on('GET', '/v1/watch', hub.handle);
   addAdminRoutes(r, { node, onLeader });
+  if (faultInjectionEnabled()) addFaultRoutes(r, node);
   return r;
 }
 

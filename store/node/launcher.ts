@@ -37,6 +37,8 @@ export class StoreProcess {
     readonly member: MemberAddress,
     private readonly args: readonly string[],
     private readonly logFile: string | undefined,
+    /** Extra environment for the child (e.g. RAFT2PC_FAULTS=1 for chaos runs). */
+    private readonly env: Readonly<Record<string, string>> = {},
   ) {}
 
   get pid(): number | undefined {
@@ -50,7 +52,7 @@ export class StoreProcess {
   start(): void {
     if (this.running) return;
     const stdio: ('inherit' | number | 'ignore')[] = this.logFile ? ['ignore', openSync(this.logFile, 'a'), openSync(this.logFile, 'a')] : ['ignore', 'inherit', 'inherit'];
-    this.child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...this.args], { cwd: ROOT, stdio });
+    this.child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...this.args], { cwd: ROOT, stdio, env: { ...process.env, ...this.env } });
   }
 
   /** SIGKILL: the process gets no chance to flush anything. */

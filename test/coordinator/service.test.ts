@@ -84,6 +84,32 @@ describe('coordinator service over the in-memory store', () => {
     await waitUntil('collected', 5_000, () => txKeysOf(id).length === 0);
   });
 
+  it('fault injection: with RAFT2PC_FAULTS=1 a coordinator cut off from one participant still commits through the store; without it the route is 404', async () => {
+    expect((await http('GET', `${(await coordinator()).url}/v1/admin/faults`)).status).toBe(404);
+    process.env['RAFT2PC_FAULTS'] = '1';
+    let url: string;
+    let service: CoordinatorService;
+    try {
+      ({ url, service } = await coordinator({ id: 'c-faults' }));
+    } finally {
+      delete process.env['RAFT2PC_FAULTS'];
+    }
+    const [a, b] = [await participant('a'), await participant('b')];
+    for (const body of [{}, { blockedUrls: 'x' }, { blockedUrls: ['ftp://x'] }, { blockedUrls: [], more: 1 }]) {
+      const bad = await http('PUT', `${url}/v1/admin/faults`, body);
+      expect(bad.status, JSON.stringify(body)).toBe(400);
+    }
+    const cut = await http('PUT', `${url}/v1/admin/faults`, { blockedUrls: [`${a.url}/`] });
+    expect(cut.body).toEqual({ id: 'c-faults', blockedUrls: [a.url] });
+    const id = await begin(url, [a, b]);
+    const r = await http('POST', `${url}/v1/transactions/${id}/commit`);
+    expect(r.body.outcome).toBe('committed');
+    // a never heard from the coordinator: it voted and applied from the store.
+    await waitUntil('applied by both', 5_000, () => a.service.applied(id) === 'commit' && b.service.applied(id) === 'commit');
+    await waitUntil('the blocked prepare hint to fail', 5_000, () => service.hints.failed >= 1);
+    expect((await http('DELETE', `${url}/v1/admin/faults`)).body).toEqual({ id: 'c-faults', blockedUrls: [] });
+  });
+
   it('a no vote aborts with its reason; every participant that got work aborts', async () => {
     const { url } = await coordinator();
     const [a, b] = [await participant('a'), await participant('b')];

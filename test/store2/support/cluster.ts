@@ -58,6 +58,8 @@ export interface Store2ClusterOptions {
   readonly founders: number;
   /** Flags for every node (founders and joiners). */
   readonly extraArgs?: readonly string[];
+  /** Extra environment for every node process. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export class Store2Cluster {
@@ -84,7 +86,7 @@ export class Store2Cluster {
   private makeProcess(m: MemberAddress, spec: string, join_: boolean): StoreProcess {
     const args = ['--id', m.id, '--cluster', spec, '--data-dir', join(this.dataDir, m.id), ...(join_ ? ['--join'] : []), ...(this.opts.extraArgs ?? [])];
     mkdirSync(this.dataDir, { recursive: true });
-    return new StoreProcess(m, args, join(this.dataDir, `${m.id}.log`));
+    return new StoreProcess(m, args, join(this.dataDir, `${m.id}.log`), this.opts.env ?? {});
   }
 
   /**
