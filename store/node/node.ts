@@ -11,7 +11,7 @@ import { AppError } from '../../lib/errors.js';
 import { systemRandom } from '../../lib/random.js';
 import { systemClock } from '../../lib/clock.js';
 import { LeaseKeeper } from './leases.js';
-import { KvStateMachine, type KvConfig, type KvResult, type KvWriteCommand } from '../kv/index.js';
+import { KvStateMachine, type KvResult, type KvWriteCommand } from '../kv/index.js';
 import {
   RawNode,
   bootstrapStorage,
@@ -26,47 +26,17 @@ import {
   type StorageState,
 } from '../raft/index.js';
 import { type MemberAddress, type NodeConfig } from './config.js';
+import { BusyError, NoLeaderError, ProposalDroppedError } from './errors.js';
+import { decodeImage, encodeImage, kvConfigOf } from './image.js';
 import { WaitTable } from './pending.js';
 import { loadNewestSnapshot, saveSnapshot } from './snapshot-file.js';
 import { Transport } from './transport.js';
 import { WriteAheadLog } from './wal.js';
 
-export class NoLeaderError extends AppError {
-  constructor(reason = 'the cluster has no leader right now') {
-    super('no_leader', 503, reason, { retryAfterSeconds: 1 });
-  }
-}
-
-export class BusyError extends AppError {
-  constructor(what: string) {
-    super('busy', 503, `${what}; retry shortly`, { retryAfterSeconds: 1 });
-  }
-}
-
-/** The entry at our proposal's index turned out to be another leader's: ours was never applied. */
-export class ProposalDroppedError extends AppError {
-  constructor() {
-    super('proposal_dropped', 503, 'leadership changed before the write committed; it was not applied', { retryAfterSeconds: 1 });
-  }
-}
+export { BusyError, NoLeaderError, ProposalDroppedError } from './errors.js';
 
 /** What a conf-change proposal resolves with once applied. */
 const CONF_APPLIED = { ok: true, type: 'put', revision: 0, previous: null } as const satisfies KvResult;
-
-interface SnapshotImage {
-  readonly kv: string;
-  readonly members: readonly MemberAddress[];
-}
-
-/** The KV snapshot is JSON already: embed it as is rather than escape megabytes into a string. */
-function encodeImage(kvJson: string, members: readonly MemberAddress[]): string {
-  return `{"members":${JSON.stringify(members)},"kv":${kvJson}}`;
-}
-
-function decodeImage(data: string): SnapshotImage {
-  const raw = JSON.parse(data) as { kv: unknown; members: MemberAddress[] };
-  return { members: raw.members, kv: typeof raw.kv === 'string' ? raw.kv : JSON.stringify(raw.kv) };
-}
 
 interface QueuedProposal {
   readonly data: string;
@@ -82,16 +52,6 @@ export interface NodeMetrics {
   snapshotsTaken: number;
   snapshotsInstalled: number;
   leaderChanges: number;
-}
-
-/**
- * The KV limits from the node config. Every replica, and every restore from a
- * snapshot, must use the same ones (store/kv/config.ts): a restore with the
- * defaults would silently change limits and the watch history's size.
- */
-function kvConfigOf(cfg: NodeConfig): Partial<KvConfig> {
-  const base = { maxKeyBytes: cfg.maxKeyBytes, maxValueBytes: cfg.maxValueBytes };
-  return cfg.watchHistoryEvents === undefined ? base : { ...base, watchHistoryEvents: cfg.watchHistoryEvents };
 }
 
 export class StoreNode {
