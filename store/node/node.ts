@@ -198,7 +198,10 @@ export class StoreNode {
         if (!sendFirst) this.transport.send(rd.messages);
         if (rd.snapshot) this.installSnapshot(rd.snapshot);
         if (!applyFirst) this.applyEntries(rd.committedEntries);
-        for (const rs of rd.readStates) this.readsAwaitingApply.push(rs);
+        for (const rs of rd.readStates) {
+          if (rs.rejected) this.reads.reject(rs.requestId, new BusyError('the leader has too many reads pending'));
+          else this.readsAwaitingApply.push(rs);
+        }
         if (rd.softState) this.onSoftState(rd.softState.leaderId);
         this.raw.advance(rd);
         this.releaseReads();
@@ -267,6 +270,11 @@ export class StoreNode {
     if (leaderId === this.leaderId) return;
     this.metrics.leaderChanges++;
     this.leaderId = leaderId;
+    // A read forwarded to the old leader may never be answered (the message or
+    // the leader is gone): fail every waiting read now with a retryable 503
+    // instead of holding it to its timeout. Reads are idempotent; clients retry.
+    this.reads.rejectAll(new NoLeaderError('leadership changed while the read waited; retry'));
+    this.readsAwaitingApply = [];
     this.leases.onLeaderChange();
     this.onLeaderChange?.(leaderId, leaderId === this.cfg.id);
   }

@@ -25,7 +25,7 @@ export function stepFollower(r: Raft, m: Message): void {
       if (r.promotable()) campaign(r, 'transfer');
       return;
     case 'readIndexResp':
-      if (!m.reject) r.readStates.push({ requestId: m.requestId, index: m.index });
+      r.readStates.push(m.reject ? { requestId: m.requestId, index: 0, rejected: true } : { requestId: m.requestId, index: m.index });
       return;
     default:
       return;

@@ -22,6 +22,8 @@ export interface ReadState {
   readonly requestId: string;
   /** Serve the read once the state machine has applied this index. */
   readonly index: number;
+  /** The leader refused the forwarded read (saturated): fail it now rather than at its timeout. */
+  readonly rejected?: true;
 }
 
 export class Raft {

@@ -235,6 +235,17 @@ describe('ReadIndex (§6.4)', () => {
     expect(c.peer('b').readStates).toEqual([{ requestId: 'rb', index: c.node('a').status().commitIndex }]);
     expect(newNode('1').readIndex('x')).toBe('no_leader');
   });
+
+  it("ReadIndex: a follower's read that a saturated leader refuses comes back rejected at once, not never", () => {
+    const c = led({ maxPendingReads: 1 });
+    c.node('a').propose('x');
+    c.stabilize();
+    // The leader's only slot is taken by its own read; the heartbeat confirming it is held back.
+    expect(c.node('a').readIndex('ra')).toBe('ok');
+    expect(c.node('b').readIndex('rb')).toBe('ok');
+    c.stabilize(10_000, (m) => m.type === 'readIndex' || m.type === 'readIndexResp');
+    expect(c.peer('b').readStates).toEqual([{ requestId: 'rb', index: 0, rejected: true }]);
+  });
 });
 
 describe('leadership transfer (§3.10)', () => {

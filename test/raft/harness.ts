@@ -15,6 +15,7 @@ import {
   type NodeId,
   type RaftConfig,
   type Ready,
+  type ReadState,
   type Snapshot,
   type StorageState,
 } from '../../store/raft/index.js';
@@ -80,7 +81,7 @@ function fnv(s: string, seed: string): string {
 export class Peer {
   node: RawNode | undefined;
   app: AppState = { index: 0, digest: '0', count: 0 };
-  readonly readStates: { requestId: string; index: number }[] = [];
+  readonly readStates: ReadState[] = [];
   readonly applied: Entry[] = [];
 
   constructor(

@@ -429,6 +429,10 @@ export class Simulator {
       this.sendAll(this.cluster.inflight);
       this.cluster.inflight = [];
       for (const rs of peer.readStates.splice(0)) {
+        if (rs.rejected) {
+          this.trace(`${id} read ${rs.requestId} rejected by the leader`);
+          continue;
+        }
         this.checker.readAnswered(id, rs.requestId, rs.index);
         this.trace(`${id} read ${rs.requestId} answered at ${rs.index}`);
       }

@@ -5,7 +5,8 @@
  * leader cuts it off from both followers: the followers elect a new leader
  * and keep committing writes, the old leader steps down (CheckQuorum) and
  * never answers a linearizable read or a write with a stale or wrong answer;
- * `DELETE /v1/admin/faults` lets it rejoin and catch up. Bad bodies get 400.
+ * `DELETE /v1/admin/faults` lets it rejoin and catch up. A read forwarded to
+ * the cut-off leader fails fast at the leader change. Bad bodies get 400.
  * Without the variable the routes do not exist: test/store/badinput.test.ts
  * checks the 404 on its normal cluster.
  *
@@ -76,8 +77,16 @@ describe('fault injection (RAFT2PC_FAULTS=1)', () => {
 
     const cut = await call(old, 'PUT', '/v1/admin/faults', { blockedPeers: others });
     expect(cut).toEqual({ status: 200, body: { id: old, blockedPeers: [...others].sort() } });
+    // A linearizable read on a follower now goes to the cut-off leader and is
+    // lost; the follower fails it when leadership changes (about one election
+    // timeout), not at its 5 s request timeout.
+    const readStart = Date.now();
+    const lostRead = call(others[0] as string, 'GET', '/v1/kv/f-before', undefined, 8_000);
 
     const fresh = await cluster.waitLeader(others, 20_000);
+    const read = await lostRead;
+    expect([200, 503], JSON.stringify(read.body)).toContain(read.status);
+    expect(Date.now() - readStart).toBeLessThan(4_000);
     expect(others).toContain(fresh);
     await waitFor(`${old} to step down`, 10_000, async () => (await cluster.status(old))?.role !== 'leader', 50);
     expect((await call(fresh, 'PUT', '/v1/kv/f-during', { value: '2' })).status).toBe(200);
