@@ -21,7 +21,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SeededRandom } from '../../lib/random.js';
 import { StoreClient } from '../../store/client/client.js';
-import { Store2Cluster } from './support/cluster.js';
+import { StoreCluster } from '../support/store-cluster.js';
 import { delay, now, testSeed, waitFor } from './support/poll.js';
 
 const BASE_PORT = 35400;
@@ -32,11 +32,11 @@ const seed = testSeed();
 const rng = new SeededRandom(seed);
 console.log(`[store2/exactly-once] seed ${seed} (rerun with STORE_TEST_SEED=${seed})`);
 
-let cluster: Store2Cluster;
+let cluster: StoreCluster;
 let failed = false;
 
 beforeAll(async () => {
-  cluster = new Store2Cluster({ name: 'exactly-once', basePort: BASE_PORT, founders: 3 });
+  cluster = new StoreCluster({ name: 'exactly-once', basePort: BASE_PORT, founders: 3 });
   await cluster.startFounders();
 }, 120_000);
 

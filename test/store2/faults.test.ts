@@ -13,16 +13,16 @@
  * Ports: n1..n3 serve clients on 36600-36602 and peers on 36700-36702.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { Store2Cluster } from './support/cluster.js';
+import { StoreCluster } from '../support/store-cluster.js';
 import { waitFor } from './support/poll.js';
 
 const BASE_PORT = 36600;
 
-let cluster: Store2Cluster;
+let cluster: StoreCluster;
 let failed = false;
 
 beforeAll(async () => {
-  cluster = new Store2Cluster({ name: 'faults', basePort: BASE_PORT, founders: 3, env: { RAFT2PC_FAULTS: '1' } });
+  cluster = new StoreCluster({ name: 'faults', basePort: BASE_PORT, founders: 3, env: { RAFT2PC_FAULTS: '1' } });
   await cluster.startFounders();
 }, 120_000);
 

@@ -28,7 +28,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultNodeConfig } from '../../store/node/config.js';
 import { StoreClient } from '../../store/client/client.js';
-import { Store2Cluster } from './support/cluster.js';
+import { StoreCluster } from '../support/store-cluster.js';
 import { delay, now, waitFor } from './support/poll.js';
 import { PresencePoller, stopAllPollers, type Presence } from './support/presence.js';
 
@@ -37,12 +37,12 @@ const CHECK_MS = defaultNodeConfig.leaseCheckMs;
 const MARGIN_MS = 150;
 const TTL_MS = 1000;
 
-let cluster: Store2Cluster;
+let cluster: StoreCluster;
 let client: StoreClient;
 let failed = false;
 
 beforeAll(async () => {
-  cluster = new Store2Cluster({ name: 'lease', basePort: BASE_PORT, founders: 3 });
+  cluster = new StoreCluster({ name: 'lease', basePort: BASE_PORT, founders: 3 });
   await cluster.startFounders();
   client = new StoreClient({ endpoints: cluster.endpoints });
 }, 120_000);

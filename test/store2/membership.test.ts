@@ -18,7 +18,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultNodeConfig } from '../../store/node/config.js';
 import { StoreClient, type KeyValue } from '../../store/client/client.js';
-import { Store2Cluster } from './support/cluster.js';
+import { StoreCluster } from '../support/store-cluster.js';
 import { LeaderMonitor } from './support/leader-monitor.js';
 import { now, waitFor } from './support/poll.js';
 
@@ -26,14 +26,14 @@ const BASE_PORT = 35600;
 const WRITERS = 8;
 const ELECTION_TIMEOUT_MS = defaultNodeConfig.electionTicks * defaultNodeConfig.tickMs;
 
-let cluster: Store2Cluster;
+let cluster: StoreCluster;
 let monitor: LeaderMonitor | undefined;
 let failed = false;
 /** The voters once the test has shrunk the cluster back. */
 let finalVoters: string[] = [];
 
 beforeAll(async () => {
-  cluster = new Store2Cluster({ name: 'membership', basePort: BASE_PORT, founders: 3 });
+  cluster = new StoreCluster({ name: 'membership', basePort: BASE_PORT, founders: 3 });
   await cluster.startFounders();
 }, 120_000);
 

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SeededRandom } from '../../lib/random.js';
 import { StoreClient, StoreError, type WatchEvent } from '../../store/client/client.js';
-import { Store2Cluster } from './support/cluster.js';
+import { StoreCluster } from '../support/store-cluster.js';
 import { now, testSeed, waitFor } from './support/poll.js';
 import { collectWatch } from './support/sse.js';
 
@@ -36,7 +36,7 @@ console.log(`[store2/watch] seed ${seed} (rerun with STORE_TEST_SEED=${seed})`);
 const watchConnects: { startedAt: number; at: number; url: string; status: number | 'error' }[] = [];
 const realFetch = globalThis.fetch;
 
-let cluster: Store2Cluster;
+let cluster: StoreCluster;
 let failed = false;
 /** What the main watcher delivered, with arrival times. */
 const seen: { ev: WatchEvent; at: number }[] = [];
@@ -59,7 +59,7 @@ beforeAll(async () => {
       throw e;
     }
   }) as typeof fetch;
-  cluster = new Store2Cluster({
+  cluster = new StoreCluster({
     name: 'watch',
     basePort: BASE_PORT,
     founders: 3,

@@ -12,9 +12,9 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatClusterSpec, type MemberAddress } from '../../../store/node/config.js';
-import { StoreProcess, clusterMembers } from '../../../store/node/launcher.js';
-import { delay, waitFor } from './poll.js';
+import { formatClusterSpec, type MemberAddress } from '../../store/node/config.js';
+import { StoreProcess, clusterMembers } from '../../store/node/launcher.js';
+import { delay, waitFor } from '../store/support/poll.js';
 
 export interface NodeStatus {
   readonly id: string;
@@ -51,7 +51,7 @@ function isRunning(child: ChildProcess | undefined): child is ChildProcess {
   return child !== undefined && child.exitCode === null && child.signalCode === null;
 }
 
-export interface Store2ClusterOptions {
+export interface StoreClusterOptions {
   readonly name: string;
   readonly basePort: number;
   /** Founding members n1..nN. */
@@ -62,15 +62,15 @@ export interface Store2ClusterOptions {
   readonly env?: Readonly<Record<string, string>>;
 }
 
-export class Store2Cluster {
+export class StoreCluster {
   readonly dataDir: string;
   /** Every member ever started, by id (a removed member stays listed). */
   readonly procs = new Map<string, StoreProcess>();
   private readonly children = new Set<ChildProcess>();
 
-  constructor(readonly opts: Store2ClusterOptions) {
+  constructor(readonly opts: StoreClusterOptions) {
     installExitHook();
-    this.dataDir = mkdtempSync(join(tmpdir(), `store2-${opts.name}-`));
+    this.dataDir = mkdtempSync(join(tmpdir(), `store-${opts.name}-`));
     const founders = clusterMembers(opts.founders, opts.basePort);
     const spec = formatClusterSpec(founders);
     for (const m of founders) this.procs.set(m.id, this.makeProcess(m, spec, false));
