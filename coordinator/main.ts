@@ -1,6 +1,9 @@
 /**
  * `npm run coordinator -- --port P --store http://127.0.0.1:2379,... [--id c1]`
+ * `npm run coordinator -- --port P --store etcd://10.0.0.1:2379,10.0.0.2:2379,...`
  *
+ * The store is the built-in one (http://...) or an existing etcd cluster
+ * (etcd://...); without --store, the TWOPC_STORE environment variable names it.
  * Optional: --host H, --default-timeout-ms, --recovery-interval-ms,
  * --retention-ms, --ack-wait-ms, --max-live-txs, --max-participants,
  * --log-level debug|info|warn|error. Failpoints for crash tests come from
@@ -8,12 +11,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { intFlag, parseFlags, stringFlag } from '../lib/args.js';
-import { StoreClient } from '../store/client/index.js';
 import { makeCoordinatorConfig, type CoordinatorConfig } from './config.js';
 import { Failpoints } from './failpoints.js';
 import { stderrLogger, type LogLevel } from './logger.js';
+import { openTxStore, STORE_ENV, storeSpecFrom, type StoreSpec } from './open-store.js';
 import { CoordinatorService } from './service.js';
-import { BuiltinTxStore } from './store.js';
 
 const { values } = parseFlags({
   port: { type: 'string' },
@@ -34,9 +36,12 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-const storeFlag = stringFlag(values, 'store') ?? fail('--store http://host:port,... is required');
-const endpoints = storeFlag.split(',').map((s) => s.trim()).filter((s) => s !== '');
-if (endpoints.length === 0) fail('--store needs at least one endpoint');
+let spec: StoreSpec;
+try {
+  spec = storeSpecFrom(stringFlag(values, 'store')) ?? fail(`--store http://host:port,... (built-in store) or etcd://host:port,... is required, or ${STORE_ENV}`);
+} catch (e) {
+  fail(String((e as Error).message));
+}
 const port = intFlag(values, 'port', 7070);
 const id = stringFlag(values, 'id') ?? `c-${randomBytes(3).toString('hex')}`;
 
@@ -59,13 +64,13 @@ try {
 }
 
 const log = stderrLogger(`coordinator ${id}`, (stringFlag(values, 'log-level') ?? 'info') as LogLevel);
-// A fresh client id per process: the store deduplicates writes by (client id, sequence), and a
-// restarted process starts its sequences again.
-const client = new StoreClient({ endpoints, clientId: `${id}-${randomBytes(6).toString('hex')}` });
-const service = new CoordinatorService({ config, store: new BuiltinTxStore(client), failpoints: Failpoints.fromEnv(), log });
+// openTxStore gives the built-in store's client a fresh id per process: the store deduplicates
+// writes by (client id, sequence), and a restarted process starts its sequences again.
+const opened = await openTxStore(spec, id);
+const service = new CoordinatorService({ config, store: opened.store, failpoints: Failpoints.fromEnv(), log });
 
 const bound = await service.start({ port, host: stringFlag(values, 'host') ?? '127.0.0.1' });
-log('info', 'listening', { port: bound, store: endpoints, pid: process.pid });
+log('info', 'listening', { port: bound, store: spec.kind, endpoints: spec.endpoints, pid: process.pid });
 process.stdout.write(`coordinator ${id} listening on ${bound}\n`);
 
 let stopping = false;
@@ -73,6 +78,9 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   process.on(sig, () => {
     if (stopping) return;
     stopping = true;
-    void service.stop().finally(() => process.exit(0));
+    void service
+      .stop()
+      .finally(() => opened.close())
+      .finally(() => process.exit(0));
   });
 }

@@ -4,145 +4,33 @@
  * decision it applied, and when its ack reached the store. Recovery at start
  * reads it together with the store (see participant/machine.ts).
  *
- * Why lowdb: it is the issue's named choice, and a participant's log is a
- * small JSON document (open transactions plus a retention window), read whole
- * at start and rewritten on change; lowdb is exactly that and nothing more.
+ * On disk it is an append-only file of checksummed JSON lines (log-file.ts):
+ * each change appends the transaction's new record, and a write resolves
+ * only after the file is fdatasynced; concurrent changes share one write and
+ * one sync (group commit). The newest line of a transaction wins on reading.
+ * The file is rewritten whole (temp file, fsync, rename, fsync of the
+ * directory) only to drop what is no longer needed: acknowledged records
+ * past the retention time (`compact`), and superseded lines once the file
+ * is more than twice the live records.
  *
- * Two lowdb traps, avoided on purpose (shared/STYLE.md):
- * - `JSONFilePreset` silently swaps in a memory adapter when
- *   NODE_ENV === 'test' (Vitest sets it), so a persistence test would test
- *   nothing. We construct `new Low(adapter, defaults)` explicitly.
- * - lowdb's own JSONFile writes through steno, which renames a temp file but
- *   never fsyncs: the write survives a killed process, not a power loss. A
- *   participant promises that a "yes" in the store is backed by a durable
- *   prepare record, so `DurableJsonFile` writes a temp file, fsyncs it,
- *   renames it over the log, and fsyncs the directory before a write resolves.
+ * Why not the lowdb document this log used to be: every change rewrote the
+ * whole file (temp file, two fsyncs, rename), and serialized it, so a
+ * change cost time in proportion to everything retained. Measured
+ * (docs/BENCHMARKS.md, bench:2pc): about 270 transactions per second with an
+ * empty log and 60 with 5,000 retained records, at which point the log
+ * alone capped a participant. A log of the old format is migrated when
+ * opened. lowdb stays for small documents (`DurableJsonFile`).
  *
- * Cost: every write rewrites the whole file, so the log is kept small by
- * `compact` (acknowledged records past a retention time are dropped), and
- * concurrent writes are grouped into one fsync (group commit).
+ * Bounds: at most `maxRecords` records. When full, the oldest acknowledged
+ * records are dropped first (they are kept only for the operator's view);
+ * only unacknowledged records make the log refuse new work (`log_full`).
  */
-import * as fsp from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { Low, type Adapter } from 'lowdb';
 import { assert } from '../lib/assert.js';
-import { AppError } from '../lib/errors.js';
 import { isValidTxId, type Decision, type JsonValue, type VoteValue } from '../coordinator/protocol.js';
+import { nodeLogFs, ParticipantLogError, type LogFs } from './durable-json-file.js';
+import { LogFile } from './log-file.js';
 
-// ---------------------------------------------------------------------------
-// The durable file adapter
-
-/** The file operations the adapter needs; injected so tests can watch the fsyncs. */
-export interface LogFs {
-  readFile(path: string, encoding: 'utf8'): Promise<string>;
-  open(path: string, flags: 'w' | 'r'): Promise<LogFileHandle>;
-  rename(from: string, to: string): Promise<void>;
-  mkdir(path: string, opts: { recursive: true }): Promise<unknown>;
-}
-
-export interface LogFileHandle {
-  writeFile(data: string, encoding: 'utf8'): Promise<void>;
-  sync(): Promise<void>;
-  close(): Promise<void>;
-}
-
-export const nodeLogFs: LogFs = {
-  readFile: (path, encoding) => fsp.readFile(path, encoding),
-  open: (path, flags) => fsp.open(path, flags),
-  rename: (from, to) => fsp.rename(from, to),
-  mkdir: (path, opts) => fsp.mkdir(path, opts),
-};
-
-export class ParticipantLogError extends AppError {
-  constructor(code: 'log_corrupt' | 'log_failed' | 'log_full' | 'work_conflict' | 'tx_not_active' | 'invalid_tx_id', status: number, message: string, details: Readonly<Record<string, unknown>> = {}) {
-    super(code, status, message, details);
-    this.name = 'ParticipantLogError';
-  }
-}
-
-/**
- * A lowdb adapter that makes each write durable before it resolves:
- * temp file, fsync, rename, fsync of the directory. Writes are serialized
- * (one temp file) and grouped: a write requested while another is in flight
- * waits, and all writes that waited share the next one, which carries the
- * newest data. The data is serialized when `write` is called, so a resolved
- * write always covers every change made before it was requested.
- */
-export class DurableJsonFile<T> implements Adapter<T> {
-  private readonly tempPath: string;
-  private inFlight = false;
-  private next: { text: string; waiters: { resolve: () => void; reject: (e: unknown) => void }[] } | undefined;
-
-  constructor(
-    readonly path: string,
-    private readonly fs: LogFs = nodeLogFs,
-  ) {
-    this.tempPath = `${path}.tmp`;
-  }
-
-  async read(): Promise<T | null> {
-    let text: string;
-    try {
-      text = await this.fs.readFile(this.path, 'utf8');
-    } catch (e) {
-      // A leftover temp file is a write that never completed (nobody was told it was durable): ignore it.
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw e;
-    }
-    try {
-      return JSON.parse(text) as T;
-    } catch {
-      throw new ParticipantLogError('log_corrupt', 500, `${this.path} is not valid JSON`, { path: this.path });
-    }
-  }
-
-  write(data: T): Promise<void> {
-    const text = JSON.stringify(data);
-    return new Promise<void>((resolve, reject) => {
-      if (this.next === undefined) this.next = { text, waiters: [] };
-      this.next.text = text;
-      this.next.waiters.push({ resolve, reject });
-      if (!this.inFlight) void this.flush();
-    });
-  }
-
-  private async flush(): Promise<void> {
-    while (this.next !== undefined) {
-      const batch = this.next;
-      this.next = undefined;
-      this.inFlight = true;
-      try {
-        await this.writeDurably(batch.text);
-        for (const w of batch.waiters) w.resolve();
-      } catch (e) {
-        for (const w of batch.waiters) w.reject(e);
-      } finally {
-        this.inFlight = false;
-      }
-    }
-  }
-
-  private async writeDurably(text: string): Promise<void> {
-    const file = await this.fs.open(this.tempPath, 'w');
-    try {
-      await file.writeFile(text, 'utf8');
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-    await this.fs.rename(this.tempPath, this.path);
-    // The rename is durable only once the directory entry is.
-    const dir = await this.fs.open(dirname(this.path), 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------
-// The log
+export { DurableJsonFile, nodeLogFs, ParticipantLogError, type LogFileHandle, type LogFs } from './durable-json-file.js';
 
 export interface LoggedVote {
   readonly vote: VoteValue;
@@ -163,43 +51,74 @@ export interface LogRecord {
   readonly ackedAt?: number;
 }
 
-export interface LogData {
-  readonly version: 1;
+/** The first line of the file. */
+export interface LogHeader {
+  readonly version: 2;
   readonly participant: string;
-  readonly txs: Record<string, LogRecord>;
 }
 
 export interface ParticipantLogOptions {
   readonly path: string;
   readonly participant: string;
-  /** Most records kept; new work past it is refused with `log_full`. */
+  /** Most records kept; past it the oldest acknowledged ones go, and new work is refused only if none is acknowledged. */
   readonly maxRecords?: number;
+  /**
+   * The file is rewritten without superseded lines once it is larger than
+   * twice the live records plus this many bytes (default 1 MiB), so a small
+   * log is not rewritten over and over.
+   */
+  readonly rewriteFloorBytes?: number;
   readonly fs?: LogFs;
 }
 
-function hasOwn(o: object, k: string): boolean {
-  return Object.prototype.hasOwnProperty.call(o, k);
+/** Rewrite once the file holds this many times the live records' bytes, plus the floor. */
+const REWRITE_GROWTH_FACTOR = 2;
+/** Share of `maxRecords` dropped at once when the log is full, so a full log does not scan on every new record. */
+const EVICT_SHARE = 0.01;
+
+function corrupt(path: string, why: string): never {
+  throw new ParticipantLogError('log_corrupt', 500, `${path}: ${why}`, { path });
 }
 
-function validateData(data: unknown, path: string, participant: string): LogData {
-  const bad = (why: string): never => {
-    throw new ParticipantLogError('log_corrupt', 500, `${path}: ${why}`, { path });
-  };
-  if (typeof data !== 'object' || data === null) return bad('not an object');
-  const d = data as Record<string, unknown>;
-  if (d['version'] !== 1) bad(`unknown version ${String(d['version'])}`);
-  if (d['participant'] !== participant) bad(`belongs to participant ${String(d['participant'])}, not ${participant}`);
-  const txs = d['txs'];
-  if (typeof txs !== 'object' || txs === null || Array.isArray(txs)) return bad('txs is not an object');
-  for (const [id, r] of Object.entries(txs as Record<string, unknown>)) {
-    const rec = r as Record<string, unknown> | null;
-    if (!isValidTxId(id) || typeof rec !== 'object' || rec === null || rec['txId'] !== id || typeof rec['receivedAt'] !== 'number') bad(`bad record ${id}`);
-    const vote = rec?.['vote'] as Record<string, unknown> | undefined;
-    if (vote !== undefined && vote['vote'] !== 'yes' && vote['vote'] !== 'no') bad(`bad vote in ${id}`);
-    const applied = rec?.['applied'] as Record<string, unknown> | undefined;
-    if (applied !== undefined && applied['decision'] !== 'commit' && applied['decision'] !== 'abort') bad(`bad decision in ${id}`);
+function validateRecord(value: unknown, path: string): LogRecord {
+  const rec = value as Record<string, unknown> | null;
+  if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) return corrupt(path, 'a record is not an object');
+  const id = rec['txId'];
+  if (typeof id !== 'string' || !isValidTxId(id) || typeof rec['receivedAt'] !== 'number') return corrupt(path, `bad record ${String(id)}`);
+  const vote = rec['vote'] as Record<string, unknown> | undefined;
+  if (vote !== undefined && vote['vote'] !== 'yes' && vote['vote'] !== 'no') corrupt(path, `bad vote in ${id}`);
+  const applied = rec['applied'] as Record<string, unknown> | undefined;
+  if (applied !== undefined && applied['decision'] !== 'commit' && applied['decision'] !== 'abort') corrupt(path, `bad decision in ${id}`);
+  return rec as unknown as LogRecord;
+}
+
+function parseJson(text: string, path: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return corrupt(path, 'not valid JSON');
   }
-  return data as LogData;
+}
+
+/** Records of a version 1 log (one JSON document, written by lowdb), to migrate. */
+function recordsOfV1(text: string, path: string, participant: string): LogRecord[] {
+  const d = parseJson(text, path) as Record<string, unknown> | null;
+  if (typeof d !== 'object' || d === null) return corrupt(path, 'not an object');
+  if (d['version'] !== 1) corrupt(path, `unknown version ${String(d['version'])}`);
+  if (d['participant'] !== participant) corrupt(path, `belongs to participant ${String(d['participant'])}, not ${participant}`);
+  const txs = d['txs'];
+  if (typeof txs !== 'object' || txs === null || Array.isArray(txs)) return corrupt(path, 'txs is not an object');
+  return Object.entries(txs as Record<string, unknown>).map(([id, r]) => {
+    const rec = validateRecord(r, path);
+    if (rec.txId !== id) corrupt(path, `bad record ${id}`);
+    return rec;
+  });
+}
+
+interface Entry {
+  readonly record: LogRecord;
+  /** The record's JSON as last appended: a rewrite reuses it instead of serializing again. */
+  readonly payload: string;
 }
 
 /**
@@ -216,35 +135,58 @@ function validateData(data: unknown, path: string, participant: string): LogData
  * on fsync errors).
  */
 export class ParticipantLog {
+  /** Insertion order is first-logged order, which `list` and eviction rely on. */
+  private readonly entries = new Map<string, Entry>();
+  /** Bytes of the live records' lines, to decide when superseded lines are worth a rewrite. */
+  private liveBytes = 0;
+  private rewriting = false;
+  private failure: unknown;
+
   private constructor(
-    private readonly db: Low<LogData>,
+    private readonly file: LogFile,
     readonly path: string,
     readonly participant: string,
     private readonly maxRecords: number,
+    private readonly rewriteFloorBytes: number,
   ) {}
-
-  private failure: unknown;
 
   static async open(opts: ParticipantLogOptions): Promise<ParticipantLog> {
     const fs = opts.fs ?? nodeLogFs;
-    await fs.mkdir(dirname(opts.path), { recursive: true });
-    // Explicit `new Low(adapter, defaults)`, never JSONFilePreset: see the header.
-    const db = new Low<LogData>(new DurableJsonFile<LogData>(opts.path, fs), { version: 1, participant: opts.participant, txs: {} });
-    await db.read();
-    db.data = validateData(db.data, opts.path, opts.participant);
-    return new ParticipantLog(db, opts.path, opts.participant, opts.maxRecords ?? 100_000);
+    const loaded = await LogFile.load(opts.path, fs);
+    let records: LogRecord[] = [];
+    // Rewritten at once: a new log (created durably, header first), an old format, a torn tail.
+    let rewrite = true;
+    if (loaded.foreign !== undefined) {
+      records = recordsOfV1(loaded.foreign, opts.path, opts.participant);
+    } else if (loaded.payloads.length > 0) {
+      rewrite = loaded.tornTail;
+      const [headerText, ...lines] = loaded.payloads;
+      const header = parseJson(headerText as string, opts.path) as Partial<LogHeader> | null;
+      if (header?.version !== 2) corrupt(opts.path, `unknown version ${String(header?.version)}`);
+      if (header.participant !== opts.participant) corrupt(opts.path, `belongs to participant ${String(header.participant)}, not ${opts.participant}`);
+      records = lines.map((l) => validateRecord(parseJson(l, opts.path), opts.path));
+    }
+    const entries = new Map<string, Entry>();
+    for (const record of records) {
+      // The newest line of a transaction wins; its first position keeps the order.
+      entries.set(record.txId, { record, payload: JSON.stringify(record) });
+    }
+    const payloads = rewrite ? [JSON.stringify({ version: 2, participant: opts.participant } satisfies LogHeader), ...[...entries.values()].map((e) => e.payload)] : undefined;
+    const file = await LogFile.open(opts.path, fs, loaded.bytes, payloads);
+    const log = new ParticipantLog(file, opts.path, opts.participant, opts.maxRecords ?? 100_000, opts.rewriteFloorBytes ?? 1 << 20);
+    for (const [id, e] of entries) log.setEntry(id, e);
+    return log;
   }
 
   get(txId: string): LogRecord | undefined {
     this.checkHealthy();
-    const txs = this.db.data.txs;
-    return hasOwn(txs, txId) ? txs[txId] : undefined;
+    return this.entries.get(txId)?.record;
   }
 
   /** Every record, oldest first. */
   list(): LogRecord[] {
     this.checkHealthy();
-    return Object.values(this.db.data.txs).sort((a, b) => a.receivedAt - b.receivedAt || (a.txId < b.txId ? -1 : 1));
+    return [...this.entries.values()].map((e) => e.record).sort((a, b) => a.receivedAt - b.receivedAt || (a.txId < b.txId ? -1 : 1));
   }
 
   /** Records not yet acknowledged in the store: what recovery must look at. */
@@ -253,7 +195,7 @@ export class ParticipantLog {
   }
 
   get size(): number {
-    return Object.keys(this.db.data.txs).length;
+    return this.entries.size;
   }
 
   /** Idempotent for the same work; refused once a vote exists or for different work. */
@@ -296,33 +238,82 @@ export class ParticipantLog {
     return this.save({ ...old, ackedAt: nowMs });
   }
 
-  /** Drops acknowledged records acked at or before `nowMs - retentionMs`; returns how many. */
+  /** Drops acknowledged records acked at or before `nowMs - retentionMs` and rewrites the file without them; returns how many. */
   async compact(nowMs: number, retentionMs: number): Promise<number> {
     this.checkHealthy();
-    const txs = this.db.data.txs;
-    const drop = Object.values(txs).filter((r) => r.ackedAt !== undefined && r.ackedAt <= nowMs - retentionMs);
-    if (drop.length === 0) return 0;
-    for (const r of drop) delete txs[r.txId];
-    await this.write();
-    return drop.length;
+    let dropped = 0;
+    for (const [id, e] of this.entries) {
+      if (e.record.ackedAt !== undefined && e.record.ackedAt <= nowMs - retentionMs) {
+        this.deleteEntry(id, e);
+        dropped++;
+      }
+    }
+    if (dropped > 0) await this.rewrite();
+    return dropped;
+  }
+
+  /** Closes the file; later writes fail. Call after every write in flight settled. */
+  async close(): Promise<void> {
+    await this.file.close();
   }
 
   private fresh(txId: string, work: JsonValue | null, nowMs: number): LogRecord {
     if (!isValidTxId(txId)) throw new ParticipantLogError('invalid_tx_id', 400, `invalid transaction id ${JSON.stringify(txId).slice(0, 200)}`);
-    if (this.size >= this.maxRecords) throw new ParticipantLogError('log_full', 503, `the participant log holds ${this.maxRecords} records`, { maxRecords: this.maxRecords });
+    if (this.size >= this.maxRecords) this.evictAcknowledged();
+    if (this.size >= this.maxRecords) throw new ParticipantLogError('log_full', 503, `the participant log holds ${this.maxRecords} unacknowledged records`, { maxRecords: this.maxRecords });
     return { txId, work, receivedAt: nowMs };
   }
 
+  /**
+   * Full: drop the oldest acknowledged records (kept only for the operator's
+   * view; nothing recovers from them). Memory only: the dropped lines leave
+   * the file at the next rewrite, and reappearing after a restart they are
+   * still acknowledged, so recovery ignores them.
+   */
+  private evictAcknowledged(): void {
+    let want = Math.max(1, Math.floor(this.maxRecords * EVICT_SHARE));
+    for (const [id, e] of this.entries) {
+      if (want === 0) break;
+      if (e.record.ackedAt === undefined) continue;
+      this.deleteEntry(id, e);
+      want--;
+    }
+  }
+
   private async save(record: LogRecord): Promise<LogRecord> {
-    this.db.data.txs[record.txId] = record;
-    await this.write();
+    this.checkHealthy();
+    const payload = JSON.stringify(record);
+    const old = this.entries.get(record.txId);
+    if (old !== undefined) this.deleteEntry(record.txId, old, true);
+    this.setEntry(record.txId, { record, payload });
+    await this.durably(this.file.append(payload));
+    if (!this.rewriting && this.file.bytes > REWRITE_GROWTH_FACTOR * this.liveBytes + this.rewriteFloorBytes) void this.rewrite().catch(() => undefined); // a failure already failed the log
     return record;
   }
 
-  private async write(): Promise<void> {
-    this.checkHealthy();
+  private async rewrite(): Promise<void> {
+    this.rewriting = true;
     try {
-      await this.db.write();
+      await this.durably(this.file.rewrite(() => [JSON.stringify({ version: 2, participant: this.participant } satisfies LogHeader), ...[...this.entries.values()].map((e) => e.payload)]));
+    } finally {
+      this.rewriting = false;
+    }
+  }
+
+  private setEntry(id: string, e: Entry): void {
+    this.entries.set(id, e);
+    this.liveBytes += e.payload.length + 10;
+  }
+
+  /** `keepPosition`: the record is being replaced, so its place in the order stays. */
+  private deleteEntry(id: string, e: Entry, keepPosition = false): void {
+    if (!keepPosition) this.entries.delete(id);
+    this.liveBytes -= e.payload.length + 10;
+  }
+
+  private async durably(write: Promise<void>): Promise<void> {
+    try {
+      await write;
     } catch (e) {
       this.failure ??= e;
       throw new ParticipantLogError('log_failed', 503, `writing ${this.path} failed; restart to recover from disk: ${String(e)}`, { path: this.path });

@@ -1,146 +1,67 @@
 /**
  * The participant library: a service embeds a `ParticipantNode`, supplies
- * its `prepare` (validate and lock), `commit` and `abort` callbacks, mounts
- * the routes (routes.ts), and the library runs the protocol with one pure
- * ParticipantTxMachine per open transaction (machine.ts states the order that
- * makes it safe), a durable local log (log.ts) and the store:
+ * its `prepare` (validate and lock), `commit` and `abort` callbacks
+ * (options.ts), mounts the routes (routes.ts), and the library runs the
+ * protocol with one pure ParticipantTxMachine per open transaction
+ * (machine.ts states the order that makes it safe), a durable local log
+ * (log.ts) and the store:
  *
  * - work arrives (`receiveWork`, or `POST /2pc/work`) and is logged durably
  *   before it is accepted;
  * - prepare arrives as a hint (`POST /2pc/prepare`) or from the store watch
- *   (a `tx/{id}` record frozen with this participant in it); the vote is
- *   logged durably, THEN written to the store by CAS create-if-absent, and
- *   the answer is the vote the store holds;
+ *   (watch.ts: a `tx/{id}` record frozen with this participant in it, after
+ *   a short delay); the vote is logged durably, THEN written to the store by
+ *   CAS create-if-absent, and the answer is the vote the store holds;
  * - the decision arrives from the watch (`tx/{id}/decision`) or as a hint
  *   (`POST /2pc/decision`, checked against the store before it is believed);
- *   it is applied once, logged, then acknowledged by CAS on the ack key;
+ *   it is applied once, logged, then acknowledged by CAS on the ack key
+ *   (effects.ts performs all of this);
  * - a "yes" voter still undecided at the deadline helps decide: it runs the
  *   coordinator's machine from the store (coordinator/finish.ts), which fills
  *   missing votes with "no" by CAS and records the decision by CAS;
  * - at start, every unacknowledged log record is recovered (recovery.ts)
  *   before the node reports ready.
  *
- * The service's callbacks must be idempotent (a crash between applying and
- * logging replays them) and `commit`/`abort` must eventually succeed: the
- * library retries them with backoff, because a decided transaction cannot
- * be refused.
+ * This file holds the node's lifecycle, its API, and the table of open
+ * transactions. The service's callbacks must be idempotent (a crash between
+ * applying and logging replays them) and `commit`/`abort` must eventually
+ * succeed: the library retries them with backoff, because a decided
+ * transaction cannot be refused.
  */
-import type { Clock } from '../lib/clock.js';
-import { systemClock } from '../lib/clock.js';
+import { systemClock, type Clock } from '../lib/clock.js';
 import { AppError } from '../lib/errors.js';
-import { systemRandom, type Random } from '../lib/random.js';
+import { systemRandom } from '../lib/random.js';
 import { Failpoints } from '../coordinator/failpoints.js';
-import { finishTransaction } from '../coordinator/finish.js';
 import { stderrLogger, type Logger } from '../coordinator/logger.js';
-import { MetricsRegistry, type Counter } from '../coordinator/metrics.js';
-import { decisionKey, decodeDecision, decodeTxRecord, decodeVote, isValidTxId, parseKey, ProtocolError, TX_PREFIX, type Decision, type JsonValue, type VoteValue } from '../coordinator/protocol.js';
-import { backoffDelayMs, sleep, withRetries, type BackoffPolicy } from '../coordinator/retry.js';
-import type { CasResult, TxStore, TxWatchEvent } from '../coordinator/store.js';
+import { MetricsRegistry } from '../coordinator/metrics.js';
+import { decisionKey, decodeDecision, isValidTxId, ProtocolError, TX_PREFIX, type Decision, type JsonValue, type VoteValue } from '../coordinator/protocol.js';
+import type { TxStore } from '../coordinator/store.js';
 import { PrefixWatcher } from '../coordinator/watcher.js';
-import { ParticipantLog, ParticipantLogError, type LogRecord } from './log.js';
+import { ParticipantEffects, type ParticipantCounters } from './effects.js';
+import { ParticipantLog, type LogRecord } from './log.js';
+import { isInDoubt, ParticipantTxMachine, phaseOf, type ParticipantEvent, type ParticipantPhase, type ParticipantReply } from './machine.js';
+import { OpenTx, type OpenTxTable } from './open-tx.js';
+import type { ParticipantNodeOptions, ParticipantTxView } from './options.js';
 import { recoverAll } from './recovery.js';
-import { isInDoubt, ParticipantTxMachine, phaseOf, type ParticipantEffect, type ParticipantEvent, type ParticipantPhase, type ParticipantReply } from './machine.js';
+import { ParticipantWatch } from './watch.js';
 
-export interface PrepareAnswer {
-  readonly vote: VoteValue;
-  readonly reason?: string;
-}
-
-/** What the embedding service supplies. */
-export interface ParticipantService {
-  /** Validate the work and take its locks; "no" (or a throw) refuses. Called at most once per transaction and process. */
-  prepare(txId: string, work: JsonValue): Promise<PrepareAnswer> | PrepareAnswer;
-  /** Apply the prepared work and release its locks. Idempotent. */
-  commit(txId: string): Promise<void> | void;
-  /** Release whatever `prepare` took (nothing, if it never ran). Idempotent. */
-  abort(txId: string): Promise<void> | void;
-  /**
-   * After a restart, take back the locks of a transaction that voted "yes"
-   * and is not decided yet, before anything else is served. Default: call
-   * `prepare` again and ignore its answer.
-   */
-  restore?(txId: string, work: JsonValue): Promise<void> | void;
-}
-
-export interface ParticipantNodeOptions {
-  /** This participant's name, as enlisted with the coordinator: its vote and ack keys. */
-  readonly name: string;
-  readonly store: TxStore;
-  readonly logPath: string;
-  readonly service: ParticipantService;
-  readonly clock?: Clock;
-  readonly random?: Random;
-  readonly log?: Logger;
-  readonly failpoints?: Failpoints;
-  /** Open (unacknowledged) transactions at once; new work past it is refused with 503. */
-  readonly maxOpenTxs?: number;
-  /** Serialized size of one transaction's work, in UTF-16 code units. */
-  readonly maxWorkChars?: number;
-  /** How long a prepare call waits for the vote to be in the store. */
-  readonly requestTimeoutMs?: number;
-  /** Backoff of store writes and service callbacks; each round has `maxAttempts`, and rounds repeat until done. */
-  readonly retry?: BackoffPolicy;
-  /** Acknowledged log records are kept this long (for the operator view), then compacted. */
-  readonly retentionMs?: number;
-  readonly compactIntervalMs?: number;
-  /**
-   * How long after the deadline an undecided "yes" starts helping decide
-   * (jittered up to +50%): the coordinator acts at the deadline itself, so
-   * waiting a little saves duplicate writes when it is alive.
-   */
-  readonly helpGraceMs?: number;
-  /** A failed log write: the log is unusable until restart. Default: log and exit(1). */
-  readonly onFatal?: (e: unknown) => void;
-}
-
-interface Waiter {
-  readonly resolve: (r: ParticipantReply) => void;
-  readonly reject: (e: unknown) => void;
-  readonly timer: NodeJS.Timeout;
-}
-
-class OpenTx {
-  readonly waiters = new Map<string, Waiter>();
-  timer: NodeJS.Timeout | undefined;
-  /** Resolves once the service has taken back this transaction's locks (recovery). */
-  restoring: Promise<void> = Promise.resolve();
-  gone = false;
-  constructor(
-    readonly id: string,
-    readonly machine: ParticipantTxMachine,
-  ) {}
-}
-
-export interface ParticipantTxView {
-  readonly txId: string;
-  readonly phase: ParticipantPhase;
-  readonly inDoubt: boolean;
-  readonly work: JsonValue | null;
-  readonly vote: VoteValue | null;
-  readonly decision: Decision | null;
-  readonly receivedAt: number;
-  readonly appliedAt: number | null;
-  readonly ackedAt: number | null;
-}
+export type { ParticipantNodeOptions, ParticipantService, ParticipantTxView, PrepareAnswer } from './options.js';
 
 export class ParticipantNode {
   readonly name: string;
   readonly registry = new MetricsRegistry();
   private readonly store: TxStore;
-  private readonly service: ParticipantService;
   private readonly clock: Clock;
-  private readonly random: Random;
   private readonly logger: Logger;
-  private readonly failpoints: Failpoints;
   private readonly maxOpenTxs: number;
   private readonly maxWorkChars: number;
   private readonly requestTimeoutMs: number;
-  private readonly retry: BackoffPolicy;
   private readonly retentionMs: number;
   private readonly compactIntervalMs: number;
-  private readonly helpGraceMs: number;
   private readonly onFatal: (e: unknown) => void;
   private readonly open = new Map<string, OpenTx>();
+  private readonly effects: ParticipantEffects;
+  private readonly watch: ParticipantWatch;
   private readonly watcher: PrefixWatcher;
   private readonly stopAc = new AbortController();
   private compactTimer: NodeJS.Timeout | undefined;
@@ -148,7 +69,6 @@ export class ParticipantNode {
   private readonly inflight = new Set<Promise<unknown>>();
   private nextRequest = 0;
   private readyFlag = false;
-  private readonly counters: { prepared: Counter; refused: Counter; committed: Counter; aborted: Counter; helped: Counter };
 
   private constructor(
     readonly log: ParticipantLog,
@@ -156,27 +76,22 @@ export class ParticipantNode {
   ) {
     this.name = opts.name;
     this.store = opts.store;
-    this.service = opts.service;
     this.clock = opts.clock ?? systemClock;
-    this.random = opts.random ?? systemRandom;
+    const random = opts.random ?? systemRandom;
     this.logger = opts.log ?? stderrLogger(`participant ${opts.name}`);
-    this.failpoints = opts.failpoints ?? new Failpoints();
     this.maxOpenTxs = opts.maxOpenTxs ?? 10_000;
     this.maxWorkChars = opts.maxWorkChars ?? 64 * 1024;
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 20_000;
-    this.retry = opts.retry ?? { maxAttempts: 6, baseMs: 25, maxMs: 1_000 };
     this.retentionMs = opts.retentionMs ?? 600_000;
     this.compactIntervalMs = opts.compactIntervalMs ?? 60_000;
-    this.helpGraceMs = opts.helpGraceMs ?? 1_000;
     this.onFatal =
       opts.onFatal ??
       ((e) => {
         this.logger('error', 'participant log failed; exiting so a restart recovers from disk', { error: e });
         process.exit(1);
       });
-    this.watcher = new PrefixWatcher({ store: this.store, prefix: TX_PREFIX, onEvent: (e) => this.onWatch(e), onResync: () => void this.resyncAll(), random: this.random, log: this.logger });
     const r = this.registry;
-    this.counters = {
+    const counters: ParticipantCounters = {
       prepared: r.counter('twopc_participant_votes_yes_total', 'Yes votes written by this participant.'),
       refused: r.counter('twopc_participant_votes_no_total', 'No votes written by this participant.'),
       committed: r.counter('twopc_participant_commits_total', 'Commits applied.'),
@@ -185,6 +100,35 @@ export class ParticipantNode {
     };
     r.gauge('twopc_participant_in_doubt', 'Transactions voted yes and not decided yet.', () => [...this.open.values()].filter((t) => isInDoubt(t.machine.logRecord)).length);
     r.gauge('twopc_participant_open_transactions', 'Transactions not acknowledged yet.', () => this.open.size);
+    // The helpers reach the table through closures, so its methods stay private to the node.
+    const table: OpenTxTable = {
+      get: (txId) => this.open.get(txId),
+      tryOpen: (txId) => this.tryOpen(txId),
+      values: () => this.open.values(),
+      step: (tx, event) => this.step(tx, event),
+      unload: (tx, error) => this.unload(tx, error),
+      track: (p) => this.track(p),
+      fatal: (e) => this.fatal(e),
+      stopSignal: this.stopAc.signal,
+    };
+    this.effects = new ParticipantEffects(
+      {
+        name: this.name,
+        store: this.store,
+        log,
+        service: opts.service,
+        clock: this.clock,
+        random,
+        logger: this.logger,
+        failpoints: opts.failpoints ?? new Failpoints(),
+        retry: opts.retry ?? { maxAttempts: 6, baseMs: 25, maxMs: 1_000 },
+        helpGraceMs: opts.helpGraceMs ?? 1_000,
+        counters,
+      },
+      table,
+    );
+    this.watch = new ParticipantWatch(this.name, log, this.store, this.logger, table, opts.watchPrepareDelayMs ?? 250);
+    this.watcher = new PrefixWatcher({ store: this.store, prefix: TX_PREFIX, onEvent: (e) => this.watch.onEvent(e), onResync: () => void this.watch.resyncAll(), random, log: this.logger });
   }
 
   static async open(opts: ParticipantNodeOptions): Promise<ParticipantNode> {
@@ -217,8 +161,10 @@ export class ParticipantNode {
     if (this.compactTimer !== undefined) clearInterval(this.compactTimer);
     for (const tx of [...this.open.values()]) this.unload(tx, new AppError('shutting_down', 503, 'the participant is shutting down'));
     await this.watcher.stop();
+    this.watch.stop();
     // Whatever is in flight finishes (a log write cannot be taken back); its results are ignored.
     await Promise.allSettled([...this.inflight]);
+    await this.log.close();
   }
 
   private get stopped(): boolean {
@@ -266,6 +212,12 @@ export class ParticipantNode {
    */
   async decisionHint(txId: string, decision: Decision): Promise<{ txId: string; decision: Decision; phase: ParticipantPhase }> {
     this.checkTxId(txId);
+    // Already learned from the store (the watch usually wins the race with the hint): no read needed.
+    const known = this.open.get(txId)?.machine.known.decision;
+    if (known !== undefined) {
+      if (known !== decision) throw new AppError('decision_conflict', 409, `the store's decision for ${txId} is ${known}, not ${decision}`);
+      return { txId, decision, phase: phaseOf(this.log.get(txId)) };
+    }
     const kv = await this.store.get(decisionKey(txId));
     if (kv === null) {
       const phase = phaseOf(this.log.get(txId));
@@ -275,7 +227,7 @@ export class ParticipantNode {
     }
     const stored = decodeDecision(kv.value);
     if (stored !== decision) throw new AppError('decision_conflict', 409, `the store's decision for ${txId} is ${stored}, not ${decision}`);
-    this.observeDecision(txId, stored);
+    this.watch.observeDecision(txId, stored);
     return { txId, decision: stored, phase: phaseOf(this.log.get(txId)) };
   }
 
@@ -320,7 +272,7 @@ export class ParticipantNode {
   }
 
   // -------------------------------------------------------------------------
-  // Machines
+  // Open transactions
 
   private checkTxId(txId: string): void {
     if (!isValidTxId(txId)) throw new ProtocolError('invalid_tx_id', 'transaction id must match [A-Za-z0-9][A-Za-z0-9._-]* and be at most 128 characters');
@@ -335,6 +287,14 @@ export class ParticipantNode {
     const tx = new OpenTx(txId, new ParticipantTxMachine(txId, this.log.get(txId), { name: this.name }));
     this.open.set(txId, tx);
     return tx;
+  }
+
+  private tryOpen(txId: string): OpenTx | undefined {
+    try {
+      return this.openTx(txId, true);
+    } catch {
+      return undefined; // full: the deadline fills our vote with "no"
+    }
   }
 
   private unload(tx: OpenTx, error?: unknown): void {
@@ -366,224 +326,13 @@ export class ParticipantNode {
   private step(tx: OpenTx, event: ParticipantEvent): void {
     if (tx.gone || this.stopped) return;
     const effects = tx.machine.step(event); // an AssertionError here is a bug: let it crash
-    for (const e of effects) this.perform(tx, e);
+    for (const e of effects) this.effects.perform(tx, e);
     const record = tx.machine.logRecord;
     // Acknowledged: nothing more to do here; the record stays in the log for the retention time.
     if (record?.ackedAt !== undefined && tx.waiters.size === 0) this.unload(tx);
   }
 
-  private perform(tx: OpenTx, e: ParticipantEffect): void {
-    switch (e.type) {
-      case 'logWork':
-        this.logged(tx, () => this.log.recordWork(tx.id, e.work, this.clock.nowMs()), () => this.failpoints.hit('participant.afterWork'));
-        return;
-      case 'validate':
-        void this.track(this.validate(tx, e.work));
-        return;
-      case 'logVote':
-        this.logged(tx, () => this.log.recordVote(tx.id, e.vote, e.reason, this.clock.nowMs()));
-        return;
-      case 'writeVote':
-        this.failpoints.hit('participant.afterPrepareDurable');
-        void this.track(this.storeWrite(tx, e.key, e.value)).then((r) => {
-          if (r === undefined) return;
-          if (r.succeeded) (decodeVote(e.value).vote === 'yes' ? this.counters.prepared : this.counters.refused).inc();
-          this.failpoints.hit('participant.afterVote');
-          this.step(tx, { type: 'voteWritten', succeeded: r.succeeded, previous: r.previous });
-        });
-        return;
-      case 'apply':
-        void this.track(this.apply(tx, e.decision));
-        return;
-      case 'logApplied':
-        this.logged(tx, () => this.log.recordApplied(tx.id, e.decision, this.clock.nowMs()));
-        return;
-      case 'writeAck':
-        this.failpoints.hit('participant.afterApply');
-        void this.track(this.storeWrite(tx, e.key, e.value)).then((r) => {
-          if (r !== undefined) this.step(tx, { type: 'ackWritten' });
-        });
-        return;
-      case 'logAcked':
-        this.logged(tx, () => this.log.recordAcked(tx.id, this.clock.nowMs()));
-        return;
-      case 'restoreLocks': {
-        const restore = this.service.restore?.bind(this.service) ?? (async (id: string, work: JsonValue) => void (await this.service.prepare(id, work)));
-        tx.restoring = Promise.resolve()
-          .then(() => restore(tx.id, e.work))
-          .catch((err: unknown) => this.logger('error', 'restoring locks failed', { txId: tx.id, error: err }));
-        return;
-      }
-      case 'setTimer':
-        // The machine's only timer is the deadline, after which it helps decide: give the coordinator a head start.
-        this.armTimer(tx, e.atMs + this.helpGraceMs + this.random.int(Math.floor(this.helpGraceMs / 2) + 1));
-        return;
-      case 'helpDecide':
-        void this.track(this.helpDecide(tx));
-        return;
-      case 'reply': {
-        const w = tx.waiters.get(e.requestId);
-        if (w === undefined) return;
-        tx.waiters.delete(e.requestId);
-        clearTimeout(w.timer);
-        w.resolve(e.reply);
-        return;
-      }
-    }
-  }
-
-  /** A log write, then its `logged` event. A failed write is fatal: the log is unusable until restart. */
-  private logged(tx: OpenTx, write: () => Promise<LogRecord>, after?: () => void): void {
-    if (this.stopped) return;
-    this.track(write()).then(
-      (record) => {
-        after?.();
-        this.step(tx, { type: 'logged', record });
-      },
-      (e: unknown) => {
-        if (e instanceof ParticipantLogError && (e.code === 'log_full' || e.code === 'invalid_tx_id')) {
-          this.unload(tx, e); // refused new work; nothing was logged
-          return;
-        }
-        this.fatal(e);
-      },
-    );
-  }
-
   private fatal(e: unknown): void {
     if (!this.stopped) this.onFatal(e);
-  }
-
-  private async validate(tx: OpenTx, work: JsonValue): Promise<void> {
-    let answer: PrepareAnswer;
-    try {
-      answer = await this.service.prepare(tx.id, work);
-      if (answer.vote !== 'yes' && answer.vote !== 'no') answer = { vote: 'no', reason: 'prepare returned no vote' };
-    } catch (e) {
-      answer = { vote: 'no', reason: `prepare failed: ${e instanceof Error ? e.message : String(e)}` };
-    }
-    this.step(tx, answer.reason === undefined ? { type: 'validated', vote: answer.vote } : { type: 'validated', vote: answer.vote, reason: answer.reason });
-  }
-
-  private async apply(tx: OpenTx, decision: Decision): Promise<void> {
-    this.failpoints.hit('participant.beforeApply');
-    await tx.restoring;
-    for (let round = 0; !this.stopAc.signal.aborted; round++) {
-      try {
-        await (decision === 'commit' ? this.service.commit(tx.id) : this.service.abort(tx.id));
-        (decision === 'commit' ? this.counters.committed : this.counters.aborted).inc();
-        this.step(tx, { type: 'applied', decision });
-        return;
-      } catch (e) {
-        // A decided transaction cannot be refused: keep trying, and say so loudly.
-        this.logger('error', `service ${decision} failed; retrying`, { txId: tx.id, error: e });
-        await sleep(backoffDelayMs(round, this.retry, this.random), this.stopAc.signal);
-      }
-    }
-  }
-
-  /** A CAS create-if-absent, retried in rounds until it answers (or the node stops: undefined). */
-  private async storeWrite(tx: OpenTx, key: string, value: string): Promise<CasResult | undefined> {
-    for (let round = 0; !this.stopAc.signal.aborted && !tx.gone; round++) {
-      try {
-        return await withRetries(() => this.store.casCreate(key, value), this.retry, this.random, { signal: this.stopAc.signal });
-      } catch (e) {
-        this.logger('warn', 'store write failed; retrying', { key, error: e });
-        await sleep(this.retry.maxMs, this.stopAc.signal);
-      }
-    }
-    return undefined;
-  }
-
-  private armTimer(tx: OpenTx, atMs: number): void {
-    if (tx.timer !== undefined) clearTimeout(tx.timer);
-    tx.timer = setTimeout(() => {
-      tx.timer = undefined;
-      const nowMs = this.clock.nowMs();
-      if (nowMs < atMs) this.armTimer(tx, atMs);
-      else this.step(tx, { type: 'deadlineReached', nowMs });
-    }, Math.min(Math.max(0, atMs - this.clock.nowMs()), 2 ** 31 - 1));
-    tx.timer.unref();
-  }
-
-  private async helpDecide(tx: OpenTx): Promise<void> {
-    this.counters.helped.inc();
-    let decision: Decision | undefined;
-    try {
-      decision = await finishTransaction(this.store, tx.id, { helperId: `participant:${this.name}`, nowMs: this.clock.nowMs(), retry: this.retry, random: this.random });
-    } catch (e) {
-      this.logger('warn', 'helping decide failed; will try again', { txId: tx.id, error: e });
-    }
-    if (decision !== undefined) {
-      this.step(tx, { type: 'decisionObserved', decision });
-      return;
-    }
-    // Not decidable yet (or the store did not answer): ask again a little later.
-    if (!tx.gone) this.armTimer(tx, this.clock.nowMs() + 500 + this.random.int(1_000));
-  }
-
-  // -------------------------------------------------------------------------
-  // The watch
-
-  private onWatch(e: TxWatchEvent): void {
-    if (e.value === null) return;
-    const parsed = parseKey(e.key);
-    if (parsed === null) return;
-    try {
-      if (parsed.kind === 'tx') {
-        const record = decodeTxRecord(e.value);
-        if (record.state !== 'preparing') return;
-        if (!record.participants.some((p) => p.name === this.name)) {
-          // Frozen without us: work we hold for it can never count.
-          const mine = this.open.get(parsed.id);
-          if (mine !== undefined) this.step(mine, { type: 'excluded' });
-          return;
-        }
-        // A frozen record naming us: prepare, even if the coordinator's hint never comes.
-        const tx = this.open.get(parsed.id) ?? (this.isFinished(parsed.id) ? undefined : this.tryOpen(parsed.id));
-        if (tx !== undefined) this.step(tx, { type: 'prepareRequested', deadline: record.deadline });
-      } else if (parsed.kind === 'decision') {
-        this.observeDecision(parsed.id, decodeDecision(e.value));
-      }
-    } catch (err) {
-      this.logger('error', 'corrupt value in the store', { key: e.key, error: err });
-    }
-  }
-
-  private observeDecision(txId: string, decision: Decision): void {
-    let tx = this.open.get(txId);
-    const record = this.log.get(txId);
-    if (tx === undefined) {
-      if (record === undefined || record.ackedAt !== undefined) return; // not ours, or done
-      tx = this.tryOpen(txId);
-    }
-    if (tx === undefined) return;
-    // A commit needs our durable "yes" if we were frozen in: without one, it committed without us.
-    if (decision === 'commit' && record?.vote?.vote !== 'yes') this.step(tx, { type: 'excluded' });
-    else this.step(tx, { type: 'decisionObserved', decision });
-  }
-
-  private isFinished(txId: string): boolean {
-    return this.log.get(txId)?.ackedAt !== undefined;
-  }
-
-  private tryOpen(txId: string): OpenTx | undefined {
-    try {
-      return this.openTx(txId, true);
-    } catch {
-      return undefined; // full: the deadline fills our vote with "no"
-    }
-  }
-
-  /** The watch lost history: re-read the decision of every open transaction. */
-  private async resyncAll(): Promise<void> {
-    for (const tx of [...this.open.values()]) {
-      try {
-        const kv = await this.store.get(decisionKey(tx.id));
-        if (kv !== null) this.step(tx, { type: 'decisionObserved', decision: decodeDecision(kv.value) });
-      } catch (e) {
-        this.logger('warn', 'resync read failed', { txId: tx.id, error: e });
-      }
-    }
   }
 }

@@ -31,7 +31,20 @@ afterAll(async () => {
   if (dataDir !== '') rmSync(dataDir, { recursive: true, force: true });
 }, 30_000);
 
-txStoreContract('BuiltinTxStore on a 3-node cluster', () => store);
+txStoreContract('BuiltinTxStore on a 3-node cluster', () => store, {
+  // Leadership moves by a Raft leader transfer: a leader change with no process killed.
+  changeLeader: async () => {
+    const c = cluster as LocalCluster;
+    const from = await c.waitForLeader(30_000);
+    const to = c.members.find((m) => m.id !== from)?.id as string;
+    await store.client.transferLeader(to);
+    const deadline = Date.now() + 30_000;
+    while ((await c.waitForLeader(30_000)) !== to) {
+      if (Date.now() > deadline) throw new Error(`leadership did not move to ${to}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  },
+});
 
 describe('BuiltinTxStore errors', () => {
   it('maps store errors to TxStoreError with the store code', async () => {

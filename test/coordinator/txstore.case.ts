@@ -1,8 +1,24 @@
 // Goal: one contract every TxStore implementation must pass (shared/STYLE.md,
 // "a shared contract suite"), so the in-memory model used by the pure tests
-// cannot drift from the real store: CAS create-if-absent and CAS on value with
-// `previous`, put/delete results, ordered paged ranges, watches that replay
-// from a revision with no gaps, and leases whose keys vanish on revoke.
+// cannot drift from the real stores (the built-in Raft store and etcd):
+// CAS create-if-absent and CAS on value with `previous`, put/delete results,
+// ordered paged ranges, watches that replay from a revision with no gaps,
+// and leases whose keys vanish on revoke and on expiry.
+//
+// Where the backends differ, the tests state what is guaranteed on every one
+// and check exactly that:
+// - revision numbers: one store-wide counter that grows with every change;
+//   a write answers the revision its key records. The numbers themselves are
+//   not part of the contract (etcd counts every client's writes and lease
+//   expiries; a refused CAS answers the current revision, whatever it is).
+// - watch start: without `fromRevision`, a watch starts after the revision
+//   current when its iteration begins (each store pins it with a read then);
+//   it never delivers an older change and, from its first event on, misses none.
+// - lease TTL across a leader change: a new leader cannot know when the old
+//   one last heard a keepalive, so it gives every lease at least its full TTL
+//   again (etcd adds an election timeout on top); a live owner never loses
+//   its keys to an election, a dead owner's keys live at most one TTL longer.
+//   Checked where the suite is given a way to change the leader.
 import { describe, expect, it } from 'vitest';
 import { rangeAll, TxStoreError, type TxStore, type TxWatchEvent } from '../../coordinator/store.js';
 
@@ -23,8 +39,23 @@ export async function collect(store: TxStore, prefix: string, fromRevision: numb
   return out;
 }
 
+/** Polls `check` every 50 ms until true; fails with `what` past the deadline. Returns when it became true. */
+async function until(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return performance.now();
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export interface ContractHooks {
+  /** Moves leadership to another member and resolves once every member follows it (replicated stores only). */
+  readonly changeLeader?: () => Promise<void>;
+}
+
 /** `makeStore` returns a store; `ns` isolates each test's keys when the store is shared. */
-export function txStoreContract(name: string, makeStore: () => TxStore): void {
+export function txStoreContract(name: string, makeStore: () => TxStore, hooks: ContractHooks = {}): void {
   let counter = 0;
   const ns = (): string => `contract-${Date.now().toString(36)}-${counter++}/`;
 
@@ -157,6 +188,104 @@ export function txStoreContract(name: string, makeStore: () => TxStore): void {
       expect(await store.get(`${p}owner`)).toBeNull();
       await expect(store.keepAlive(lease.id)).rejects.toBeInstanceOf(TxStoreError);
       await expect(store.put(`${p}x`, 'v', { lease: lease.id })).rejects.toMatchObject({ code: 'lease_not_found' });
+    });
+
+    it('revisions: one store-wide counter; a write answers the revision its key records; a refused write changes nothing', async () => {
+      const store = makeStore();
+      const p = ns();
+      const a = await store.casCreate(`${p}a`, '1');
+      expect(await store.get(`${p}a`)).toMatchObject({ version: 1, createRevision: a.revision, modRevision: a.revision });
+      const b = await store.put(`${p}b`, '1');
+      expect(b.revision).toBeGreaterThan(a.revision);
+      const swapped = await store.casValue(`${p}a`, '1', '2');
+      expect(swapped.revision).toBeGreaterThan(b.revision);
+      expect(await store.get(`${p}a`)).toMatchObject({ version: 2, createRevision: a.revision, modRevision: swapped.revision });
+      const refused = await store.casValue(`${p}a`, '1', '3');
+      expect(refused).toMatchObject({ succeeded: false, previous: '2' });
+      expect(refused.revision).toBeGreaterThanOrEqual(swapped.revision);
+      expect((await store.get(`${p}a`))?.modRevision).toBe(swapped.revision);
+      // A read sees every write answered before it began.
+      expect((await store.range(p)).revision).toBeGreaterThanOrEqual(swapped.revision);
+      const deleted = await store.delete(`${p}a`);
+      expect(deleted.revision).toBeGreaterThan(swapped.revision);
+      const again = await store.casCreate(`${p}a`, 'again');
+      expect(await store.get(`${p}a`)).toMatchObject({ version: 1, createRevision: again.revision, modRevision: again.revision });
+    });
+
+    it('watch without fromRevision: nothing older than its start, and from its first event on, no gap', async () => {
+      const store = makeStore();
+      const p = ns();
+      const old = await store.put(`${p}s/old`, 'old');
+      const ac = new AbortController();
+      const iterator = store.watch(`${p}s/`, { signal: ac.signal })[Symbol.asyncIterator]();
+      try {
+        // The start is pinned by a read the first next() makes: write markers until the watch sees one.
+        let first: TxWatchEvent | undefined;
+        const firstNext = iterator.next().then((r) => (first = r.done === true ? undefined : r.value));
+        const markers: { key: string; revision: number }[] = [];
+        const deadline = performance.now() + 10_000;
+        for (let i = 0; first === undefined; i++) {
+          if (performance.now() > deadline) throw new Error('the watch delivered nothing within 10 s');
+          markers.push({ key: `${p}s/m${i}`, revision: (await store.put(`${p}s/m${i}`, String(i))).revision });
+          await Promise.race([firstNext, new Promise((r) => setTimeout(r, 100))]);
+        }
+        const start = first as TxWatchEvent;
+        expect(start.revision).toBeGreaterThan(old.revision);
+        expect(markers.map((m) => m.key)).toContain(start.key);
+        const after: string[] = [];
+        for (const k of ['t1', 't2', 't3']) after.push(`${p}s/${k}`);
+        for (const k of after) await store.put(k, 'x');
+        const expected = [...markers.filter((m) => m.revision > start.revision).map((m) => m.key), ...after];
+        const seen: string[] = [];
+        const timer = setTimeout(() => ac.abort(), 10_000);
+        try {
+          while (seen.length < expected.length) {
+            const r = await iterator.next();
+            if (r.done === true) break;
+            seen.push(r.value.key);
+          }
+        } finally {
+          clearTimeout(timer);
+        }
+        expect(seen).toEqual(expected);
+      } finally {
+        ac.abort();
+        await iterator.return?.(undefined);
+      }
+    });
+
+    it('leases: keys of a lease nobody keeps alive vanish after its TTL, never before, by a delete event', async () => {
+      const store = makeStore();
+      const p = ns();
+      const k = `${p}lease/k`;
+      const t0 = performance.now();
+      const lease = await store.grantLease(2_000);
+      // etcd counts whole seconds and may raise a short TTL; what was granted is what counts.
+      expect(lease.ttlMs).toBeGreaterThanOrEqual(2_000);
+      const put = await store.put(k, 'v', { lease: lease.id });
+      const events = collect(store, `${p}lease/`, put.revision, 2, lease.ttlMs + 20_000);
+      const goneAt = await until(`${k} deleted by its lease`, lease.ttlMs + 20_000, async () => (await store.get(k)) === null);
+      expect(goneAt - t0).toBeGreaterThanOrEqual(lease.ttlMs);
+      expect((await events).map((e) => [e.type, e.key])).toEqual([
+        ['put', k],
+        ['delete', k],
+      ]);
+      await expect(store.keepAlive(lease.id)).rejects.toMatchObject({ code: 'lease_not_found' });
+    });
+
+    it.skipIf(hooks.changeLeader === undefined)('leases across a leader change: the new leader gives a lease at least its full TTL again', async () => {
+      const store = makeStore();
+      const p = ns();
+      const k = `${p}lease/k`;
+      const lease = await store.grantLease(3_000);
+      await store.put(k, 'v', { lease: lease.id });
+      // The elapsed time is what this test is about, not a wait for some condition: with most of the
+      // TTL gone under the old leader, expiry on the old countdown and on a fresh one differ by seconds.
+      await new Promise((r) => setTimeout(r, lease.ttlMs * 0.6));
+      const changedAt = performance.now();
+      await hooks.changeLeader?.();
+      const goneAt = await until(`${k} deleted by its lease`, lease.ttlMs + 30_000, async () => (await store.get(k)) === null);
+      expect(goneAt - changedAt).toBeGreaterThanOrEqual(lease.ttlMs);
     });
   });
 }

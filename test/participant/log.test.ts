@@ -1,11 +1,14 @@
 // Goal: the participant's local log is durable the way the protocol needs:
 // what was recorded is there when a new instance opens the file (even though
 // Vitest sets NODE_ENV=test, the trap that turns lowdb's preset into memory);
-// a write resolves only after the temp file is fsynced, renamed over the log
-// and the directory fsynced; concurrent writes share one fsync; a failed
-// write leaves the old file intact and fails the log for good; and the
-// log refuses to change a vote or a decision once recorded.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// a change resolves only after its line is appended and the file
+// fdatasynced; concurrent changes share one write and one sync (group
+// commit); opening rewrites the file durably (temp file, fsync, rename,
+// directory fsync), cutting a torn last line, refusing damage elsewhere and
+// migrating the old one-document format; a failed write fails the log for
+// good; a full log drops acknowledged records before it refuses work; and
+// the log refuses to change a vote or a decision once recorded.
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -26,14 +29,13 @@ afterEach(() => {
 });
 
 /** Wraps the real fs and records every operation in order, with the file it touched. */
-function spyFs(ops: string[], hooks: { failRename?: boolean; beforeDirSync?: () => Promise<void> } = {}): LogFs {
+function spyFs(ops: string[], hooks: { failDatasync?: boolean; beforeDatasync?: () => Promise<void> } = {}): LogFs {
   const name = (p: string): string => (p === dirname(path) ? 'dir' : p.endsWith('.tmp') ? 'tmp' : 'log');
   return {
     readFile: (p, enc) => nodeLogFs.readFile(p, enc),
     mkdir: (p, opts) => nodeLogFs.mkdir(p, opts),
     rename: async (from, to) => {
       ops.push(`rename ${name(from)}->${name(to)}`);
-      if (hooks.failRename) throw Object.assign(new Error('EIO: simulated'), { code: 'EIO' });
       return nodeLogFs.rename(from, to);
     },
     open: async (p, flags) => {
@@ -46,9 +48,14 @@ function spyFs(ops: string[], hooks: { failRename?: boolean; beforeDirSync?: () 
           return h.writeFile(data, enc);
         },
         sync: async () => {
-          if (n === 'dir') await hooks.beforeDirSync?.();
           ops.push(`fsync ${n}`);
           return h.sync();
+        },
+        datasync: async () => {
+          await hooks.beforeDatasync?.();
+          ops.push(`datasync ${n}`);
+          if (hooks.failDatasync) throw Object.assign(new Error('EIO: simulated'), { code: 'EIO' });
+          return h.datasync();
         },
         close: async () => {
           ops.push(`close ${n}`);
@@ -74,46 +81,102 @@ describe('ParticipantLog durability', () => {
     expect(reopened.get('t1')).toEqual({ txId: 't1', work: { from: 'alice', amount: 5 }, receivedAt: T0, vote: { vote: 'yes', at: T0 + 1 }, applied: { decision: 'commit', at: T0 + 4 }, ackedAt: T0 + 5 });
     expect(reopened.get('t2')?.vote).toEqual({ vote: 'no', reason: 'insufficient funds', at: T0 + 3 });
     expect(reopened.unfinished().map((r) => r.txId)).toEqual(['t2']);
-    expect(JSON.parse(readFileSync(path, 'utf8'))).toMatchObject({ version: 1, participant: 'bank-a' });
+    const header = readFileSync(path, 'utf8').split('\n')[0] as string;
+    expect(JSON.parse(header.slice(9))).toEqual({ version: 2, participant: 'bank-a' });
   });
 
-  it('a write resolves only after: temp written and fsynced, renamed over the log, directory fsynced', async () => {
+  it('a new log is created durably: temp written and fsynced, renamed, directory fsynced; an existing one is fsynced', async () => {
+    const ops: string[] = [];
+    await ParticipantLog.open({ path, participant: 'bank-a', fs: spyFs(ops) });
+    expect(ops).toEqual(['open tmp', 'write tmp', 'fsync tmp', 'close tmp', 'rename tmp->log', 'open dir', 'fsync dir', 'close dir']);
+    ops.length = 0;
+    await ParticipantLog.open({ path, participant: 'bank-a', fs: spyFs(ops) });
+    expect(ops).toEqual(['open log', 'fsync log', 'close log']);
+  });
+
+  it('a change resolves only after its line is appended and the file fdatasynced', async () => {
     const ops: string[] = [];
     let release: () => void = () => {};
     const gate = new Promise<void>((r) => (release = r));
     let resolved = false;
-    const log = await ParticipantLog.open({ path, participant: 'bank-a', fs: spyFs(ops, { beforeDirSync: () => gate }) });
+    const log = await ParticipantLog.open({ path, participant: 'bank-a', fs: spyFs(ops, { beforeDatasync: () => gate }) });
+    ops.length = 0;
     const pending = log.recordVote('t1', 'no', 'no work', T0).then(() => (resolved = true));
     await new Promise((r) => setTimeout(r, 20));
-    expect(resolved).toBe(false); // the directory fsync has not happened: not durable, not acknowledged
+    expect(resolved).toBe(false); // not synced: not durable, not acknowledged
     release();
     await pending;
-    expect(ops).toEqual(['open tmp', 'write tmp', 'fsync tmp', 'close tmp', 'rename tmp->log', 'open dir', 'fsync dir', 'close dir']);
+    expect(ops).toEqual(['open log', 'write log', 'datasync log']);
   });
 
-  it('concurrent writes share fsyncs (group commit) and all of them are durable', async () => {
+  it('concurrent changes share one write and one fdatasync (group commit) and all of them are durable', async () => {
     const ops: string[] = [];
     const log = await ParticipantLog.open({ path, participant: 'bank-a', fs: spyFs(ops) });
+    ops.length = 0;
     await Promise.all(Array.from({ length: 20 }, (_, i) => log.recordWork(`t${i}`, { i }, T0 + i)));
-    const fsyncs = ops.filter((o) => o === 'fsync tmp').length;
-    expect(fsyncs).toBeGreaterThanOrEqual(1);
-    expect(fsyncs).toBeLessThan(20);
+    const syncs = ops.filter((o) => o === 'datasync log').length;
+    expect(syncs).toBeGreaterThanOrEqual(1);
+    expect(syncs).toBeLessThan(20);
+    expect(ops.filter((o) => o === 'write log').length).toBe(syncs);
     const reopened = await ParticipantLog.open({ path, participant: 'bank-a' });
     expect(reopened.size).toBe(20);
   });
 
-  it('a failed write leaves the old file intact and fails the log until a restart', async () => {
+  it('a failed write fails the log until a restart, which opens what is on disk', async () => {
     const log = await ParticipantLog.open({ path, participant: 'bank-a' });
     await log.recordWork('t1', { a: 1 }, T0);
-    const broken = await ParticipantLog.open({ path, participant: 'bank-a', fs: spyFs([], { failRename: true }) });
+    const broken = await ParticipantLog.open({ path, participant: 'bank-a', fs: spyFs([], { failDatasync: true }) });
     await expect(broken.recordVote('t1', 'yes', undefined, T0 + 1)).rejects.toMatchObject({ code: 'log_failed' });
     // Memory may be ahead of the disk now, so nothing is answered from it any more.
     expect(() => broken.get('t1')).toThrow(ParticipantLogError);
     await expect(broken.recordVote('t1', 'yes', undefined, T0 + 1)).rejects.toMatchObject({ code: 'log_failed' });
-    // After a restart: the vote never became durable, the temp file is ignored.
-    expect(readdirSync(dirname(path)).sort()).toEqual(['log.json', 'log.json.tmp']);
+    // After a restart the work is there; the vote may be too (written, never synced, never acted on).
     const restarted = await ParticipantLog.open({ path, participant: 'bank-a' });
-    expect(restarted.get('t1')?.vote).toBeUndefined();
+    expect(restarted.get('t1')?.work).toEqual({ a: 1 });
+  });
+
+  it('a torn last line is cut off; damage before the last line is refused', async () => {
+    const log = await ParticipantLog.open({ path, participant: 'bank-a' });
+    await log.recordWork('t1', { a: 1 }, T0);
+    await log.recordVote('t1', 'yes', undefined, T0 + 1);
+    await log.close();
+    appendFileSync(path, '0badf00d {"txId":"t1","work":{"a":1},"rec'); // a crash in the middle of an append
+    const reopened = await ParticipantLog.open({ path, participant: 'bank-a' });
+    expect(reopened.get('t1')?.vote?.vote).toBe('yes');
+    expect(readFileSync(path, 'utf8').endsWith('\n')).toBe(true);
+    await reopened.recordApplied('t1', 'commit', T0 + 2);
+    await reopened.close();
+    const lines = readFileSync(path, 'utf8').split('\n');
+    lines[1] = `${lines[1]?.slice(0, -3) ?? ''}xyz`; // a flipped byte in the first record
+    writeFileSync(path, lines.join('\n'));
+    await expect(ParticipantLog.open({ path, participant: 'bank-a' })).rejects.toMatchObject({ code: 'log_corrupt' });
+  });
+
+  it('migrates a log of the old one-document format', async () => {
+    const rec = { txId: 't1', work: { a: 1 }, receivedAt: T0, vote: { vote: 'yes', at: T0 + 1 } };
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, JSON.stringify({ version: 1, participant: 'bank-a', txs: { t1: rec } }));
+    const log = await ParticipantLog.open({ path, participant: 'bank-a' });
+    expect(log.get('t1')).toEqual(rec);
+    await log.recordApplied('t1', 'commit', T0 + 2);
+    expect((await ParticipantLog.open({ path, participant: 'bank-a' })).get('t1')?.applied?.decision).toBe('commit');
+  });
+
+  it('rewrites the file once superseded lines outweigh the live records', async () => {
+    const log = await ParticipantLog.open({ path, participant: 'bank-a', rewriteFloorBytes: 1_000 });
+    for (let i = 0; i < 40; i++) {
+      const id = `t${i}`;
+      await log.recordWork(id, { i }, T0 + i);
+      await log.recordVote(id, 'yes', undefined, T0 + i);
+      await log.recordApplied(id, 'commit', T0 + i);
+      await log.recordAcked(id, T0 + i);
+    }
+    await log.close();
+    const lines = readFileSync(path, 'utf8').split('\n').filter((l) => l !== '');
+    expect(lines.length).toBeLessThan(1 + 40 * 4); // rewritten at least once
+    const reopened = await ParticipantLog.open({ path, participant: 'bank-a' });
+    expect(reopened.size).toBe(40);
+    expect(reopened.unfinished()).toEqual([]);
   });
 
   it('the adapter is a plain lowdb Adapter: read returns null for a missing file', async () => {
@@ -159,6 +222,22 @@ describe('ParticipantLog rules', () => {
     expect(await log.compact(T0 + 1_010, 1_000)).toBe(1);
     expect(log.list().map((r) => r.txId)).toEqual(['t2']);
     expect((await ParticipantLog.open({ path, participant: 'bank-a' })).size).toBe(1);
+  });
+
+  it('a full log drops its oldest acknowledged records before it refuses work', async () => {
+    const log = await ParticipantLog.open({ path, participant: 'bank-a', maxRecords: 3 });
+    for (const id of ['t1', 't2']) {
+      await log.recordWork(id, {}, T0);
+      await log.recordVote(id, 'no', undefined, T0);
+      await log.recordApplied(id, 'abort', T0);
+      await log.recordAcked(id, T0);
+    }
+    await log.recordWork('t3', {}, T0);
+    await log.recordWork('t4', {}, T0); // full: t1, the oldest acknowledged record, goes
+    expect(log.list().map((r) => r.txId)).toEqual(['t2', 't3', 't4']);
+    await log.recordWork('t5', {}, T0); // then t2
+    await expect(log.recordWork('t6', {}, T0)).rejects.toMatchObject({ code: 'log_full' }); // only unacknowledged left
+    expect(log.list().map((r) => r.txId)).toEqual(['t3', 't4', 't5']);
   });
 
   it('refuses a corrupt file or another participant\'s log', async () => {

@@ -61,8 +61,9 @@ describe('ParticipantNode', () => {
     const casCreate = store.casCreate.bind(store);
     store.casCreate = async (key: string, value: string, opts?: WriteOptions): Promise<CasResult> => {
       if (key.includes('/vote/')) {
-        const onDisk = JSON.parse(readFileSync(join(dir, 'a.json'), 'utf8')) as { txs: Record<string, { vote?: { vote: string } }> };
-        seen.push(`${key}:${onDisk.txs['t1']?.vote?.vote ?? 'none'}`);
+        // The log file as a restart would read it: lines of `<crc32> <record JSON>`, the newest one wins.
+        const records = readFileSync(join(dir, 'a.json'), 'utf8').split('\n').slice(1, -1).map((l) => JSON.parse(l.slice(9)) as { txId: string; vote?: { vote: string } });
+        seen.push(`${key}:${records.filter((r) => r.txId === 't1').at(-1)?.vote?.vote ?? 'none'}`);
       }
       return casCreate(key, value, opts);
     };

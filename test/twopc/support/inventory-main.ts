@@ -5,17 +5,19 @@
  *   --name N --port P --store http://127.0.0.1:2379,... --data-dir D
  *   [--stock sku=qty,...] [--prepare-delay-ms MS]
  *
+ * --store names the built-in store (http://..., the default is
+ * http://127.0.0.1:2379) or an etcd cluster (etcd://host:port,...); without
+ * it, the TWOPC_STORE environment variable does.
+ *
  * Serves the participant routes (/2pc/work, /2pc/prepare, /2pc/decision,
  * /v1/participant/transactions), GET /inventory (stock, applied decisions,
  * locks) and GET /healthz (200 once recovery is done). Failpoints come from
  * TWOPC_FAILPOINTS (coordinator/failpoints.ts).
  */
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import express from 'express';
 import { intFlag, parseFlags, stringFlag } from '../../../lib/args.js';
-import { StoreClient } from '../../../store/client/index.js';
-import { BuiltinTxStore } from '../../../coordinator/store.js';
+import { openTxStore, parseStoreSpec, storeSpecFrom } from '../../../coordinator/open-store.js';
 import { Failpoints } from '../../../coordinator/failpoints.js';
 import { errorMiddleware } from '../../../coordinator/http.js';
 import { stderrLogger } from '../../../coordinator/logger.js';
@@ -34,7 +36,7 @@ const { values } = parseFlags({
 
 const name = stringFlag(values, 'name') ?? 'inventory';
 const port = intFlag(values, 'port', 7100);
-const endpoints = (stringFlag(values, 'store') ?? 'http://127.0.0.1:2379').split(',').filter((s) => s !== '');
+const spec = storeSpecFrom(stringFlag(values, 'store')) ?? parseStoreSpec('http://127.0.0.1:2379');
 const dataDir = stringFlag(values, 'data-dir') ?? join('data', name);
 const stock: Record<string, number> = {};
 for (const part of (stringFlag(values, 'stock') ?? '').split(',').filter((s) => s !== '')) {
@@ -46,8 +48,8 @@ for (const part of (stringFlag(values, 'stock') ?? '').split(',').filter((s) => 
 const log = stderrLogger(`participant ${name}`);
 const inventory = new Inventory(dataDir, intFlag(values, 'prepare-delay-ms', 0));
 await inventory.load(stock);
-const store = new BuiltinTxStore(new StoreClient({ endpoints, clientId: `${name}-${randomBytes(6).toString('hex')}` }));
-const node = await ParticipantNode.open({ name, store, logPath: join(dataDir, 'participant-log.json'), service: inventory, failpoints: Failpoints.fromEnv(), log, retentionMs: 600_000 });
+const opened = await openTxStore(spec, name);
+const node = await ParticipantNode.open({ name, store: opened.store, logPath: join(dataDir, 'participant-log.json'), service: inventory, failpoints: Failpoints.fromEnv(), log, retentionMs: 600_000 });
 
 const app = express();
 app.disable('x-powered-by');
@@ -67,11 +69,14 @@ await new Promise<void>((resolve, reject) => {
   server.once('error', reject);
 });
 await node.start();
-log('info', 'ready', { port, pid: process.pid, recoveredOpen: node.transactions({ limit: 1_000 }).filter((t) => t.inDoubt).length });
+log('info', 'ready', { port, pid: process.pid, store: spec.kind, recoveredOpen: node.transactions({ limit: 1_000 }).filter((t) => t.inDoubt).length });
 process.stdout.write(`participant ${name} listening on ${port}\n`);
 
 for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   process.on(sig, () => {
-    void node.stop().finally(() => process.exit(0));
+    void node
+      .stop()
+      .finally(() => opened.close())
+      .finally(() => process.exit(0));
   });
 }

@@ -1,9 +1,11 @@
 /**
- * Test support: a 3-node store cluster, coordinators and inventory
- * participants as separate OS processes (`node --import tsx`), each managed
- * by pid, with its output in a log file under the test's temp dir. Every
- * process started here is remembered so `stopAll` can stop it in afterAll,
- * even when a test failed halfway.
+ * Test support: a 3-node store cluster (the built-in store, or a real etcd
+ * cluster: a `Backend`), coordinators and inventory participants as separate
+ * OS processes (`node --import tsx`), each managed by pid, with its output in
+ * a log file under the test's temp dir. Every process started here is
+ * remembered so `stopAll` can stop it in afterAll, even when a test failed
+ * halfway. Coordinators and participants reach the store through the same
+ * `--store` flag whatever the backend: `http://...` or `etcd://...`.
  *
  * Ports: the tests give coordinators and participants ODD ports. The test
  * port ranges lie inside Linux's ephemeral range, and connect() takes even
@@ -16,7 +18,10 @@ import { existsSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocalCluster } from '../../../store/node/launcher.js';
+import { openTxStore, parseStoreSpec, type OpenedStore, type StoreKind } from '../../../coordinator/open-store.js';
 import { idForIdempotencyKey } from '../../../coordinator/service.js';
+import type { TxStore } from '../../../coordinator/store.js';
+import { etcdForTests, startEtcdCluster, type EtcdCluster } from '../../support/etcd.js';
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
 const COORDINATOR_MAIN = join(ROOT, 'coordinator/main.ts');
@@ -24,6 +29,8 @@ const INVENTORY_MAIN = join(ROOT, 'test/twopc/support/inventory-main.ts');
 
 const everything = new Set<Proc>();
 const clusters = new Set<LocalCluster>();
+const etcdClusters = new Set<EtcdCluster>();
+const openedStores = new Set<OpenedStore>();
 
 export class Proc {
   child: ChildProcess | undefined;
@@ -141,12 +148,17 @@ function tail(file: string): string {
   }
 }
 
-/** Stops every process this module started (by pid), tolerating failures. */
+/** Stops every process this module started (by pid), tolerating failures, and closes the stores it opened. */
 export async function stopAll(): Promise<void> {
   await Promise.all([...everything].map((p) => p.kill9().catch(() => undefined)));
   everything.clear();
+  await Promise.all([...openedStores].map((o) => o.close().catch(() => undefined)));
+  openedStores.clear();
   await Promise.all([...clusters].flatMap((c) => c.processes.map((p) => p.kill9().catch(() => undefined))));
   clusters.clear();
+  // etcd members by pid too: SIGTERM, then SIGKILL after 5 s.
+  await Promise.all([...etcdClusters].map((c) => c.stop().catch(() => undefined)));
+  etcdClusters.clear();
 }
 
 /**
@@ -169,24 +181,63 @@ export async function waitUntil(what: string, timeoutMs: number, check: () => Pr
 }
 
 export interface Stack {
-  readonly cluster: LocalCluster;
-  readonly endpoints: string;
+  readonly kind: StoreKind;
+  /** The `--store` value for coordinators and participants: `http://...` or `etcd://...`. */
+  readonly storeFlag: string;
   readonly dir: string;
   readonly basePort: number;
 }
 
-/** A 3-node store on basePort..+2 (peers +100), data and logs under `dir`. */
+/** Opens the stack's store in this process, for a test's own reads and writes; stopAll closes it. */
+export async function openStore(stack: Stack, clientName: string): Promise<TxStore> {
+  const opened = await openTxStore(parseStoreSpec(stack.storeFlag), clientName);
+  openedStores.add(opened);
+  return opened.store;
+}
+
+/** A 3-node built-in store on basePort..+2 (peers +100), data and logs under `dir`. */
 export async function startStore(dir: string, basePort: number): Promise<Stack> {
   mkdirSync(dir, { recursive: true });
   const cluster = new LocalCluster({ nodes: 3, basePort, dataDir: join(dir, 'store'), logToFiles: true });
   clusters.add(cluster);
   cluster.start();
   await cluster.waitForLeader(30_000);
-  return { cluster, endpoints: cluster.endpoints.join(','), dir, basePort };
+  return { kind: 'builtin', storeFlag: cluster.endpoints.join(','), dir, basePort };
+}
+
+/** A 3-member etcd cluster on etcdBasePort..+5, data and logs under `dir/etcd`; `basePort` is for the 2PC processes. */
+export async function startEtcdStore(bin: string, dir: string, basePort: number, etcdBasePort: number): Promise<Stack> {
+  mkdirSync(dir, { recursive: true });
+  const cluster = await startEtcdCluster(bin, join(dir, 'etcd'), etcdBasePort);
+  etcdClusters.add(cluster);
+  return { kind: 'etcd', storeFlag: cluster.storeFlag, dir, basePort };
+}
+
+/**
+ * Where a 2PC suite runs: the store it starts, and the base of the ports its
+ * coordinators and participants take (basePort + 51 to basePort + 99).
+ */
+export interface Backend {
+  readonly name: StoreKind;
+  readonly basePort: number;
+  /** Set when the suite cannot run here (no etcd outside CI): it is skipped, saying why. */
+  readonly unavailable?: string;
+  start(dir: string): Promise<Stack>;
+}
+
+export function builtinBackend(basePort: number): Backend {
+  return { name: 'builtin', basePort, start: (dir) => startStore(dir, basePort) };
+}
+
+/** `file` names the test file in the message when etcd is missing (a skip outside CI, an error in CI). */
+export function etcdBackend(file: string, basePort: number, etcdBasePort: number): Backend {
+  const bin = etcdForTests(file);
+  const start = (dir: string): Promise<Stack> => startEtcdStore(bin as string, dir, basePort, etcdBasePort);
+  return bin === undefined ? { name: 'etcd', basePort, unavailable: 'etcd is not installed', start } : { name: 'etcd', basePort, start };
 }
 
 export function coordinatorProc(stack: Stack, id: string, port: number, extra: readonly string[] = []): Proc {
-  const args = ['--id', id, '--port', String(port), '--store', stack.endpoints, '--recovery-interval-ms', '300', '--ack-wait-ms', '5000', ...extra];
+  const args = ['--id', id, '--port', String(port), '--store', stack.storeFlag, '--recovery-interval-ms', '300', '--ack-wait-ms', '5000', ...extra];
   return new Proc(`coordinator ${id}`, `http://127.0.0.1:${port}`, COORDINATOR_MAIN, args, join(stack.dir, `coordinator-${id}.log`));
 }
 
@@ -194,7 +245,7 @@ export function inventoryProc(stack: Stack, name: string, port: number, stock: R
   const stockArg = Object.entries(stock)
     .map(([k, v]) => `${k}=${v}`)
     .join(',');
-  const args = ['--name', name, '--port', String(port), '--store', stack.endpoints, '--data-dir', join(stack.dir, name), '--stock', stockArg, ...extra];
+  const args = ['--name', name, '--port', String(port), '--store', stack.storeFlag, '--data-dir', join(stack.dir, name), '--stock', stockArg, ...extra];
   return new Proc(`participant ${name}`, `http://127.0.0.1:${port}`, INVENTORY_MAIN, args, join(stack.dir, `participant-${name}.log`));
 }
 

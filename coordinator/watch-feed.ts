@@ -1,0 +1,95 @@
+/**
+ * How store changes reach the coordinator's machines: ONE shared watch on
+ * `tx/` per process (watcher.ts), its events routed to the live transaction
+ * they concern and turned into machine events. A transaction is registered
+ * before its snapshot is read; watched events that arrive meanwhile are
+ * buffered and replayed if newer than the snapshot's revision, so nothing
+ * falls between the read and the watch. When the watch lost history (`410
+ * compacted`), every live transaction re-reads its snapshot (re-observations
+ * are no-ops).
+ */
+import type { Failpoints } from './failpoints.js';
+import { MAX_BUFFERED_EVENTS, type LiveTx } from './live-tx.js';
+import type { Logger } from './logger.js';
+import type { CoordinatorEvent } from './machine.js';
+import { decodeDecision, decodeVote, parseKey, type TxSnapshot } from './protocol.js';
+import { readTxSnapshot, type TxStore, type TxWatchEvent } from './store.js';
+
+export interface WatchFeedHost {
+  readonly live: ReadonlyMap<string, LiveTx>;
+  step(tx: LiveTx, event: CoordinatorEvent): void;
+  unload(tx: LiveTx, error?: unknown): void;
+}
+
+/** The machine event a watched change means for transaction `id`; undefined when it means nothing. */
+export function watchedEvent(id: string, e: TxWatchEvent): CoordinatorEvent | undefined {
+  const parsed = parseKey(e.key);
+  if (parsed === null || parsed.id !== id) return undefined;
+  if (parsed.kind === 'tx') return { type: 'txObserved', raw: e.value };
+  if (e.value === null) return undefined; // a vote, decision or ack deleted: only GC does that
+  if (parsed.kind === 'vote') return { type: 'voteObserved', participant: parsed.participant, vote: decodeVote(e.value) };
+  if (parsed.kind === 'decision') return { type: 'decisionObserved', decision: decodeDecision(e.value) };
+  return { type: 'ackObserved', participant: parsed.participant };
+}
+
+export class WatchFeed {
+  constructor(
+    private readonly host: WatchFeedHost,
+    private readonly store: TxStore,
+    private readonly failpoints: Failpoints,
+    private readonly log: Logger,
+  ) {}
+
+  /** The shared watch's callback. */
+  dispatch(e: TxWatchEvent): void {
+    const parsed = parseKey(e.key);
+    if (parsed === null) return;
+    const tx = this.host.live.get(parsed.id);
+    if (tx === undefined || tx.gone) return;
+    if (tx.machine === undefined) {
+      if (tx.buffered === undefined || tx.buffered.length >= MAX_BUFFERED_EVENTS) tx.overflowed = true;
+      else tx.buffered.push(e);
+      return;
+    }
+    this.feed(tx, e);
+  }
+
+  /** Steps a loaded transaction with one watched change. */
+  feed(tx: LiveTx, e: TxWatchEvent): void {
+    let event: CoordinatorEvent | undefined;
+    try {
+      event = watchedEvent(tx.id, e);
+    } catch (err) {
+      this.log('error', 'corrupt value in the store', { key: e.key, error: err });
+      return;
+    }
+    if (event === undefined) return;
+    this.host.step(tx, event);
+    if (event.type === 'voteObserved' && tx.machine?.view().verdict === 'pending') this.failpoints.hit('coordinator.afterSomeVotes');
+  }
+
+  /** The watch lost history: every live transaction reads its snapshot again. */
+  resyncAll(): void {
+    for (const tx of this.host.live.values()) {
+      if (tx.machine === undefined) tx.overflowed = true;
+      else void this.resync(tx);
+    }
+  }
+
+  /** Re-reads a transaction and feeds what the store holds (re-observations are no-ops). */
+  async resync(tx: LiveTx): Promise<void> {
+    tx.overflowed = false;
+    let snap: TxSnapshot;
+    try {
+      snap = await readTxSnapshot(this.store, tx.id);
+    } catch (e) {
+      this.log('warn', 'resync read failed; dropping the transaction until recovery', { id: tx.id, error: e });
+      if (tx.waiters.size === 0) this.host.unload(tx);
+      return;
+    }
+    this.host.step(tx, { type: 'txObserved', raw: snap.tx?.raw ?? null });
+    for (const [participant, vote] of snap.votes) this.host.step(tx, { type: 'voteObserved', participant, vote });
+    if (snap.decision !== undefined) this.host.step(tx, { type: 'decisionObserved', decision: snap.decision });
+    for (const participant of snap.acks.keys()) this.host.step(tx, { type: 'ackObserved', participant });
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * Polls every process of the demo on a short interval, server-side, and
+ * keeps the latest picture for the page: each store node's Raft status,
+ * each coordinator's health (and, less often, how many transactions it
+ * finds in doubt), each bank's accounts and locks, and the supervisor's
+ * process list (pids, running or not). One poll at a time; every request
+ * has a short timeout, so a paused process shows as "not answering" instead
+ * of stalling the page.
+ */
+import { errorMessage, fetchJson } from '../common/http.js';
+import type { AccountView } from '../bank/ledger.js';
+import type { ControlClient } from '../supervisor/control.js';
+import type { ProcessInfo } from '../supervisor/process.js';
+
+export interface StoreNodeView {
+  readonly name: string;
+  readonly url: string;
+  readonly up: boolean;
+  readonly role: string | null;
+  readonly term: number | null;
+  readonly leaderId: string | null;
+  readonly commitIndex: number | null;
+  readonly appliedIndex: number | null;
+  readonly error?: string;
+}
+
+export interface CoordinatorView {
+  readonly name: string;
+  readonly url: string;
+  readonly up: boolean;
+  readonly liveTransactions: number | null;
+  readonly error?: string;
+}
+
+export interface BankView {
+  readonly name: string;
+  readonly url: string;
+  readonly up: boolean;
+  /** Last known accounts (kept while the bank is down, marked stale). */
+  readonly accounts: readonly AccountView[];
+  readonly stale: boolean;
+  readonly total: number | null;
+  readonly openingTotal: number | null;
+  readonly holds: number | null;
+  readonly readLocks: number | null;
+  /** Transactions this bank voted "yes" on and has not applied yet. */
+  readonly inDoubt: number | null;
+  readonly error?: string;
+}
+
+export interface SystemView {
+  readonly at: number;
+  readonly store: readonly StoreNodeView[];
+  readonly coordinators: readonly CoordinatorView[];
+  readonly banks: readonly BankView[];
+  /** Null when the app runs without the supervisor's control API. */
+  readonly processes: readonly ProcessInfo[] | null;
+  /** In-doubt transactions a coordinator's listing found (polled every few ticks); null if none answered. */
+  readonly coordinatorInDoubt: number | null;
+}
+
+export interface MonitorOptions {
+  readonly storeEndpoints: readonly string[];
+  readonly coordinators: readonly string[];
+  readonly banks: ReadonlyMap<string, string>;
+  readonly control?: ControlClient;
+  readonly intervalMs?: number;
+}
+
+const REQUEST_TIMEOUT_MS = 800;
+/** The in-doubt listing scans the store: every few ticks is enough. */
+const IN_DOUBT_EVERY_TICKS = 4;
+
+export class Monitor {
+  private timer: NodeJS.Timeout | undefined;
+  private polling = false;
+  private ticks = 0;
+  private readonly listeners = new Set<(v: SystemView) => void>();
+  private readonly names = new Map<string, string>();
+  private readonly lastBanks = new Map<string, BankView>();
+  private inDoubt: number | null = null;
+  latest: SystemView;
+
+  constructor(private readonly opts: MonitorOptions) {
+    this.latest = { at: Date.now(), store: [], coordinators: [], banks: [], processes: null, coordinatorInDoubt: null };
+  }
+
+  start(): void {
+    void this.poll();
+    this.timer = setInterval(() => void this.poll(), this.opts.intervalMs ?? 500);
+  }
+
+  stop(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.listeners.clear();
+  }
+
+  onUpdate(listener: (v: SystemView) => void): void {
+    this.listeners.add(listener);
+  }
+
+  /** The account ids of a bank as last seen; undefined if it never answered. */
+  accountsOf(bank: string): readonly string[] | undefined {
+    return this.lastBanks.get(bank)?.accounts.map((a) => a.id);
+  }
+
+  private async poll(): Promise<void> {
+    if (this.polling) return;
+    this.polling = true;
+    try {
+      const listInDoubt = this.ticks++ % IN_DOUBT_EVERY_TICKS === 0;
+      const [store, coordinators, banks, processes] = await Promise.all([
+        Promise.all(this.opts.storeEndpoints.map((u, i) => this.storeNode(u, i))),
+        Promise.all(this.opts.coordinators.map((u, i) => this.coordinator(u, i))),
+        Promise.all([...this.opts.banks].map(([name, url]) => this.bank(name, url))),
+        this.opts.control?.processes(REQUEST_TIMEOUT_MS).catch(() => null) ?? Promise.resolve(null),
+      ]);
+      if (listInDoubt) this.inDoubt = await this.coordinatorInDoubt();
+      this.latest = { at: Date.now(), store, coordinators, banks, processes, coordinatorInDoubt: this.inDoubt };
+      for (const l of this.listeners) l(this.latest);
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  private async storeNode(url: string, i: number): Promise<StoreNodeView> {
+    const a = await fetchJson(`${url}/v1/status`, { timeoutMs: REQUEST_TIMEOUT_MS });
+    if (a.status !== 200) return { name: this.names.get(url) ?? `n${i + 1}`, url, up: false, role: null, term: null, leaderId: null, commitIndex: null, appliedIndex: null, error: errorMessage(a) };
+    const s = a.body as { id: string; role: string; term: number; leaderId: string | null; commitIndex: number; appliedIndex: number };
+    this.names.set(url, s.id);
+    return { name: s.id, url, up: true, role: s.role, term: s.term, leaderId: s.leaderId, commitIndex: s.commitIndex, appliedIndex: s.appliedIndex };
+  }
+
+  private async coordinator(url: string, i: number): Promise<CoordinatorView> {
+    const a = await fetchJson(`${url}/healthz`, { timeoutMs: REQUEST_TIMEOUT_MS });
+    if (a.status !== 200) return { name: this.names.get(url) ?? `c${i + 1}`, url, up: false, liveTransactions: null, error: errorMessage(a) };
+    const h = a.body as { id: string; liveTransactions: number };
+    this.names.set(url, h.id);
+    return { name: h.id, url, up: true, liveTransactions: h.liveTransactions };
+  }
+
+  private async bank(name: string, url: string): Promise<BankView> {
+    const a = await fetchJson(`${url}/v1/summary`, { timeoutMs: REQUEST_TIMEOUT_MS });
+    if (a.status !== 200) {
+      const last = this.lastBanks.get(name);
+      return { name, url, up: false, accounts: last?.accounts ?? [], stale: true, total: null, openingTotal: last?.openingTotal ?? null, holds: null, readLocks: null, inDoubt: null, error: errorMessage(a) };
+    }
+    const s = a.body as { accounts: AccountView[]; total: number; openingTotal: number; holds: number; readLocks: number; inDoubt: number };
+    const view: BankView = { name, url, up: true, accounts: s.accounts, stale: false, total: s.total, openingTotal: s.openingTotal, holds: s.holds, readLocks: s.readLocks, inDoubt: s.inDoubt };
+    this.lastBanks.set(name, view);
+    return view;
+  }
+
+  /** The first coordinator that answers the in-doubt listing; null if none does. */
+  private async coordinatorInDoubt(): Promise<number | null> {
+    for (const url of this.opts.coordinators) {
+      const a = await fetchJson(`${url}/v1/transactions?state=in-doubt&limit=100`, { timeoutMs: REQUEST_TIMEOUT_MS });
+      if (a.status === 200) return (a.body as { transactions: unknown[] }).transactions.length;
+    }
+    return null;
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * One JSON-over-HTTP call with a timeout, used by every demo process (the
+ * supervisor's control client, the transfer app, the CLI). A network error
+ * or timeout is returned as `status: 0` rather than thrown, so failover code
+ * can treat "down" and "answered 503" alike without try/catch at each call.
+ */
+export interface JsonAnswer {
+  /** The HTTP status; 0 when nothing answered (refused, reset, timed out). */
+  readonly status: number;
+  readonly body: unknown;
+  /** Why nothing answered, when status is 0. */
+  readonly error?: string;
+}
+
+export interface JsonRequest {
+  readonly method?: string;
+  readonly body?: unknown;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly timeoutMs: number;
+}
+
+export async function fetchJson(url: string, req: JsonRequest): Promise<JsonAnswer> {
+  const headers: Record<string, string> = { ...req.headers };
+  const init: RequestInit = { method: req.method ?? 'GET', headers, signal: AbortSignal.timeout(req.timeoutMs) };
+  if (req.body !== undefined) {
+    init.body = JSON.stringify(req.body);
+    headers['content-type'] = 'application/json';
+  }
+  try {
+    const res = await fetch(url, init);
+    const text = await res.text();
+    let body: unknown = text;
+    try {
+      body = text === '' ? null : (JSON.parse(text) as unknown);
+    } catch {
+      // not JSON: keep the text
+    }
+    return { status: res.status, body };
+  } catch (e) {
+    return { status: 0, body: null, error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
+  }
+}
+
+/** The `error.code` of a JSON error body, if it has one. */
+export function errorCode(body: unknown): string | undefined {
+  const code = (body as { error?: { code?: unknown } } | null)?.error?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** The `error.message` of a JSON error body, or a short rendering of whatever came back. */
+export function errorMessage(a: JsonAnswer): string {
+  if (a.status === 0) return a.error ?? 'no answer';
+  const msg = (a.body as { error?: { message?: unknown } } | null)?.error?.message;
+  return typeof msg === 'string' ? `${a.status} ${msg}` : `${a.status} ${JSON.stringify(a.body).slice(0, 200)}`;
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts (never rejects). */
+export function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,83 @@
+/**
+ * The supervisor's control API on loopback, and its client. The transfer
+ * app's kill and restart buttons go through it; a chaos runner can too.
+ *
+ *   GET  /v1/processes                   {processes: [{name, role, port, url, pid, state, ...}]}
+ *   GET  /v1/topology                    ports, URLs and data folder of the running demo
+ *   POST /v1/processes/{name}/{action}   action: kill | pause | resume | restart | start | stop
+ *   GET  /healthz
+ *
+ * Errors: 404 unknown_process, 400 unknown_action, 409 process_busy /
+ * not_running / not_paused / already_running, 500 when a start failed.
+ */
+import { createServer, type Server } from 'node:http';
+import { AppError } from '../../lib/errors.js';
+import { Router } from '../../lib/http.js';
+import { errorCode, errorMessage, fetchJson } from '../common/http.js';
+import type { ProcessInfo } from './process.js';
+import { PROCESS_ACTIONS, type DemoSupervisor, type ProcessAction } from './supervisor.js';
+
+export interface ControlServer {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export async function serveControl(supervisor: DemoSupervisor, host: string, port: number): Promise<ControlServer> {
+  const r = new Router();
+  r.on('GET', '/healthz', () => ({ status: 200, body: { ok: true } }));
+  r.on('GET', '/v1/processes', () => ({ status: 200, body: { processes: supervisor.list() } }));
+  r.on('GET', '/v1/topology', () => ({
+    status: 200,
+    body: {
+      basePort: supervisor.layout.basePort,
+      dataDir: supervisor.dataDir,
+      app: supervisor.appUrl,
+      storeEndpoints: supervisor.storeEndpoints,
+      coordinators: supervisor.coordinatorUrls,
+      banks: supervisor.banks,
+      processes: supervisor.list(),
+    },
+  }));
+  r.on('POST', '/v1/processes/:name/:action', async ({ params }) => {
+    const action = params['action'] as ProcessAction;
+    if (!PROCESS_ACTIONS.includes(action)) throw new AppError('unknown_action', 400, `action must be one of ${PROCESS_ACTIONS.join(', ')}`);
+    try {
+      return { status: 200, body: await supervisor.act(params['name'] as string, action) };
+    } catch (e) {
+      if (e instanceof AppError) throw e;
+      throw new AppError('action_failed', 500, e instanceof Error ? e.message : String(e));
+    }
+  });
+  const server: Server = createServer(r.handle);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return {
+    url: `http://${host}:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A client of the control API (what the transfer app uses; nothing here needs the supervisor in-process). */
+export class ControlClient {
+  constructor(readonly url: string) {}
+
+  async processes(timeoutMs = 1_000): Promise<ProcessInfo[]> {
+    const a = await fetchJson(`${this.url}/v1/processes`, { timeoutMs });
+    if (a.status !== 200) throw new AppError('control_unavailable', 503, `the supervisor's control API did not answer: ${errorMessage(a)}`);
+    return (a.body as { processes: ProcessInfo[] }).processes;
+  }
+
+  /** Runs an action; a refusal keeps the supervisor's code and status. Restart and start wait until the process is healthy. */
+  async act(name: string, action: ProcessAction, timeoutMs = 90_000): Promise<ProcessInfo> {
+    const a = await fetchJson(`${this.url}/v1/processes/${encodeURIComponent(name)}/${action}`, { method: 'POST', timeoutMs });
+    if (a.status === 200) return a.body as ProcessInfo;
+    if (a.status === 0) throw new AppError('control_unavailable', 503, `the supervisor's control API did not answer: ${errorMessage(a)}`);
+    throw new AppError(errorCode(a.body) ?? 'action_failed', a.status, errorMessage(a));
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * The file operations the participant's durable files need, injectable so
+ * tests can watch every fsync, and `DurableJsonFile`: a lowdb adapter for a
+ * SMALL JSON document that must survive a power loss (the inventory example
+ * keeps its stock in one).
+ *
+ * Why not lowdb's own JSONFile: it writes through steno, which renames a
+ * temp file but never fsyncs, so a write survives a killed process, not a
+ * power loss (shared/STYLE.md). And never `JSONFilePreset`: it silently swaps
+ * in memory when NODE_ENV === 'test'. Build `new Low(new DurableJsonFile(path), defaults)`.
+ *
+ * Every write rewrites the whole document, so this suits documents of a few
+ * kilobytes; the participant's log, which grows with traffic, is an
+ * append-only file instead (log-file.ts).
+ */
+import * as fsp from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Adapter } from 'lowdb';
+import { AppError } from '../lib/errors.js';
+
+export interface LogFs {
+  readFile(path: string, encoding: 'utf8'): Promise<string>;
+  /** 'a' appends (the log), 'w' truncates (temp files), 'r' reads (directories, for fsync). */
+  open(path: string, flags: 'a' | 'w' | 'r'): Promise<LogFileHandle>;
+  rename(from: string, to: string): Promise<void>;
+  mkdir(path: string, opts: { recursive: true }): Promise<unknown>;
+}
+
+export interface LogFileHandle {
+  writeFile(data: string, encoding: 'utf8'): Promise<void>;
+  /** fsync: data and every metadata change. */
+  sync(): Promise<void>;
+  /** fdatasync: data and the metadata needed to read it back (the size), not times. */
+  datasync(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export const nodeLogFs: LogFs = {
+  readFile: (path, encoding) => fsp.readFile(path, encoding),
+  open: (path, flags) => fsp.open(path, flags),
+  rename: (from, to) => fsp.rename(from, to),
+  mkdir: (path, opts) => fsp.mkdir(path, opts),
+};
+
+export class ParticipantLogError extends AppError {
+  constructor(code: 'log_corrupt' | 'log_failed' | 'log_full' | 'work_conflict' | 'tx_not_active' | 'invalid_tx_id', status: number, message: string, details: Readonly<Record<string, unknown>> = {}) {
+    super(code, status, message, details);
+    this.name = 'ParticipantLogError';
+  }
+}
+
+/**
+ * Replaces `path` with `text` durably: temp file, fsync, rename over the
+ * file, fsync of the directory (the rename is durable only once the
+ * directory entry is). A crash at any point leaves the old file or the new
+ * one, never a mix; a leftover temp file is a write nobody was told about.
+ */
+export async function replaceFileDurably(fs: LogFs, path: string, text: string): Promise<void> {
+  const tempPath = `${path}.tmp`;
+  const file = await fs.open(tempPath, 'w');
+  try {
+    await file.writeFile(text, 'utf8');
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  await fs.rename(tempPath, path);
+  await syncDirectory(fs, dirname(path));
+}
+
+export async function syncDirectory(fs: LogFs, dir: string): Promise<void> {
+  const handle = await fs.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * A lowdb adapter that makes each write durable before it resolves
+ * (`replaceFileDurably`). Writes are serialized and grouped: a write
+ * requested while another is in flight waits, and all writes that waited
+ * share the next one. The document is serialized when that next write
+ * starts, from the newest data handed in, so a resolved write covers every
+ * change made before it was requested, and N waiting writes cost one
+ * serialization, not N.
+ */
+export class DurableJsonFile<T> implements Adapter<T> {
+  private inFlight = false;
+  private next: { data: T; waiters: { resolve: () => void; reject: (e: unknown) => void }[] } | undefined;
+
+  constructor(
+    readonly path: string,
+    private readonly fs: LogFs = nodeLogFs,
+  ) {}
+
+  async read(): Promise<T | null> {
+    let text: string;
+    try {
+      text = await this.fs.readFile(this.path, 'utf8');
+    } catch (e) {
+      // A leftover temp file is a write that never completed (nobody was told it was durable): ignore it.
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw e;
+    }
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new ParticipantLogError('log_corrupt', 500, `${this.path} is not valid JSON`, { path: this.path });
+    }
+  }
+
+  write(data: T): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (this.next === undefined) this.next = { data, waiters: [] };
+      this.next.data = data;
+      this.next.waiters.push({ resolve, reject });
+      if (!this.inFlight) void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.inFlight = true;
+    try {
+      while (this.next !== undefined) {
+        const batch = this.next;
+        this.next = undefined;
+        try {
+          await replaceFileDurably(this.fs, this.path, JSON.stringify(batch.data));
+          for (const w of batch.waiters) w.resolve();
+        } catch (e) {
+          for (const w of batch.waiters) w.reject(e);
+        }
+      }
+    } finally {
+      this.inFlight = false;
+    }
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * Performs the effects a ParticipantTxMachine asks for (machine.ts states
+ * the order that makes it safe) and feeds each result back:
+ *
+ * - log writes: each durable before its `logged` event; a failed one is
+ *   fatal (the log is unusable until a restart);
+ * - the service's callbacks: prepare (validate and lock), commit and abort
+ *   (retried until they succeed: a decided transaction cannot be refused),
+ *   restore (locks of an in-doubt transaction after a restart);
+ * - store writes: the vote and the ack, CAS create-if-absent, retried in
+ *   rounds until they answer;
+ * - the deadline timer, and helping decide past it (coordinator/finish.ts).
+ */
+import type { Clock } from '../lib/clock.js';
+import type { Random } from '../lib/random.js';
+import type { Failpoints } from '../coordinator/failpoints.js';
+import { finishTransaction } from '../coordinator/finish.js';
+import type { Logger } from '../coordinator/logger.js';
+import type { Counter } from '../coordinator/metrics.js';
+import { decodeVote, type Decision, type JsonValue } from '../coordinator/protocol.js';
+import { backoffDelayMs, sleep, withRetries, type BackoffPolicy } from '../coordinator/retry.js';
+import type { CasResult, TxStore } from '../coordinator/store.js';
+import { ParticipantLogError, type LogRecord, type ParticipantLog } from './log.js';
+import type { ParticipantEffect } from './machine.js';
+import type { OpenTx, OpenTxTable } from './open-tx.js';
+import type { ParticipantService, PrepareAnswer } from './options.js';
+
+export interface ParticipantCounters {
+  readonly prepared: Counter;
+  readonly refused: Counter;
+  readonly committed: Counter;
+  readonly aborted: Counter;
+  readonly helped: Counter;
+}
+
+export interface ParticipantEffectDeps {
+  readonly name: string;
+  readonly store: TxStore;
+  readonly log: ParticipantLog;
+  readonly service: ParticipantService;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly logger: Logger;
+  readonly failpoints: Failpoints;
+  readonly retry: BackoffPolicy;
+  readonly helpGraceMs: number;
+  readonly counters: ParticipantCounters;
+}
+
+export class ParticipantEffects {
+  constructor(
+    private readonly deps: ParticipantEffectDeps,
+    private readonly txs: OpenTxTable,
+  ) {}
+
+  private get stopped(): boolean {
+    return this.txs.stopSignal.aborted;
+  }
+
+  perform(tx: OpenTx, e: ParticipantEffect): void {
+    const d = this.deps;
+    switch (e.type) {
+      case 'logWork':
+        this.logged(tx, () => d.log.recordWork(tx.id, e.work, d.clock.nowMs()), () => d.failpoints.hit('participant.afterWork'));
+        return;
+      case 'validate':
+        void this.txs.track(this.validate(tx, e.work));
+        return;
+      case 'logVote':
+        this.logged(tx, () => d.log.recordVote(tx.id, e.vote, e.reason, d.clock.nowMs()));
+        return;
+      case 'writeVote':
+        d.failpoints.hit('participant.afterPrepareDurable');
+        void this.txs.track(this.storeWrite(tx, e.key, e.value)).then((r) => {
+          if (r === undefined) return;
+          if (r.succeeded) (decodeVote(e.value).vote === 'yes' ? d.counters.prepared : d.counters.refused).inc();
+          d.failpoints.hit('participant.afterVote');
+          this.txs.step(tx, { type: 'voteWritten', succeeded: r.succeeded, previous: r.previous });
+        });
+        return;
+      case 'apply':
+        void this.txs.track(this.apply(tx, e.decision));
+        return;
+      case 'logApplied':
+        this.logged(tx, () => d.log.recordApplied(tx.id, e.decision, d.clock.nowMs()));
+        return;
+      case 'writeAck':
+        d.failpoints.hit('participant.afterApply');
+        void this.txs.track(this.storeWrite(tx, e.key, e.value)).then((r) => {
+          if (r !== undefined) this.txs.step(tx, { type: 'ackWritten' });
+        });
+        return;
+      case 'logAcked':
+        this.logged(tx, () => d.log.recordAcked(tx.id, d.clock.nowMs()));
+        return;
+      case 'restoreLocks': {
+        const restore = d.service.restore?.bind(d.service) ?? (async (id: string, work: JsonValue) => void (await d.service.prepare(id, work)));
+        tx.restoring = Promise.resolve()
+          .then(() => restore(tx.id, e.work))
+          .catch((err: unknown) => d.logger('error', 'restoring locks failed', { txId: tx.id, error: err }));
+        return;
+      }
+      case 'setTimer':
+        // The machine's only timer is the deadline, after which it helps decide: give the coordinator a head start.
+        this.armTimer(tx, e.atMs + d.helpGraceMs + d.random.int(Math.floor(d.helpGraceMs / 2) + 1));
+        return;
+      case 'helpDecide':
+        void this.txs.track(this.helpDecide(tx));
+        return;
+      case 'reply': {
+        const w = tx.waiters.get(e.requestId);
+        if (w === undefined) return;
+        tx.waiters.delete(e.requestId);
+        clearTimeout(w.timer);
+        w.resolve(e.reply);
+        return;
+      }
+    }
+  }
+
+  /** A log write, then its `logged` event. A failed write is fatal: the log is unusable until restart. */
+  private logged(tx: OpenTx, write: () => Promise<LogRecord>, after?: () => void): void {
+    if (this.stopped) return;
+    this.txs.track(write()).then(
+      (record) => {
+        after?.();
+        this.txs.step(tx, { type: 'logged', record });
+      },
+      (e: unknown) => {
+        if (e instanceof ParticipantLogError && (e.code === 'log_full' || e.code === 'invalid_tx_id')) {
+          this.txs.unload(tx, e); // refused new work; nothing was logged
+          return;
+        }
+        this.txs.fatal(e);
+      },
+    );
+  }
+
+  private async validate(tx: OpenTx, work: JsonValue): Promise<void> {
+    let answer: PrepareAnswer;
+    try {
+      answer = await this.deps.service.prepare(tx.id, work);
+      if (answer.vote !== 'yes' && answer.vote !== 'no') answer = { vote: 'no', reason: 'prepare returned no vote' };
+    } catch (e) {
+      answer = { vote: 'no', reason: `prepare failed: ${e instanceof Error ? e.message : String(e)}` };
+    }
+    this.txs.step(tx, answer.reason === undefined ? { type: 'validated', vote: answer.vote } : { type: 'validated', vote: answer.vote, reason: answer.reason });
+  }
+
+  private async apply(tx: OpenTx, decision: Decision): Promise<void> {
+    const d = this.deps;
+    d.failpoints.hit('participant.beforeApply');
+    await tx.restoring;
+    for (let round = 0; !this.stopped; round++) {
+      try {
+        await (decision === 'commit' ? d.service.commit(tx.id) : d.service.abort(tx.id));
+        (decision === 'commit' ? d.counters.committed : d.counters.aborted).inc();
+        this.txs.step(tx, { type: 'applied', decision });
+        return;
+      } catch (e) {
+        // A decided transaction cannot be refused: keep trying, and say so loudly.
+        d.logger('error', `service ${decision} failed; retrying`, { txId: tx.id, error: e });
+        await sleep(backoffDelayMs(round, d.retry, d.random), this.txs.stopSignal);
+      }
+    }
+  }
+
+  /** A CAS create-if-absent, retried in rounds until it answers (or the node stops: undefined). */
+  private async storeWrite(tx: OpenTx, key: string, value: string): Promise<CasResult | undefined> {
+    const d = this.deps;
+    const signal = this.txs.stopSignal;
+    for (let round = 0; !signal.aborted && !tx.gone; round++) {
+      try {
+        return await withRetries(() => d.store.casCreate(key, value), d.retry, d.random, { signal });
+      } catch (e) {
+        d.logger('warn', 'store write failed; retrying', { key, error: e });
+        await sleep(d.retry.maxMs, signal);
+      }
+    }
+    return undefined;
+  }
+
+  private armTimer(tx: OpenTx, atMs: number): void {
+    if (tx.timer !== undefined) clearTimeout(tx.timer);
+    tx.timer = setTimeout(() => {
+      tx.timer = undefined;
+      const nowMs = this.deps.clock.nowMs();
+      if (nowMs < atMs) this.armTimer(tx, atMs);
+      else this.txs.step(tx, { type: 'deadlineReached', nowMs });
+    }, Math.min(Math.max(0, atMs - this.deps.clock.nowMs()), 2 ** 31 - 1));
+    tx.timer.unref();
+  }
+
+  private async helpDecide(tx: OpenTx): Promise<void> {
+    const d = this.deps;
+    d.counters.helped.inc();
+    let decision: Decision | undefined;
+    try {
+      decision = await finishTransaction(d.store, tx.id, { helperId: `participant:${d.name}`, nowMs: d.clock.nowMs(), retry: d.retry, random: d.random });
+    } catch (e) {
+      d.logger('warn', 'helping decide failed; will try again', { txId: tx.id, error: e });
+    }
+    if (decision !== undefined) {
+      this.txs.step(tx, { type: 'decisionObserved', decision });
+      return;
+    }
+    // Not decidable yet (or the store did not answer): ask again a little later.
+    if (!tx.gone) this.armTimer(tx, d.clock.nowMs() + 500 + d.random.int(1_000));
+  }
+}

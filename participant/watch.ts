@@ -1,0 +1,113 @@
+/**
+ * What the participant learns from its watch of `tx/` (one per process,
+ * coordinator/watcher.ts), so that the coordinator's calls stay hints:
+ *
+ * - a `tx/{id}` record frozen with this participant in it is a prepare
+ *   request, even if the coordinator's prepare call never comes. It waits
+ *   `prepareDelayMs` first: a commit's prepare call reaches us before the
+ *   freeze does (the coordinator sends it with the freeze), so the wait
+ *   costs nothing then; but a freeze with no prepare call is an abort (or a
+ *   deadline), whose "no" fills the coordinator writes right after the
+ *   freeze. Preparing at once raced those fills: a participant that won
+ *   every race turned an explicit abort into a commit. Waiting lets the
+ *   fills land first and skips a prepare, a log write and a CAS that could
+ *   only lose; a lost prepare call costs this much latency, no more;
+ * - a record frozen WITHOUT this participant excludes work it holds for it
+ *   (the application never enlisted it): that work is aborted locally;
+ * - a `tx/{id}/decision` is the decision; a commit without our durable "yes"
+ *   means the transaction committed without us (excluded, too).
+ *
+ * Decision hints from the coordinator come through `observeDecision` as
+ * well, once the store confirmed them.
+ */
+import type { Logger } from '../coordinator/logger.js';
+import { decisionKey, decodeDecision, decodeTxRecord, parseKey, type Decision } from '../coordinator/protocol.js';
+import type { TxStore, TxWatchEvent } from '../coordinator/store.js';
+import type { ParticipantLog } from './log.js';
+import type { OpenTxTable } from './open-tx.js';
+
+export class ParticipantWatch {
+  /** Prepares waiting out `prepareDelayMs`, by transaction. */
+  private readonly delayed = new Map<string, NodeJS.Timeout>();
+
+  constructor(
+    private readonly name: string,
+    private readonly log: ParticipantLog,
+    private readonly store: TxStore,
+    private readonly logger: Logger,
+    private readonly txs: OpenTxTable,
+    private readonly prepareDelayMs: number,
+  ) {}
+
+  stop(): void {
+    for (const t of this.delayed.values()) clearTimeout(t);
+    this.delayed.clear();
+  }
+
+  /** The shared watch's callback. */
+  onEvent(e: TxWatchEvent): void {
+    if (e.value === null) return;
+    const parsed = parseKey(e.key);
+    if (parsed === null) return;
+    try {
+      if (parsed.kind === 'tx') {
+        const record = decodeTxRecord(e.value);
+        if (record.state !== 'preparing') return;
+        if (!record.participants.some((p) => p.name === this.name)) {
+          // Frozen without us: work we hold for it can never count.
+          const mine = this.txs.get(parsed.id);
+          if (mine !== undefined) this.txs.step(mine, { type: 'excluded' });
+          return;
+        }
+        // A frozen record naming us: prepare, even if the coordinator's hint never comes (after the delay).
+        this.prepareLater(parsed.id, record.deadline);
+      } else if (parsed.kind === 'decision') {
+        this.observeDecision(parsed.id, decodeDecision(e.value));
+      }
+    } catch (err) {
+      this.logger('error', 'corrupt value in the store', { key: e.key, error: err });
+    }
+  }
+
+  /** A decision the store holds (watched, read, or a hint the store confirmed). */
+  observeDecision(txId: string, decision: Decision): void {
+    let tx = this.txs.get(txId);
+    const record = this.log.get(txId);
+    if (tx === undefined) {
+      if (record === undefined || record.ackedAt !== undefined) return; // not ours, or done
+      tx = this.txs.tryOpen(txId);
+    }
+    if (tx === undefined) return;
+    // A commit needs our durable "yes" if we were frozen in: without one, it committed without us.
+    if (decision === 'commit' && record?.vote?.vote !== 'yes') this.txs.step(tx, { type: 'excluded' });
+    else this.txs.step(tx, { type: 'decisionObserved', decision });
+  }
+
+  /** The watch lost history: re-read the decision of every open transaction. */
+  async resyncAll(): Promise<void> {
+    for (const tx of [...this.txs.values()]) {
+      try {
+        const kv = await this.store.get(decisionKey(tx.id));
+        if (kv !== null) this.txs.step(tx, { type: 'decisionObserved', decision: decodeDecision(kv.value) });
+      } catch (e) {
+        this.logger('warn', 'resync read failed', { txId: tx.id, error: e });
+      }
+    }
+  }
+
+  private prepareLater(txId: string, deadline: number): void {
+    if (this.delayed.has(txId)) return;
+    const timer = setTimeout(() => {
+      this.delayed.delete(txId);
+      // By now the transaction may be decided (then the machine casts no vote) or finished here.
+      const tx = this.txs.get(txId) ?? (this.isFinished(txId) ? undefined : this.txs.tryOpen(txId));
+      if (tx !== undefined) this.txs.step(tx, { type: 'prepareRequested', deadline });
+    }, this.prepareDelayMs);
+    timer.unref();
+    this.delayed.set(txId, timer);
+  }
+
+  private isFinished(txId: string): boolean {
+    return this.log.get(txId)?.ackedAt !== undefined;
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * Helpers shared by the demo's tests: bounded waits on conditions, JSON
+ * calls, the app's state, and whether a pid is still a live process.
+ * Ports: the demo tests use 38000-38999 (the other suites use 31000-37999).
+ */
+import { readFileSync } from 'node:fs';
+import type { PageState } from '../../demo/app/state.js';
+import { fetchJson, type JsonAnswer } from '../../demo/common/http.js';
+
+/** Polls `check` every 100 ms until it returns something other than undefined/false; throws past the deadline. */
+export async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined | false> | T | undefined | false): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v;
+    } catch (e) {
+      lastError = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError === undefined ? '' : `: ${String(lastError)}`}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export function post(url: string, body: unknown, timeoutMs = 60_000): Promise<JsonAnswer> {
+  return fetchJson(url, { method: 'POST', body, timeoutMs });
+}
+
+export function get(url: string, timeoutMs = 10_000): Promise<JsonAnswer> {
+  return fetchJson(url, { timeoutMs });
+}
+
+export async function stateOf(appUrl: string): Promise<PageState> {
+  const a = await get(`${appUrl}/v1/state`);
+  if (a.status !== 200) throw new Error(`GET /v1/state: ${a.status}`);
+  return a.body as PageState;
+}
+
+/**
+ * Quiet and whole: every bank answers, no transfer holds anything, nothing
+ * is in doubt anywhere (the app's feed, the banks, a coordinator's listing).
+ */
+export function settled(s: PageState): boolean {
+  return s.banks.every((b) => b.up && b.holds === 0 && b.inDoubt === 0) && s.inDoubt.feed === 0 && s.inDoubt.coordinators === 0 && s.liveTotal !== null;
+}
+
+/** Alive and not a zombie (an exited child nobody reaped yet is gone for our purposes). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}

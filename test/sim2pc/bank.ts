@@ -1,0 +1,127 @@
+/**
+ * The service a simulated participant embeds: a bank with a few accounts,
+ * in the manner of test/twopc/support/inventory.ts. Prepare validates a
+ * transfer's change to one account and holds the money a debit needs;
+ * commit applies the change; abort releases the hold. Balances and the
+ * applied decisions are durable (written before the callback returns);
+ * holds live in memory, die with the process, and are taken back by
+ * `restore` for transactions still in doubt after a restart.
+ *
+ * It checks its own part of the bank invariants as it goes (shared/DESIGN.md,
+ * "Conservation"): no balance below zero, and never more money held than
+ * an account has (money locked by a prepared transfer is not spent twice).
+ */
+import type { Decision, JsonValue, VoteValue } from '../../coordinator/protocol.js';
+import { SafetyViolation } from '../sim/invariants.js';
+
+/** One bank's part of a transfer: add `delta` (negative: a debit) to `account`. */
+export interface BankWork {
+  readonly account: string;
+  readonly delta: number;
+}
+
+/** The answer of a service's prepare callback (participant.ts `PrepareAnswer`). */
+export interface PrepareAnswer {
+  readonly vote: VoteValue;
+  readonly reason?: string;
+}
+
+export function parseBankWork(work: JsonValue): BankWork | undefined {
+  if (typeof work !== 'object' || work === null || Array.isArray(work)) return undefined;
+  const o = work as { readonly [k: string]: JsonValue };
+  const account = o['account'];
+  const delta = o['delta'];
+  if (typeof account !== 'string' || typeof delta !== 'number' || !Number.isSafeInteger(delta) || delta === 0) return undefined;
+  return { account, delta };
+}
+
+export class Bank {
+  /** Durable. */
+  readonly balances = new Map<string, number>();
+  /** Durable: every decision applied here, by transaction. */
+  readonly applied = new Map<string, Decision>();
+  /** Volatile: the work of each prepared (or restored) transaction. */
+  private holds = new Map<string, BankWork>();
+
+  constructor(
+    readonly name: string,
+    accounts: readonly string[],
+    initialBalance: number,
+  ) {
+    for (const a of accounts) this.balances.set(a, initialBalance);
+  }
+
+  get total(): number {
+    let sum = 0;
+    for (const b of this.balances.values()) sum += b;
+    return sum;
+  }
+
+  get heldCount(): number {
+    return this.holds.size;
+  }
+
+  /** The process died: its holds are gone. */
+  crashed(): void {
+    this.holds = new Map();
+  }
+
+  prepare(txId: string, work: JsonValue): PrepareAnswer {
+    const w = parseBankWork(work);
+    if (w === undefined || !this.balances.has(w.account)) return { vote: 'no', reason: 'bad work' };
+    if (w.delta < 0 && this.available(w.account) + w.delta < 0) return { vote: 'no', reason: `insufficient funds in ${w.account}` };
+    this.holds.set(txId, w);
+    this.checkAccount(w.account, txId);
+    return { vote: 'yes' };
+  }
+
+  /** After a restart: the "yes" already promised this money, so the hold is taken back as it was. */
+  restore(txId: string, work: JsonValue): void {
+    const w = parseBankWork(work);
+    if (w === undefined || this.applied.has(txId)) return;
+    this.holds.set(txId, w);
+    this.checkAccount(w.account, txId);
+  }
+
+  /**
+   * False when this process holds no reservation for the transaction (not
+   * prepared, or not restored yet after a restart): inventory.ts throws then,
+   * and the participant retries until the restore has taken the hold back.
+   */
+  commit(txId: string): boolean {
+    const done = this.applied.get(txId);
+    if (done === 'abort') throw new SafetyViolation('atomicity', `${this.name}: ${txId} committed after it was aborted here`);
+    if (done === 'commit') {
+      this.holds.delete(txId);
+      return true;
+    }
+    const w = this.holds.get(txId);
+    if (w === undefined) return false;
+    this.balances.set(w.account, (this.balances.get(w.account) ?? 0) + w.delta);
+    this.applied.set(txId, 'commit');
+    this.holds.delete(txId);
+    this.checkAccount(w.account, txId);
+    return true;
+  }
+
+  abort(txId: string): void {
+    const done = this.applied.get(txId);
+    if (done === 'commit') throw new SafetyViolation('atomicity', `${this.name}: ${txId} aborted after it was committed here`);
+    if (done === undefined) this.applied.set(txId, 'abort');
+    this.holds.delete(txId);
+  }
+
+  private available(account: string): number {
+    let held = 0;
+    for (const w of this.holds.values()) if (w.account === account && w.delta < 0) held -= w.delta;
+    return (this.balances.get(account) ?? 0) - held;
+  }
+
+  private checkAccount(account: string, txId: string): void {
+    const balance = this.balances.get(account) ?? 0;
+    if (balance < 0) throw new SafetyViolation('conservation', `${this.name}/${account} balance ${balance} < 0 after ${txId}`);
+    if (this.available(account) < 0) {
+      throw new SafetyViolation('conservation', `${this.name}/${account}: holds exceed the balance ${balance} after ${txId} (money spent twice)`);
+    }
+  }
+}

@@ -1,0 +1,221 @@
+/**
+ * The 2PC invariants of shared/DESIGN.md, checked against the whole run.
+ *
+ * The checker sees every entry the store commits exactly once, in log order
+ * (the first time any node applies its index), and keeps its own mirror of
+ * the 2PC keys from the KV events. It also hears every decision a bank
+ * applies and every outcome a coordinator tells a client.
+ *
+ *   raft agreement     no two nodes apply different data at one index
+ *   stable decisions   the decision key, once written, never holds another
+ *                      value (nor does the compacted record say otherwise)
+ *   stable votes       a vote key is never overwritten while its
+ *                      transaction lives; a frozen record never changes
+ *   commit rule        a decision is written on a frozen record and equals
+ *                      the commit rule over the votes in the store
+ *   client outcomes    what a coordinator tells a client is the decision
+ *   atomicity          every bank applies the decision of the key; no commit
+ *                      before the decision is recorded; at the end every
+ *                      frozen participant applied it, and no one else did
+ *   conservation       (bank.ts checks balances and holds as it goes) at
+ *                      the end the money adds up to what it started as
+ *   liveness           after healing, within a bound: every transaction
+ *                      decided, applied, acknowledged and collected, and no
+ *                      participant in doubt (sim.ts waits for `quiescent`)
+ */
+import { decide, decodeTxRecord, decodeVote, parseKey, type Decision } from '../../coordinator/protocol.js';
+import { decisionOfDone, decodeDoneRecord, DONE_PREFIX } from '../../coordinator/compacted.js';
+import type { KvApplied } from '../../store/kv/index.js';
+import type { Entry } from '../../store/raft/index.js';
+import type { CoordinatorReply } from '../../coordinator/machine.js';
+import { SafetyViolation } from '../sim/invariants.js';
+import type { Counters } from './world.js';
+
+interface TxFacts {
+  /** The first decision ever written (the key, or a compacted record). */
+  decision?: Decision;
+  created: boolean;
+  collected: boolean;
+  /** The participant list once frozen (kept after collection). */
+  frozen?: readonly string[];
+  /** Participant name to the decision its bank applied. */
+  readonly applied: Map<string, Decision>;
+  /** Outcomes told to clients. */
+  readonly told: Decision[];
+}
+
+export class Checker {
+  /**
+   * A decision key written after its transaction was collected is an orphan
+   * (recovery deletes it). With `strictOrphans` (known bug orphan-decision) an
+   * orphan that contradicts the outcome is a violation; without, it is counted.
+   */
+  constructor(
+    private readonly strictOrphans: boolean,
+    private readonly counters: Counters,
+    private readonly trace?: (line: string) => void,
+  ) {}
+
+  /** The 2PC keys as the store holds them, from the committed events. */
+  readonly mirror = new Map<string, string>();
+  readonly txs = new Map<string, TxFacts>();
+  private readonly dataAt = new Map<number, string>();
+  private maxApplied = 0;
+
+  facts(id: string): TxFacts {
+    let f = this.txs.get(id);
+    if (f === undefined) this.txs.set(id, (f = { created: false, collected: false, applied: new Map(), told: [] }));
+    return f;
+  }
+
+  onStoreApply(node: string, e: Entry, applied: KvApplied | undefined): void {
+    const data = e.type === 'normal' ? e.data : `conf:${e.data}`;
+    const seen = this.dataAt.get(e.index);
+    if (seen !== undefined && seen !== data) throw new SafetyViolation('raft agreement', `${node} applied other data at index ${e.index}`);
+    if (seen === undefined) this.dataAt.set(e.index, data);
+    if (e.index <= this.maxApplied) return;
+    this.maxApplied = e.index;
+    for (const ev of applied?.events ?? []) {
+      this.trace?.(`store r${ev.revision} i${e.index} ${ev.type} ${ev.key}${ev.value === null ? '' : ` = ${ev.value}`}`);
+      if (ev.type === 'delete') this.onDelete(ev.key);
+      else this.onPut(ev.key, ev.value as string, ev.revision);
+    }
+  }
+
+  private onDelete(key: string): void {
+    this.mirror.delete(key);
+    const p = parseKey(key);
+    if (p?.kind === 'tx') this.facts(p.id).collected = true;
+  }
+
+  private onPut(key: string, value: string, revision: number): void {
+    if (key.startsWith(DONE_PREFIX)) {
+      const done = decodeDoneRecord(value);
+      this.recordDecision(done.id, decisionOfDone(done), `compacted record at revision ${revision}`);
+      this.facts(done.id).frozen ??= done.participants.map((x) => x.name);
+      this.mirror.set(key, value);
+      return;
+    }
+    const p = parseKey(key);
+    if (p === null) return;
+    const f = this.facts(p.id);
+    const before = this.mirror.get(key);
+    this.mirror.set(key, value);
+    if (f.collected && p.kind !== 'tx') this.counters.inc(`orphan ${p.kind} keys written after GC`);
+    switch (p.kind) {
+      case 'tx':
+        if (f.collected) throw new SafetyViolation('stable decisions', `tx ${p.id} was begun again after it was collected`);
+        f.created = true;
+        if (before !== undefined && decodeTxRecord(before).state === 'preparing' && before !== value) {
+          throw new SafetyViolation('stable votes', `tx ${p.id}: the frozen record changed`);
+        }
+        if (before === undefined || before !== value) {
+          const record = decodeTxRecord(value);
+          if (record.state === 'preparing') f.frozen = record.participants.map((x) => x.name);
+        }
+        return;
+      case 'vote':
+        if (before !== undefined && !f.collected) {
+          const a = decodeVote(before);
+          const b = decodeVote(value);
+          if (a.vote !== b.vote || a.by !== b.by) throw new SafetyViolation('stable votes', `tx ${p.id}: the vote of ${p.participant} changed from ${before} to ${value}`);
+        }
+        return;
+      case 'decision':
+        if (f.collected && f.decision !== undefined && f.decision !== value && !this.strictOrphans) {
+          this.counters.inc('orphan decisions contradicting the outcome');
+          return;
+        }
+        this.recordDecision(p.id, value as Decision, `decision key at revision ${revision}${f.collected ? ', after the transaction was collected' : ''}`);
+        if (!f.collected) this.checkCommitRule(p.id, value as Decision);
+        return;
+      case 'ack':
+        return;
+    }
+  }
+
+  private recordDecision(id: string, d: Decision, where: string): void {
+    const f = this.facts(id);
+    if (f.decision !== undefined && f.decision !== d) throw new SafetyViolation('stable decisions', `tx ${id}: decided ${f.decision}, then ${d} (${where})`);
+    f.decision = d;
+    for (const [p, applied] of f.applied) if (applied !== d) throw new SafetyViolation('atomicity', `tx ${id}: ${p} applied ${applied}, the decision is ${d}`);
+    for (const told of f.told) if (told !== d) throw new SafetyViolation('client outcomes', `tx ${id}: a client was told ${told}, the decision is ${d}`);
+  }
+
+  /** The decision only records the commit rule's answer over the frozen list's votes. */
+  private checkCommitRule(id: string, d: Decision): void {
+    const raw = this.mirror.get(`tx/${id}`);
+    if (raw === undefined) throw new SafetyViolation('commit rule', `tx ${id}: decision ${d} written with no transaction record`);
+    const record = decodeTxRecord(raw);
+    if (record.state !== 'preparing') throw new SafetyViolation('commit rule', `tx ${id}: decision ${d} written before the participant list was frozen`);
+    if (record.participants.length === 0) return; // nothing votes: the first decision written is the outcome
+    const verdict = this.verdict(id, record.participants.map((p) => p.name));
+    if (verdict !== d) throw new SafetyViolation('commit rule', `tx ${id}: decision ${d}, but the votes say ${verdict}`);
+  }
+
+  private verdict(id: string, names: readonly string[]): ReturnType<typeof decide> {
+    const votes = new Map<string, { vote: 'yes' | 'no' }>();
+    for (const n of names) {
+      const raw = this.mirror.get(`tx/${id}/vote/${n}`);
+      if (raw !== undefined) votes.set(n, decodeVote(raw));
+    }
+    return decide(names, votes);
+  }
+
+  /** A bank applied a decision (durably). */
+  onApplied(participant: string, id: string, d: Decision): void {
+    const f = this.facts(id);
+    const before = f.applied.get(participant);
+    if (before !== undefined && before !== d) throw new SafetyViolation('atomicity', `tx ${id}: ${participant} applied ${before}, then ${d}`);
+    f.applied.set(participant, d);
+    if (f.decision !== undefined && f.decision !== d) throw new SafetyViolation('atomicity', `tx ${id}: ${participant} applied ${d}, the decision is ${f.decision}`);
+    // An abort may come first (a "no" aborts at once); a commit only over a recorded decision.
+    if (d === 'commit' && f.decision === undefined) throw new SafetyViolation('atomicity', `tx ${id}: ${participant} applied commit before any decision was recorded`);
+  }
+
+  /** A coordinator answered a client. */
+  onOutcome(coordinator: string, id: string, reply: CoordinatorReply): void {
+    let told: Decision | undefined;
+    if (reply.kind === 'outcome') told = reply.outcome === 'committed' ? 'commit' : 'abort';
+    else if (reply.kind === 'error' && reply.code === 'already_committed') told = 'commit';
+    if (told === undefined) return;
+    const f = this.facts(id);
+    f.told.push(told);
+    if (f.decision !== undefined && f.decision !== told) throw new SafetyViolation('client outcomes', `tx ${id}: ${coordinator} told a client ${told}, the decision is ${f.decision}`);
+    // The commit point is the votes: what the client hears must already follow from the store.
+    const raw = this.mirror.get(`tx/${id}`);
+    if (f.decision === undefined && raw !== undefined) {
+      const record = decodeTxRecord(raw);
+      const verdict = record.state === 'preparing' ? this.verdict(id, record.participants.map((p) => p.name)) : 'pending';
+      if (verdict !== told) throw new SafetyViolation('client outcomes', `tx ${id}: ${coordinator} told a client ${told} while the store says ${verdict}`);
+    }
+  }
+
+  /** Keys still under `tx/` (a quiescent run has collected everything). */
+  liveTxKeys(): string[] {
+    return [...this.mirror.keys()].filter((k) => k.startsWith('tx/'));
+  }
+
+  /**
+   * The end-of-run atomicity check: for every transaction, every frozen
+   * participant applied the decision, except one that has no record of the
+   * transaction at all under an abort (frozen in without work, its unsynced
+   * "no" lost in a crash: it has nothing to apply); a participant outside
+   * the list applied at most an abort (work it was given, never enlisted for).
+   */
+  checkFinal(hasRecord: (participant: string, id: string) => boolean): void {
+    for (const [id, f] of this.txs) {
+      if (!f.created) continue;
+      if (f.decision === undefined) throw new SafetyViolation('liveness', `tx ${id} was never decided`);
+      const frozen = f.frozen ?? [];
+      for (const name of frozen) {
+        const a = f.applied.get(name);
+        if (a === undefined && f.decision === 'abort' && !hasRecord(name, id)) continue;
+        if (a !== f.decision) throw new SafetyViolation('atomicity', `tx ${id}: decision ${f.decision}, ${name} applied ${a ?? 'nothing'}`);
+      }
+      for (const [name, a] of f.applied) {
+        if (!frozen.includes(name) && a === 'commit') throw new SafetyViolation('atomicity', `tx ${id}: ${name} committed but is not in the frozen list`);
+      }
+    }
+  }
+}

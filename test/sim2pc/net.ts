@@ -1,0 +1,142 @@
+/**
+ * One lossy network for everything that talks in the 2PC simulation: Raft
+ * messages between store nodes, store requests from coordinators and
+ * participants, the coordinators' hints to participants, and the client's
+ * calls. Faults come from the Raft simulator's weather (test/sim/network.ts:
+ * drops, duplicates, delays that reorder, long delays), plus partitions:
+ * directed links that lose every message, checked at delivery so messages
+ * already in flight when a link is cut are lost too.
+ *
+ * Requests and replies are plain packets; `RpcClient` pairs them with a
+ * timeout, so a caller sees an answer or nothing (an ambiguous outcome).
+ */
+import type { Message } from '../../store/raft/index.js';
+import { CALM, type NetworkFaults } from '../sim/network.js';
+import type { Proc, Timer, World } from './world.js';
+
+/** Milliseconds per delay step of the weather (its delays are counted in steps). */
+const msPerDelayStep = 2;
+/** Packets in flight at once; past it the network drops (a full socket buffer). */
+const maxInFlightPackets = 50_000;
+
+export type Payload =
+  | { readonly kind: 'raft'; readonly message: Message }
+  | { readonly kind: 'req'; readonly rid: string; readonly body: unknown }
+  | { readonly kind: 'resp'; readonly rid: string; readonly body: unknown };
+
+export interface Packet {
+  readonly from: string;
+  readonly to: string;
+  readonly payload: Payload;
+}
+
+export class Net {
+  faults: NetworkFaults = CALM;
+  private readonly blocked = new Set<string>();
+  private readonly handlers = new Map<string, (p: Packet) => void>();
+  private inFlight = 0;
+  sent = 0;
+  dropped = 0;
+
+  constructor(private readonly world: World) {}
+
+  register(address: string, handler: (p: Packet) => void): void {
+    this.handlers.set(address, handler);
+  }
+
+  send(from: string, to: string, payload: Payload): void {
+    this.sent++;
+    const r = this.world.random;
+    if (this.inFlight >= maxInFlightPackets || r.chance(this.faults.dropChance)) {
+      this.dropped++;
+      return;
+    }
+    const packet: Packet = { from, to, payload };
+    this.enqueue(packet);
+    if (r.chance(this.faults.duplicateChance)) this.enqueue(packet);
+  }
+
+  private enqueue(p: Packet): void {
+    const f = this.faults;
+    const r = this.world.random;
+    let steps = r.int(f.maxDelaySteps + 1);
+    if (f.longDelayChance > 0 && r.chance(f.longDelayChance)) steps += r.int(f.longDelaySteps + 1);
+    this.inFlight++;
+    this.world.queue.at(this.world.queue.now + 1 + steps * msPerDelayStep, () => {
+      this.inFlight--;
+      if (this.blocked.has(link(p.from, p.to))) {
+        this.dropped++;
+        return;
+      }
+      this.handlers.get(p.to)?.(p);
+    });
+  }
+
+  get inFlightCount(): number {
+    return this.inFlight;
+  }
+
+  get partitioned(): boolean {
+    return this.blocked.size > 0;
+  }
+
+  /** No packets between `a` and `b`, either way. */
+  cut(a: string, b: string): void {
+    this.blocked.add(link(a, b));
+    this.blocked.add(link(b, a));
+  }
+
+  cutOneWay(from: string, to: string): void {
+    this.blocked.add(link(from, to));
+  }
+
+  /** Symmetric split between groups. */
+  partition(groups: readonly (readonly string[])[]): void {
+    for (const a of groups) for (const b of groups) if (a !== b) for (const x of a) for (const y of b) this.blocked.add(link(x, y));
+  }
+
+  heal(): void {
+    this.blocked.clear();
+  }
+
+  describePartition(): string {
+    return [...this.blocked].sort().join(' ');
+  }
+}
+
+function link(from: string, to: string): string {
+  return `${from}>${to}`;
+}
+
+/**
+ * Request/reply over the lossy network for one process incarnation. A reply
+ * that comes after the timeout, or to an earlier incarnation, is ignored, as
+ * an HTTP client ignores a response to a request it abandoned.
+ */
+export class RpcClient {
+  private readonly pending = new Map<string, { readonly cb: (body: unknown) => void; readonly timer: Timer }>();
+  private next = 0;
+
+  constructor(
+    private readonly proc: Proc,
+    private readonly net: Net,
+  ) {}
+
+  /** `cb(undefined)` on timeout: the request may or may not have been served. */
+  call(to: string, body: unknown, timeoutMs: number, cb: (reply: unknown) => void): void {
+    const rid = `${this.proc.name}.${this.proc.incarnation}.${++this.next}`;
+    const timer = this.proc.after(timeoutMs, () => {
+      if (this.pending.delete(rid)) cb(undefined);
+    });
+    this.pending.set(rid, { cb, timer });
+    this.net.send(this.proc.name, to, { kind: 'req', rid, body });
+  }
+
+  onReply(rid: string, body: unknown): void {
+    const p = this.pending.get(rid);
+    if (p === undefined) return;
+    this.pending.delete(rid);
+    p.timer.cancelled = true;
+    p.cb(body);
+  }
+}

@@ -1,0 +1,324 @@
+/**
+ * Test support: a real 3-member etcd cluster on loopback, started from
+ * Debian's etcd-server binary (/usr/bin/etcd, 3.4.23 on Debian 12), each
+ * member a process managed by pid, with its data dir and its log under one
+ * temp dir. The tests that use it pass `etcd://...` to the coordinators and
+ * participants, or open the store in process.
+ *
+ * Ports: member i serves clients on basePort + i and peers on basePort + 3 + i,
+ * so one cluster takes 6 ports; each test file picks its own base in
+ * 37000-37199 so files running in parallel never collide. Those ports lie in
+ * Linux's ephemeral range on a developer machine, so a member that lost its
+ * port to some client socket is started again (bounded), as procs.ts does
+ * for the 2PC processes.
+ *
+ * Without etcd: outside CI the etcd tests are skipped with a message; in CI
+ * (CI set) a missing etcd is an error, so CI cannot pass without them.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach } from 'vitest';
+
+const CANDIDATES = ['/usr/bin/etcd', '/usr/local/bin/etcd'];
+const PORT_RANGE = [37000, 37199] as const;
+const MEMBERS = 3;
+/** Restarts of a member that lost its port, at most, per start. */
+const MAX_PORT_RETRIES = 5;
+
+export function findEtcd(): string | undefined {
+  for (const p of CANDIDATES) if (existsSync(p)) return p;
+  const r = spawnSync('which', ['etcd'], { encoding: 'utf8' });
+  const p = r.status === 0 ? r.stdout.trim() : '';
+  return p === '' ? undefined : p;
+}
+
+export function etcdVersion(bin: string): string {
+  const r = spawnSync(bin, ['--version'], { encoding: 'utf8' });
+  return /etcd Version:\s*(\S+)/.exec(r.stdout)?.[1] ?? 'unknown';
+}
+
+function inCi(): boolean {
+  const v = process.env['CI'];
+  return v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false';
+}
+
+/**
+ * The etcd binary for a test file, or undefined when its etcd tests must be
+ * skipped (no etcd, not in CI; a message says so). Throws in CI without etcd.
+ */
+export function etcdForTests(file: string): string | undefined {
+  const bin = findEtcd();
+  if (bin !== undefined) return bin;
+  if (inCi()) throw new Error(`${file}: etcd is not installed, and CI must run the etcd tests (apt-get install -y etcd-server; .ci/run does it)`);
+  console.warn(`${file}: SKIPPING the etcd tests: etcd is not installed (apt-get install etcd-server). CI runs them.`);
+  return undefined;
+}
+
+/** Set once any test of the file failed: the caller keeps the logs then. */
+export function trackFailures(): { failed: boolean } {
+  const state = { failed: false };
+  afterEach(({ task }) => {
+    if (task.result?.state === 'fail') state.failed = true;
+  });
+  return state;
+}
+
+function tail(file: string, lines = 30): string {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+export class EtcdMember {
+  child: ChildProcess | undefined;
+  portRetries = 0;
+  private logOffset = 0;
+
+  constructor(
+    readonly name: string,
+    readonly clientUrl: string,
+    readonly peerUrl: string,
+    readonly dataDir: string,
+    readonly logFile: string,
+    private readonly bin: string,
+    private readonly args: readonly string[],
+  ) {}
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  start(): void {
+    if (this.running) throw new Error(`etcd ${this.name} is already running`);
+    this.logOffset = existsSync(this.logFile) ? statSync(this.logFile).size : 0;
+    const fd = openSync(this.logFile, 'a');
+    try {
+      this.child = spawn(this.bin, [...this.args], { stdio: ['ignore', fd, fd] });
+    } finally {
+      closeSync(fd); // the child has its own copy
+    }
+  }
+
+  /** SIGTERM, then SIGKILL after 5 s; resolves when the process is gone. */
+  stop(): Promise<void> {
+    return this.signal('SIGTERM');
+  }
+
+  kill9(): Promise<void> {
+    return this.signal('SIGKILL');
+  }
+
+  /** SIGSTOP: the member holds its sockets open but answers nothing (a hung machine). */
+  pause(): void {
+    if (this.running) process.kill(this.pid as number, 'SIGSTOP');
+  }
+
+  resume(): void {
+    if (this.running) process.kill(this.pid as number, 'SIGCONT');
+  }
+
+  /** Whether the last run died because one of its ports was taken. */
+  lostPort(): boolean {
+    try {
+      return readFileSync(this.logFile, 'utf8').slice(this.logOffset).includes('address already in use');
+    } catch {
+      return false;
+    }
+  }
+
+  logTail(): string {
+    return `--- ${this.name} (${this.logFile}) ---\n${tail(this.logFile)}`;
+  }
+
+  private async signal(sig: NodeJS.Signals): Promise<void> {
+    const child = this.child;
+    if (child === undefined || !this.running) return;
+    const exited = new Promise<void>((res) => child.once('exit', () => res()));
+    // A stopped process must run again to act on SIGTERM.
+    process.kill(child.pid as number, 'SIGCONT');
+    process.kill(child.pid as number, sig);
+    const timeout = new Promise<'timeout'>((res) => setTimeout(() => res('timeout'), 5_000).unref());
+    if ((await Promise.race([exited, timeout])) === 'timeout') {
+      process.kill(child.pid as number, 'SIGKILL');
+      await exited;
+    }
+  }
+}
+
+interface MemberStatus {
+  readonly memberId: string;
+  readonly leaderId: string;
+  readonly raftTerm: number;
+}
+
+export class EtcdCluster {
+  readonly members: EtcdMember[];
+
+  constructor(
+    readonly bin: string,
+    readonly dir: string,
+    readonly basePort: number,
+  ) {
+    const last = basePort + 2 * MEMBERS - 1;
+    if (basePort < PORT_RANGE[0] || last > PORT_RANGE[1]) throw new Error(`etcd test ports ${basePort}-${last} are outside ${PORT_RANGE[0]}-${PORT_RANGE[1]}`);
+    mkdirSync(dir, { recursive: true });
+    const names = Array.from({ length: MEMBERS }, (_, i) => `e${i + 1}`);
+    const peer = (i: number): string => `http://127.0.0.1:${basePort + MEMBERS + i}`;
+    const initial = names.map((n, i) => `${n}=${peer(i)}`).join(',');
+    this.members = names.map((name, i) => {
+      const clientUrl = `http://127.0.0.1:${basePort + i}`;
+      const dataDir = join(dir, name);
+      const args = [
+        '--name', name,
+        '--data-dir', dataDir,
+        '--listen-client-urls', clientUrl,
+        '--advertise-client-urls', clientUrl,
+        '--listen-peer-urls', peer(i),
+        '--initial-advertise-peer-urls', peer(i),
+        '--initial-cluster', initial,
+        '--initial-cluster-state', 'new',
+        '--initial-cluster-token', `twopc-test-${basePort}-${process.pid}`,
+        '--logger', 'zap',
+        '--log-level', 'info',
+      ];
+      return new EtcdMember(name, clientUrl, peer(i), dataDir, join(dir, `${name}.log`), bin, args);
+    });
+  }
+
+  get endpoints(): string[] {
+    return this.members.map((m) => m.clientUrl);
+  }
+
+  /** The `--store` value for coordinators and participants. */
+  get storeFlag(): string {
+    return `etcd://${this.members.map((m) => m.clientUrl.replace(/^http:\/\//, '')).join(',')}`;
+  }
+
+  start(): void {
+    for (const m of this.members) {
+      m.portRetries = 0;
+      m.start();
+    }
+  }
+
+  /** Starts one member again (after kill9 or stop) on its data dir. */
+  restart(m: EtcdMember): void {
+    m.portRetries = 0;
+    m.start();
+  }
+
+  /** Every running member reports healthy (it has a leader and serves reads), or throws with the logs. */
+  async waitHealthy(timeoutMs = 30_000, among: readonly EtcdMember[] = this.members): Promise<void> {
+    await this.poll(`etcd members ${among.map((m) => m.name).join(', ')} healthy`, timeoutMs, async () => {
+      for (const m of among) this.checkAlive(m);
+      const ok = await Promise.all(among.map((m) => this.healthy(m)));
+      return ok.every(Boolean);
+    });
+  }
+
+  /** The member every one of `among` names as leader. */
+  async waitForLeader(timeoutMs = 30_000, among: readonly EtcdMember[] = this.members.filter((m) => m.running)): Promise<EtcdMember> {
+    let leader: EtcdMember | undefined;
+    await this.poll('an etcd leader', timeoutMs, async () => {
+      for (const m of among) this.checkAlive(m);
+      const statuses = await Promise.all(among.map((m) => this.status(m).catch(() => undefined)));
+      const first = statuses[0];
+      if (first === undefined || first.leaderId === '0' || !statuses.every((s) => s?.leaderId === first.leaderId)) return false;
+      const i = statuses.findIndex((s) => s?.memberId === first.leaderId);
+      leader = among[i];
+      return leader !== undefined;
+    });
+    return leader as EtcdMember;
+  }
+
+  /**
+   * Moves leadership to another member (etcd's MoveLeader, sent to the
+   * leader) and waits until every member names the new one: a leader change
+   * without a dead process, for tests of what survives one.
+   */
+  async transferLeader(timeoutMs = 30_000): Promise<{ from: EtcdMember; to: EtcdMember }> {
+    const from = await this.waitForLeader(timeoutMs);
+    const to = this.members.find((m) => m !== from && m.running);
+    if (to === undefined) throw new Error('no member to move the etcd leadership to');
+    const target = await this.status(to);
+    const res = await fetch(`${from.clientUrl}/v3/maintenance/transfer-leadership`, {
+      method: 'POST',
+      body: JSON.stringify({ targetID: target.memberId }),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    if (res.status !== 200) throw new Error(`etcd transfer-leadership: ${res.status} ${await res.text()}`);
+    const now = await this.waitForLeader(timeoutMs);
+    if (now !== to) throw new Error(`etcd leadership went to ${now.name}, not ${to.name}`);
+    return { from, to };
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.members.map((m) => m.stop()));
+  }
+
+  /** Removes the data dirs and logs, unless `keep` (then says where they are). */
+  dispose(keep: boolean): void {
+    if (keep) console.log(`etcd logs and data kept in ${this.dir}`);
+    else rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  logTails(): string {
+    return this.members.map((m) => m.logTail()).join('\n');
+  }
+
+  async status(m: EtcdMember): Promise<MemberStatus> {
+    const res = await fetch(`${m.clientUrl}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(1_000) });
+    const body = (await res.json()) as { header?: { member_id?: string }; leader?: string; raftTerm?: string };
+    return { memberId: body.header?.member_id ?? '', leaderId: body.leader ?? '0', raftTerm: Number(body.raftTerm ?? 0) };
+  }
+
+  private async healthy(m: EtcdMember): Promise<boolean> {
+    try {
+      const res = await fetch(`${m.clientUrl}/health`, { signal: AbortSignal.timeout(1_000) });
+      return ((await res.json()) as { health?: string }).health === 'true';
+    } catch {
+      return false;
+    }
+  }
+
+  /** Restarts a member that lost its port (bounded); throws with the logs if one died otherwise. */
+  private checkAlive(m: EtcdMember): void {
+    if (m.running) return;
+    if (m.lostPort() && m.portRetries < MAX_PORT_RETRIES) {
+      m.portRetries++;
+      m.start();
+      return;
+    }
+    throw new Error(`etcd ${m.name} exited (code ${String(m.child?.exitCode)}, signal ${String(m.child?.signalCode)})\n${m.logTail()}`);
+  }
+
+  private async poll(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (await check()) return;
+      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${this.logTails()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+/** Starts a 3-member cluster under `dir` on basePort..basePort+5 and waits until it is healthy. */
+export async function startEtcdCluster(bin: string, dir: string, basePort: number, timeoutMs = 30_000): Promise<EtcdCluster> {
+  const cluster = new EtcdCluster(bin, dir, basePort);
+  cluster.start();
+  try {
+    await cluster.waitHealthy(timeoutMs);
+    await cluster.waitForLeader(timeoutMs);
+  } catch (e) {
+    await cluster.stop();
+    throw e;
+  }
+  return cluster;
+}
