@@ -117,11 +117,21 @@ export class EtcdMember {
 
   /** SIGSTOP: the member holds its sockets open but answers nothing (a hung machine). */
   pause(): void {
-    if (this.running) process.kill(this.pid as number, 'SIGSTOP');
+    this.send('SIGSTOP');
   }
 
   resume(): void {
-    if (this.running) process.kill(this.pid as number, 'SIGCONT');
+    this.send('SIGCONT');
+  }
+
+  /** Signals the process by pid; one that exited meanwhile (ESRCH) has nothing left to signal. */
+  private send(sig: NodeJS.Signals): void {
+    if (!this.running) return;
+    try {
+      process.kill(this.pid as number, sig);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+    }
   }
 
   /** Whether the last run died because one of its ports was taken. */
@@ -142,11 +152,11 @@ export class EtcdMember {
     if (child === undefined || !this.running) return;
     const exited = new Promise<void>((res) => child.once('exit', () => res()));
     // A stopped process must run again to act on SIGTERM.
-    process.kill(child.pid as number, 'SIGCONT');
-    process.kill(child.pid as number, sig);
+    this.send('SIGCONT');
+    this.send(sig);
     const timeout = new Promise<'timeout'>((res) => setTimeout(() => res('timeout'), 5_000).unref());
     if ((await Promise.race([exited, timeout])) === 'timeout') {
-      process.kill(child.pid as number, 'SIGKILL');
+      this.send('SIGKILL');
       await exited;
     }
   }
