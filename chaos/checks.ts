@@ -16,14 +16,15 @@
  *
  * Stable decisions (votes never change, decisions follow the votes) are
  * checked as they happen (tx-watch.ts) and again on the final store scan
- * (store-scan.ts); liveness (processes come back) by the nemesis.
+ * (store-scan.ts); liveness (processes come back) by the nemesis; crash
+ * (a process that exits without being killed) by the runner.
  */
 import type { CheckResult } from '../test/lincheck/index.js';
 import type { BankObserver, BankSummary } from './bank-observer.js';
 import type { RunRecord, Violation } from './record.js';
 import type { StoreScan } from './store-scan.js';
 
-export const CHECK_NAMES = ['audits', 'no-negative-balance', 'durability', 'atomicity', 'conservation', 'in-doubt', 'stable-decisions', 'linearizability', 'liveness'] as const;
+export const CHECK_NAMES = ['audits', 'no-negative-balance', 'durability', 'atomicity', 'conservation', 'in-doubt', 'stable-decisions', 'linearizability', 'liveness', 'crash'] as const;
 
 export interface CheckInputs {
   readonly record: RunRecord;

@@ -51,6 +51,8 @@ export class ChaosCluster {
   private readonly etcd: EtcdCluster | undefined;
   private readonly pidFile: string;
   private readonly pids = new Map<string, number>();
+  /** Called when a process exits without the runner killing or stopping it: a crash. */
+  onCrash: (name: string, what: string) => void = () => {};
 
   constructor(private readonly opts: ChaosClusterOptions) {
     // Children inherit the environment: this turns on their fault routes.
@@ -60,6 +62,7 @@ export class ChaosCluster {
     const onEvent = (e: ProcessEvent): void => {
       if (e.type === 'started') this.pids.set(e.name, e.pid);
       if (e.type === 'started' || e.type === 'exited') this.writePids();
+      if (e.type === 'exited' && !e.expected) this.onCrash(e.name, `pid ${e.pid} exited on its own (code ${String(e.code)}, signal ${String(e.signal)})`);
       opts.onEvent?.(e);
     };
     let extraArgs = {};

@@ -88,6 +88,16 @@ export async function runChaos(o: ChaosOptions, out: (line: string) => void, abo
     const events = createWriteStream(join(runDir, 'tx-events.ndjson'));
     const watch = new TxWatch(opened.store, (v) => rec.violation(v), (e) => void events.write(`${JSON.stringify({ t: Math.round(rec.now()), ...e })}\n`));
     await watch.start();
+    // A crash is a violation; the process is started again (as systemd would) so the run goes on.
+    let ending = false;
+    cluster.onCrash = (name, what) => {
+      const tail = lastLines(cluster.supervisor.process(name).logSinceStart(), 12);
+      // A start that lost its port to an outgoing connection is retried by the supervisor: not a crash.
+      if (/EADDRINUSE/.test(tail)) return log(`${name} lost its port while starting; the supervisor tries again`);
+      rec.violation({ check: 'crash', message: `${name} ${what} at ${(rec.now() / 1000).toFixed(1)} s; log ${cluster.logFile(name)} ends:\n${tail}` });
+      log(`! ${name} ${what}; restarting it`);
+      if (!ending) void restartAfterCrash(cluster, name, log);
+    };
     const observer = new BankObserver(cluster.banks, (v) => rec.violation(v), () => rec.now());
     const recorder = new HistoryRecorder();
 
@@ -110,6 +120,7 @@ export async function runChaos(o: ChaosOptions, out: (line: string) => void, abo
       runNemesis({ cluster, record: rec, seed: o.seed, faults: o.faults, stopAtMs: o.durationS * 1000, log, signal: load.signal }),
     ];
     await Promise.all(tasks);
+    ending = true;
     rec.clearActive();
     clearTimeout(stopTimer);
     clearInterval(progress);
@@ -222,6 +233,19 @@ async function isQuiescent(cluster: ChaosCluster, observer: BankObserver, opened
   } catch {
     return false;
   }
+}
+
+async function restartAfterCrash(cluster: ChaosCluster, name: string, log: (line: string) => void): Promise<void> {
+  await pause(1_000);
+  try {
+    if (cluster.state(name) !== 'running' && cluster.state(name) !== 'paused') await cluster.startProcess(name);
+  } catch (e) {
+    log(`! ${name} did not restart after its crash: ${(e as Error).message}`);
+  }
+}
+
+function lastLines(text: string, n: number): string {
+  return text.trimEnd().split('\n').slice(-n).join('\n');
 }
 
 /** Transactions the coordinators list as in doubt; null if none answered. */

@@ -7,8 +7,8 @@
  *   frozen participants' votes say (commit only if every vote is yes; abort
  *   only if some vote is no);
  * - the participant list never changes once frozen (`state: preparing`);
- * - no ack is written before the decision, except by a participant that
- *   votes "no" (it knows the outcome is abort), checked when the decision comes.
+ * - no ack is written before a commit decision (a participant that votes
+ *   "no" knows the outcome is abort and may abort and ack at once).
  *
  * Garbage collection deletes a finished transaction's keys; a vote or ack
  * written after that is a documented orphan (a late write, docs/2PC.md
@@ -152,9 +152,7 @@ export class TxWatch {
           this.onDecision(key.id, tx, decodeDecision(value), e.revision);
           return;
         case 'ack':
-          // Judged when the decision comes: a participant that votes "no" knows the outcome is abort and may
-          // abort and ack at once, even before its vote reaches the store (the two writes race).
-          if (tx.decision === undefined) tx.earlyAcks.push(key.participant);
+          if (tx.decision === undefined) tx.earlyAcks.push(key.participant); // judged when the decision comes
           return;
       }
     } catch (err) {
@@ -187,9 +185,9 @@ export class TxWatch {
       return;
     }
     this.stats.decisionsChecked++;
-    for (const p of tx.earlyAcks) {
-      if (decision === 'commit' || tx.votes.get(p)?.vote !== 'no') this.flag(id, `${p} acked before the ${decision} decision (revision ${revision}) without having voted "no"`);
-    }
+    // Nobody can know a commit before it is recorded; an abort, a participant that refuses knows at once
+    // (its "no" vote may even land after the decision: the two writes race).
+    if (decision === 'commit') for (const p of tx.earlyAcks) this.flag(id, `${p} acked before the commit decision (revision ${revision})`);
     const verdict = decide(tx.frozen, tx.votes);
     if (tx.frozen.length === 0) return; // nothing votes: the first decision written is the outcome
     if (verdict !== decision) {
