@@ -28,7 +28,7 @@ import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { intFlag, parseFlags, stringFlag } from '../../lib/args.js';
-import { Transport } from '../node/transport.js';
+import { Transport, defaultTransportLimits } from '../node/transport.js';
 import type { Message } from '../raft/index.js';
 import { percentile } from './loadgen.js';
 
@@ -114,7 +114,7 @@ class HttpTransport implements PeerTransport {
 
 function makeTransport(kind: string, self: string, onMessages: (m: Message[]) => void): PeerTransport {
   if (kind === 'tcp') {
-    const limits = { maxQueuedMessages: 1_000_000, maxFrameBytes: 256 << 20, reconnectDelayMs: 50 };
+    const limits = { ...defaultTransportLimits, maxQueuedMessages: 1_000_000, reconnectDelayMs: 50 };
     return new Transport(self, { onMessages, onUnreachable: () => undefined }, limits);
   }
   if (kind === 'http') return new HttpTransport(onMessages);

@@ -15,12 +15,27 @@ export interface TransportLimits {
   readonly maxFrameBytes: number;
   /** Delay before reconnecting to a peer that refused or dropped us. */
   readonly reconnectDelayMs: number;
+  /**
+   * Target size of one frame: a turn's queue goes out in frames of about this
+   * size (a single larger message, a snapshot, goes alone), so a receiver
+   * parses and a sender copies in bounded steps.
+   */
+  readonly frameTargetBytes: number;
+  /**
+   * Bytes the kernel has not taken yet, past which the sender stops writing
+   * and waits for 'drain'; meanwhile messages wait in the bounded queue (and
+   * past it are dropped, which Raft tolerates). Without this a slow receiver
+   * made the sender buffer without bound.
+   */
+  readonly maxUnsentBytes: number;
 }
 
 export const defaultTransportLimits: TransportLimits = {
   maxQueuedMessages: 10_000,
   maxFrameBytes: 256 << 20,
   reconnectDelayMs: 100,
+  frameTargetBytes: 1 << 20,
+  maxUnsentBytes: 8 << 20,
 };
 
 export interface TransportHandlers {
@@ -68,20 +83,40 @@ class PeerConnection {
       this.connect();
       return;
     }
+    // Backpressure: the peer is not reading fast enough; 'drain' calls us again.
+    if (socket.writableLength > this.limits.maxUnsentBytes) return;
     const batch = this.queue;
     this.queue = [];
-    const payload = Buffer.from(JSON.stringify(batch), 'utf8');
-    if (payload.length > this.limits.maxFrameBytes) {
-      this.dropped += batch.length;
-      this.handlers.onUnreachable(this.peer);
-      return;
-    }
-    const header = Buffer.allocUnsafe(4);
-    header.writeUInt32BE(payload.length, 0);
     socket.cork();
-    socket.write(header);
-    socket.write(payload);
+    for (const frame of this.frames(batch)) {
+      if (frame.payload.length > this.limits.maxFrameBytes) {
+        this.dropped += frame.count;
+        this.handlers.onUnreachable(this.peer);
+        continue;
+      }
+      const header = Buffer.allocUnsafe(4);
+      header.writeUInt32BE(frame.payload.length, 0);
+      socket.write(header);
+      socket.write(frame.payload);
+    }
     socket.uncork();
+  }
+
+  /** Splits a batch into frames of about `frameTargetBytes` (JSON arrays of messages). */
+  private *frames(batch: readonly Message[]): Generator<{ payload: Buffer; count: number }> {
+    let parts: string[] = [];
+    let bytes = 0;
+    for (const m of batch) {
+      const json = JSON.stringify(m);
+      if (parts.length > 0 && bytes + json.length > this.limits.frameTargetBytes) {
+        yield { payload: Buffer.from(`[${parts.join(',')}]`, 'utf8'), count: parts.length };
+        parts = [];
+        bytes = 0;
+      }
+      parts.push(json);
+      bytes += json.length + 1;
+    }
+    if (parts.length > 0) yield { payload: Buffer.from(`[${parts.join(',')}]`, 'utf8'), count: parts.length };
   }
 
   private connect(): void {
@@ -97,6 +132,7 @@ class PeerConnection {
     socket.on('data', () => {
       // Peers never answer on this connection; responses travel on their own.
     });
+    socket.on('drain', () => this.flush());
     const fail = (): void => {
       const wasConnected = this.socket === socket;
       this.connecting = false;
@@ -113,11 +149,58 @@ class PeerConnection {
     });
   }
 
+  /** Bytes written to the socket that the kernel has not taken yet. */
+  unsentBytes(): number {
+    return this.socket?.writableLength ?? 0;
+  }
+
   close(): void {
     this.closed = true;
     this.queue = [];
     this.socket?.destroy();
     this.socket = undefined;
+  }
+}
+
+/** Bytes received on one connection, cut into [u32 length][payload] frames. */
+export class FrameAssembler {
+  private chunks: Buffer[] = [];
+  private total = 0;
+
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.total += chunk.length;
+  }
+
+  /** The next frame's payload length, once its 4-byte header has arrived. */
+  peekLength(): number | undefined {
+    if (this.total < 4) return undefined;
+    const first = this.chunks[0] as Buffer;
+    if (first.length < 4) this.compact(4);
+    return (this.chunks[0] as Buffer).readUInt32BE(0);
+  }
+
+  /** The next frame's payload if all of it has arrived (consumed), else undefined. */
+  take(len: number): Buffer | undefined {
+    if (this.total < 4 + len) return undefined;
+    this.compact(4 + len);
+    const head = this.chunks[0] as Buffer;
+    const frame = head.subarray(4, 4 + len);
+    const rest = head.subarray(4 + len);
+    if (rest.length > 0) this.chunks[0] = rest;
+    else this.chunks.shift();
+    this.total -= 4 + len;
+    return frame;
+  }
+
+  /** Join chunks until the first holds at least `bytes` (all of them when undefined). */
+  private compact(bytes = this.total): void {
+    const first = this.chunks[0];
+    if (first === undefined || first.length >= bytes) return;
+    let n = 0;
+    let have = 0;
+    while (have < bytes && n < this.chunks.length) have += (this.chunks[n++] as Buffer).length;
+    this.chunks.splice(0, n, Buffer.concat(this.chunks.slice(0, n), have));
   }
 }
 
@@ -148,18 +231,21 @@ export class Transport {
   private accept(socket: net.Socket): void {
     this.inbound.add(socket);
     socket.setNoDelay(true);
-    let buffered: Buffer = Buffer.alloc(0);
+    // Chunks are kept in a list and joined once a whole frame is there:
+    // joining on every chunk made a large frame cost the square of its size
+    // (a 16 MB snapshot frame took 90 s to arrive, found by the chaos runner).
+    const chunks = new FrameAssembler();
     socket.on('data', (chunk: Buffer) => {
-      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-      while (buffered.length >= 4) {
-        const len = buffered.readUInt32BE(0);
+      chunks.push(chunk);
+      for (;;) {
+        const len = chunks.peekLength();
+        if (len === undefined) break;
         if (len > this.limits.maxFrameBytes) {
           socket.destroy();
           return;
         }
-        if (buffered.length < 4 + len) break;
-        const frame = buffered.subarray(4, 4 + len);
-        buffered = buffered.subarray(4 + len);
+        const frame = chunks.take(len);
+        if (frame === undefined) break;
         let messages: Message[];
         try {
           messages = JSON.parse(frame.toString('utf8')) as Message[];
@@ -193,6 +279,13 @@ export class Transport {
       if (this.fault?.blocked(m.from, m.to)) continue;
       this.peers.get(m.to)?.enqueue(m);
     }
+  }
+
+  /** Bytes waiting in outbound sockets, over every peer (bounded by maxUnsentBytes each, plus one flush). */
+  unsentBytes(): number {
+    let n = 0;
+    for (const p of this.peers.values()) n += p.unsentBytes();
+    return n;
   }
 
   droppedMessages(): number {
