@@ -24,6 +24,12 @@ export class LiveTx {
   /** Watched events that arrived while the snapshot was read; undefined once the machine exists. */
   buffered: TxWatchEvent[] | undefined = [];
   overflowed = false;
+  /**
+   * The newest store revision this machine has learned from (watched events
+   * fed, snapshots adopted). A re-read snapshot older than this must not be
+   * fed: it would show the record before changes the machine already saw.
+   */
+  knownRevision = 0;
   loading: Promise<void> | undefined;
   readonly waiters = new Map<RequestId, Waiter>();
   deadlineTimer: NodeJS.Timeout | undefined;

@@ -32,6 +32,9 @@ export function watchedEvent(id: string, e: TxWatchEvent): CoordinatorEvent | un
   return { type: 'ackObserved', participant: parsed.participant };
 }
 
+/** Reads of a resync snapshot before giving up on one that stays behind the watch. */
+const RESYNC_READ_ATTEMPTS = 3;
+
 export class WatchFeed {
   constructor(
     private readonly host: WatchFeedHost,
@@ -63,6 +66,7 @@ export class WatchFeed {
       this.log('error', 'corrupt value in the store', { key: e.key, error: err });
       return;
     }
+    tx.knownRevision = Math.max(tx.knownRevision, e.revision);
     if (event === undefined) return;
     this.host.step(tx, event);
     if (event.type === 'voteObserved' && tx.machine?.view().verdict === 'pending') this.failpoints.hit('coordinator.afterSomeVotes');
@@ -76,17 +80,31 @@ export class WatchFeed {
     }
   }
 
-  /** Re-reads a transaction and feeds what the store holds (re-observations are no-ops). */
+  /**
+   * Re-reads a transaction and feeds what the store holds (re-observations
+   * are no-ops). The watch keeps feeding while the read is in flight, so a
+   * snapshot may come back older than what the machine already learned (the
+   * chaos runner caught one showing the record `active` after the machine saw
+   * it frozen): such a snapshot is read again, and dropped if still behind.
+   */
   async resync(tx: LiveTx): Promise<void> {
     tx.overflowed = false;
-    let snap: TxSnapshot;
-    try {
-      snap = await readTxSnapshot(this.store, tx.id);
-    } catch (e) {
-      this.log('warn', 'resync read failed; dropping the transaction until recovery', { id: tx.id, error: e });
-      if (tx.waiters.size === 0) this.host.unload(tx);
+    let snap: TxSnapshot | undefined;
+    for (let attempt = 0; attempt < RESYNC_READ_ATTEMPTS; attempt++) {
+      try {
+        snap = await readTxSnapshot(this.store, tx.id);
+      } catch (e) {
+        this.log('warn', 'resync read failed; dropping the transaction until recovery', { id: tx.id, error: e });
+        if (tx.waiters.size === 0) this.host.unload(tx);
+        return;
+      }
+      if (snap.revision >= tx.knownRevision) break;
+    }
+    if (snap === undefined || snap.revision < tx.knownRevision) {
+      this.log('info', 'resync snapshot older than what the watch delivered; kept the newer state', { id: tx.id, snapshotRevision: snap?.revision, knownRevision: tx.knownRevision });
       return;
     }
+    tx.knownRevision = snap.revision;
     this.host.step(tx, { type: 'txObserved', raw: snap.tx?.raw ?? null });
     for (const [participant, vote] of snap.votes) this.host.step(tx, { type: 'voteObserved', participant, vote });
     if (snap.decision !== undefined) this.host.step(tx, { type: 'decisionObserved', decision: snap.decision });

@@ -1,0 +1,59 @@
+// Goal: a resync snapshot that the store answered before the watch delivered
+// newer changes must not roll the coordinator's view back. The chaos runner
+// found a coordinator that crashed on "frozen record changed in the store":
+// its re-read saw the record `active` after the watch had fed it `preparing`.
+// Here the read is held until the watch has fed the newer record, then
+// answered with the older one, on the in-memory store model.
+import { describe, expect, it } from 'vitest';
+import { Failpoints } from '../../coordinator/failpoints.js';
+import { LiveTx } from '../../coordinator/live-tx.js';
+import { silentLogger } from '../../coordinator/logger.js';
+import type { CoordinatorEvent } from '../../coordinator/machine.js';
+import { encodeTxRecord, txKey, type TxRecord } from '../../coordinator/protocol.js';
+import { MemoryTxStore, type TxStore } from '../../coordinator/store.js';
+import { WatchFeed } from '../../coordinator/watch-feed.js';
+
+const record = (state: TxRecord['state']): string =>
+  encodeTxRecord({ participants: [{ name: 'a', url: 'http://127.0.0.1:1' }], state, deadline: 2_000_000_000_000, createdAt: 1_700_000_000_000 });
+
+/** A store whose range answers are captured when asked and released only when the test says so. */
+function heldReads(inner: MemoryTxStore): { store: TxStore; release: () => void; asked: () => number } {
+  let gate: (() => void) | undefined;
+  let asked = 0;
+  const store = Object.create(inner) as TxStore;
+  store.range = async (prefix, opts) => {
+    asked++;
+    const answer = await inner.range(prefix, opts);
+    if (asked === 1) await new Promise<void>((r) => (gate = r));
+    return answer;
+  };
+  return { store, release: () => gate?.(), asked: () => asked };
+}
+
+describe('WatchFeed.resync', () => {
+  it('a snapshot older than what the watch fed is read again, never fed backwards', async () => {
+    const mem = new MemoryTxStore();
+    const id = 'tx-race';
+    const created = await mem.casCreate(txKey(id), record('active'));
+    const { store, release, asked } = heldReads(mem);
+    const stepped: CoordinatorEvent[] = [];
+    const tx = new LiveTx(id);
+    tx.knownRevision = created.revision;
+    const live = new Map([[id, tx]]);
+    const feed = new WatchFeed({ live, step: (_t, e) => stepped.push(e), unload: () => undefined }, store, new Failpoints(''), silentLogger);
+    (tx as { machine: unknown }).machine = {}; // loaded: events are fed, not buffered
+
+    const resync = feed.resync(tx); // reads the record while it is still `active`
+    await new Promise((r) => setTimeout(r, 10));
+    const frozen = await mem.casValue(txKey(id), record('active'), record('preparing'));
+    expect(frozen.succeeded).toBe(true);
+    feed.feed(tx, { type: 'put', key: txKey(id), value: record('preparing'), revision: frozen.revision });
+    release();
+    await resync;
+
+    const observed = stepped.filter((e) => e.type === 'txObserved').map((e) => (e.type === 'txObserved' ? JSON.parse(e.raw ?? 'null').state : null));
+    expect(observed).toEqual(['preparing', 'preparing']);
+    expect(asked()).toBe(2);
+    expect(tx.knownRevision).toBe(frozen.revision);
+  });
+});
