@@ -43,6 +43,12 @@ export class Ledger {
   private readonly balances = new Map<string, number>();
   /** txId -> ops of a prepared transfer. Invariant: every held debit fits in its account's balance. */
   private readonly holds = new Map<string, readonly TransferOp[]>();
+  /**
+   * Holds whose transfer is already in the balances (commit applied, the file
+   * not yet durable): they still lock their accounts against audits until
+   * released, but no longer reserve money, which would count it twice.
+   */
+  private readonly applied = new Set<string>();
   /** txId -> the accounts an audit read when it locked them. */
   private readonly reads = new Map<string, readonly AccountView[]>();
   /** Audits waiting for holds to drain; while > 0, new transfers vote "no". */
@@ -152,11 +158,13 @@ export class Ledger {
       next.set(op.account, after);
     }
     for (const [id, b] of next) this.balances.set(id, b);
+    this.applied.add(txId);
     return ops;
   }
 
   /** Releases whatever `txId` holds; returns the audit's read if it was one. */
   release(txId: string): { readonly kind: 'transfer' | 'audit' | 'none'; readonly accounts?: readonly AccountView[] } {
+    this.applied.delete(txId);
     if (this.holds.delete(txId)) return { kind: 'transfer' };
     const read = this.reads.get(txId);
     if (read !== undefined) {
@@ -168,13 +176,19 @@ export class Ledger {
 
   private heldDebits(account: string): number {
     let sum = 0;
-    for (const ops of this.holds.values()) for (const op of ops) if (op.account === account && op.delta < 0) sum -= op.delta;
+    for (const [txId, ops] of this.holds) {
+      if (this.applied.has(txId)) continue;
+      for (const op of ops) if (op.account === account && op.delta < 0) sum -= op.delta;
+    }
     return sum;
   }
 
   private heldCredits(account: string): number {
     let sum = 0;
-    for (const ops of this.holds.values()) for (const op of ops) if (op.account === account && op.delta > 0) sum += op.delta;
+    for (const [txId, ops] of this.holds) {
+      if (this.applied.has(txId)) continue;
+      for (const op of ops) if (op.account === account && op.delta > 0) sum += op.delta;
+    }
     return sum;
   }
 
