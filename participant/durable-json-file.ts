@@ -81,14 +81,14 @@ export async function syncDirectory(fs: LogFs, dir: string): Promise<void> {
  * A lowdb adapter that makes each write durable before it resolves
  * (`replaceFileDurably`). Writes are serialized and grouped: a write
  * requested while another is in flight waits, and all writes that waited
- * share the next one. The document is serialized when that next write
- * starts, from the newest data handed in, so a resolved write covers every
- * change made before it was requested, and N waiting writes cost one
- * serialization, not N.
+ * share the next one, which carries the newest data. The data is serialized
+ * when `write` is called (lowdb hands in the live object, which the caller
+ * may go on changing), so a resolved write covers every change made before
+ * it was requested, and nothing made after.
  */
 export class DurableJsonFile<T> implements Adapter<T> {
   private inFlight = false;
-  private next: { data: T; waiters: { resolve: () => void; reject: (e: unknown) => void }[] } | undefined;
+  private next: { text: string; waiters: { resolve: () => void; reject: (e: unknown) => void }[] } | undefined;
 
   constructor(
     readonly path: string,
@@ -112,9 +112,10 @@ export class DurableJsonFile<T> implements Adapter<T> {
   }
 
   write(data: T): Promise<void> {
+    const text = JSON.stringify(data);
     return new Promise<void>((resolve, reject) => {
-      if (this.next === undefined) this.next = { data, waiters: [] };
-      this.next.data = data;
+      if (this.next === undefined) this.next = { text, waiters: [] };
+      this.next.text = text;
       this.next.waiters.push({ resolve, reject });
       if (!this.inFlight) void this.flush();
     });
@@ -127,7 +128,7 @@ export class DurableJsonFile<T> implements Adapter<T> {
         const batch = this.next;
         this.next = undefined;
         try {
-          await replaceFileDurably(this.fs, this.path, JSON.stringify(batch.data));
+          await replaceFileDurably(this.fs, this.path, batch.text);
           for (const w of batch.waiters) w.resolve();
         } catch (e) {
           for (const w of batch.waiters) w.reject(e);

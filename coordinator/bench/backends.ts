@@ -29,6 +29,7 @@ export interface BackendOptions {
   readonly maxClients: number;
   /** Transaction timeout sent with begin. */
   readonly timeoutMs: number;
+  readonly participantsInBegin: boolean;
 }
 
 export interface Backend {
@@ -68,8 +69,8 @@ export function storeStarter(text: string, opts: BackendOptions, dir: string): S
         await cluster.waitForLeader(60_000); // generous: nodes start slowly on a busy 2-core machine
         // A node that lost its port exits, and waitForLeader may have heard someone else's cluster: check the pids.
         for (const p of cluster.processes) {
-          const st = (await (await fetch(`${p.member.clientUrl}/v1/status`)).json()) as { pid?: number };
-          if (st.pid !== p.pid) throw new Error(`${p.member.clientUrl} is served by pid ${String(st.pid)}, not the node started here (port in use?)`);
+          const pid = await servingPid(p.member.clientUrl, 30_000);
+          if (pid !== p.pid) throw new Error(`${p.member.clientUrl} is served by pid ${String(pid)}, not the node started here (port in use?)`);
         }
       },
       stop: () => cluster.stop(),
@@ -98,6 +99,20 @@ export function storeStarter(text: string, opts: BackendOptions, dir: string): S
   }
   const spec = parseStoreSpec(text);
   return { label: spec.kind === 'etcd' ? 'etcd' : 'builtin', spec, pids: () => [], version: 'external', start: async () => {}, stop: async () => {} };
+}
+
+/** The pid a store node reports in /v1/status, asking until it answers (a node of a new cluster may still be starting). */
+async function servingPid(url: string, timeoutMs: number): Promise<number | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const res = await fetch(`${url}/v1/status`, { signal: AbortSignal.timeout(2_000) });
+      return ((await res.json()) as { pid?: number }).pid;
+    } catch (e) {
+      if (Date.now() > deadline) throw new Error(`${url} did not answer /v1/status within ${timeoutMs} ms: ${String(e)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
 }
 
 function alive(pid: number): boolean {
@@ -157,6 +172,7 @@ export async function startBackend(starter: StoreStarter, opts: BackendOptions, 
     coordinator: new LeanHttp(coordinator.url, maxSockets),
     participants: participants.map((p, i) => ({ name: ['a', 'b'][i] as string, url: p.url, http: new LeanHttp(p.url, maxSockets) })),
     timeoutMs: opts.timeoutMs,
+    participantsInBegin: opts.participantsInBegin,
   };
   return {
     label: starter.label,

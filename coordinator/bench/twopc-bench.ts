@@ -30,10 +30,17 @@
  *
  * Other flags: --warmup S (per row, default 2), --initial-warmup S (per
  * backend before the first row, default 5: V8 compiles the hot paths),
- * --timeout-ms (transaction timeout, default 10000), --app-base-port
- * (coordinator and participants, default 37401), --snapshot-every (our store,
- * default 100000 as in bench:store), --keep-data, --profile DIR (the
- * coordinator and participants run under --cpu-prof, profiles in DIR).
+ * --timeout-ms (transaction timeout, default 10000), --snapshot-every (our
+ * store, default 100000 as in bench:store), --keep-data, --profile DIR (the
+ * coordinator and participants run under --cpu-prof, profiles in DIR),
+ * --participants-in-begin (begin names both participants instead of two
+ * enlist calls: two store writes fewer per transaction).
+ *
+ * Ports: --base-port (our store, default 30000, peers at +100),
+ * --etcd-base-port (default 30200, peers at +100), --app-base-port (the
+ * coordinator, then the participants at +2 and +4; default 30401, a second
+ * backend's at +20). 30000-30499 lies below Linux's ephemeral ports and
+ * outside the test suites' ranges, so the benchmark can run beside them.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -59,6 +66,7 @@ interface Flags {
   readonly json: string;
   readonly keepData: boolean;
   readonly profileDir: string | undefined;
+  readonly participantsInBegin: boolean;
 }
 
 function parseFlagValues(): Flags {
@@ -81,6 +89,7 @@ function parseFlagValues(): Flags {
       json: { type: 'string' },
       'keep-data': { type: 'boolean' },
       profile: { type: 'string' },
+      'participants-in-begin': { type: 'boolean' },
     },
   });
   const num = (name: string, text: string | undefined, fallback: number, min: number): number => {
@@ -107,13 +116,14 @@ function parseFlagValues(): Flags {
     initialWarmupMs: num('initial-warmup', values['initial-warmup'], 5, 0) * 1_000,
     stores,
     timeoutMs: num('timeout-ms', values['timeout-ms'], 10_000, 100),
-    basePort: num('base-port', values['base-port'], 37_000, 1_024),
-    etcdBasePort: num('etcd-base-port', values['etcd-base-port'], 37_200, 1_024),
-    appBasePort: num('app-base-port', values['app-base-port'], 37_401, 1_024),
+    basePort: num('base-port', values['base-port'], 30_000, 1_024),
+    etcdBasePort: num('etcd-base-port', values['etcd-base-port'], 30_200, 1_024),
+    appBasePort: num('app-base-port', values['app-base-port'], 30_401, 1_024),
     snapshotEvery: num('snapshot-every', values['snapshot-every'], 100_000, 1),
     json: values.json ?? '.artifacts/bench-2pc.json',
     keepData: values['keep-data'] === true,
     profileDir: values.profile === undefined ? undefined : resolve(values.profile),
+    participantsInBegin: values['participants-in-begin'] === true,
   };
 }
 
@@ -129,6 +139,7 @@ async function main(): Promise<void> {
     profileDir: flags.profileDir,
     maxClients: Math.max(...flags.clients),
     timeoutMs: flags.timeoutMs,
+    participantsInBegin: flags.participantsInBegin,
   };
   const starters = flags.stores.map((s) => storeStarter(s, backendOptions, dir));
   const labels = starters.map((s) => s.label);
@@ -176,6 +187,7 @@ async function main(): Promise<void> {
           `${label} ${r.txPerS.toFixed(0)} tx/s  commit p50 ${r.commit.p50Ms.toFixed(1)} p99 ${r.commit.p99Ms.toFixed(1)} ms  total p50 ${r.total.p50Ms.toFixed(1)} p99 ${r.total.p99Ms.toFixed(1)} ms  store CAS p50 ${row.storeCas.p50Ms.toFixed(1)} ms  ${(row.cost.coordinatorWrites + row.cost.participantWrites).toFixed(2)} writes/tx  ${r.errors} errors${r.errorSamples[0] === undefined ? '' : ` (${r.errorSamples[0]})`}`,
           true,
         );
+        progress(`  steps p50: begin ${r.begin.p50Ms.toFixed(1)} ms, work + enlist ${r.enlist.p50Ms.toFixed(1)} ms, commit ${r.commit.p50Ms.toFixed(1)} ms; CPU pressure ${row.machineLoad.cpuPressurePct ?? '?'}%`, true);
         for (const n of row.notes) progress(`  note: ${n}`, true);
         rows.push(row);
       }

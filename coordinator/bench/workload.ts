@@ -2,8 +2,9 @@
  * The benchmark's client: closed-loop workers, each running one transaction
  * at a time the way an application does (shared/DESIGN.md): begin; hand each
  * participant its work (POST /2pc/work, durable before it answers) while
- * enlisting the two participants one after the other; then commit, which
- * must answer "committed". Requests go over node:http with keep-alive
+ * enlisting the two participants one after the other (or naming them in
+ * begin, with --participants-in-begin); then commit, which must answer
+ * "committed". Requests go over node:http with keep-alive
  * (store/bench/loadgen.ts: cheaper for the client than fetch on a 2-core
  * machine it shares with everything it measures).
  */
@@ -22,9 +23,15 @@ export interface TxTargets {
   readonly participants: readonly BenchParticipant[];
   /** Transaction timeout sent with begin. */
   readonly timeoutMs: number;
+  /** Name the participants in begin instead of enlisting them (two store writes fewer). */
+  readonly participantsInBegin?: boolean;
 }
 
 export interface TxTimes {
+  /** Begin request to its answer. */
+  readonly beginMs: number;
+  /** Work handed to both participants and both enlisted (concurrently). */
+  readonly enlistMs: number;
   /** Commit request to its answer. */
   readonly commitMs: number;
   /** Begin request to the commit's answer: what the application waits in all. */
@@ -34,13 +41,16 @@ export interface TxTimes {
 /** One transaction; `onBegun` runs once the record exists (for counting store writes per begun transaction). */
 export async function runTransaction(t: TxTargets, n: number, onBegun: () => void): Promise<TxTimes> {
   const t0 = performance.now();
-  const begun = (await t.coordinator.request('POST', '/v1/transactions', JSON.stringify({ timeoutMs: t.timeoutMs }))) as { id?: unknown };
+  const body = t.participantsInBegin === true ? { timeoutMs: t.timeoutMs, participants: t.participants.map((p) => ({ name: p.name, url: p.url })) } : { timeoutMs: t.timeoutMs };
+  const begun = (await t.coordinator.request('POST', '/v1/transactions', JSON.stringify(body))) as { id?: unknown };
   if (typeof begun.id !== 'string') throw new Error('begin answered without an id');
   onBegun();
+  const tBegun = performance.now();
   const id = begun.id;
   await Promise.all([
     ...t.participants.map((p) => p.http.request('POST', '/2pc/work', JSON.stringify({ txId: id, work: { n } }))),
     (async () => {
+      if (t.participantsInBegin === true) return;
       for (const p of t.participants) await t.coordinator.request('POST', `/v1/transactions/${id}/participants`, JSON.stringify({ name: p.name, url: p.url }));
     })(),
   ]);
@@ -48,7 +58,7 @@ export async function runTransaction(t: TxTargets, n: number, onBegun: () => voi
   const outcome = (await t.coordinator.request('POST', `/v1/transactions/${id}/commit`, '{}')) as { outcome?: unknown; reason?: unknown };
   const t2 = performance.now();
   if (outcome.outcome !== 'committed') throw new Error(`transaction ${String(outcome.outcome)}: ${String(outcome.reason)}`);
-  return { commitMs: t2 - t1, totalMs: t2 - t0 };
+  return { beginMs: tBegun - t0, enlistMs: t1 - tBegun, commitMs: t2 - t1, totalMs: t2 - t0 };
 }
 
 export interface LatencySummary {
@@ -84,6 +94,9 @@ export interface RowResult {
   readonly txPerS: number;
   readonly commit: LatencySummary;
   readonly total: LatencySummary;
+  /** The steps before commit, to see where begin-to-outcome goes. */
+  readonly begin: LatencySummary;
+  readonly enlist: LatencySummary;
   /** Transactions begun during the whole row, warm-up included (the denominator of per-transaction costs). */
   readonly begun: number;
 }
@@ -95,6 +108,8 @@ export async function runRow(targets: TxTargets, opts: RowOptions): Promise<RowR
   const stopAt = opts.durationMs === undefined ? Number.POSITIVE_INFINITY : measureFrom + opts.durationMs;
   const commitMs: number[] = [];
   const totalMs: number[] = [];
+  const beginMs: number[] = [];
+  const enlistMs: number[] = [];
   const errorSamples: string[] = [];
   let errors = 0;
   let begun = 0;
@@ -120,6 +135,8 @@ export async function runRow(targets: TxTargets, opts: RowOptions): Promise<RowR
         if (measured && end <= stopAt) {
           commitMs.push(times.commitMs);
           totalMs.push(times.totalMs);
+          beginMs.push(times.beginMs);
+          enlistMs.push(times.enlistMs);
           lastEnd = Math.max(lastEnd, end);
         }
       } catch (e) {
@@ -147,6 +164,8 @@ export async function runRow(targets: TxTargets, opts: RowOptions): Promise<RowR
     txPerS: commitMs.length / elapsedS,
     commit: summarize(commitMs),
     total: summarize(totalMs),
+    begin: summarize(beginMs),
+    enlist: summarize(enlistMs),
     begun,
   };
 }
