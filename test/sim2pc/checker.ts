@@ -9,6 +9,9 @@
  *   raft agreement     no two nodes apply different data at one index
  *   stable decisions   the decision key, once written, never holds another
  *                      value (nor does the compacted record say otherwise)
+ *   durable votes      a participant's "yes" reaches the store only once it
+ *                      is on the participant's disk (fsync before the vote
+ *                      key: a crash cannot lose a prepare that counted)
  *   stable votes       a vote key is never overwritten while its
  *                      transaction lives; a frozen record never changes
  *   commit rule        a decision is written on a frozen record and equals
@@ -29,6 +32,7 @@ import type { KvApplied } from '../../store/kv/index.js';
 import type { Entry } from '../../store/raft/index.js';
 import type { CoordinatorReply } from '../../coordinator/machine.js';
 import { SafetyViolation } from '../sim/invariants.js';
+import type { LogRecord } from '../../participant/log.js';
 import type { Counters } from './world.js';
 
 interface TxFacts {
@@ -45,14 +49,10 @@ interface TxFacts {
 }
 
 export class Checker {
-  /**
-   * A decision key written after its transaction was collected is an orphan
-   * (recovery deletes it). With `strictOrphans` (known bug orphan-decision) an
-   * orphan that contradicts the outcome is a violation; without, it is counted.
-   */
   constructor(
-    private readonly strictOrphans: boolean,
     private readonly counters: Counters,
+    /** The vote on a participant's disk right now (what a crash would leave); undefined: check off. */
+    private readonly durableVote: ((participant: string, txId: string) => LogRecord['vote']) | undefined,
     private readonly trace?: (line: string) => void,
   ) {}
 
@@ -114,18 +114,19 @@ export class Checker {
           if (record.state === 'preparing') f.frozen = record.participants.map((x) => x.name);
         }
         return;
-      case 'vote':
+      case 'vote': {
+        const v = decodeVote(value);
+        if (this.durableVote !== undefined && v.vote === 'yes' && v.by === p.participant && this.durableVote(p.participant, p.id)?.vote !== 'yes') {
+          throw new SafetyViolation('durable votes', `${p.participant}'s "yes" for ${p.id} reached the store before it was on its disk`);
+        }
         if (before !== undefined && !f.collected) {
           const a = decodeVote(before);
           const b = decodeVote(value);
           if (a.vote !== b.vote || a.by !== b.by) throw new SafetyViolation('stable votes', `tx ${p.id}: the vote of ${p.participant} changed from ${before} to ${value}`);
         }
         return;
+      }
       case 'decision':
-        if (f.collected && f.decision !== undefined && f.decision !== value && !this.strictOrphans) {
-          this.counters.inc('orphan decisions contradicting the outcome');
-          return;
-        }
         this.recordDecision(p.id, value as Decision, `decision key at revision ${revision}${f.collected ? ', after the transaction was collected' : ''}`);
         if (!f.collected) this.checkCommitRule(p.id, value as Decision);
         return;

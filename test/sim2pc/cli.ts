@@ -8,6 +8,8 @@
  *                                                        (vote-before-durable, decision-without-cas)
  *   npm run sim:2pc -- ... [--known-bug NAME|all]        leave a bug this simulation found in place
  *                                                        instead of working around it (knobs.ts KNOWN_BUGS)
+ *   npm run sim:2pc -- ... [--no-durable-check]          without the "durable votes" check (for the
+ *                                                        vote-before-durable mutation: what else catches it)
  *
  * A violation prints the seed, the broken invariant and the exact command
  * that replays it. The run ends with exactly `seeds=N violations=V`; the exit
@@ -23,10 +25,11 @@ export interface CliOptions {
   readonly chaosMs: number;
   readonly mutation: Mutation | undefined;
   readonly knownBugs: readonly KnownBug[];
+  readonly noDurableCheck: boolean;
   readonly trace: boolean;
 }
 
-const USAGE = `usage: npm run sim:2pc -- [--seed S] [--seeds N] [--chaos-ms MS] [--mutation ${MUTATIONS.join('|')}] [--known-bug ${KNOWN_BUGS.join('|')}|all] [--trace]`;
+const USAGE = `usage: npm run sim:2pc -- [--seed S] [--seeds N] [--chaos-ms MS] [--mutation ${MUTATIONS.join('|')}] [--known-bug ${KNOWN_BUGS.join('|')}|all] [--no-durable-check] [--trace]`;
 /** Limits on the arguments, so a typo cannot start a run that never ends. */
 const maxSeeds = 10_000_000;
 const maxChaosMs = 600_000;
@@ -37,12 +40,13 @@ export class UsageError extends Error {
 }
 
 export function parseArgs(argv: readonly string[]): CliOptions {
-  const opts: { seed: number; seeds: number; chaosMs: number; mutation: Mutation | undefined; knownBugs: KnownBug[]; trace: boolean } = {
+  const opts: { seed: number; seeds: number; chaosMs: number; mutation: Mutation | undefined; knownBugs: KnownBug[]; noDurableCheck: boolean; trace: boolean } = {
     seed: 1,
     seeds: 1,
     chaosMs: defaultChaosMs,
     mutation: undefined,
     knownBugs: [],
+    noDurableCheck: false,
     trace: false,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -76,6 +80,9 @@ export function parseArgs(argv: readonly string[]): CliOptions {
         else throw new UsageError(`--known-bug must be all or one of ${KNOWN_BUGS.join(', ')}, got ${b}`);
         break;
       }
+      case '--no-durable-check':
+        opts.noDurableCheck = true;
+        break;
       case '--trace':
         opts.trace = true;
         break;
@@ -112,7 +119,7 @@ export function main(argv: readonly string[], out: (line: string) => void = (l) 
   const byInvariant = new Map<string, number[]>();
   for (let k = 0; k < opts.seeds; k++) {
     const seed = opts.seed + k;
-    const r = runSim2pc({ seed, chaosMs: opts.chaosMs, ...(opts.mutation === undefined ? {} : { mutation: opts.mutation }), knownBugs: opts.knownBugs, trace: opts.trace });
+    const r = runSim2pc({ seed, chaosMs: opts.chaosMs, ...(opts.mutation === undefined ? {} : { mutation: opts.mutation }), knownBugs: opts.knownBugs, noDurableCheck: opts.noDurableCheck, trace: opts.trace });
     for (const [key, v] of r.counters) total.set(key, (total.get(key) ?? 0) + v);
     if (!r.ok) {
       violations++;

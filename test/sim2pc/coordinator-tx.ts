@@ -4,14 +4,15 @@
  * a compacted record (service.ts answers a collected transaction from it) and
  * a one-line description of machine events for traces.
  *
- * The two watch filters here are the simulation's workarounds for bugs it
- * found (knobs.ts KNOWN_BUGS stale-tx-event, orphan-event): a watched record
- * older than the one the machine adopted from its own CAS result, and keys
- * written after the record was deleted, are not fed to the machine.
+ * It also turns watched changes and snapshots into machine events, with the
+ * simulation's two watch filters, workarounds for bugs it found (knobs.ts
+ * KNOWN_BUGS stale-tx-event, orphan-event): a watched record older than the
+ * one the machine adopted from its own CAS result, and keys written after the
+ * record was deleted, are not fed to the machine.
  */
 import { decisionOfDone, type DoneRecord } from '../../coordinator/compacted.js';
 import type { CoordinatorEvent, CoordinatorMachine, CoordinatorReply } from '../../coordinator/machine.js';
-import type { VoteValue } from '../../coordinator/protocol.js';
+import { decodeDecision, decodeVote, parseKey, type TxSnapshot, type VoteValue } from '../../coordinator/protocol.js';
 import type { TxWatchEvent } from '../../coordinator/store.js';
 import type { CasResult } from '../../store/kv/index.js';
 import type { CoordinatorCall } from './messages.js';
@@ -56,6 +57,75 @@ export class LiveTx {
   isOrphan(revision: number): boolean {
     return this.deletedRevision !== undefined && revision > this.deletedRevision;
   }
+}
+
+/** Which watched changes reach the machine (the workarounds are on unless a known bug is asked for). */
+export interface WatchFilters {
+  readonly feedStale: boolean;
+  readonly feedOrphans: boolean;
+  readonly count: (name: string) => void;
+}
+
+function stale(tx: LiveTx, revision: number, f: WatchFilters): boolean {
+  const yes = !f.feedStale && tx.isStale(revision);
+  if (yes) f.count('stale tx records not fed');
+  return yes;
+}
+
+function orphan(tx: LiveTx, revision: number, f: WatchFilters): boolean {
+  const yes = !f.feedOrphans && tx.isOrphan(revision);
+  if (yes) f.count('orphan events not fed');
+  return yes;
+}
+
+/** runtime.ts `feedWatched`: the machine event for a watched change, or undefined when none is fed. */
+export function watchedEvent(tx: LiveTx, e: TxWatchEvent, f: WatchFilters): CoordinatorEvent | undefined {
+  const parsed = parseKey(e.key);
+  if (parsed === null || parsed.id !== tx.id) return undefined;
+  if (parsed.kind === 'tx') {
+    // A deletion counts even when the machine knows newer (its own CAS found the record gone).
+    if (e.value === null) tx.deletedRevision ??= e.revision;
+    if (stale(tx, e.revision, f)) return undefined;
+    return { type: 'txObserved', raw: e.value };
+  }
+  if (orphan(tx, e.revision, f) || e.value === null) return undefined; // a child key deleted: only GC does that
+  let event: CoordinatorEvent;
+  if (parsed.kind === 'vote') event = { type: 'voteObserved', participant: parsed.participant, vote: decodeVote(e.value) };
+  else if (parsed.kind === 'decision') event = { type: 'decisionObserved', decision: decodeDecision(e.value) };
+  else event = { type: 'ackObserved', participant: parsed.participant };
+  return recreated(tx, event, f) ? undefined : event;
+}
+
+/**
+ * A vote or decision that differs from the one the machine knows: the key is
+ * write-once, so it was deleted (collected) and written again by a late CAS.
+ * Caught here even when the deletion itself was never seen (the watch lost
+ * history to compaction and the resync read has not come back yet).
+ */
+function recreated(tx: LiveTx, event: CoordinatorEvent, f: WatchFilters): boolean {
+  if (f.feedOrphans || tx.machine === undefined) return false;
+  const view = tx.machine.view();
+  let yes = false;
+  if (event.type === 'voteObserved') {
+    const known = view.votes.get(event.participant);
+    yes = known !== undefined && (known.vote !== event.vote.vote || known.by !== event.vote.by);
+  } else if (event.type === 'decisionObserved') {
+    yes = view.decision !== undefined && view.decision !== event.decision;
+  }
+  if (yes) f.count('orphan events not fed');
+  return yes;
+}
+
+/** runtime.ts `resync`: what a fresh snapshot tells the machine (re-observations are no-ops). */
+export function snapshotEvents(tx: LiveTx, snap: TxSnapshot, f: WatchFilters): CoordinatorEvent[] {
+  const out: CoordinatorEvent[] = [];
+  if (!stale(tx, snap.revision, f)) out.push({ type: 'txObserved', raw: snap.tx?.raw ?? null });
+  if (snap.tx === null) tx.deletedRevision ??= snap.revision;
+  if (orphan(tx, snap.revision + 1, f)) return out;
+  for (const [participant, vote] of snap.votes) out.push({ type: 'voteObserved', participant, vote });
+  if (snap.decision !== undefined) out.push({ type: 'decisionObserved', decision: snap.decision });
+  for (const participant of snap.acks.keys()) out.push({ type: 'ackObserved', participant });
+  return out.filter((e) => !recreated(tx, e, f));
 }
 
 /** service.ts: commit, abort and enlist of a collected transaction answer from its compacted record. */

@@ -5,25 +5,25 @@
  * flight, and any coordinator (or the recovery loop, coordinator-recovery.ts)
  * loads a transaction back from a snapshot.
  *
- * Mirrored as in the runtime: begin is a store txn guarded by the absence of
- * the record and of its compacted record; store writes are CAS, retried with
- * backoff a bounded number of times, and when they run out the transaction
- * is dropped until recovery; one shared watch on `tx/` feeds every machine,
- * with events buffered while a snapshot is read; prepare hints go out early
- * with the freeze; a deadline timer per transaction; finished transactions
- * are collected. Crash points are the runtime's failpoints.
+ * As in the runtime: begin is a txn guarded by the absence of the record and
+ * of its compacted record; store writes are CAS, retried a bounded number of
+ * times, after which the transaction is dropped until recovery; one shared
+ * watch on `tx/` feeds every machine (buffered while a snapshot is read);
+ * hints (coordinator-hints.ts); a deadline timer per transaction; finished
+ * transactions are collected. Crash points are the runtime's failpoints.
  *
  * The mutation `decision-without-cas` (a planted bug, in this driver only)
  * writes the decision key with a blind put instead of a CAS create.
  */
 import { decodeDoneRecord, doneKey } from '../../coordinator/compacted.js';
 import { CoordinatorMachine, type CoordinatorEffect, type CoordinatorEvent, type CoordinatorReply } from '../../coordinator/machine.js';
-import { decodeDecision, decodeTxRecord, decodeVote, parseKey, ProtocolError, txKey, type Participant, type TxRecord, type TxSnapshot } from '../../coordinator/protocol.js';
+import { decodeTxRecord, parseKey, ProtocolError, txKey, type TxRecord, type TxSnapshot } from '../../coordinator/protocol.js';
 import type { BackoffPolicy } from '../../coordinator/retry.js';
 import type { TxWatchEvent } from '../../coordinator/store.js';
 import { RecoveryLoop } from './coordinator-recovery.js';
-import { describeEvent, LiveTx, replyFromDone, type Loaded, type Written } from './coordinator-tx.js';
-import { participantAddress, type CoordinatorAnswer, type CoordinatorCall, type ParticipantAnswer } from './messages.js';
+import { describeEvent, LiveTx, replyFromDone, snapshotEvents, watchedEvent, type Loaded, type WatchFilters, type Written } from './coordinator-tx.js';
+import { Hints } from './coordinator-hints.js';
+import type { CoordinatorAnswer, CoordinatorCall } from './messages.js';
 import { RpcClient, type Net, type Packet } from './net.js';
 import { SimStore, withRetries, type Outcome, type StoreClientOptions } from './store-client.js';
 import { collect, createTx, readTxSnapshot } from './txstore-ops.js';
@@ -34,6 +34,7 @@ export interface CoordinatorTiming {
   readonly storeRetry: BackoffPolicy;
   readonly hintTimeoutMs: number;
   readonly prepareHintAttempts: number;
+  readonly decisionHintDelayMs: number;
   readonly requestTimeoutMs: number;
   readonly commitGraceMs: number;
   readonly recoveryIntervalMs: number;
@@ -63,8 +64,6 @@ export interface CoordinatorOptions {
   readonly onOutcome: (coordinator: string, txId: string, reply: CoordinatorReply) => void;
 }
 
-/** Answers from a participant that mean it saw the call (a 4xx): a prepare hint is not repeated. */
-const seenCodes = new Set(['tx_not_active', 'work_conflict']);
 /** Watched events buffered for a transaction whose snapshot is being read; past it, resync. */
 const maxBufferedEvents = 10_000;
 
@@ -74,6 +73,8 @@ export class SimCoordinator extends Proc {
   private store!: SimStore;
   private started = false;
   private nextRequest = 0;
+  private readonly filters: WatchFilters;
+  private readonly hints: Hints;
 
   constructor(
     name: string,
@@ -83,6 +84,8 @@ export class SimCoordinator extends Proc {
   ) {
     super(name, world);
     net.register(name, (p) => this.receive(p));
+    this.hints = new Hints(this, () => this.rpc, world.random, opts.timing);
+    this.filters = { feedStale: opts.feedStaleTxEvents, feedOrphans: opts.feedOrphanEvents, count: (n) => this.count(n) };
   }
 
   get liveCount(): number {
@@ -151,22 +154,11 @@ export class SimCoordinator extends Proc {
           return this.submit(tx, from, rid, (requestId) => ({ type: 'enlist', requestId, participant: call.participant }), 'enlist');
         case 'commit':
           this.submit(tx, from, rid, (requestId) => ({ type: 'commitRequested', requestId, nowMs: this.nowMs }), 'commit');
-          return this.prepareEarly(tx);
+          return this.hints.prepareEarly(tx);
         case 'abort':
           return this.submit(tx, from, rid, (requestId) => (call.reason === undefined ? { type: 'abortRequested', requestId } : { type: 'abortRequested', requestId, reason: call.reason }), 'abort');
       }
     });
-  }
-
-  /** The early prepare: hints go out with the freeze CAS, not after it (runtime.ts explains why it is safe). */
-  private prepareEarly(tx: LiveTx): void {
-    const record = tx.machine?.view().record;
-    if (tx.gone || record === undefined || record === null || record.state !== 'active' || this.nowMs >= record.deadline) return;
-    for (const p of record.participants) {
-      if (tx.hinted.has(p.name)) continue;
-      tx.hinted.add(p.name);
-      this.sendPrepare(tx, p, record.deadline, 0);
-    }
   }
 
   /** Recovery: take over a transaction found in the store. */
@@ -271,7 +263,7 @@ export class SimCoordinator extends Proc {
       this.unload(tx, 'corrupt_value');
       return;
     }
-    if (this.world.tracing) this.world.trace(`${this.name} ${tx.id} ${describeEvent(event)} -> ${effects.map((e) => e.type).join(',') || '-'}`);
+    if (this.world.tracing) this.world.trace(`${this.name} ${tx.id} -> ${effects.map((e) => e.type).join(',') || '-'}`);
     if (effects.some((e) => e.type === 'writeDecision')) this.failpoint('coordinator.afterVotes');
     for (const e of effects) this.perform(tx, e);
     this.maybeUnload(tx);
@@ -307,11 +299,9 @@ export class SimCoordinator extends Proc {
           this.step(tx, { type: 'decisionWritten', succeeded: r.succeeded, previous: r.previous });
         });
       case 'sendPrepare':
-        if (tx.hinted.has(e.participant.name)) return; // sent early, with the freeze
-        tx.hinted.add(e.participant.name);
-        return this.sendPrepare(tx, e.participant, e.deadline, 0);
+        return this.hints.prepare(tx, e.participant, e.deadline);
       case 'sendDecision':
-        return this.rpc.call(participantAddress(e.participant.url), { kind: 'decision', txId: tx.id, decision: e.decision }, this.opts.timing.hintTimeoutMs, () => undefined);
+        return this.hints.decision(tx, e.participant, e.decision);
       case 'setTimer':
         return this.armDeadline(tx, e.atMs);
       case 'reply':
@@ -349,18 +339,6 @@ export class SimCoordinator extends Proc {
       then(o.value);
       this.maybeUnload(tx);
     }, () => this.count('coordinator store retries'));
-  }
-
-  private sendPrepare(tx: LiveTx, p: Participant, deadline: number, attempt: number): void {
-    const t = this.opts.timing;
-    if (attempt >= t.prepareHintAttempts || tx.gone || this.nowMs >= deadline) return;
-    this.rpc.call(participantAddress(p.url), { kind: 'prepare', txId: tx.id, deadline }, t.hintTimeoutMs, (body) => {
-      if (tx.preparesAnswered++ === 0) this.failpoint('coordinator.afterSomePrepares');
-      const a = body as ParticipantAnswer | undefined;
-      // A participant that answered (even "no", or a 4xx) has seen the request: do not repeat it.
-      if (a !== undefined && (a.ok || seenCodes.has(a.code))) return;
-      this.after(t.storeRetry.baseMs * 4 * (1 + this.world.random.float()), () => this.sendPrepare(tx, p, deadline, attempt + 1));
-    });
   }
 
   private armDeadline(tx: LiveTx, atMs: number): void {
@@ -426,31 +404,10 @@ export class SimCoordinator extends Proc {
   }
 
   private feedWatched(tx: LiveTx, e: TxWatchEvent): void {
-    const parsed = parseKey(e.key);
-    if (parsed === null || parsed.id !== tx.id) return;
-    let event: CoordinatorEvent;
-    if (parsed.kind === 'tx' && this.isStale(tx, e.revision)) return;
-    if (parsed.kind === 'tx' && e.value === null) tx.deletedRevision = e.revision;
-    if (parsed.kind !== 'tx' && this.isOrphan(tx, e.revision)) return;
-    if (parsed.kind === 'tx') event = { type: 'txObserved', raw: e.value };
-    else if (e.value === null) return; // a vote, decision or ack deleted: only GC does that
-    else if (parsed.kind === 'vote') event = { type: 'voteObserved', participant: parsed.participant, vote: decodeVote(e.value) };
-    else if (parsed.kind === 'decision') event = { type: 'decisionObserved', decision: decodeDecision(e.value) };
-    else event = { type: 'ackObserved', participant: parsed.participant };
+    const event = watchedEvent(tx, e, this.filters);
+    if (event === undefined) return;
     this.step(tx, event);
-    if (parsed.kind === 'vote' && tx.machine?.view().verdict === 'pending') this.failpoint('coordinator.afterSomeVotes');
-  }
-
-  private isStale(tx: LiveTx, revision: number): boolean {
-    const stale = !this.opts.feedStaleTxEvents && tx.isStale(revision);
-    if (stale) this.count('stale tx records not fed');
-    return stale;
-  }
-
-  private isOrphan(tx: LiveTx, revision: number): boolean {
-    const orphan = !this.opts.feedOrphanEvents && tx.isOrphan(revision);
-    if (orphan) this.count('orphan events not fed');
-    return orphan;
+    if (event.type === 'voteObserved' && tx.machine?.view().verdict === 'pending') this.failpoint('coordinator.afterSomeVotes');
   }
 
   private resyncAll(): void {
@@ -468,13 +425,8 @@ export class SimCoordinator extends Proc {
         if (tx.waiters.size === 0) this.unload(tx);
         return;
       }
-      const snap = o.value;
-      if (!this.isStale(tx, snap.revision)) this.step(tx, { type: 'txObserved', raw: snap.tx?.raw ?? null });
-      if (snap.tx === null) tx.deletedRevision ??= snap.revision;
-      if (this.isOrphan(tx, snap.revision + 1)) return;
-      for (const [participant, vote] of snap.votes) this.step(tx, { type: 'voteObserved', participant, vote });
-      if (snap.decision !== undefined) this.step(tx, { type: 'decisionObserved', decision: snap.decision });
-      for (const participant of snap.acks.keys()) this.step(tx, { type: 'ackObserved', participant });
+      this.trace(() => `${tx.id} resync at r${o.value.revision}: tx ${o.value.tx === null ? 'deleted' : 'present'}, ${o.value.votes.size} votes`);
+      for (const event of snapshotEvents(tx, o.value, this.filters)) this.step(tx, event);
     });
   }
 }

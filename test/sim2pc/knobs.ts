@@ -28,14 +28,15 @@ export type Mutation = (typeof MUTATIONS)[number];
  *                           trips "vote changed" / "decision changed" (runtime.ts)
  *   prepare-before-restore  participant: after a restart the watch prepares new transactions
  *                           before recovery restored the in-doubt locks (participant.ts)
+ *   stale-recovery-record   participant: recovery judges "excluded" by the log record read at start;
+ *                           a "yes" voted meanwhile through the watch is missed, so a commit looks
+ *                           like a commit without us: local abort possible, and no ack (recovery.ts)
  *   write-after-gc          coordinator (and finish.ts): a machine that has not seen the GC yet
  *                           fills "no" votes and an abort decision into the deleted keys of a
  *                           committed transaction (CAS create-if-absent succeeds on absent keys);
  *                           the workaround guards those writes by the record's presence
- *   orphan-decision         checker: a late decision CAS after GC recreates the key of an empty
- *                           transaction with the other outcome (counted; a violation with this)
  */
-export const KNOWN_BUGS = ['stale-tx-event', 'orphan-event', 'prepare-before-restore', 'write-after-gc', 'orphan-decision'] as const;
+export const KNOWN_BUGS = ['stale-tx-event', 'orphan-event', 'prepare-before-restore', 'stale-recovery-record', 'write-after-gc'] as const;
 export type KnownBug = (typeof KNOWN_BUGS)[number];
 
 /** The runtimes' failpoints (coordinator/failpoints.ts), each a place a process can die. */
@@ -81,6 +82,8 @@ export interface Knobs {
   readonly minTxTimeoutMs: number;
   readonly maxTxTimeoutMs: number;
   readonly emptyTxChance: number;
+  /** participant/watch.ts delays a watch-triggered prepare (0: the behaviour before that change). */
+  readonly watchPrepareDelayMs: number;
 }
 
 export function drawKnobs(r: SeededRandom): Knobs {
@@ -111,6 +114,7 @@ export function drawKnobs(r: SeededRandom): Knobs {
     minTxTimeoutMs,
     maxTxTimeoutMs: minTxTimeoutMs + r.pick([200, 1_000]),
     emptyTxChance: r.pick([0, 0.05, 0.15]),
+    watchPrepareDelayMs: r.pick([0, 40, 150]),
   };
 }
 
@@ -123,11 +127,13 @@ export const timing = {
   participantRetry: { maxAttempts: 6, baseMs: 10, maxMs: 300 },
   hintTimeoutMs: 200,
   prepareHintAttempts: 2,
+  /** coordinator/effects.ts DECISION_HINT_DELAY_MS (1 s against a 10 s default deadline), scaled. */
+  decisionHintDelayMs: 150,
   requestTimeoutMs: 1_500,
   commitGraceMs: 1_000,
   recoveryIntervalMs: 400,
   ackWaitMs: 1_000,
-  pollMs: 25,
+  pollMs: 40,
   participantRequestTimeoutMs: 1_500,
   helpGraceMs: 150,
   helpRetryMs: 100,

@@ -21,7 +21,6 @@ import { decisionKey, decodeDecision, decodeTxRecord, encodeVote, makeVote, pars
 import { backoffDelayMs, type BackoffPolicy } from '../../coordinator/retry.js';
 import type { TxWatchEvent } from '../../coordinator/store.js';
 import type { CasResult } from '../../store/kv/index.js';
-import type { LogRecord } from '../../participant/log.js';
 import { isInDoubt, ParticipantTxMachine, phaseOf, type ParticipantEffect, type ParticipantEvent, type ParticipantReply } from '../../participant/machine.js';
 import { SafetyViolation } from '../sim/invariants.js';
 import type { Bank } from './bank.js';
@@ -29,7 +28,8 @@ import type { ParticipantAnswer, ParticipantCall } from './messages.js';
 import { RpcClient, type Net, type Packet } from './net.js';
 import type { LogWrite, SimLog } from './plog.js';
 import { SimStore, withRetries, type StoreClientOptions } from './store-client.js';
-import { finishTransaction, readTxSnapshot } from './txstore-ops.js';
+import { recoverAll } from './participant-recovery.js';
+import { finishTransaction } from './txstore-ops.js';
 import { SimWatcher } from './watcher.js';
 import { Proc, type Timer, type World } from './world.js';
 
@@ -39,6 +39,8 @@ export interface ParticipantTiming {
   readonly requestTimeoutMs: number;
   readonly helpGraceMs: number;
   readonly helpRetryMs: number;
+  /** watch.ts `prepareDelayMs`: a frozen record seen through the watch prepares only after this. */
+  readonly watchPrepareDelayMs: number;
   readonly pollMs: number;
   readonly retry: BackoffPolicy;
   readonly store: StoreClientOptions;
@@ -53,16 +55,19 @@ export interface ParticipantOptions {
    * prepare a new transaction against money an in-doubt one still holds, before recovery restores it.
    */
   readonly restoreBeforeWatch: boolean;
+  /**
+   * Recovery judges "excluded" by the record in the log now. recovery.ts uses the list it read at
+   * start (known bug stale-recovery-record): the watch may have voted "yes" meanwhile, and a commit
+   * then looks like a commit without us: the participant aborts locally and never acks.
+   */
+  readonly currentRecordInRecovery: boolean;
   /** Helping decide writes votes and the decision only while the record exists (see coordinator.ts). */
   readonly guardWrites: boolean;
   /** The bank applied a decision (durably): for the checker. */
   readonly onApplied: (participant: string, txId: string, decision: Decision) => void;
 }
 
-/** Records recovered at once (recovery.ts). */
-const recoveryConcurrency = 16;
-
-class OpenTx {
+export class OpenTx {
   readonly waiters = new Map<string, { readonly from: string; readonly rid: string; readonly timer: Timer }>();
   timer: Timer | undefined;
   gone = false;
@@ -74,6 +79,8 @@ class OpenTx {
 
 export class SimParticipant extends Proc {
   private open = new Map<string, OpenTx>();
+  /** Watch-triggered prepares waiting out `watchPrepareDelayMs`. */
+  private delayed = new Set<string>();
   private rpc!: RpcClient;
   private store!: SimStore;
   private ready = false;
@@ -103,6 +110,7 @@ export class SimParticipant extends Proc {
   protected onStart(): void {
     this.log.reopen();
     this.open = new Map();
+    this.delayed = new Set();
     this.ready = false;
     this.rpc = new RpcClient(this, this.net);
     this.store = new SimStore(this, this.rpc, this.random, this.opts.timing.store);
@@ -117,7 +125,11 @@ export class SimParticipant extends Proc {
       for (const r of this.log.unfinished()) if (isInDoubt(r) && r.work !== null) this.bank.restore(r.txId, r.work);
     }
     // The watch first: no decision written during recovery can be missed.
-    watcher.start(() => this.recoverAll());
+    watcher.start(() =>
+      recoverAll(this, this.store, this.opts.timing.retry.maxMs, this.opts.currentRecordInRecovery, () => {
+        this.ready = true;
+      }),
+    );
   }
 
   protected onKill(): void {
@@ -174,7 +186,8 @@ export class SimParticipant extends Proc {
   // ---------------------------------------------------------------------------
   // Machines
 
-  private openTx(txId: string): OpenTx {
+  /** Internal (participant-recovery.ts): the open transaction, created from the log if needed. */
+  openTx(txId: string): OpenTx {
     const existing = this.open.get(txId);
     if (existing !== undefined) return existing;
     const tx = new OpenTx(txId, new ParticipantTxMachine(txId, this.log.get(txId), { name: this.name }));
@@ -205,7 +218,8 @@ export class SimParticipant extends Proc {
     this.step(tx, makeEvent(requestId));
   }
 
-  private step(tx: OpenTx, event: ParticipantEvent): void {
+  /** Internal (participant-recovery.ts): one machine step and its effects. */
+  step(tx: OpenTx, event: ParticipantEvent): void {
     if (tx.gone || !this.alive) return;
     const effects = tx.machine.step(event); // an AssertionError here is a bug: the run stops on it
     if (this.world.tracing) this.world.trace(`${this.name} ${tx.id} ${event.type}${'decision' in event ? ` ${event.decision}` : ''} -> ${effects.map((e) => e.type).join(',') || '-'}`);
@@ -336,12 +350,23 @@ export class SimParticipant extends Proc {
         if (mine !== undefined) this.step(mine, { type: 'excluded' });
         return;
       }
-      // A frozen record naming us: prepare, even if the coordinator's hint never comes.
-      const tx = this.open.get(parsed.id) ?? (this.log.get(parsed.id)?.ackedAt !== undefined ? undefined : this.openTx(parsed.id));
-      if (tx !== undefined) this.step(tx, { type: 'prepareRequested', deadline: record.deadline });
+      // A frozen record naming us: prepare, even if the coordinator's hint never comes (after the delay).
+      this.prepareLater(parsed.id, record.deadline);
     } else if (parsed.kind === 'decision') {
       this.observeDecision(parsed.id, decodeDecision(e.value));
     }
+  }
+
+  /** watch.ts `prepareLater`: the delay lets abort fills land first (a prepare that could only lose). */
+  private prepareLater(txId: string, deadline: number): void {
+    if (this.delayed.has(txId)) return;
+    this.delayed.add(txId);
+    this.after(this.opts.timing.watchPrepareDelayMs, () => {
+      this.delayed.delete(txId);
+      // By now the transaction may be decided (then the machine casts no vote) or finished here.
+      const tx = this.open.get(txId) ?? (this.log.get(txId)?.ackedAt !== undefined ? undefined : this.openTx(txId));
+      if (tx !== undefined) this.step(tx, { type: 'prepareRequested', deadline });
+    });
   }
 
   private observeDecision(txId: string, decision: Decision): void {
@@ -362,48 +387,6 @@ export class SimParticipant extends Proc {
         if (o.ok && o.value.kv !== null) this.step(tx, { type: 'decisionObserved', decision: decodeDecision(o.value.kv.value) });
       });
     }
-  }
-
-  // ---------------------------------------------------------------------------
-  // Recovery at start (recovery.ts)
-
-  private recoverAll(): void {
-    const records = this.log.unfinished();
-    this.count('participant restarts with records', records.length > 0 ? 1 : 0);
-    const chunk = (from: number): void => {
-      if (from >= records.length) {
-        this.ready = true;
-        return;
-      }
-      const batch = records.slice(from, from + recoveryConcurrency);
-      let left = batch.length;
-      for (const record of batch) {
-        this.recoverOne(record, () => {
-          if (--left === 0) chunk(from + recoveryConcurrency);
-        });
-      }
-    };
-    chunk(0);
-  }
-
-  private recoverOne(record: LogRecord, done: () => void): void {
-    readTxSnapshot(this.store, record.txId, (o) => {
-      if (!o.ok) {
-        // The real start() fails and the process restarts; trying the read again is the same thing, cheaper.
-        this.after(this.opts.timing.retry.maxMs, () => this.recoverOne(record, done));
-        return;
-      }
-      const snap = o.value;
-      const stored = { vote: snap.votes.get(this.name) ?? null, decision: snap.decision ?? null, deadline: snap.tx?.record.deadline ?? null };
-      const frozenWithoutUs = snap.tx?.record.state === 'preparing' && !snap.tx.record.participants.some((p) => p.name === this.name);
-      const tx = this.openTx(record.txId);
-      const excluded = frozenWithoutUs || (stored.decision === 'commit' && record.vote?.vote !== 'yes');
-      // Excluded first, so the recovery does not cast a vote for a transaction that is not ours.
-      if (excluded) this.step(tx, { type: 'excluded' });
-      this.step(tx, { type: 'recover', nowMs: this.nowMs, stored: excluded ? { ...stored, decision: stored.decision === 'abort' ? 'abort' : null } : stored });
-      this.count('participant records recovered');
-      done();
-    });
   }
 }
 

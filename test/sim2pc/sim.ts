@@ -13,9 +13,9 @@
 import { AssertionError } from '../../lib/assert.js';
 import { SeededRandom } from '../../lib/random.js';
 import { decodeTxRecord, parseKey } from '../../coordinator/protocol.js';
+import type { LogRecord } from '../../participant/log.js';
 import { bootstrapStorage } from '../../store/raft/index.js';
 import { MemoryStorage } from '../raft/harness.js';
-import { randomWeather } from '../sim/chaos.js';
 import { SafetyViolation } from '../sim/invariants.js';
 import { CALM } from '../sim/network.js';
 import { Bank } from './bank.js';
@@ -26,6 +26,7 @@ import { Net } from './net.js';
 import { SimParticipant } from './participant.js';
 import { SimLog } from './plog.js';
 import { SimStoreNode } from './store-node.js';
+import { FaultInjector } from './faults.js';
 import { Client } from './workload.js';
 import { Counters, EventQueue, ProcessCrash, type Proc, type World } from './world.js';
 
@@ -36,6 +37,8 @@ export interface Sim2pcOptions {
   readonly mutation?: Mutation;
   /** Known runtime bugs to leave in place instead of working around (knobs.ts KNOWN_BUGS). */
   readonly knownBugs?: readonly KnownBug[];
+  /** Turn off the "durable votes" check, to see what else catches a vote sent before its fsync. */
+  readonly noDurableCheck?: boolean;
   readonly trace?: boolean;
 }
 
@@ -55,16 +58,16 @@ export const livenessBoundMs = 30_000;
 /** Events one run may take at most: a livelock is a failure, not a hang. */
 const maxEvents = 5_000_000;
 const maxTraceLines = 4_000;
-const faultTickMs = 10;
 const initialBalance = 100;
 const bankNames = ['pa', 'pb', 'pc'];
 const accounts = ['x', 'y'];
 
-export function replayCommand(seed: number, opts: { chaosMs?: number; mutation?: Mutation | undefined; knownBugs?: readonly KnownBug[] }): string {
+export function replayCommand(seed: number, opts: { chaosMs?: number; mutation?: Mutation | undefined; knownBugs?: readonly KnownBug[]; noDurableCheck?: boolean }): string {
   const parts = ['npm run sim:2pc -- --seed', String(seed)];
   if (opts.chaosMs !== undefined && opts.chaosMs !== defaultChaosMs) parts.push('--chaos-ms', String(opts.chaosMs));
   if (opts.mutation !== undefined) parts.push('--mutation', opts.mutation);
   for (const b of opts.knownBugs ?? []) parts.push('--known-bug', b);
+  if (opts.noDurableCheck === true) parts.push('--no-durable-check');
   return parts.join(' ');
 }
 
@@ -85,7 +88,8 @@ export class Simulation implements World {
 
   constructor(private readonly opts: Sim2pcOptions) {
     this.random = new SeededRandom(opts.seed);
-    this.checker = new Checker(this.bug('orphan-decision'), this.counters, opts.trace === true ? (l) => this.trace(l) : undefined);
+    const durableVote = (name: string, id: string): LogRecord['vote'] => this.participants.find((p) => p.name === name)?.log.durable(id)?.vote;
+    this.checker = new Checker(this.counters, opts.noDurableCheck === true ? undefined : durableVote, opts.trace === true ? (l) => this.trace(l) : undefined);
     this.knobs = drawKnobs(this.random);
     this.trace(`knobs ${JSON.stringify(this.knobs)}`);
     this.net = new Net(this);
@@ -161,12 +165,14 @@ export class Simulation implements World {
             requestTimeoutMs: timing.participantRequestTimeoutMs,
             helpGraceMs: timing.helpGraceMs,
             helpRetryMs: timing.helpRetryMs,
+            watchPrepareDelayMs: k.watchPrepareDelayMs,
             pollMs: timing.pollMs,
             retry: timing.participantRetry,
             store,
           },
           voteBeforeDurable: this.opts.mutation === 'vote-before-durable',
           restoreBeforeWatch: !this.bug('prepare-before-restore'),
+          currentRecordInRecovery: !this.bug('stale-recovery-record'),
           guardWrites: !this.bug('write-after-gc'),
           onApplied: (p, id, d) => this.checker.onApplied(p, id, d),
         }),
@@ -190,8 +196,7 @@ export class Simulation implements World {
     try {
       for (const p of [...this.nodes, ...this.processes, this.client]) p.start();
       this.scheduleWorkload(300);
-      this.scheduleFaults();
-      this.scheduleWeather();
+      new FaultInjector(this, this.net, this.knobs, this.nodes, this.coordinators, this.participants, () => this.phase === 'chaos').start();
       if (this.tracing) this.traceStore();
       this.runUntil(this.opts.chaosMs);
       this.heal();
@@ -238,71 +243,6 @@ export class Simulation implements World {
       this.trace(`store: ${parts.join(' | ')} inflight=${this.net.inFlightCount}`);
       this.traceStore();
     });
-  }
-
-  private scheduleWeather(): void {
-    this.queue.at(this.queue.now + 200 + this.random.int(1_300), () => {
-      if (this.phase !== 'chaos') return;
-      this.net.faults = randomWeather(this.random);
-      this.trace(`weather ${JSON.stringify(this.net.faults)}`);
-      this.scheduleWeather();
-    });
-  }
-
-  private scheduleFaults(): void {
-    this.queue.at(this.queue.now + faultTickMs, () => {
-      if (this.phase !== 'chaos') return;
-      this.injectFaults(faultTickMs / 1_000);
-      this.scheduleFaults();
-    });
-  }
-
-  private injectFaults(dt: number): void {
-    const k = this.knobs;
-    const r = this.random;
-    const liveNodes = this.nodes.filter((n) => n.alive);
-    if (liveNodes.length > 0 && r.chance(k.storeCrashPerSec * dt)) {
-      const leader = liveNodes.find((n) => n.isLeader);
-      (leader !== undefined && r.chance(0.5) ? leader : r.pick(liveNodes)).kill('injected');
-    }
-    if (liveNodes.length > 0 && r.chance(k.compactPerSec * dt)) {
-      if (r.pick(liveNodes).compact(r.pick([0, 1, 5, 50]))) this.counters.inc('store compactions');
-    }
-    if (r.chance(k.transferPerSec * dt)) {
-      const leader = liveNodes.find((n) => n.isLeader);
-      if (leader !== undefined) leader.transferLeadership(r.pick(this.nodes).name);
-    }
-    if (this.net.partitioned) {
-      if (r.chance(k.healPerSec * dt)) {
-        this.net.heal();
-        this.trace('heal');
-      }
-    } else if (r.chance(k.partitionPerSec * dt)) {
-      this.partition();
-    }
-    const live = this.processes.filter((p) => p.alive);
-    if (live.length > 0 && r.chance(k.procCrashPerSec * dt * live.length)) r.pick(live).kill('injected');
-  }
-
-  /** A split of the store, a process cut off from the store or from everyone, or hints lost. */
-  private partition(): void {
-    const r = this.random;
-    const stores = this.nodes.map((n) => n.name);
-    const kind = r.int(4);
-    if (kind === 0) {
-      const lone = r.pick(stores);
-      this.net.partition([[lone], stores.filter((s) => s !== lone)]);
-    } else if (kind === 1) {
-      const p = r.pick(this.processes).name;
-      for (const s of stores) if (r.chance(0.7)) this.net.cut(p, s);
-    } else if (kind === 2) {
-      const p = r.pick(this.processes).name;
-      for (const other of [...stores, ...this.processes.map((x) => x.name), 'client']) if (other !== p) this.net.cut(p, other);
-    } else {
-      for (const c of this.coordinators) for (const p of this.participants) if (r.chance(0.5)) this.net.cutOneWay(c.name, p.name);
-    }
-    this.counters.inc('partitions');
-    this.trace(`partition ${this.net.describePartition()}`);
   }
 
   private heal(): void {

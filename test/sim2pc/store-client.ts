@@ -19,7 +19,7 @@
 import type { Random } from '../../lib/random.js';
 import { backoffDelayMs, type BackoffPolicy } from '../../coordinator/retry.js';
 import type { TxGuard, TxWrite } from '../../coordinator/store.js';
-import type { CasResult, EventsResult, GetResult, KeyValue, KvOkResult, PutResult, RangeResult, TxnResult } from '../../store/kv/index.js';
+import type { CasResult, EventsResult, GetResult, KeyValue, PutResult, RangeResult, TxnResult } from '../../store/kv/index.js';
 import type { RpcClient } from './net.js';
 import type { StoreAnswer, StoreOp, StoreRequest } from './store-node.js';
 import type { Proc } from './world.js';
@@ -126,7 +126,7 @@ export class SimStore {
     });
   }
 
-  private call(op: StoreOp, write: boolean, cb: (a: StoreAnswer & ({ ok: false } | { ok: true; result: KvOkResult | EventsResult })) => void): void {
+  private call(op: StoreOp, write: boolean, cb: (a: StoreAnswer) => void): void {
     let lane: number | undefined;
     let req: StoreRequest = { kind: 'store', op };
     if (write) {

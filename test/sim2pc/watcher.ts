@@ -63,6 +63,7 @@ export class SimWatcher {
       if (!o.ok) {
         if (o.code === 'compacted') {
           this.proc.count('watch resyncs');
+          this.proc.trace(() => `watch compacted at ${this.next}: resync`);
           this.pinRevision(() => {
             this.opts.onResync();
             this.poll();

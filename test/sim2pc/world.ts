@@ -138,6 +138,11 @@ export abstract class Proc {
     return this.world.queue.now;
   }
 
+  /** A line in the run's trace (built only when tracing). */
+  trace(line: () => string): void {
+    if (this.world.tracing) this.world.trace(`${this.name} ${line()}`);
+  }
+
   count(name: string, by = 1): void {
     this.world.counters.inc(name, by);
   }

@@ -1,0 +1,104 @@
+/**
+ * The faults of the chaos phase, drawn each tick from the seed's knobs
+ * (knobs.ts): store nodes crash (the leader half the time) and restart,
+ * compact their logs and hand over leadership; processes crash at random
+ * (failpoints crash them at chosen steps, world.ts); the network's weather
+ * changes (drops, duplicates, delays) and partitions come and go: a split
+ * of the store, a process cut off from the store or from everyone, or lost
+ * hints between coordinators and participants. Nothing here runs once the
+ * simulation heals.
+ */
+import { randomWeather } from '../sim/chaos.js';
+import type { Knobs } from './knobs.js';
+import type { Net } from './net.js';
+import type { SimStoreNode } from './store-node.js';
+import type { Proc, World } from './world.js';
+
+/** Simulated ms between two draws of faults. */
+const faultTickMs = 10;
+
+export class FaultInjector {
+  constructor(
+    private readonly world: World,
+    private readonly net: Net,
+    private readonly knobs: Knobs,
+    private readonly nodes: readonly SimStoreNode[],
+    private readonly coordinators: readonly Proc[],
+    private readonly participants: readonly Proc[],
+    private readonly chaos: () => boolean,
+  ) {}
+
+  private get processes(): Proc[] {
+    return [...this.coordinators, ...this.participants];
+  }
+
+  start(): void {
+    this.scheduleFaults();
+    this.scheduleWeather();
+  }
+
+  private scheduleWeather(): void {
+    this.world.queue.at(this.world.queue.now + 200 + this.world.random.int(1_300), () => {
+      if (!this.chaos()) return;
+      this.net.faults = randomWeather(this.world.random);
+      this.world.trace(`weather ${JSON.stringify(this.net.faults)}`);
+      this.scheduleWeather();
+    });
+  }
+
+  private scheduleFaults(): void {
+    this.world.queue.at(this.world.queue.now + faultTickMs, () => {
+      if (!this.chaos()) return;
+      this.injectFaults(faultTickMs / 1_000);
+      this.scheduleFaults();
+    });
+  }
+
+  private injectFaults(dt: number): void {
+    const k = this.knobs;
+    const r = this.world.random;
+    const liveNodes = this.nodes.filter((n) => n.alive);
+    if (liveNodes.length > 0 && r.chance(k.storeCrashPerSec * dt)) {
+      const leader = liveNodes.find((n) => n.isLeader);
+      (leader !== undefined && r.chance(0.5) ? leader : r.pick(liveNodes)).kill('injected');
+    }
+    if (liveNodes.length > 0 && r.chance(k.compactPerSec * dt)) {
+      if (r.pick(liveNodes).compact(r.pick([0, 1, 5, 50]))) this.world.counters.inc('store compactions');
+    }
+    if (r.chance(k.transferPerSec * dt)) {
+      const leader = liveNodes.find((n) => n.isLeader);
+      if (leader !== undefined) leader.transferLeadership(r.pick(this.nodes).name);
+    }
+    if (this.net.partitioned) {
+      if (r.chance(k.healPerSec * dt)) {
+        this.net.heal();
+        this.world.trace('heal');
+      }
+    } else if (r.chance(k.partitionPerSec * dt)) {
+      this.partition();
+    }
+    const live = this.processes.filter((p) => p.alive);
+    if (live.length > 0 && r.chance(k.procCrashPerSec * dt * live.length)) r.pick(live).kill('injected');
+  }
+
+  /** A split of the store, a process cut off from the store or from everyone, or hints lost. */
+  private partition(): void {
+    const r = this.world.random;
+    const stores = this.nodes.map((n) => n.name);
+    const kind = r.int(4);
+    if (kind === 0) {
+      const lone = r.pick(stores);
+      this.net.partition([[lone], stores.filter((s) => s !== lone)]);
+    } else if (kind === 1) {
+      const p = r.pick(this.processes).name;
+      for (const s of stores) if (r.chance(0.7)) this.net.cut(p, s);
+    } else if (kind === 2) {
+      const p = r.pick(this.processes).name;
+      for (const other of [...stores, ...this.processes.map((x) => x.name), 'client']) if (other !== p) this.net.cut(p, other);
+    } else {
+      for (const c of this.coordinators) for (const p of this.participants) if (r.chance(0.5)) this.net.cutOneWay(c.name, p.name);
+    }
+    this.world.counters.inc('partitions');
+    this.world.trace(`partition ${this.net.describePartition()}`);
+  }
+}
