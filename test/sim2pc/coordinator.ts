@@ -1,6 +1,7 @@
 /**
- * A simulated coordinator process: coordinator/runtime.ts in callback form,
- * driving the SAME pure CoordinatorMachine, one per live transaction. It
+ * A simulated coordinator process: coordinator/runtime.ts (with its
+ * effects.ts, watch-feed.ts and live-tx.ts) in callback form, driving the
+ * SAME pure CoordinatorMachine, one per live transaction. It
  * keeps nothing that is not in the store, so a crash loses only work in
  * flight, and any coordinator (or the recovery loop, coordinator-recovery.ts)
  * loads a transaction back from a snapshot.
@@ -86,10 +87,6 @@ export class SimCoordinator extends Proc {
     net.register(name, (p) => this.receive(p));
     this.hints = new Hints(this, () => this.rpc, world.random, opts.timing);
     this.filters = { feedStale: opts.feedStaleTxEvents, feedOrphans: opts.feedOrphanEvents, count: (n) => this.count(n) };
-  }
-
-  get liveCount(): number {
-    return this.live.size;
   }
 
   isLive(id: string): boolean {

@@ -1,6 +1,6 @@
 /**
- * A simulated participant process: participant/participant.ts and
- * participant/recovery.ts in callback form, driving the SAME pure
+ * A simulated participant process: participant/participant.ts (with its
+ * effects.ts, watch.ts and recovery.ts) in callback form, driving the SAME pure
  * ParticipantTxMachine, one per open transaction, over a durable log that
  * loses unsynced writes in a crash (plog.ts) and a bank service (bank.ts).
  *
@@ -100,11 +100,6 @@ export class SimParticipant extends Proc {
 
   private get random(): Random {
     return this.world.random;
-  }
-
-  /** Open transactions that voted yes and wait for a decision (for the end-of-run checks). */
-  get openCount(): number {
-    return this.open.size;
   }
 
   protected onStart(): void {

@@ -31,7 +31,6 @@ export class SimLog {
   private memory = new Map<string, LogRecord>();
   /** When the last write in flight reaches the disk (writes complete in order). */
   private lastDurableAtMs = 0;
-  fsyncs = 0;
 
   /** At process start: what the process sees is what the disk holds. */
   reopen(): void {
@@ -74,7 +73,6 @@ export class SimLog {
     // Tied to the incarnation: a crash before the fsync completes loses the write.
     proc.after(this.lastDurableAtMs - now, () => {
       this.disk.set(txId, next);
-      this.fsyncs++;
       done(next);
     });
   }

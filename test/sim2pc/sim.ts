@@ -131,7 +131,6 @@ export class Simulation implements World {
     for (const id of ids) {
       this.nodes.push(
         new SimStoreNode(id, this, this.net, new MemoryStorage(boot), {
-          peers: ids,
           raft: k.raft,
           kv: { watchHistoryEvents: k.watchHistoryEvents },
           tickMs,

@@ -12,12 +12,12 @@ import type { Mutation } from './knobs.js';
 import { defaultChaosMs, replayCommand, runSim2pc, type Sim2pcResult } from './sim.js';
 
 /**
- * 200 seeds at the CLI's default length (so a failure replays with plain
+ * 300 seeds at the CLI's default length (so a failure replays with plain
  * `--seed S`), in chunks that each take a few seconds on an idle core and
  * stay well under the 60 s test budget on a loaded two-core machine.
  */
-const seedsPerChunk = 25;
-const chunks = 8;
+const seedsPerChunk = 30;
+const chunks = 10;
 
 function failures(first: number, count: number, mutation?: Mutation): Sim2pcResult[] {
   const out: Sim2pcResult[] = [];

@@ -46,7 +46,6 @@ export type StoreAnswer =
   | { readonly ok: false; readonly code: string; readonly leader?: string };
 
 export interface StoreNodeOptions {
-  readonly peers: readonly string[];
   readonly raft: Partial<RaftConfig>;
   readonly kv: Partial<KvConfig>;
   readonly tickMs: number;
@@ -137,11 +136,6 @@ export class SimStoreNode extends Proc {
     this.storage.compact(snap);
     this.lastSnapshotIndex = snap.meta.index;
     return true;
-  }
-
-  campaign(): void {
-    this.raw?.campaign();
-    this.drive();
   }
 
   transferLeadership(to: string): void {
