@@ -260,7 +260,11 @@ export class ParticipantNode {
   /** Opens a logged transaction and steps `recover` with what the store holds; resolves once its locks are back. */
   async recoverTx(record: LogRecord, stored: Extract<ParticipantEvent, { type: 'recover' }>['stored'], frozenWithoutUs: boolean): Promise<void> {
     const tx = this.openTx(record.txId, false);
-    const excluded = frozenWithoutUs || (stored.decision === 'commit' && record.vote?.vote !== 'yes');
+    // Judge by the log as it is now, not as recovery read it at start: the
+    // watch may have voted "yes" since, and a commit would then look like one
+    // made without us (found by the 2PC simulation, `stale-recovery-record`).
+    const current = this.log.get(record.txId) ?? record;
+    const excluded = frozenWithoutUs || (stored.decision === 'commit' && current.vote?.vote !== 'yes');
     // Excluded first, so the recovery does not cast a vote for a transaction that is not ours.
     if (excluded) this.step(tx, { type: 'excluded' });
     this.step(tx, { type: 'recover', nowMs: this.clock.nowMs(), stored: excluded ? { ...stored, decision: stored.decision === 'abort' ? 'abort' : null } : stored });
