@@ -61,7 +61,11 @@ export class EffectRunner {
           tx,
           () => (e.expected === null ? this.createTx(tx.id, e.key, e.value) : this.deps.store.casValue(e.key, e.expected, e.value)),
           (r) => {
-            if (r.succeeded) this.afterTxWrite(e.expected === null, e.value);
+            if (r.succeeded) {
+              tx.txRevision = Math.max(tx.txRevision, r.revision);
+              tx.knownRevision = Math.max(tx.knownRevision, r.revision);
+              this.afterTxWrite(e.expected === null, e.value);
+            }
             this.host.step(tx, { type: 'txWritten', value: e.value, succeeded: r.succeeded, previous: r.previous });
             // A begin that found the record already there missed its history: read it all.
             if (e.expected === null && !r.succeeded) void this.host.resync(tx);

@@ -30,6 +30,13 @@ export class LiveTx {
    * fed: it would show the record before changes the machine already saw.
    */
   knownRevision = 0;
+  /**
+   * The store revision of the tx record the machine holds (from its own
+   * successful CAS, a snapshot, or the watch). A watched tx-record event at
+   * or below it is old news: a lagging watch can deliver the record's
+   * creation after the machine froze it, which must not reach the machine.
+   */
+  txRevision = 0;
   loading: Promise<void> | undefined;
   readonly waiters = new Map<RequestId, Waiter>();
   deadlineTimer: NodeJS.Timeout | undefined;

@@ -198,6 +198,7 @@ export class CoordinatorRuntime {
       if (tx.gone) return;
       tx.machine = new CoordinatorMachine(snapshot, this.machineOptions());
       tx.knownRevision = snapshot.revision;
+      tx.txRevision = snapshot.revision;
       const buffered = tx.buffered ?? [];
       tx.buffered = undefined;
       for (const e of buffered) if (e.revision > snapshot.revision) this.feed.feed(tx, e);

@@ -68,6 +68,11 @@ export class WatchFeed {
     }
     tx.knownRevision = Math.max(tx.knownRevision, e.revision);
     if (event === undefined) return;
+    if (event.type === 'txObserved') {
+      // Older than the record the machine holds (the 2PC simulation's `stale-tx-event`).
+      if (e.revision <= tx.txRevision) return;
+      tx.txRevision = e.revision;
+    }
     this.host.step(tx, event);
     if (event.type === 'voteObserved' && tx.machine?.view().verdict === 'pending') this.failpoints.hit('coordinator.afterSomeVotes');
   }
@@ -105,6 +110,7 @@ export class WatchFeed {
       return;
     }
     tx.knownRevision = snap.revision;
+    tx.txRevision = Math.max(tx.txRevision, snap.revision);
     this.host.step(tx, { type: 'txObserved', raw: snap.tx?.raw ?? null });
     for (const [participant, vote] of snap.votes) this.host.step(tx, { type: 'voteObserved', participant, vote });
     if (snap.decision !== undefined) this.host.step(tx, { type: 'decisionObserved', decision: snap.decision });

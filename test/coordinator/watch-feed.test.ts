@@ -57,3 +57,26 @@ describe('WatchFeed.resync', () => {
     expect(tx.knownRevision).toBe(frozen.revision);
   });
 });
+
+describe('WatchFeed.feed', () => {
+  it('a lagging watch event of the tx record, older than the record the machine holds, is not fed', async () => {
+    const mem = new MemoryTxStore();
+    const id = 'tx-lag';
+    const created = await mem.casCreate(txKey(id), record('active'));
+    const frozen = await mem.casValue(txKey(id), record('active'), record('preparing'));
+    const stepped: CoordinatorEvent[] = [];
+    const tx = new LiveTx(id);
+    (tx as { machine: unknown }).machine = {};
+    // The machine froze the record itself (its CAS answered at this revision).
+    tx.txRevision = frozen.revision;
+    tx.knownRevision = frozen.revision;
+    const feed = new WatchFeed({ live: new Map([[id, tx]]), step: (_t, e) => stepped.push(e), unload: () => undefined }, mem, new Failpoints(''), silentLogger);
+    // The watch, behind, now delivers the creation and then the freeze.
+    feed.feed(tx, { type: 'put', key: txKey(id), value: record('active'), revision: created.revision });
+    feed.feed(tx, { type: 'put', key: txKey(id), value: record('preparing'), revision: frozen.revision });
+    expect(stepped).toEqual([]);
+    // A later change of the record (GC's delete) is fed as usual.
+    feed.feed(tx, { type: 'delete', key: txKey(id), value: null, revision: frozen.revision + 5 });
+    expect(stepped).toEqual([{ type: 'txObserved', raw: null }]);
+  });
+});
