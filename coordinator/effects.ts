@@ -2,8 +2,9 @@
  * Performs the effects a CoordinatorMachine asks for (machine.ts states the
  * contract) and feeds each result back to the machine:
  *
- * - store writes are CAS (or, for begin, a txn that also checks that no
- *   compacted record of the id exists), retried with exponential backoff and
+ * - store writes are CAS (for begin, a txn that also checks that no
+ *   compacted record of the id exists; for vote fills and the decision, a
+ *   txn that also checks that the frozen record is still there), retried with exponential backoff and
  *   jitter a bounded number of times; the machine adopts what the store holds
  *   whichever CAS won. When the attempts run out the transaction is dropped
  *   and the recovery loop or the next request loads it again;
@@ -14,10 +15,10 @@
 import type { CoordinatorEffect, CoordinatorEvent, CoordinatorReply, RequestId } from './machine.js';
 import { doneKey } from './compacted.js';
 import type { LiveTx } from './live-tx.js';
-import { decodeTxRecord, type Decision, type Participant } from './protocol.js';
+import { decodeTxRecord, txKey, type Decision, type Participant } from './protocol.js';
 import { withRetries, type BackoffPolicy } from './retry.js';
 import { TxCollectedError, type RuntimeDeps } from './runtime-deps.js';
-import { TxStoreError, type CasResult } from './store.js';
+import { guardedCreate, TxStoreError, type CasResult } from './store.js';
 
 /**
  * How long a decision hint waits for the participant's ack before it is
@@ -73,10 +74,14 @@ export class EffectRunner {
         );
         return;
       case 'writeVote':
-        this.write(tx, () => this.deps.store.casCreate(e.key, e.value), (r) => this.host.step(tx, { type: 'voteWritten', participant: e.participant, succeeded: r.succeeded, previous: r.previous }));
+        this.write(tx, () => guardedCreate(this.deps.store, e.key, e.value, { key: txKey(tx.id), value: e.guard }), (r) => {
+          if (r.guardFailed) this.collectedMeanwhile(tx, r.revision);
+          else this.host.step(tx, { type: 'voteWritten', participant: e.participant, succeeded: r.succeeded, previous: r.previous });
+        });
         return;
       case 'writeDecision':
-        this.write(tx, () => this.deps.store.casCreate(e.key, e.value), (r) => {
+        this.write(tx, () => guardedCreate(this.deps.store, e.key, e.value, { key: txKey(tx.id), value: e.guard }), (r) => {
+          if (r.guardFailed) return this.collectedMeanwhile(tx, r.revision);
           if (r.succeeded) {
             (e.decision === 'commit' ? this.deps.metrics.committed : this.deps.metrics.aborted).inc();
             this.deps.failpoints.hit('coordinator.afterDecision');
@@ -132,6 +137,18 @@ export class EffectRunner {
     tx.decisionHintTimers.add(timer);
   }
 
+  /**
+   * A guarded write found the frozen record gone: another coordinator
+   * collected the transaction. The machine learns it (its waiters then read
+   * the compacted record), and later keys of it are orphans (watch-feed.ts).
+   */
+  private collectedMeanwhile(tx: LiveTx, revision: number): void {
+    this.deps.metrics.collectedMeanwhile.inc();
+    tx.deletedRevision ??= revision;
+    tx.txRevision = Math.max(tx.txRevision, revision);
+    this.host.step(tx, { type: 'txObserved', raw: null });
+  }
+
   private afterTxWrite(created: boolean, value: string): void {
     if (created) {
       this.deps.metrics.begun.inc();
@@ -164,7 +181,7 @@ export class EffectRunner {
     throw new TxStoreError('unavailable', 503, `could not create transaction ${id}: it keeps changing`);
   }
 
-  private write(tx: LiveTx, f: () => Promise<CasResult>, then: (r: CasResult) => void): void {
+  private write<R>(tx: LiveTx, f: () => Promise<R>, then: (r: R) => void): void {
     tx.inflight++;
     this.host.track(withRetries(f, this.retry, this.deps.random, { onRetry: () => this.deps.metrics.storeRetries.inc() })).then(
       (r) => {

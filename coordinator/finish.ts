@@ -6,16 +6,19 @@
  * It runs the coordinator's own machine from a snapshot with `recover` past
  * the deadline, performing only the store writes: freeze an active record
  * (CAS), fill every missing vote with "no" (CAS create-if-absent), record the
- * decision (CAS create-if-absent). Every write is a CAS, so racing a live
+ * decision (CAS create-if-absent); the fills and the decision only while the
+ * frozen record is still there (store.ts `guardedCreate`). Every write is a CAS, so racing a live
  * coordinator, or another helper, is safe: the machine adopts whatever the
  * store holds. Before the deadline it writes nothing (a live coordinator may
  * still be collecting votes) unless the votes already decide.
  */
 import type { Random } from '../lib/random.js';
 import { CoordinatorMachine, type CoordinatorEffect } from './machine.js';
-import { PROTOCOL_LIMITS, type Decision } from './protocol.js';
+import { decisionOfDone } from './compacted.js';
+import { PROTOCOL_LIMITS, txKey, type Decision } from './protocol.js';
+import { readDone } from './query.js';
 import { withRetries, type BackoffPolicy } from './retry.js';
-import { readTxSnapshot, type TxStore } from './store.js';
+import { guardedCreate, readTxSnapshot, type GuardedCasResult, type TxStore } from './store.js';
 
 export interface FinishOptions {
   readonly helperId: string;
@@ -39,10 +42,19 @@ export async function finishTransaction(store: TxStore, txId: string, opts: Fini
     if (++writes > maxWrites) throw new Error(`finishTransaction(${txId}): more than ${maxWrites} writes`);
     const write = e;
     const r = await withRetries(
-      () => (write.type === 'writeTx' && write.expected !== null ? store.casValue(write.key, write.expected, write.value) : store.casCreate(write.key, write.value)),
+      (): Promise<GuardedCasResult> => {
+        if (write.type !== 'writeTx') return guardedCreate(store, write.key, write.value, { key: txKey(txId), value: write.guard });
+        const cas = write.expected !== null ? store.casValue(write.key, write.expected, write.value) : store.casCreate(write.key, write.value);
+        return cas.then((c) => ({ ...c, guardFailed: false }));
+      },
       opts.retry,
       opts.random,
     );
+    if (r.guardFailed) {
+      // Collected meanwhile by a coordinator: the compacted record holds the decision.
+      const done = await readDone(store, txId);
+      return done === null ? undefined : decisionOfDone(done);
+    }
     if (write.type === 'writeTx') queue.push(...machine.step({ type: 'txWritten', value: write.value, succeeded: r.succeeded, previous: r.previous }));
     else if (write.type === 'writeVote') queue.push(...machine.step({ type: 'voteWritten', participant: write.participant, succeeded: r.succeeded, previous: r.previous }));
     else queue.push(...machine.step({ type: 'decisionWritten', succeeded: r.succeeded, previous: r.previous }));

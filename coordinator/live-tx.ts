@@ -37,6 +37,13 @@ export class LiveTx {
    * creation after the machine froze it, which must not reach the machine.
    */
   txRevision = 0;
+  /**
+   * The revision at which this process saw `tx/{id}` gone (collected), from
+   * the watch, a snapshot or a refused guarded write. A vote, decision or ack
+   * written later is an orphan (a late CAS retry recreated a collected key)
+   * and must not reach the machine (docs/SIM2PC.md, `orphan-event`).
+   */
+  deletedRevision: number | undefined;
   loading: Promise<void> | undefined;
   readonly waiters = new Map<RequestId, Waiter>();
   deadlineTimer: NodeJS.Timeout | undefined;

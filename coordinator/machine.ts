@@ -97,10 +97,15 @@ export type CoordinatorReply =
 export type CoordinatorEffect =
   /** CAS on `tx/{id}`: create-if-absent when `expected` is null, else on the exact value. */
   | { readonly type: 'writeTx'; readonly key: string; readonly expected: string | null; readonly value: string }
-  /** CAS create-if-absent of a "no" vote (deadline or abort). */
-  | { readonly type: 'writeVote'; readonly key: string; readonly participant: string; readonly value: string }
-  /** CAS create-if-absent of the decision. */
-  | { readonly type: 'writeDecision'; readonly key: string; readonly decision: Decision; readonly value: string }
+  /**
+   * CAS create-if-absent of a "no" vote (deadline or abort), and of the
+   * decision, each only while `tx/{id}` still holds `guard` (the frozen
+   * record): garbage collection deletes these keys, and an unguarded create
+   * after it would write a second, different outcome (docs/SIM2PC.md,
+   * `write-after-gc`). A failed guard means "collected": feed `txObserved` null.
+   */
+  | { readonly type: 'writeVote'; readonly key: string; readonly participant: string; readonly value: string; readonly guard: string }
+  | { readonly type: 'writeDecision'; readonly key: string; readonly decision: Decision; readonly value: string; readonly guard: string }
   | { readonly type: 'sendPrepare'; readonly txId: string; readonly participant: Participant; readonly deadline: number }
   | { readonly type: 'sendDecision'; readonly txId: string; readonly participant: Participant; readonly decision: Decision }
   /** Fire `deadlineReached` at this epoch ms. */
@@ -393,7 +398,7 @@ export class CoordinatorMachine {
       for (const p of record.participants) {
         if (this.votes.has(p.name) || this.voteWrites.has(p.name)) continue;
         this.voteWrites.add(p.name);
-        out.push({ type: 'writeVote', key: voteKey(this.id, p.name), participant: p.name, value: encodeVote(makeVote('no', this.coordinatorId, this.fillReason())) });
+        out.push({ type: 'writeVote', key: voteKey(this.id, p.name), participant: p.name, value: encodeVote(makeVote('no', this.coordinatorId, this.fillReason())), guard: this.frozenRaw() });
       }
     } else if (this.commitWanted || this.recovering) {
       // Prepare goes to all participants at once; each answers by writing its vote key.
@@ -456,7 +461,13 @@ export class CoordinatorMachine {
   private writeDecision(decision: Decision): CoordinatorEffect {
     this.decisionWrite = true;
     this.decisionInFlight = decision;
-    return { type: 'writeDecision', key: decisionKey(this.id), decision, value: encodeDecision(decision) };
+    return { type: 'writeDecision', key: decisionKey(this.id), decision, value: encodeDecision(decision), guard: this.frozenRaw() };
+  }
+
+  /** Votes are filled and decisions written only on a frozen record (the commit rule). */
+  private frozenRaw(): string {
+    assert(this.tx !== null && this.tx.record.state === 'preparing', `tx ${this.id}: a vote fill or decision needs the frozen record`);
+    return this.tx.raw;
   }
 
   private pendingDecisionValue(): Decision {

@@ -22,6 +22,8 @@ export interface RuntimeMetrics {
   readonly storeRetries: Counter;
   readonly hintFailures: Counter;
   readonly collected: Counter;
+  /** Vote fills or decisions refused because another coordinator had collected the transaction. */
+  readonly collectedMeanwhile: Counter;
   readonly evicted: Counter;
   readonly commitLatency: Histogram;
 }

@@ -117,6 +117,7 @@ export class CoordinatorService {
       storeRetries: r.counter('twopc_store_write_retries_total', 'Store writes repeated after an ambiguous failure.'),
       hintFailures: r.counter('twopc_hint_failures_total', 'Prepare or decision calls to participants that failed (hints only).'),
       collected: r.counter('twopc_transactions_collected_total', 'Finished transactions garbage-collected by this coordinator.'),
+      collectedMeanwhile: r.counter('twopc_writes_refused_collected_total', 'Vote fills and decisions not written because the transaction was already collected.'),
       evicted: r.counter('twopc_transactions_evicted_total', 'Idle live transactions dropped to make room (reloaded from the store on demand).'),
       commitLatency: r.histogram('twopc_commit_latency_seconds', 'From a commit request to its outcome, in seconds.'),
     };

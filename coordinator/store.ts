@@ -129,6 +129,33 @@ export async function rangeAll(store: TxStore, prefix: string, pageSize = 1_000)
   }
 }
 
+/** A CAS create-if-absent's answer, or `guardFailed` when the guard no longer held (nothing written). */
+export type GuardedCasResult = CasResult & { readonly guardFailed: boolean };
+
+/** Attempts of `guardedCreate` when the reads after a failed txn cannot tell why it failed. */
+const GUARDED_CREATE_ATTEMPTS = 3;
+
+/**
+ * CAS create-if-absent of `key`, only while `guard` holds (one txn). On
+ * failure it reads why: the guard first (a failed guard wins, so a key
+ * recreated after the guard vanished is never reported as `previous`), then
+ * the key. Used for the coordinator's vote fills and decision, guarded by
+ * the frozen `tx/{id}` record, so that nothing is written into a collected
+ * transaction (docs/SIM2PC.md, `write-after-gc`).
+ */
+export async function guardedCreate(store: TxStore, key: string, value: string, guard: TxGuard): Promise<GuardedCasResult> {
+  for (let attempt = 0; attempt < GUARDED_CREATE_ATTEMPTS; attempt++) {
+    const r = await store.txn([guard, { key, value: null }], [{ type: 'put', key, value }]);
+    if (r.succeeded) return { succeeded: true, previous: null, revision: r.revision, guardFailed: false };
+    const g = await store.get(guard.key);
+    if ((g?.value ?? null) !== guard.value) return { succeeded: false, previous: null, revision: r.revision, guardFailed: true };
+    const kv = await store.get(key);
+    if (kv !== null) return { succeeded: false, previous: kv.value, revision: r.revision, guardFailed: false };
+    // Neither reason holds any more: try again.
+  }
+  throw new TxStoreError('unavailable', 503, `could not create ${key}: the store keeps changing under it`);
+}
+
 /**
  * Everything the store holds about one transaction, read by ONE range over
  * `tx/{id}` so that it is a picture at one revision (keys of other

@@ -69,12 +69,38 @@ export class WatchFeed {
     tx.knownRevision = Math.max(tx.knownRevision, e.revision);
     if (event === undefined) return;
     if (event.type === 'txObserved') {
+      // A deletion counts even when the machine knows newer: later keys of this id are orphans.
+      if (event.raw === null) tx.deletedRevision ??= e.revision;
       // Older than the record the machine holds (the 2PC simulation's `stale-tx-event`).
       if (e.revision <= tx.txRevision) return;
       tx.txRevision = e.revision;
+    } else if (this.isOrphan(tx, event, e.revision)) {
+      return;
     }
     this.host.step(tx, event);
     if (event.type === 'voteObserved' && tx.machine?.view().verdict === 'pending') this.failpoints.hit('coordinator.afterSomeVotes');
+  }
+
+  /**
+   * A vote, decision or ack that cannot belong to the transaction the machine
+   * drives: written after the record was collected, or a write-once key
+   * holding another value than the machine saw (deleted by GC and recreated
+   * by a late CAS retry, the deletion itself lost to a watch compaction).
+   * The recovery loop deletes such orphan keys.
+   */
+  private isOrphan(tx: LiveTx, event: CoordinatorEvent, revision: number): boolean {
+    let orphan = tx.deletedRevision !== undefined && revision > tx.deletedRevision;
+    const view = tx.machine?.view();
+    if (!orphan && view !== undefined) {
+      if (event.type === 'voteObserved') {
+        const known = view.votes.get(event.participant);
+        orphan = known !== undefined && (known.vote !== event.vote.vote || known.by !== event.vote.by);
+      } else if (event.type === 'decisionObserved') {
+        orphan = view.decision !== undefined && view.decision !== event.decision;
+      }
+    }
+    if (orphan) this.log('warn', 'ignored a key written after its transaction was collected', { id: tx.id, event: event.type, revision });
+    return orphan;
   }
 
   /** The watch lost history: every live transaction reads its snapshot again. */
@@ -112,8 +138,15 @@ export class WatchFeed {
     tx.knownRevision = snap.revision;
     tx.txRevision = Math.max(tx.txRevision, snap.revision);
     this.host.step(tx, { type: 'txObserved', raw: snap.tx?.raw ?? null });
-    for (const [participant, vote] of snap.votes) this.host.step(tx, { type: 'voteObserved', participant, vote });
-    if (snap.decision !== undefined) this.host.step(tx, { type: 'decisionObserved', decision: snap.decision });
-    for (const participant of snap.acks.keys()) this.host.step(tx, { type: 'ackObserved', participant });
+    // Without its record, what the snapshot shows of a transaction are orphans (see isOrphan).
+    if (snap.tx === null) {
+      tx.deletedRevision ??= snap.revision;
+      return;
+    }
+    const events: CoordinatorEvent[] = [];
+    for (const [participant, vote] of snap.votes) events.push({ type: 'voteObserved', participant, vote });
+    if (snap.decision !== undefined) events.push({ type: 'decisionObserved', decision: snap.decision });
+    for (const participant of snap.acks.keys()) events.push({ type: 'ackObserved', participant });
+    for (const event of events) if (!this.isOrphan(tx, event, snap.revision)) this.host.step(tx, event);
   }
 }

@@ -143,11 +143,12 @@ export class ParticipantNode {
   /**
    * Starts the watch, then recovers every unacknowledged transaction of the
    * log; resolves once the locks of in-doubt transactions are back (serve
-   * nothing before that).
+   * nothing, and prepare nothing the watch asks for, before that).
    */
   async start(): Promise<void> {
     await this.watcher.start(); // first: no decision written during recovery can be missed
     await recoverAll(this);
+    this.watch.release();
     this.compactTimer = setInterval(() => {
       void this.track(this.log.compact(this.clock.nowMs(), this.retentionMs)).catch((e: unknown) => this.fatal(e));
     }, this.compactIntervalMs);
@@ -227,7 +228,7 @@ export class ParticipantNode {
     }
     const stored = decodeDecision(kv.value);
     if (stored !== decision) throw new AppError('decision_conflict', 409, `the store's decision for ${txId} is ${stored}, not ${decision}`);
-    this.watch.observeDecision(txId, stored);
+    await this.watch.observeHintedDecision(txId, stored);
     return { txId, decision: stored, phase: phaseOf(this.log.get(txId)) };
   }
 

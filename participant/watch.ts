@@ -17,18 +17,31 @@
  * - a `tx/{id}/decision` is the decision; a commit without our durable "yes"
  *   means the transaction committed without us (excluded, too).
  *
- * Decision hints from the coordinator come through `observeDecision` as
- * well, once the store confirmed them.
+ * Decision hints from the coordinator come through `observeHintedDecision`,
+ * once the store confirmed them. A hinted abort of a transaction this
+ * participant has no record of (it was down, or crashed before its "no" was
+ * durable, when the list froze; a coordinator filled its vote) is applied
+ * (nothing to undo) and acknowledged, if the frozen record lists us:
+ * otherwise the transaction could never be collected.
+ *
+ * Prepares are held until start-up recovery has finished (`release`): the
+ * service validates against its locks, and those of in-doubt transactions
+ * are restored by recovery (docs/SIM2PC.md, `prepare-before-restore`).
  */
 import type { Logger } from '../coordinator/logger.js';
-import { decisionKey, decodeDecision, decodeTxRecord, parseKey, type Decision } from '../coordinator/protocol.js';
+import { decisionKey, decodeDecision, decodeTxRecord, parseKey, txKey, type Decision } from '../coordinator/protocol.js';
 import type { TxStore, TxWatchEvent } from '../coordinator/store.js';
 import type { ParticipantLog } from './log.js';
 import type { OpenTxTable } from './open-tx.js';
 
+/** Most prepares held while recovery runs; past it a prepare is dropped (the deadline fills our vote with "no"). */
+export const MAX_HELD_PREPARES = 10_000;
+
 export class ParticipantWatch {
   /** Prepares waiting out `prepareDelayMs`, by transaction. */
   private readonly delayed = new Map<string, NodeJS.Timeout>();
+  /** Prepares that came due before recovery finished, by transaction (deadline); undefined once released. */
+  private held: Map<string, number> | undefined = new Map();
 
   constructor(
     private readonly name: string,
@@ -42,6 +55,14 @@ export class ParticipantWatch {
   stop(): void {
     for (const t of this.delayed.values()) clearTimeout(t);
     this.delayed.clear();
+    this.held = undefined;
+  }
+
+  /** Start-up recovery has finished (locks restored): run the prepares held meanwhile. */
+  release(): void {
+    const held = this.held;
+    this.held = undefined;
+    for (const [txId, deadline] of held ?? []) this.prepareNow(txId, deadline);
   }
 
   /** The shared watch's callback. */
@@ -83,6 +104,19 @@ export class ParticipantWatch {
     else this.txs.step(tx, { type: 'decisionObserved', decision });
   }
 
+  /** A decision hint the store confirmed (see the header for an abort we have no record of). */
+  async observeHintedDecision(txId: string, decision: Decision): Promise<void> {
+    if (decision === 'abort' && this.log.get(txId) === undefined && this.txs.get(txId) === undefined) {
+      const kv = await this.store.get(txKey(txId));
+      const record = kv === null ? null : decodeTxRecord(kv.value);
+      if (record?.state !== 'preparing' || !record.participants.some((p) => p.name === this.name)) return;
+      const tx = this.txs.tryOpen(txId);
+      if (tx !== undefined) this.txs.step(tx, { type: 'decisionObserved', decision });
+      return;
+    }
+    this.observeDecision(txId, decision);
+  }
+
   /** The watch lost history: re-read the decision of every open transaction. */
   async resyncAll(): Promise<void> {
     for (const tx of [...this.txs.values()]) {
@@ -99,12 +133,17 @@ export class ParticipantWatch {
     if (this.delayed.has(txId)) return;
     const timer = setTimeout(() => {
       this.delayed.delete(txId);
-      // By now the transaction may be decided (then the machine casts no vote) or finished here.
-      const tx = this.txs.get(txId) ?? (this.isFinished(txId) ? undefined : this.txs.tryOpen(txId));
-      if (tx !== undefined) this.txs.step(tx, { type: 'prepareRequested', deadline });
+      if (this.held === undefined) this.prepareNow(txId, deadline);
+      else if (this.held.size < MAX_HELD_PREPARES) this.held.set(txId, deadline);
     }, this.prepareDelayMs);
     timer.unref();
     this.delayed.set(txId, timer);
+  }
+
+  private prepareNow(txId: string, deadline: number): void {
+    // By now the transaction may be decided (then the machine casts no vote) or finished here.
+    const tx = this.txs.get(txId) ?? (this.isFinished(txId) ? undefined : this.txs.tryOpen(txId));
+    if (tx !== undefined) this.txs.step(tx, { type: 'prepareRequested', deadline });
   }
 
   private isFinished(txId: string): boolean {

@@ -10,8 +10,8 @@
  * writes, dropping every pending effect: a coordinator killed mid-commit.
  */
 import { CoordinatorMachine, type CoordinatorEffect, type CoordinatorEvent, type CoordinatorReply } from '../../coordinator/machine.js';
-import { readTxSnapshot, type TxStore } from '../../coordinator/store.js';
-import { ackKey, decodeVote, encodeAck, encodeVote, makeVote, voteKey, type Decision, type Participant, type TxRecord } from '../../coordinator/protocol.js';
+import { guardedCreate, readTxSnapshot, type TxStore } from '../../coordinator/store.js';
+import { ackKey, decodeVote, encodeAck, encodeVote, makeVote, txKey, voteKey, type Decision, type Participant, type TxRecord } from '../../coordinator/protocol.js';
 
 export const T0 = 1_700_000_000_000;
 
@@ -81,14 +81,14 @@ export class Driver {
       }
       case 'writeVote': {
         if (this.beforeWrite()) return;
-        const r = await this.store.casCreate(e.key, e.value);
-        await this.step({ type: 'voteWritten', participant: e.participant, succeeded: r.succeeded, previous: r.previous });
+        const r = await guardedCreate(this.store, e.key, e.value, { key: txKey(this.machine.id), value: e.guard });
+        await this.step(r.guardFailed ? { type: 'txObserved', raw: null } : { type: 'voteWritten', participant: e.participant, succeeded: r.succeeded, previous: r.previous });
         return;
       }
       case 'writeDecision': {
         if (this.beforeWrite()) return;
-        const r = await this.store.casCreate(e.key, e.value);
-        await this.step({ type: 'decisionWritten', succeeded: r.succeeded, previous: r.previous });
+        const r = await guardedCreate(this.store, e.key, e.value, { key: txKey(this.machine.id), value: e.guard });
+        await this.step(r.guardFailed ? { type: 'txObserved', raw: null } : { type: 'decisionWritten', succeeded: r.succeeded, previous: r.previous });
         return;
       }
       case 'sendPrepare':

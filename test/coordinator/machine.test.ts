@@ -37,6 +37,9 @@ function types(effects: readonly CoordinatorEffect[]): string[] {
 }
 
 /** A preparing machine for participants a and b, with commit already requested. */
+/** The record `preparing()` starts from, as the store holds it. */
+const FROZEN = encodeTxRecord(record(['a', 'b'], { state: 'preparing' }));
+
 function preparing(): { m: CoordinatorMachine; effects: CoordinatorEffect[] } {
   const m = new CoordinatorMachine(snapshotOf(record(['a', 'b'], { state: 'preparing' })), OPTS);
   return { m, effects: m.step({ type: 'commitRequested', requestId: 'c1', nowMs: T0 + 100 }) };
@@ -128,7 +131,8 @@ describe('commit', () => {
     const e = m.step({ type: 'voteObserved', participant: 'b', vote: yes('b') });
     expect(types(e)).toEqual(['reply:outcome', 'writeDecision']);
     expect(e[0]).toMatchObject({ requestId: 'c1', reply: { outcome: 'committed', votes: { a: 'yes', b: 'yes' } } });
-    expect(e[1]).toEqual({ type: 'writeDecision', key: decisionKey('t1'), decision: 'commit', value: 'commit' });
+    // Guarded by the frozen record: nothing is written into a collected transaction.
+    expect(e[1]).toEqual({ type: 'writeDecision', key: decisionKey('t1'), decision: 'commit', value: 'commit', guard: FROZEN });
     const told = m.step({ type: 'decisionWritten', succeeded: true, previous: null });
     expect(types(told)).toEqual(['sendDecision', 'sendDecision']);
     expect(m.step({ type: 'ackObserved', participant: 'a' })).toEqual([]);
@@ -164,7 +168,7 @@ describe('the deadline', () => {
     const { m } = preparing();
     m.step({ type: 'voteObserved', participant: 'a', vote: yes('a') });
     const e = m.step({ type: 'deadlineReached', nowMs: DEADLINE });
-    expect(e).toEqual([{ type: 'writeVote', key: voteKey('t1', 'b'), participant: 'b', value: encodeVote(makeVote('no', 'coord-1', 'no vote before the deadline')) }]);
+    expect(e).toEqual([{ type: 'writeVote', key: voteKey('t1', 'b'), participant: 'b', value: encodeVote(makeVote('no', 'coord-1', 'no vote before the deadline')), guard: FROZEN }]);
     const after = m.step({ type: 'voteWritten', participant: 'b', succeeded: true, previous: null });
     expect(after[0]).toMatchObject({ reply: { outcome: 'aborted', reason: 'b vote filled with no by coord-1: no vote before the deadline' } });
   });

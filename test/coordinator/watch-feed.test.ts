@@ -80,3 +80,40 @@ describe('WatchFeed.feed', () => {
     expect(stepped).toEqual([{ type: 'txObserved', raw: null }]);
   });
 });
+
+describe('WatchFeed: keys recreated after garbage collection (orphans)', () => {
+  // Found by the 2PC simulation (`orphan-event`) and seen in a chaos run: a
+  // late CAS retry recreates a vote key that GC deleted; a coordinator still
+  // driving the transaction asserted "vote of X changed" and died.
+  const id = 'tx-orphan';
+  const vote = (v: 'yes' | 'no', by: string): string => JSON.stringify({ vote: v, by });
+
+  function setup(votes: Map<string, { vote: string; by: string }>): { feed: WatchFeed; tx: LiveTx; stepped: CoordinatorEvent[] } {
+    const stepped: CoordinatorEvent[] = [];
+    const tx = new LiveTx(id);
+    // A machine that knows these votes and no decision.
+    (tx as { machine: unknown }).machine = { view: () => ({ votes, decision: undefined }) };
+    tx.txRevision = 10;
+    tx.knownRevision = 10;
+    const feed = new WatchFeed({ live: new Map([[id, tx]]), step: (_t, e) => stepped.push(e), unload: () => undefined }, new MemoryTxStore(), new Failpoints(''), silentLogger);
+    return { feed, tx, stepped };
+  }
+
+  it('after the record was seen deleted, later votes and acks are not fed', () => {
+    const { feed, tx, stepped } = setup(new Map());
+    feed.feed(tx, { type: 'delete', key: txKey(id), value: null, revision: 20 });
+    feed.feed(tx, { type: 'put', key: `${txKey(id)}/vote/a`, value: vote('no', 'c1'), revision: 21 });
+    feed.feed(tx, { type: 'put', key: `${txKey(id)}/ack/a`, value: JSON.stringify({ at: 1 }), revision: 22 });
+    expect(stepped).toEqual([{ type: 'txObserved', raw: null }]);
+    expect(tx.deletedRevision).toBe(20);
+  });
+
+  it('a vote that contradicts the one the machine knows is not fed, even when the deletion was never seen', () => {
+    const { feed, tx, stepped } = setup(new Map([['a', { vote: 'yes', by: 'a' }]]));
+    feed.feed(tx, { type: 'put', key: `${txKey(id)}/vote/a`, value: vote('no', 'c2'), revision: 30 });
+    expect(stepped).toEqual([]);
+    // The same vote again is a harmless re-observation and is fed.
+    feed.feed(tx, { type: 'put', key: `${txKey(id)}/vote/a`, value: vote('yes', 'a'), revision: 31 });
+    expect(stepped).toEqual([{ type: 'voteObserved', participant: 'a', vote: { vote: 'yes', by: 'a' } }]);
+  });
+});

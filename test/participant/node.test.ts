@@ -6,13 +6,15 @@
 // deadline helps decide by the commit rule (abort when a vote is missing,
 // commit when all are yes); work never prepared before a restart is voted
 // "no"; work for a transaction that froze or committed without us is aborted
-// locally (no crash, no ack); a throwing prepare is a "no" with its reason.
+// locally (no crash, no ack); a throwing prepare is a "no" with its reason;
+// after a restart nothing is prepared before the in-doubt locks are back; a
+// hinted abort of a transaction it never heard of is acknowledged.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../coordinator/logger.js';
-import { decisionKey, decodeVote, encodeTxRecord, encodeVote, makeVote, txKey, voteKey, type JsonValue } from '../../coordinator/protocol.js';
+import { ackKey, decisionKey, decodeVote, encodeTxRecord, encodeVote, makeVote, txKey, voteKey, type JsonValue } from '../../coordinator/protocol.js';
 import { MemoryTxStore, type CasResult, type WriteOptions } from '../../coordinator/store.js';
 import { ParticipantNode } from '../../participant/participant.js';
 import { RecordingService } from '../twopc/support/inprocess.js';
@@ -32,8 +34,8 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function open(name: string, service = new RecordingService()): Promise<{ node: ParticipantNode; service: RecordingService }> {
-  const node = await ParticipantNode.open({ name, store, logPath: join(dir, `${name}.json`), service, log: silentLogger, helpGraceMs: 50, onFatal: (e) => console.error('fatal', e) });
+async function open(name: string, service = new RecordingService(), watchPrepareDelayMs = 250): Promise<{ node: ParticipantNode; service: RecordingService }> {
+  const node = await ParticipantNode.open({ name, store, logPath: join(dir, `${name}.json`), service, log: silentLogger, helpGraceMs: 50, watchPrepareDelayMs, onFatal: (e) => console.error('fatal', e) });
   await node.start();
   nodes.push(node);
   return { node, service };
@@ -153,5 +155,54 @@ describe('ParticipantNode', () => {
     const vote = decodeVote((await store.get(voteKey('t6', 'a')))!.value);
     expect(vote).toMatchObject({ vote: 'no', by: 'a', reason: 'prepare failed: disk on fire' });
     await waitUntil('aborted', 5_000, () => service.applied('t6') === 'abort');
+  });
+
+  // Found by the 2PC simulation (`prepare-before-restore`, seed 2153): the watch
+  // prepared a transaction frozen during start-up recovery against balances
+  // whose in-doubt holds were not restored yet, promising the same money twice.
+  it('after a restart, a transaction frozen while recovery runs is not prepared before recovery restored the in-doubt locks', async () => {
+    const first = await open('a');
+    await first.node.receiveWork('t20', { n: 20 });
+    await frozen('t20', ['a', 'b'], Date.now() + 60_000);
+    expect(await first.node.prepare('t20', Date.now() + 60_000)).toBe('yes');
+    await first.node.receiveWork('t21', { n: 21 });
+    await crash(first.node);
+    // Recovery's reads are slow; meanwhile t21 freezes and the watch sees it at once.
+    const range = store.range.bind(store);
+    let froze = false;
+    store.range = async (prefix, opts) => {
+      if (prefix === txKey('t20') || prefix === txKey('t21')) {
+        if (!froze) {
+          froze = true;
+          await frozen('t21', ['a'], Date.now() + 60_000);
+        }
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      return range(prefix, opts);
+    };
+    const again = await open('a', new RecordingService(), 0);
+    await waitUntil('t20 and t21 recovered', 5_000, async () => (await store.get(voteKey('t21', 'a'))) !== null);
+    expect(froze).toBe(true);
+    // Recovered before any prepare: t21's work lost its locks with the process, so it is a "no",
+    // never validated against balances whose in-doubt holds (t20) were not back yet.
+    expect(again.service.calls).toEqual(['restore t20', 'abort t21']);
+    expect(await storedVote('t21', 'a')).toBe('no');
+  });
+
+  // A participant that was down when the list froze has no record; its vote was filled "no".
+  // Without an ack the transaction could never be collected.
+  it('acknowledges a hinted abort of a transaction it has no record of, if the frozen list names it', async () => {
+    const { node, service } = await open('a');
+    await frozen('t22', ['a', 'b'], Date.now() - 1);
+    await store.casCreate(voteKey('t22', 'a'), encodeVote(makeVote('no', 'coordinator:c1', 'no vote before the deadline')));
+    await store.casCreate(decisionKey('t22'), 'abort');
+    await frozen('t23', ['b'], Date.now() - 1); // not ours
+    await store.casCreate(decisionKey('t23'), 'abort');
+    await node.decisionHint('t22', 'abort');
+    await node.decisionHint('t23', 'abort');
+    await waitUntil('t22 acked', 5_000, async () => (await store.get(ackKey('t22', 'a'))) !== null);
+    expect(service.calls).toEqual(['abort t22']);
+    expect(await store.get(ackKey('t23', 'a'))).toBeNull();
+    expect(node.transactions({ limit: 10 }).map((t) => [t.txId, t.phase])).toEqual([['t22', 'aborted']]);
   });
 });

@@ -35,8 +35,11 @@ export type Mutation = (typeof MUTATIONS)[number];
  *                           fills "no" votes and an abort decision into the deleted keys of a
  *                           committed transaction (CAS create-if-absent succeeds on absent keys);
  *                           the workaround guards those writes by the record's presence
+ *   unacked-abort           participant: a hinted abort of a transaction it has no record of
+ *                           (frozen in while it was down; its vote filled "no") is ignored, so
+ *                           the transaction is never acknowledged nor collected
  */
-export const KNOWN_BUGS = ['stale-tx-event', 'orphan-event', 'prepare-before-restore', 'stale-recovery-record', 'write-after-gc'] as const;
+export const KNOWN_BUGS = ['stale-tx-event', 'orphan-event', 'prepare-before-restore', 'stale-recovery-record', 'write-after-gc', 'unacked-abort'] as const;
 export type KnownBug = (typeof KNOWN_BUGS)[number];
 
 /** The runtimes' failpoints (coordinator/failpoints.ts), each a place a process can die. */

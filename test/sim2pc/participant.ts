@@ -17,11 +17,11 @@
  * to the store as soon as the vote is handed to the log, before its fsync.
  */
 import type { Random } from '../../lib/random.js';
-import { decisionKey, decodeDecision, decodeTxRecord, encodeVote, makeVote, parseKey, voteKey, type Decision } from '../../coordinator/protocol.js';
+import { decisionKey, decodeDecision, decodeTxRecord, encodeVote, makeVote, parseKey, txKey, voteKey, type Decision } from '../../coordinator/protocol.js';
 import { backoffDelayMs, type BackoffPolicy } from '../../coordinator/retry.js';
 import type { TxWatchEvent } from '../../coordinator/store.js';
 import type { CasResult } from '../../store/kv/index.js';
-import { isInDoubt, ParticipantTxMachine, phaseOf, type ParticipantEffect, type ParticipantEvent, type ParticipantReply } from '../../participant/machine.js';
+import { ParticipantTxMachine, phaseOf, type ParticipantEffect, type ParticipantEvent, type ParticipantReply } from '../../participant/machine.js';
 import { SafetyViolation } from '../sim/invariants.js';
 import type { Bank } from './bank.js';
 import type { ParticipantAnswer, ParticipantCall } from './messages.js';
@@ -50,11 +50,17 @@ export interface ParticipantOptions {
   readonly timing: ParticipantTiming;
   readonly voteBeforeDurable: boolean;
   /**
-   * Take back the locks of every in-doubt record (a logged "yes" not applied) from the log before
-   * the watch starts. participant.ts does not (known bug prepare-before-restore): its watch can
-   * prepare a new transaction against money an in-doubt one still holds, before recovery restores it.
+   * Watch-triggered prepares that come due before start-up recovery finished wait for it (watch.ts
+   * `release`). Without (known bug prepare-before-restore) the watch can prepare a new transaction
+   * against money an in-doubt one still holds, before recovery restores it.
    */
-  readonly restoreBeforeWatch: boolean;
+  readonly holdPreparesUntilReady: boolean;
+  /**
+   * A confirmed abort hint for a transaction with no log record, whose frozen list names us, is
+   * applied (nothing to undo) and acked (watch.ts `observeHintedDecision`). Without (known bug
+   * unacked-abort) such a transaction is never collected.
+   */
+  readonly ackUnknownAborts: boolean;
   /**
    * Recovery judges "excluded" by the record in the log now. recovery.ts uses the list it read at
    * start (known bug stale-recovery-record): the watch may have voted "yes" meanwhile, and a commit
@@ -81,6 +87,8 @@ export class SimParticipant extends Proc {
   private open = new Map<string, OpenTx>();
   /** Watch-triggered prepares waiting out `watchPrepareDelayMs`. */
   private delayed = new Set<string>();
+  /** Prepares that came due before recovery finished (txId -> deadline). */
+  private held = new Map<string, number>();
   private rpc!: RpcClient;
   private store!: SimStore;
   private ready = false;
@@ -106,6 +114,7 @@ export class SimParticipant extends Proc {
     this.log.reopen();
     this.open = new Map();
     this.delayed = new Set();
+    this.held = new Map();
     this.ready = false;
     this.rpc = new RpcClient(this, this.net);
     this.store = new SimStore(this, this.rpc, this.random, this.opts.timing.store);
@@ -116,13 +125,13 @@ export class SimParticipant extends Proc {
       onEvent: (e) => this.onWatch(e),
       onResync: () => this.resyncAll(),
     });
-    if (this.opts.restoreBeforeWatch) {
-      for (const r of this.log.unfinished()) if (isInDoubt(r) && r.work !== null) this.bank.restore(r.txId, r.work);
-    }
     // The watch first: no decision written during recovery can be missed.
     watcher.start(() =>
       recoverAll(this, this.store, this.opts.timing.retry.maxMs, this.opts.currentRecordInRecovery, () => {
         this.ready = true;
+        const held = this.held;
+        this.held = new Map();
+        for (const [txId, deadline] of held) this.prepareNow(txId, deadline);
       }),
     );
   }
@@ -173,7 +182,23 @@ export class SimParticipant extends Proc {
       }
       const stored = decodeDecision(o.value.kv.value);
       if (stored !== decision) return this.answer(from, rid, { ok: false, code: 'decision_conflict' });
+      if (this.opts.ackUnknownAborts && stored === 'abort' && this.log.get(txId) === undefined && !this.open.has(txId)) {
+        return this.ackUnknownAbort(from, rid, txId);
+      }
       this.observeDecision(txId, stored);
+      this.answer(from, rid, { ok: true });
+    });
+  }
+
+  /** watch.ts `observeHintedDecision`: an abort of a transaction we have no record of, if it lists us. */
+  private ackUnknownAbort(from: string, rid: string, txId: string): void {
+    this.store.get(txKey(txId), (o) => {
+      if (!o.ok) return this.answer(from, rid, { ok: false, code: 'store_unavailable' });
+      const record = o.value.kv === null ? null : decodeTxRecord(o.value.kv.value);
+      if (record?.state === 'preparing' && record.participants.some((p) => p.name === this.name)) {
+        this.count('aborts acked without a record');
+        this.step(this.openTx(txId), { type: 'decisionObserved', decision: 'abort' });
+      }
       this.answer(from, rid, { ok: true });
     });
   }
@@ -358,10 +383,15 @@ export class SimParticipant extends Proc {
     this.delayed.add(txId);
     this.after(this.opts.timing.watchPrepareDelayMs, () => {
       this.delayed.delete(txId);
-      // By now the transaction may be decided (then the machine casts no vote) or finished here.
-      const tx = this.open.get(txId) ?? (this.log.get(txId)?.ackedAt !== undefined ? undefined : this.openTx(txId));
-      if (tx !== undefined) this.step(tx, { type: 'prepareRequested', deadline });
+      if (this.ready || !this.opts.holdPreparesUntilReady) this.prepareNow(txId, deadline);
+      else this.held.set(txId, deadline);
     });
+  }
+
+  private prepareNow(txId: string, deadline: number): void {
+    // By now the transaction may be decided (then the machine casts no vote) or finished here.
+    const tx = this.open.get(txId) ?? (this.log.get(txId)?.ackedAt !== undefined ? undefined : this.openTx(txId));
+    if (tx !== undefined) this.step(tx, { type: 'prepareRequested', deadline });
   }
 
   private observeDecision(txId: string, decision: Decision): void {
