@@ -17,10 +17,10 @@ export const MUTATIONS = ['vote-before-durable', 'decision-without-cas'] as cons
 export type Mutation = (typeof MUTATIONS)[number];
 
 /**
- * Bugs this simulation found in the runtimes (docs/SIM2PC.md, "Found"). By
- * default the simulation's drivers work around each one, so a run explores
- * past it; `--known-bug NAME` leaves it in place, exactly as the runtime
- * behaves today, to replay it.
+ * Bugs this simulation found in the runtimes (docs/SIM2PC.md, "Found"), all
+ * fixed there since. The simulation's drivers do what the fixed runtimes do;
+ * `--known-bug NAME` switches one fix off, behaving as the runtime did
+ * before, to replay the bug.
  *
  *   stale-tx-event          coordinator: a watched `tx/{id}` older than the record the machine
  *                           adopted from its own CAS trips "frozen record changed" (runtime.ts)
