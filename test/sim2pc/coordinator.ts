@@ -282,12 +282,12 @@ export class SimCoordinator extends Proc {
           },
         );
       case 'writeVote':
-        return this.write(tx, (c) => this.createGuarded(tx, e.key, e.value, c), (r) => {
+        return this.write(tx, (c) => this.createGuarded(tx, e.key, e.value, e.guard, c), (r) => {
           if (r.guardMissing === true) return this.collectedMeanwhile(tx, r.revision);
           this.step(tx, { type: 'voteWritten', participant: e.participant, succeeded: r.succeeded, previous: r.previous });
         });
       case 'writeDecision':
-        return this.write(tx, (c) => this.writeDecision(tx, e.key, e.value, c), (r) => {
+        return this.write(tx, (c) => this.writeDecision(tx, e.key, e.value, e.guard, c), (r) => {
           if (r.guardMissing === true) return this.collectedMeanwhile(tx, r.revision);
           if (r.succeeded) {
             this.count(`decisions written: ${e.decision}`);
@@ -309,14 +309,14 @@ export class SimCoordinator extends Proc {
   }
 
   /** CAS create-if-absent; or, with the planted bug, a blind put reported as a won CAS. */
-  private writeDecision(tx: LiveTx, key: string, value: string, c: (o: Outcome<Written>) => void): void {
-    if (!this.opts.decisionWithoutCas) return this.createGuarded(tx, key, value, c);
+  private writeDecision(tx: LiveTx, key: string, value: string, guard: string, c: (o: Outcome<Written>) => void): void {
+    if (!this.opts.decisionWithoutCas) return this.createGuarded(tx, key, value, guard, c);
     this.count('mutation: blind decision puts');
     this.store.put(key, value, (o) => c(o.ok ? { ok: true, value: { type: 'cas', succeeded: true, previous: o.value.previous, revision: o.value.revision } } : o));
   }
 
-  private createGuarded(tx: LiveTx, key: string, value: string, c: (o: Outcome<Written>) => void): void {
-    if (this.opts.guardWrites) this.store.guardedCreate(key, value, txKey(tx.id), c);
+  private createGuarded(tx: LiveTx, key: string, value: string, guard: string, c: (o: Outcome<Written>) => void): void {
+    if (this.opts.guardWrites) this.store.guardedCreate(key, value, txKey(tx.id), guard, c);
     else this.store.casCreate(key, value, c);
   }
 

@@ -95,13 +95,14 @@ export class SimStore {
   }
 
   /**
-   * A CAS create-if-absent of `key` that also requires `guardKey` to exist
-   * (one txn): the suggested fix for writes after GC (docs/SIM2PC.md). When
-   * the guard key is gone the answer says so instead of creating an orphan.
+   * A CAS create-if-absent of `key` while `guardKey` holds exactly
+   * `guardValue` (one txn), as coordinator/store.ts `guardedCreate`: the
+   * frozen record guards the coordinator's vote fills and decision. When the
+   * guard fails the answer says so instead of creating an orphan.
    */
-  guardedCreate(key: string, value: string, guardKey: string, cb: (o: Outcome<CasResult & { guardMissing: boolean }>) => void): void {
+  guardedCreate(key: string, value: string, guardKey: string, guardValue: string, cb: (o: Outcome<CasResult & { guardMissing: boolean }>) => void): void {
     const compare = [
-      { key: guardKey, target: 'version' as const, op: '>' as const, value: 0 },
+      { key: guardKey, target: 'value' as const, op: '=' as const, value: guardValue },
       { key, target: 'version' as const, op: '=' as const, value: 0 },
     ];
     const op: StoreOp = { type: 'txn', compare, success: [{ type: 'put', key, value }], failure: [{ type: 'get', key: guardKey }, { type: 'get', key }] };
@@ -111,7 +112,8 @@ export class SimStore {
       if (r.succeeded) return cb({ ok: true, value: { type: 'cas', succeeded: true, previous: null, revision: r.revision, guardMissing: false } });
       const guard = r.results[0] as GetResult;
       const mine = r.results[1] as GetResult;
-      cb({ ok: true, value: { type: 'cas', succeeded: false, previous: mine.kv?.value ?? null, revision: r.revision, guardMissing: guard.kv === null } });
+      if (guard.kv?.value !== guardValue) return cb({ ok: true, value: { type: 'cas', succeeded: false, previous: null, revision: r.revision, guardMissing: true } });
+      cb({ ok: true, value: { type: 'cas', succeeded: false, previous: mine.kv?.value ?? null, revision: r.revision, guardMissing: false } });
     });
   }
 

@@ -143,7 +143,7 @@ export function finishTransaction(
         retry,
         (c) => {
           if (w.type === 'writeTx' && w.expected !== null) store.casValue(w.key, w.expected, w.value, c);
-          else if (helper.guardWrites && w.type !== 'writeTx') store.guardedCreate(w.key, w.value, txKey(txId), c);
+          else if (helper.guardWrites && w.type !== 'writeTx') store.guardedCreate(w.key, w.value, txKey(txId), w.guard, c);
           else store.casCreate(w.key, w.value, c);
         },
         (r) => {
