@@ -18,7 +18,7 @@ import type { LiveTx } from './live-tx.js';
 import { decodeTxRecord, txKey, type Decision, type Participant } from './protocol.js';
 import { withRetries, type BackoffPolicy } from './retry.js';
 import { TxCollectedError, type RuntimeDeps } from './runtime-deps.js';
-import { guardedCreate, TxStoreError, type CasResult } from './store.js';
+import { casValueWithVote, guardedCreate, TxStoreError, type CasResult } from './store.js';
 
 /**
  * How long a decision hint waits for the participant's ack before it is
@@ -60,8 +60,10 @@ export class EffectRunner {
       case 'writeTx':
         this.write(
           tx,
-          () => (e.expected === null ? this.createTx(tx.id, e.key, e.value) : this.deps.store.casValue(e.key, e.expected, e.value)),
+          () => this.writeTx(tx.id, e),
           (r) => {
+            // The vote first: the machine must not fill it again once it sees the record frozen.
+            if (e.withVote !== undefined) this.host.step(tx, { type: 'voteWritten', participant: e.withVote.participant, succeeded: r.voteCreated, previous: null });
             if (r.succeeded) {
               tx.txRevision = Math.max(tx.txRevision, r.revision);
               tx.knownRevision = Math.max(tx.knownRevision, r.revision);
@@ -156,6 +158,11 @@ export class EffectRunner {
     } else if (decodeTxRecord(value).state === 'preparing') {
       this.deps.failpoints.hit('coordinator.afterFreeze');
     }
+  }
+
+  private async writeTx(id: string, e: Extract<CoordinatorEffect, { type: 'writeTx' }>): Promise<CasResult & { voteCreated: boolean }> {
+    if (e.expected === null) return { ...(await this.createTx(id, e.key, e.value)), voteCreated: false };
+    return casValueWithVote(this.deps.store, e.key, e.expected, e.value, e.withVote);
   }
 
   /**

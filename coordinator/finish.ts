@@ -18,7 +18,7 @@ import { decisionOfDone } from './compacted.js';
 import { PROTOCOL_LIMITS, txKey, type Decision } from './protocol.js';
 import { readDone } from './query.js';
 import { withRetries, type BackoffPolicy } from './retry.js';
-import { guardedCreate, readTxSnapshot, type GuardedCasResult, type TxStore } from './store.js';
+import { casValueWithVote, guardedCreate, readTxSnapshot, type GuardedCasResult, type TxStore } from './store.js';
 
 export interface FinishOptions {
   readonly helperId: string;
@@ -42,10 +42,10 @@ export async function finishTransaction(store: TxStore, txId: string, opts: Fini
     if (++writes > maxWrites) throw new Error(`finishTransaction(${txId}): more than ${maxWrites} writes`);
     const write = e;
     const r = await withRetries(
-      (): Promise<GuardedCasResult> => {
-        if (write.type !== 'writeTx') return guardedCreate(store, write.key, write.value, { key: txKey(txId), value: write.guard });
-        const cas = write.expected !== null ? store.casValue(write.key, write.expected, write.value) : store.casCreate(write.key, write.value);
-        return cas.then((c) => ({ ...c, guardFailed: false }));
+      async (): Promise<GuardedCasResult & { voteCreated: boolean }> => {
+        if (write.type !== 'writeTx') return { ...(await guardedCreate(store, write.key, write.value, { key: txKey(txId), value: write.guard })), voteCreated: false };
+        if (write.expected === null) return { ...(await store.casCreate(write.key, write.value)), guardFailed: false, voteCreated: false };
+        return { ...(await casValueWithVote(store, write.key, write.expected, write.value, write.withVote)), guardFailed: false };
       },
       opts.retry,
       opts.random,
@@ -54,6 +54,9 @@ export async function finishTransaction(store: TxStore, txId: string, opts: Fini
       // Collected meanwhile by a coordinator: the compacted record holds the decision.
       const done = await readDone(store, txId);
       return done === null ? undefined : decisionOfDone(done);
+    }
+    if (write.type === 'writeTx' && write.withVote !== undefined) {
+      queue.push(...machine.step({ type: 'voteWritten', participant: write.withVote.participant, succeeded: r.voteCreated, previous: null }));
     }
     if (write.type === 'writeTx') queue.push(...machine.step({ type: 'txWritten', value: write.value, succeeded: r.succeeded, previous: r.previous }));
     else if (write.type === 'writeVote') queue.push(...machine.step({ type: 'voteWritten', participant: write.participant, succeeded: r.succeeded, previous: r.previous }));

@@ -95,8 +95,21 @@ export type CoordinatorReply =
   | { readonly kind: 'error'; readonly code: CoordinatorErrorCode; readonly message: string };
 
 export type CoordinatorEffect =
-  /** CAS on `tx/{id}`: create-if-absent when `expected` is null, else on the exact value. */
-  | { readonly type: 'writeTx'; readonly key: string; readonly expected: string | null; readonly value: string }
+  /**
+   * CAS on `tx/{id}`: create-if-absent when `expected` is null, else on the
+   * exact value. With `withVote` (an abort freezing an active record), one txn
+   * also creates that participant's "no" if absent, so no participant can
+   * turn an explicit abort into a commit between the freeze and the fills;
+   * if that txn fails, a plain CAS. Feed `voteWritten` (succeeded = the txn
+   * created the vote) BEFORE `txWritten`.
+   */
+  | {
+      readonly type: 'writeTx';
+      readonly key: string;
+      readonly expected: string | null;
+      readonly value: string;
+      readonly withVote?: { readonly participant: string; readonly key: string; readonly value: string };
+    }
   /**
    * CAS create-if-absent of a "no" vote (deadline or abort), and of the
    * decision, each only while `tx/{id}` still holds `guard` (the frozen
@@ -362,7 +375,7 @@ export class CoordinatorMachine {
       if (newcomers.length > 0) {
         out.push(this.writeTx({ ...record, participants: [...record.participants, ...newcomers] }));
       } else if (this.commitWanted || this.abortReason !== undefined || this.deadlinePassed) {
-        out.push(this.writeTx({ ...record, state: 'preparing' }));
+        out.push(this.writeTx({ ...record, state: 'preparing' }, this.abortVote(record)));
       }
     }
     out.push(...this.armTimer(record));
@@ -451,11 +464,20 @@ export class CoordinatorMachine {
     return this.tx.record.participants.map((p) => p.name);
   }
 
-  private writeTx(record: TxRecord): CoordinatorEffect {
+  private writeTx(record: TxRecord, withVote?: Extract<CoordinatorEffect, { type: 'writeTx' }>['withVote']): CoordinatorEffect {
     assert(this.tx !== null && this.txWrite === undefined, 'writeTx needs a known record and no write in flight');
     const value = encodeTxRecord(record);
     this.txWrite = { expected: this.tx.raw, value };
-    return { type: 'writeTx', key: txKey(this.id), expected: this.tx.raw, value };
+    const e = { type: 'writeTx', key: txKey(this.id), expected: this.tx.raw, value } as const;
+    return withVote === undefined ? e : { ...e, withVote };
+  }
+
+  /** An explicit abort freezes with the first participant's "no" in the same txn (see `writeTx`). */
+  private abortVote(record: TxRecord): Extract<CoordinatorEffect, { type: 'writeTx' }>['withVote'] {
+    const first = record.participants[0];
+    if (this.abortReason === undefined || first === undefined || this.votes.has(first.name) || this.voteWrites.has(first.name)) return undefined;
+    this.voteWrites.add(first.name);
+    return { participant: first.name, key: voteKey(this.id, first.name), value: encodeVote(makeVote('no', this.coordinatorId, this.fillReason())) };
   }
 
   private writeDecision(decision: Decision): CoordinatorEffect {

@@ -157,6 +157,33 @@ export async function guardedCreate(store: TxStore, key: string, value: string, 
 }
 
 /**
+ * CAS of `tx/{id}` on its exact value; with `vote`, one txn that also
+ * creates that vote key if absent (an explicit abort's freeze, see
+ * machine.ts `writeTx`). When that txn fails, a plain CAS: the record
+ * changed (its `previous` says how), or the vote was there already.
+ */
+export async function casValueWithVote(
+  store: TxStore,
+  key: string,
+  expected: string,
+  value: string,
+  vote: { readonly key: string; readonly value: string } | undefined,
+): Promise<CasResult & { readonly voteCreated: boolean }> {
+  if (vote !== undefined) {
+    const guards = [
+      { key, value: expected },
+      { key: vote.key, value: null },
+    ];
+    const r = await store.txn(guards, [
+      { type: 'put', key, value },
+      { type: 'put', key: vote.key, value: vote.value },
+    ]);
+    if (r.succeeded) return { succeeded: true, previous: expected, revision: r.revision, voteCreated: true };
+  }
+  return { ...(await store.casValue(key, expected, value)), voteCreated: false };
+}
+
+/**
  * Everything the store holds about one transaction, read by ONE range over
  * `tx/{id}` so that it is a picture at one revision (keys of other
  * transactions that share the prefix are skipped by `snapshotFromKvs`).

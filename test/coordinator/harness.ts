@@ -10,7 +10,7 @@
  * writes, dropping every pending effect: a coordinator killed mid-commit.
  */
 import { CoordinatorMachine, type CoordinatorEffect, type CoordinatorEvent, type CoordinatorReply } from '../../coordinator/machine.js';
-import { guardedCreate, readTxSnapshot, type TxStore } from '../../coordinator/store.js';
+import { casValueWithVote, guardedCreate, readTxSnapshot, type TxStore } from '../../coordinator/store.js';
 import { ackKey, decodeVote, encodeAck, encodeVote, makeVote, txKey, voteKey, type Decision, type Participant, type TxRecord } from '../../coordinator/protocol.js';
 
 export const T0 = 1_700_000_000_000;
@@ -75,7 +75,8 @@ export class Driver {
     switch (e.type) {
       case 'writeTx': {
         if (this.beforeWrite()) return;
-        const r = e.expected === null ? await this.store.casCreate(e.key, e.value) : await this.store.casValue(e.key, e.expected, e.value);
+        const r = e.expected === null ? { ...(await this.store.casCreate(e.key, e.value)), voteCreated: false } : await casValueWithVote(this.store, e.key, e.expected, e.value, e.withVote);
+        if (e.withVote !== undefined) await this.step({ type: 'voteWritten', participant: e.withVote.participant, succeeded: r.voteCreated, previous: null });
         await this.step({ type: 'txWritten', value: e.value, succeeded: r.succeeded, previous: r.previous });
         return;
       }

@@ -233,6 +233,30 @@ describe('abort', () => {
     expect(d.prepared).toEqual([]); // nobody was asked to prepare a doomed transaction
   });
 
+  // Before, the freeze and the "no" fills were separate writes: a participant preparing from its
+  // watch in between, with every other yes, turned an explicit abort into a commit.
+  it('an explicit abort freezes the record and writes the first participant\'s "no" in one txn', async () => {
+    const store = new MemoryTxStore();
+    await store.casCreate(txKey('t1'), encodeTxRecord(record(['a', 'b'])));
+    const d = await Driver.recover(store, 't1', 'coord-1');
+    const seen: (string | undefined)[] = [];
+    const txn = store.txn.bind(store);
+    store.txn = async (guards, writes) => {
+      const r = await txn(guards, writes);
+      // Right after the freeze lands, a's vote is already "no": there is no moment to vote yes in.
+      seen.push((await store.get(voteKey('t1', 'a')))?.value);
+      return r;
+    };
+    await d.step({ type: 'abortRequested', requestId: 'x1' });
+    const freeze = d.log.find((e) => e.type === 'writeTx');
+    expect(freeze).toMatchObject({ withVote: { participant: 'a', key: voteKey('t1', 'a') } });
+    expect(seen[0]).toBe(encodeVote(makeVote('no', 'coord-1', 'aborted by request')));
+    // One "no" decides: b's vote is not filled at all.
+    expect(d.log.filter((e) => e.type === 'writeVote')).toEqual([]);
+    expect(d.replies.get('x1')).toMatchObject({ outcome: 'aborted' });
+    expect(store.dump().get(decisionKey('t1'))).toBe('abort');
+  });
+
   it('a transaction with no participants: commit and abort race on the decision key, first writer wins', async () => {
     for (const first of ['commit', 'abort'] as const) {
       const store = new MemoryTxStore();

@@ -18,8 +18,8 @@ import type { CasResult } from '../../store/kv/index.js';
 import type { CoordinatorCall } from './messages.js';
 import type { Timer } from './world.js';
 
-/** A CAS result; `guardMissing` when a guarded write found the record collected. */
-export type Written = CasResult & { readonly guardMissing?: boolean };
+/** A CAS result; `guardMissing` when a guarded write found the record collected; `voteCreated` for a freeze with a vote. */
+export type Written = CasResult & { readonly guardMissing?: boolean; readonly voteCreated?: boolean };
 
 export type Loaded = (tx: LiveTx | undefined, code?: string) => void;
 

@@ -271,8 +271,10 @@ export class SimCoordinator extends Proc {
       case 'writeTx':
         return this.write(
           tx,
-          (c) => (e.expected === null ? createTx(this.store, tx.id, e.value, c) : this.store.casValue(e.key, e.expected, e.value, c)),
+          (c) => (e.expected === null ? createTx(this.store, tx.id, e.value, c) : this.casTx(e.key, e.expected, e.value, e.withVote, c)),
           (r) => {
+            // store.ts casValueWithVote: the vote's result first, as effects.ts feeds it.
+            if (e.withVote !== undefined) this.step(tx, { type: 'voteWritten', participant: e.withVote.participant, succeeded: r.voteCreated === true, previous: null });
             tx.txRevision = Math.max(tx.txRevision, r.revision);
             if (r.succeeded && e.expected === null) this.failpoint('coordinator.afterBegin');
             else if (r.succeeded && decodeTxRecord(e.value).state === 'preparing') this.failpoint('coordinator.afterFreeze');
@@ -306,6 +308,24 @@ export class SimCoordinator extends Proc {
       case 'finished':
         return this.collectTx(tx);
     }
+  }
+
+  /** store.ts `casValueWithVote`: an explicit abort's freeze creates the first "no" in the same txn. */
+  private casTx(key: string, expected: string, value: string, vote: { readonly key: string; readonly value: string } | undefined, c: (o: Outcome<Written>) => void): void {
+    if (vote === undefined) return this.store.casValue(key, expected, value, c);
+    const guards = [
+      { key, value: expected },
+      { key: vote.key, value: null },
+    ];
+    const writes = [
+      { type: 'put', key, value },
+      { type: 'put', key: vote.key, value: vote.value },
+    ] as const;
+    this.store.txn(guards, writes, (o) => {
+      if (!o.ok) return c(o);
+      if (o.value.succeeded) return c({ ok: true, value: { type: 'cas', succeeded: true, previous: expected, revision: o.value.revision, voteCreated: true } });
+      this.store.casValue(key, expected, value, c);
+    });
   }
 
   /** CAS create-if-absent; or, with the planted bug, a blind put reported as a won CAS. */
