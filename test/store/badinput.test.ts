@@ -10,9 +10,9 @@
  * answered with 200 (or with an unknown outcome) could have written.
  */
 import { createServer } from 'node:http';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SeededRandom } from '../../lib/random.js';
-import { TestCluster } from './support/cluster.js';
+import { TestCluster, useTestCluster } from './support/cluster.js';
 import { errorCode, http, kvPath, obj, type HttpReply } from './support/http.js';
 import { PARSER_REJECTED_METHODS, RAW_PAYLOADS, fuzzRequest, rawRequest, type FuzzRequest } from './support/fuzz.js';
 import { testSeed } from './support/poll.js';
@@ -22,23 +22,7 @@ const KIB = 1024;
 const MIB = 1024 * KIB;
 
 let tc: TestCluster;
-let failed = false;
-
-beforeAll(async () => {
-  tc = new TestCluster({ name: 'badinput', basePort: BASE_PORT });
-  await tc.startAll();
-});
-
-beforeEach(({ onTestFailed }) => {
-  onTestFailed(() => {
-    failed = true;
-    console.error(tc.logTails());
-  });
-});
-
-afterAll(async () => {
-  await tc?.destroy(failed);
-});
+useTestCluster({ name: 'badinput', basePort: BASE_PORT }, (c) => (tc = c));
 
 /** A 4xx with the contract error body; returns its code. */
 function expect4xx(reply: HttpReply, status: number | readonly number[], code?: string | RegExp): string {

@@ -7,31 +7,15 @@
  * read), forwarding of writes sent to a follower, and exactly-once retries
  * with the Request-Id header.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { TestCluster } from './support/cluster.js';
+import { describe, expect, it } from 'vitest';
+import { TestCluster, useTestCluster } from './support/cluster.js';
 import { errorCode, http, kvPath, obj, type HttpReply } from './support/http.js';
 import { waitFor } from './support/poll.js';
 
 const BASE_PORT = 31000;
 
 let tc: TestCluster;
-let failed = false;
-
-beforeAll(async () => {
-  tc = new TestCluster({ name: 'contract', basePort: BASE_PORT });
-  await tc.startAll();
-});
-
-beforeEach(({ onTestFailed }) => {
-  onTestFailed(() => {
-    failed = true;
-    console.error(tc.logTails());
-  });
-});
-
-afterAll(async () => {
-  await tc?.destroy(failed);
-});
+useTestCluster({ name: 'contract', basePort: BASE_PORT }, (c) => (tc = c));
 
 async function leaderUrl(): Promise<string> {
   return tc.url(await tc.leader());

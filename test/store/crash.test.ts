@@ -7,10 +7,10 @@
  * own disk: it catches up. A follower that was down while the leader
  * compacted its log past it catches up by installing a snapshot.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { StoreClient } from '../../store/client/index.js';
 import { defaultNodeConfig } from '../../store/node/config.js';
-import { TestCluster } from './support/cluster.js';
+import { TestCluster, useTestCluster } from './support/cluster.js';
 import { http, kvPath } from './support/http.js';
 import { waitFor } from './support/poll.js';
 import { Writers, missingWrites, scan } from './support/workload.js';
@@ -23,25 +23,8 @@ const SNAPSHOT_KEEP_ENTRIES = defaultNodeConfig.snapshotKeepEntries;
 const FAILOVER_LIMIT_MS = 2_000;
 
 let tc: TestCluster;
-let failed = false;
-
-beforeAll(async () => {
-  tc = new TestCluster({ name: 'crash', basePort: BASE_PORT, extraArgs: ['--snapshot-every', String(SNAPSHOT_EVERY)] });
-  await tc.startAll();
-});
-
-beforeEach(async ({ onTestFailed }) => {
-  onTestFailed(() => {
-    failed = true;
-    console.error(tc.logTails());
-  });
-  // Each test starts from a whole cluster, whatever the previous one left.
-  await tc.ensureAllRunning();
-});
-
-afterAll(async () => {
-  await tc?.destroy(failed);
-});
+// Each test starts from a whole cluster, whatever the previous one left.
+useTestCluster({ name: 'crash', basePort: BASE_PORT, extraArgs: ['--snapshot-every', String(SNAPSHOT_EVERY)] }, (c) => (tc = c), (c) => c.ensureAllRunning());
 
 function client(): StoreClient {
   return new StoreClient({ endpoints: tc.endpoints, requestTimeoutMs: 1_000, deadlineMs: 10_000, maxAttempts: 100 });

@@ -11,11 +11,11 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SeededRandom } from '../../lib/random.js';
 import { StoreClient, StoreError } from '../../store/client/index.js';
 import { HistoryRecorder, checkHistory, type OperationSpec } from '../lincheck/index.js';
-import { TestCluster } from './support/cluster.js';
+import { TestCluster, useTestCluster } from './support/cluster.js';
 import { delay, testSeed, waitFor } from './support/poll.js';
 
 const BASE_PORT = 31800;
@@ -28,23 +28,7 @@ const KEYS = ['lin/a', 'lin/b', 'lin/c', 'lin/d'];
 const ARTIFACTS = fileURLToPath(new URL('../../.artifacts/', import.meta.url));
 
 let tc: TestCluster;
-let failed = false;
-
-beforeAll(async () => {
-  tc = new TestCluster({ name: 'linearizability', basePort: BASE_PORT });
-  await tc.startAll();
-});
-
-beforeEach(({ onTestFailed }) => {
-  onTestFailed(() => {
-    failed = true;
-    console.error(tc.logTails());
-  });
-});
-
-afterAll(async () => {
-  await tc?.destroy(failed);
-});
+useTestCluster({ name: 'linearizability', basePort: BASE_PORT }, (c) => (tc = c));
 
 /** One client's random operation; `recent` holds values seen or written, so CAS often hits. */
 function nextOp(rnd: SeededRandom, client: number, n: number, recent: Map<string, string | null>): OperationSpec {

@@ -9,35 +9,19 @@
  */
 import { readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { StoreClient } from '../../store/client/index.js';
 import { scanSegment } from '../../store/node/wal-format.js';
-import { TestCluster } from './support/cluster.js';
+import { TestCluster, useTestCluster } from './support/cluster.js';
 import { waitFor } from './support/poll.js';
 import { missingWrites, scan } from './support/workload.js';
 
 const BASE_PORT = 31600;
 
 let tc: TestCluster;
-let failed = false;
+useTestCluster({ name: 'wal-damage', basePort: BASE_PORT }, (c) => (tc = c));
 /** Every acknowledged write of this file: key -> value. */
 const acked = new Map<string, string>();
-
-beforeAll(async () => {
-  tc = new TestCluster({ name: 'wal-damage', basePort: BASE_PORT });
-  await tc.startAll();
-});
-
-beforeEach(({ onTestFailed }) => {
-  onTestFailed(() => {
-    failed = true;
-    console.error(tc.logTails());
-  });
-});
-
-afterAll(async () => {
-  await tc?.destroy(failed);
-});
 
 async function writeKeys(endpoints: readonly string[], prefix: string, count: number): Promise<void> {
   const client = new StoreClient({ endpoints, requestTimeoutMs: 2_000, deadlineMs: 15_000 });

@@ -2,6 +2,7 @@
  * The fixed 3-node cluster of the test/store files: test/support/store-cluster.ts
  * (processes, ports, logs, kill by pid) plus the few waits these files share.
  */
+import { afterAll, beforeAll, beforeEach } from 'vitest';
 import { StoreCluster, type NodeStatus } from '../../support/store-cluster.js';
 import { waitFor } from './poll.js';
 
@@ -71,4 +72,30 @@ export class TestCluster extends StoreCluster {
       });
     });
   }
+}
+
+/**
+ * The hooks every test/store file shares: start the cluster before the
+ * suite (handing it to `set`), print the nodes' log tails when a test fails,
+ * run `eachTest` before every test, and destroy the cluster after the suite
+ * (keeping its files when anything failed).
+ */
+export function useTestCluster(opts: TestClusterOptions, set: (tc: TestCluster) => void, eachTest?: (tc: TestCluster) => Promise<unknown>): void {
+  let tc: TestCluster | undefined;
+  let failed = false;
+  beforeAll(async () => {
+    tc = new TestCluster(opts);
+    set(tc);
+    await tc.startAll();
+  });
+  beforeEach(async ({ onTestFailed }) => {
+    onTestFailed(() => {
+      failed = true;
+      console.error(tc?.logTails());
+    });
+    if (eachTest !== undefined && tc !== undefined) await eachTest(tc);
+  });
+  afterAll(async () => {
+    await tc?.destroy(failed);
+  });
 }
