@@ -16,81 +16,51 @@
  * code is 1 when V > 0, 2 on bad usage.
  */
 import { pathToFileURL } from 'node:url';
+import { finish, parseOrUsage, parseSeedArgs, runSeeds, UsageError, type SeedOptions } from '../support/seed-cli.js';
 import { KNOWN_BUGS, MUTATIONS, type KnownBug, type Mutation } from './knobs.js';
 import { defaultChaosMs, replayCommand, runSim2pc, type Sim2pcResult } from './sim.js';
 
-export interface CliOptions {
-  readonly seed: number;
-  readonly seeds: number;
+export interface CliOptions extends SeedOptions {
   readonly chaosMs: number;
   readonly mutation: Mutation | undefined;
   readonly knownBugs: readonly KnownBug[];
   readonly noDurableCheck: boolean;
-  readonly trace: boolean;
 }
 
 const USAGE = `usage: npm run sim:2pc -- [--seed S] [--seeds N] [--chaos-ms MS] [--mutation ${MUTATIONS.join('|')}] [--known-bug ${KNOWN_BUGS.join('|')}|all] [--no-durable-check] [--trace]`;
-/** Limits on the arguments, so a typo cannot start a run that never ends. */
-const maxSeeds = 10_000_000;
 const maxChaosMs = 600_000;
-const progressIntervalMs = 10_000;
-
-export class UsageError extends Error {
-  readonly code = 'usage';
-}
 
 export function parseArgs(argv: readonly string[]): CliOptions {
-  const opts: { seed: number; seeds: number; chaosMs: number; mutation: Mutation | undefined; knownBugs: KnownBug[]; noDurableCheck: boolean; trace: boolean } = {
-    seed: 1,
-    seeds: 1,
-    chaosMs: defaultChaosMs,
-    mutation: undefined,
-    knownBugs: [],
-    noDurableCheck: false,
-    trace: false,
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const int = (min: number, max: number): number => {
-      const raw = argv[++i];
-      const v = Number(raw);
-      if (raw === undefined || !Number.isInteger(v) || v < min || v > max) throw new UsageError(`${arg} needs an integer in [${min}, ${max}], got ${raw}`);
-      return v;
-    };
+  let chaosMs = defaultChaosMs;
+  let mutation: Mutation | undefined;
+  let knownBugs: KnownBug[] = [];
+  let noDurableCheck = false;
+  const seeds = parseSeedArgs(argv, (arg, read) => {
     switch (arg) {
-      case '--seed':
-        opts.seed = int(0, 2 ** 31 - 1);
-        break;
-      case '--seeds':
-        opts.seeds = int(1, maxSeeds);
-        break;
       case '--chaos-ms':
-        opts.chaosMs = int(500, maxChaosMs);
-        break;
+        chaosMs = read.int(500, maxChaosMs);
+        return true;
       case '--mutation': {
-        const m = argv[++i];
+        const m = read.string();
         if (!MUTATIONS.includes(m as Mutation)) throw new UsageError(`--mutation must be one of ${MUTATIONS.join(', ')}, got ${m}`);
-        opts.mutation = m as Mutation;
-        break;
+        mutation = m as Mutation;
+        return true;
       }
       case '--known-bug': {
-        const b = argv[++i];
-        if (b === 'all') opts.knownBugs = [...KNOWN_BUGS];
-        else if (KNOWN_BUGS.includes(b as KnownBug)) opts.knownBugs.push(b as KnownBug);
+        const b = read.string();
+        if (b === 'all') knownBugs = [...KNOWN_BUGS];
+        else if (KNOWN_BUGS.includes(b as KnownBug)) knownBugs.push(b as KnownBug);
         else throw new UsageError(`--known-bug must be all or one of ${KNOWN_BUGS.join(', ')}, got ${b}`);
-        break;
+        return true;
       }
       case '--no-durable-check':
-        opts.noDurableCheck = true;
-        break;
-      case '--trace':
-        opts.trace = true;
-        break;
+        noDurableCheck = true;
+        return true;
       default:
-        throw new UsageError(`unknown argument ${arg}`);
+        return false;
     }
-  }
-  return opts;
+  });
+  return { ...seeds, chaosMs, mutation, knownBugs, noDurableCheck };
 }
 
 function describeFailure(r: Sim2pcResult, opts: CliOptions): string[] {
@@ -103,26 +73,14 @@ function describeCounters(counters: ReadonlyMap<string, number>): string[] {
 }
 
 export function main(argv: readonly string[], out: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): number {
-  let opts: CliOptions;
-  try {
-    opts = parseArgs(argv);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    out(err.message);
-    out(USAGE);
-    return 2;
-  }
-  const started = performance.now();
-  let lastProgress = started;
-  let violations = 0;
+  const opts = parseOrUsage(() => parseArgs(argv), USAGE, out);
+  if (opts === undefined) return 2;
   const total = new Map<string, number>();
   const byInvariant = new Map<string, number[]>();
-  for (let k = 0; k < opts.seeds; k++) {
-    const seed = opts.seed + k;
+  const { violations, seconds } = runSeeds(opts, out, (seed) => {
     const r = runSim2pc({ seed, chaosMs: opts.chaosMs, ...(opts.mutation === undefined ? {} : { mutation: opts.mutation }), knownBugs: opts.knownBugs, noDurableCheck: opts.noDurableCheck, trace: opts.trace });
     for (const [key, v] of r.counters) total.set(key, (total.get(key) ?? 0) + v);
     if (!r.ok) {
-      violations++;
       const inv = r.invariant ?? '?';
       byInvariant.set(inv, [...(byInvariant.get(inv) ?? []), seed]);
       if (opts.trace) for (const line of r.trace) out(`  ${line}`);
@@ -133,21 +91,15 @@ export function main(argv: readonly string[], out: (line: string) => void = (l) 
       out(`ok seed=${seed}`);
       for (const line of describeCounters(r.counters)) out(line);
     }
-    const now = performance.now();
-    if (opts.seeds > 1 && (now - lastProgress >= progressIntervalMs || k + 1 === opts.seeds)) {
-      lastProgress = now;
-      out(`progress: ${k + 1}/${opts.seeds} seeds (last ${seed}), ${violations} violations, ${((now - started) / 1000).toFixed(1)}s`);
-    }
-  }
-  const seconds = (performance.now() - started) / 1000;
+    return r.ok;
+  });
   if (opts.seeds > 1) {
     out('totals:');
     for (const line of describeCounters(total)) out(line);
     for (const [inv, seeds] of byInvariant) out(`violated ${inv}: ${seeds.length} seeds (first: ${seeds.slice(0, 20).join(', ')})`);
   }
   out(`speed: ${opts.seeds} seeds in ${seconds.toFixed(1)}s wall clock = ${((opts.seeds / Math.max(seconds, 1e-9)) * 60).toFixed(0)} seeds/min`);
-  out(`seeds=${opts.seeds} violations=${violations}`);
-  return violations > 0 ? 1 : 0;
+  return finish(opts.seeds, violations, out);
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

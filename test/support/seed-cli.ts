@@ -1,0 +1,94 @@
+/**
+ * What the two simulators' command lines share (test/sim/cli.ts,
+ * test/sim2pc/cli.ts): `--seed S`, `--seeds N` and `--trace`, bounded
+ * integer flags, usage errors (exit 2), the seed loop with a progress line
+ * every 10 s, and the last line `seeds=N violations=V` (exit 1 when V > 0).
+ */
+
+export class UsageError extends Error {
+  readonly code = 'usage';
+}
+
+/** Limits on the arguments, so a typo cannot start a run that never ends. */
+const maxSeeds = 10_000_000;
+const progressIntervalMs = 10_000;
+
+export interface SeedOptions {
+  readonly seed: number;
+  readonly seeds: number;
+  readonly trace: boolean;
+}
+
+/** Reads the value after the flag at `argv[i]`. */
+export interface FlagReader {
+  int(min: number, max: number): number;
+  string(): string;
+}
+
+/**
+ * Parses the shared flags; every other one goes to `extra`, which returns
+ * false for a flag it does not know.
+ */
+export function parseSeedArgs(argv: readonly string[], extra: (arg: string, read: FlagReader) => boolean = () => false): SeedOptions {
+  const opts = { seed: 1, seeds: 1, trace: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const read: FlagReader = {
+      int: (min, max) => {
+        const raw = argv[++i];
+        const v = Number(raw);
+        if (raw === undefined || !Number.isInteger(v) || v < min || v > max) throw new UsageError(`${arg} needs an integer in [${min}, ${max}], got ${raw}`);
+        return v;
+      },
+      string: () => {
+        const raw = argv[++i];
+        if (raw === undefined) throw new UsageError(`${arg} needs a value`);
+        return raw;
+      },
+    };
+    if (arg === '--seed') opts.seed = read.int(0, 2 ** 31 - 1);
+    else if (arg === '--seeds') opts.seeds = read.int(1, maxSeeds);
+    else if (arg === '--trace') opts.trace = true;
+    else if (!extra(arg, read)) throw new UsageError(`unknown argument ${arg}`);
+  }
+  return opts;
+}
+
+/** Parses with `parse`; on a usage error prints it and the usage line and returns undefined (exit 2). */
+export function parseOrUsage<T>(parse: () => T, usage: string, out: (line: string) => void): T | undefined {
+  try {
+    return parse();
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    out(err.message);
+    out(usage);
+    return undefined;
+  }
+}
+
+/**
+ * Runs `runOne` for seeds S..S+N-1 (it prints what it has to say about its
+ * seed and answers whether the seed passed), with a progress line every 10 s
+ * of a multi-seed run. Returns the violations and the wall-clock seconds.
+ */
+export function runSeeds(opts: SeedOptions, out: (line: string) => void, runOne: (seed: number) => boolean): { violations: number; seconds: number } {
+  const started = performance.now();
+  let lastProgress = started;
+  let violations = 0;
+  for (let k = 0; k < opts.seeds; k++) {
+    const seed = opts.seed + k;
+    if (!runOne(seed)) violations++;
+    const now = performance.now();
+    if (opts.seeds > 1 && (now - lastProgress >= progressIntervalMs || k + 1 === opts.seeds)) {
+      lastProgress = now;
+      out(`progress: ${k + 1}/${opts.seeds} seeds (last ${seed}), ${violations} violations, ${((now - started) / 1000).toFixed(1)}s`);
+    }
+  }
+  return { violations, seconds: (performance.now() - started) / 1000 };
+}
+
+/** The last line, and the exit code it means. */
+export function finish(seeds: number, violations: number, out: (line: string) => void): number {
+  out(`seeds=${seeds} violations=${violations}`);
+  return violations > 0 ? 1 : 0;
+}
