@@ -19,6 +19,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
+import { forgetPid, reapStale, recordPid } from './pid-files.js';
 
 const CANDIDATES = ['/usr/bin/etcd', '/usr/local/bin/etcd'];
 const PORT_RANGE = [37000, 37199] as const;
@@ -98,11 +99,18 @@ export class EtcdMember {
   start(): void {
     if (this.running) throw new Error(`etcd ${this.name} is already running`);
     this.logOffset = existsSync(this.logFile) ? statSync(this.logFile).size : 0;
+    const tag = `etcd-${new URL(this.clientUrl).port}`;
+    reapStale(tag, this.clientUrl);
     const fd = openSync(this.logFile, 'a');
     try {
       this.child = spawn(this.bin, [...this.args], { stdio: ['ignore', fd, fd] });
     } finally {
       closeSync(fd); // the child has its own copy
+    }
+    const pid = this.child.pid;
+    if (pid !== undefined) {
+      recordPid(tag, pid);
+      this.child.once('exit', () => forgetPid(tag, pid));
     }
   }
 

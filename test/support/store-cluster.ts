@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { formatClusterSpec, type MemberAddress } from '../../store/node/config.js';
 import { StoreProcess, clusterMembers } from '../../store/node/launcher.js';
 import { delay, waitFor } from '../store/support/poll.js';
+import { forgetPid, reapStale, recordPid } from './pid-files.js';
 
 export interface NodeStatus {
   readonly id: string;
@@ -67,13 +68,15 @@ export class StoreCluster {
   /** Every member ever started, by id (a removed member stays listed). */
   readonly procs = new Map<string, StoreProcess>();
   private readonly children = new Set<ChildProcess>();
+  /** The founders' --cluster spec: with a member's id, it names that member's process in a pid file's check. */
+  private readonly spec: string;
 
   constructor(readonly opts: StoreClusterOptions) {
     installExitHook();
     this.dataDir = mkdtempSync(join(tmpdir(), `store-${opts.name}-`));
     const founders = clusterMembers(opts.founders, opts.basePort);
-    const spec = formatClusterSpec(founders);
-    for (const m of founders) this.procs.set(m.id, this.makeProcess(m, spec, false));
+    this.spec = formatClusterSpec(founders);
+    for (const m of founders) this.procs.set(m.id, this.makeProcess(m, this.spec, false));
   }
 
   /** Address of member n(i+1), whether or not it exists yet. */
@@ -133,13 +136,19 @@ export class StoreCluster {
 
   start(id: string): void {
     const p = this.proc(id);
+    const tag = `store-${new URL(p.member.clientUrl).port}`;
+    if (!p.running) reapStale(tag, `--id ${id} --cluster ${this.spec}`);
     p.start();
     if (p.child) {
       this.children.add(p.child);
       if (p.child.pid !== undefined) {
         const pid = p.child.pid;
         everyPid.add(pid);
-        p.child.once('exit', () => everyPid.delete(pid));
+        recordPid(tag, pid);
+        p.child.once('exit', () => {
+          everyPid.delete(pid);
+          forgetPid(tag, pid);
+        });
       }
     }
   }

@@ -22,6 +22,7 @@ import { openTxStore, parseStoreSpec, type OpenedStore, type StoreKind } from '.
 import { idForIdempotencyKey } from '../../../coordinator/service.js';
 import type { TxStore } from '../../../coordinator/store.js';
 import { etcdForTests, startEtcdCluster, type EtcdCluster } from '../../support/etcd.js';
+import { forgetPid, reapStale, recordPid } from '../../support/pid-files.js';
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
 const COORDINATOR_MAIN = join(ROOT, 'coordinator/main.ts');
@@ -61,13 +62,20 @@ export class Proc {
     if (this.running) throw new Error(`${this.name} is already running`);
     this.env = env;
     this.logOffset = existsSync(this.logFile) ? statSync(this.logFile).size : 0;
+    const port = new URL(this.url).port;
+    reapStale(`proc-${port}`, `--port ${port} `);
     const fd = openSync(this.logFile, 'a');
     const child = spawn(process.execPath, ['--import', 'tsx', this.script, ...this.args], {
       cwd: ROOT,
       stdio: ['ignore', fd, fd],
       env: { ...process.env, TWOPC_FAILPOINTS: '', ...env },
     });
-    child.once('exit', () => this.exits++);
+    const pid = child.pid;
+    if (pid !== undefined) recordPid(`proc-${port}`, pid);
+    child.once('exit', () => {
+      this.exits++;
+      if (pid !== undefined) forgetPid(`proc-${port}`, pid);
+    });
     this.child = child;
   }
 
