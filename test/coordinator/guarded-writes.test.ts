@@ -13,7 +13,8 @@ import { finishTransaction } from '../../coordinator/finish.js';
 import { Collector } from '../../coordinator/gc.js';
 import { CoordinatorMachine } from '../../coordinator/machine.js';
 import { ackKey, decisionKey, encodeAck, encodeTxRecord, encodeVote, makeVote, txKey, voteKey } from '../../coordinator/protocol.js';
-import { guardedCreate, MemoryTxStore, readTxSnapshot, type TxStore } from '../../coordinator/store.js';
+import { MemoryTxStore } from '../../coordinator/memory-store.js';
+import { guardedCreate, readTxSnapshot, type TxStore } from '../../coordinator/store.js';
 import { Driver, record, T0 } from './harness.js';
 
 const random = new SeededRandom(7);

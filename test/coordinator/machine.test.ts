@@ -21,7 +21,8 @@ import {
   type TxSnapshot,
   type Vote,
 } from '../../coordinator/protocol.js';
-import { MemoryTxStore, readTxSnapshot } from '../../coordinator/store.js';
+import { MemoryTxStore } from '../../coordinator/memory-store.js';
+import { readTxSnapshot } from '../../coordinator/store.js';
 import { Driver, record, T0 } from './harness.js';
 
 const OPTS = { coordinatorId: 'coord-1' };

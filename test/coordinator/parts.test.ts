@@ -19,7 +19,7 @@ import { MetricsRegistry, parseMetrics } from '../../coordinator/metrics.js';
 import { ackKey, decisionKey, encodeAck, encodeTxRecord, encodeVote, makeVote, txKey, voteKey, type TxRecord } from '../../coordinator/protocol.js';
 import { listTransactions, scanTransactions } from '../../coordinator/query.js';
 import { backoffDelayMs } from '../../coordinator/retry.js';
-import { MemoryTxStore } from '../../coordinator/store.js';
+import { MemoryTxStore } from '../../coordinator/memory-store.js';
 
 const random = new SeededRandom(7);
 const retry = { maxAttempts: 3, baseMs: 1, maxMs: 10 };

@@ -28,7 +28,8 @@ import {
   type TxRecord,
   type Vote,
 } from '../../coordinator/protocol.js';
-import { MemoryTxStore, readTxSnapshot } from '../../coordinator/store.js';
+import { MemoryTxStore } from '../../coordinator/memory-store.js';
+import { readTxSnapshot } from '../../coordinator/store.js';
 
 const record: TxRecord = {
   participants: [

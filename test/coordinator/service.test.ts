@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DONE_PREFIX } from '../../coordinator/compacted.js';
 import { decisionKey, encodeTxRecord, encodeVote, makeVote, txKey, voteKey } from '../../coordinator/protocol.js';
-import { MemoryTxStore } from '../../coordinator/store.js';
+import { MemoryTxStore } from '../../coordinator/memory-store.js';
 import { http, waitUntil } from '../twopc/support/procs.js';
 import { startCoordinator, startParticipant, type LocalParticipant } from '../twopc/support/inprocess.js';
 import { idForIdempotencyKey, type CoordinatorService } from '../../coordinator/service.js';

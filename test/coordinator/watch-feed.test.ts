@@ -10,7 +10,8 @@ import { LiveTx } from '../../coordinator/live-tx.js';
 import { silentLogger } from '../../coordinator/logger.js';
 import type { CoordinatorEvent } from '../../coordinator/machine.js';
 import { encodeTxRecord, txKey, type TxRecord } from '../../coordinator/protocol.js';
-import { MemoryTxStore, type TxStore } from '../../coordinator/store.js';
+import { MemoryTxStore } from '../../coordinator/memory-store.js';
+import { type TxStore } from '../../coordinator/store.js';
 import { WatchFeed } from '../../coordinator/watch-feed.js';
 
 const record = (state: TxRecord['state']): string =>

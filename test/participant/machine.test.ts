@@ -15,7 +15,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AssertionError } from '../../lib/assert.js';
 import { CoordinatorMachine } from '../../coordinator/machine.js';
 import { ackKey, decisionKey, encodeTxRecord, encodeVote, makeVote, txKey, voteKey, type TxRecord } from '../../coordinator/protocol.js';
-import { MemoryTxStore } from '../../coordinator/store.js';
+import { MemoryTxStore } from '../../coordinator/memory-store.js';
 import { ParticipantLog } from '../../participant/log.js';
 import { isInDoubt, ParticipantTxMachine, phaseOf, type ParticipantEffect } from '../../participant/machine.js';
 import { Driver } from '../coordinator/harness.js';
