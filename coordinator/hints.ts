@@ -6,6 +6,7 @@
  * capped (past the cap a hint is skipped, not queued), and failures are
  * counted, not reported.
  */
+import { HttpClient } from '../lib/http-client.js';
 import type { Decision } from './protocol.js';
 
 export interface HintClientOptions {
@@ -32,8 +33,17 @@ export class HintClient {
    * a call into a partition does.
    */
   readonly blockedUrls = new Set<string>();
+  /** Keep-alive connections to the participants (lib/http-client.ts says why not fetch). */
+  private readonly http: HttpClient;
 
-  constructor(private readonly opts: HintClientOptions) {}
+  constructor(private readonly opts: HintClientOptions) {
+    this.http = new HttpClient({ requestTimeoutMs: opts.timeoutMs });
+  }
+
+  /** Closes the pooled connections; later hints fail (and are counted as failed). */
+  close(): void {
+    this.http.close();
+  }
 
   prepare(url: string, txId: string, deadline: number): Promise<HintResult> {
     return this.post(`${trimSlash(url)}/2pc/prepare`, { txId, deadline });
@@ -61,16 +71,10 @@ export class HintClient {
         this.failed++;
         return { ok: false, error: 'blocked by fault injection' };
       }
-      const res = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-        signal: AbortSignal.timeout(this.opts.timeoutMs),
-      });
-      const text = await res.text();
-      let parsed: unknown = text;
+      const res = await this.http.request({ method: 'POST', url, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      let parsed: unknown = res.text;
       try {
-        parsed = JSON.parse(text);
+        parsed = JSON.parse(res.text);
       } catch {
         // keep the text
       }

@@ -60,7 +60,7 @@ export interface OpenedStore {
 export async function openTxStore(spec: StoreSpec, clientName: string): Promise<OpenedStore> {
   if (spec.kind === 'builtin') {
     const client = new StoreClient({ endpoints: [...spec.endpoints], clientId: `${clientName}-${randomBytes(6).toString('hex')}` });
-    return { store: new BuiltinTxStore(client), spec, close: async () => {} };
+    return { store: new BuiltinTxStore(client), spec, close: async () => client.close() };
   }
   // Loaded lazily so that users of the built-in store never load the etcd client.
   const { openEtcdTxStore } = await import('./etcd-store.js');

@@ -162,6 +162,7 @@ export class CoordinatorService {
   async stop(): Promise<void> {
     await this.recovery.stop();
     await this.runtime.stop();
+    this.hints.close();
     const server = this.server;
     if (server !== undefined) {
       server.closeAllConnections();

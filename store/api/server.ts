@@ -6,6 +6,7 @@
  */
 import http from 'node:http';
 import { AppError } from '../../lib/errors.js';
+import { HttpClient, type HttpResponse } from '../../lib/http-client.js';
 import { Router, readJson, requestUrl, type JsonReply, type RouteContext } from '../../lib/http.js';
 import type { KvResult, KvWriteCommand, RequestId } from '../kv/index.js';
 import { checkCommand } from '../kv/validate.js';
@@ -42,7 +43,11 @@ function unwrap(result: KvResult): Record<string, unknown> {
   return result as unknown as Record<string, unknown>;
 }
 
-export function createStoreRouter(node: StoreNode): Router {
+/**
+ * `leaderClient` carries follower-to-leader forwards over keep-alive
+ * connections (lib/http-client.ts says why not fetch); its owner closes it.
+ */
+export function createStoreRouter(node: StoreNode, leaderClient: HttpClient): Router {
   const maxBody = node.cfg.maxBodyBytes;
 
   /** Runs `run` on the leader, forwarding the request there when this node is not the leader. */
@@ -63,25 +68,34 @@ export function createStoreRouter(node: StoreNode): Router {
 
   async function forward(ctx: RouteContext, body: unknown): Promise<Record<string, unknown>> {
     const leader = node.leader();
-    // One hop only: a node that was told it is leader but is not, answers no_leader.
-    if (!leader || leader.id === node.cfg.id || ctx.req.headers[FORWARDED_HEADER] !== undefined) throw new NoLeaderError();
+    // One hop only: a node that was told it is leader but is not, answers no_leader. The header
+    // counts only when it names another member (a client that sends one is not a forwarding node).
+    const forwardedBy = ctx.req.headers[FORWARDED_HEADER];
+    const forwarded = typeof forwardedBy === 'string' && forwardedBy !== node.cfg.id && node.memberList().some((m) => m.id === forwardedBy);
+    if (!leader || leader.id === node.cfg.id || forwarded) throw new NoLeaderError();
     const headers: Record<string, string> = { 'content-type': 'application/json', [FORWARDED_HEADER]: node.cfg.id };
     const rid = ctx.req.headers['request-id'];
     if (typeof rid === 'string') headers['request-id'] = rid;
-    let res: Response;
+    // Only the path and query go to the leader: the client's request target never picks the host.
+    const target = requestUrl(ctx.req);
+    let res: HttpResponse;
     try {
-      // Only the path and query go to the leader: the client's request target never picks the host.
-      const target = requestUrl(ctx.req);
-      res = await fetch(`${leader.clientUrl}${target.pathname}${target.search}`, {
+      res = await leaderClient.request({
         method: ctx.req.method ?? 'POST',
+        url: `${leader.clientUrl}${target.pathname}${target.search}`,
         headers,
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(FORWARD_TIMEOUT_MS),
+        timeoutMs: FORWARD_TIMEOUT_MS,
       });
     } catch (e) {
       throw new AppError('no_leader', 503, `the leader ${leader.id} did not answer: ${String(e)}`, { retryAfterSeconds: 1 });
     }
-    const payload = (await res.json()) as Record<string, unknown>;
+    let payload: Record<string, unknown>;
+    try {
+      payload = JSON.parse(res.text) as Record<string, unknown>;
+    } catch {
+      throw new AppError('no_leader', 503, `the leader ${leader.id} sent a non-JSON answer (${res.status})`, { retryAfterSeconds: 1 });
+    }
     if (res.status >= 400) {
       const err = (payload['error'] ?? {}) as Record<string, unknown>;
       const { code, message, ...details } = err;
@@ -186,8 +200,10 @@ export function createStoreRouter(node: StoreNode): Router {
 }
 
 export async function listenStoreApi(node: StoreNode, host: string, port: number): Promise<http.Server> {
-  const router = createStoreRouter(node);
+  const leaderClient = new HttpClient({ requestTimeoutMs: FORWARD_TIMEOUT_MS });
+  const router = createStoreRouter(node, leaderClient);
   const server = http.createServer({ keepAliveTimeout: 30_000 }, router.handle);
+  server.once('close', () => leaderClient.close());
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());

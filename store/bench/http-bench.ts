@@ -2,25 +2,33 @@
  * HTTP micro-benchmark: the justification for the store's hot path on
  * node:http (docs/DECISIONS.md), and for the load generator's client.
  *
- *   npx tsx store/bench/http-bench.ts [--duration-s 5] [--connections 64] [--rounds 3] [--express-dir DIR] [--json FILE]
+ *   npx tsx store/bench/http-bench.ts [--duration-s 5] [--connections 64] [--rounds 3] [--express-dir DIR] [--node-fetch-dir DIR] [--json FILE]
  *
  * 1. Servers: the same trivial JSON route (GET /v1/ping -> {"ok":true,"n":...})
  *    on node:http and on express 5, each in its own process, loaded by the
  *    same client at 64 keep-alive connections.
  * 2. Clients: against the node:http server, node:http with a keep-alive Agent
- *    versus the built-in fetch (undici), same concurrency.
+ *    (the load generator's LeanHttp, and the product's lib/http-client.ts)
+ *    versus the built-in fetch (undici) and, with --node-fetch-dir, node-fetch
+ *    3 with a keep-alive Agent; same concurrency. Each row also gives the
+ *    client process's CPU per request: on a 2-core machine shared with the
+ *    servers, that is the number that decides which client to use.
  *
  * express is not a dependency of the store; it is loaded with import('express'),
  * or from --express-dir (a folder whose node_modules holds express), and the
- * express row is skipped when neither finds it.
+ * express row is skipped when neither finds it. node-fetch is not a
+ * dependency either: its row runs only with --node-fetch-dir (a folder whose
+ * node_modules holds node-fetch 3).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { intFlag, parseFlags, stringFlag } from '../../lib/args.js';
+import { HttpClient } from '../../lib/http-client.js';
 import { LeanHttp, runPhase, type PhaseResult } from './loadgen.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -118,28 +126,84 @@ interface Row {
   readonly client: string;
   readonly connections: number;
   /** The median round. */
-  readonly result: PhaseResult;
-  readonly rounds: readonly PhaseResult[];
+  readonly result: Measured;
+  readonly rounds: readonly Measured[];
+  /** The median of the rounds' client CPU per request. */
+  readonly clientCpuUsPerRequest: number;
 }
 
-async function measure(client: 'node:http' | 'fetch', url: string, connections: number, durationMs: number): Promise<PhaseResult> {
-  if (client === 'node:http') {
-    const c = new LeanHttp(url, connections);
-    try {
-      return await runPhase(async () => void (await c.request('GET', '/v1/ping')), { concurrency: connections, durationMs, warmupMs: 1_000 });
-    } finally {
-      c.close();
+type Client = 'node:http' | 'lib/http-client' | 'fetch' | 'node-fetch';
+type NodeFetch = (url: string, init: { agent: http.Agent }) => Promise<{ status: number; text(): Promise<string> }>;
+
+/** node-fetch 3 is ESM-only: import its entry file from DIR/node_modules. */
+async function loadNodeFetch(dir: string): Promise<{ fetch: NodeFetch; version: string }> {
+  const pkgDir = join(resolve(dir), 'node_modules', 'node-fetch');
+  const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { version: string; main: string };
+  const mod = (await import(pathToFileURL(join(pkgDir, pkg.main)).href)) as { default: NodeFetch };
+  return { fetch: mod.default, version: pkg.version };
+}
+
+/** A phase's result and the client process's CPU per request (user + system, warmup included). */
+type Measured = PhaseResult & { readonly clientCpuUsPerRequest: number };
+
+/** One client's request: GET /v1/ping, status checked, body parsed. */
+function clientFor(client: Client, url: string, connections: number, nodeFetch: NodeFetch | undefined): { op: () => Promise<void>; close: () => void } {
+  switch (client) {
+    case 'node:http': {
+      const c = new LeanHttp(url, connections);
+      return { op: async () => void (await c.request('GET', '/v1/ping')), close: () => c.close() };
+    }
+    case 'lib/http-client': {
+      const c = new HttpClient({ maxSocketsPerHost: connections });
+      const op = async (): Promise<void> => {
+        const res = await c.request({ method: 'GET', url: `${url}/v1/ping` });
+        if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+        JSON.parse(res.text);
+      };
+      return { op, close: () => c.close() };
+    }
+    case 'node-fetch': {
+      const nf = nodeFetch as NodeFetch;
+      const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+      const op = async (): Promise<void> => {
+        const res = await nf(`${url}/v1/ping`, { agent });
+        const body = await res.text();
+        if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+        JSON.parse(body);
+      };
+      return { op, close: () => agent.destroy() };
+    }
+    case 'fetch': {
+      const op = async (): Promise<void> => {
+        const res = await fetch(`${url}/v1/ping`);
+        const body = await res.text();
+        if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+        JSON.parse(body);
+      };
+      return { op, close: () => undefined };
     }
   }
-  return runPhase(
-    async () => {
-      const res = await fetch(`${url}/v1/ping`);
-      const body = await res.text();
-      if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
-      JSON.parse(body);
-    },
-    { concurrency: connections, durationMs, warmupMs: 1_000 },
-  );
+}
+
+async function measure(client: Client, url: string, connections: number, durationMs: number, nodeFetch: NodeFetch | undefined): Promise<Measured> {
+  const c = clientFor(client, url, connections, nodeFetch);
+  // The load generator shares this process, so CPU per request is the client's
+  // cost plus the same small bookkeeping for every client.
+  let requests = 0;
+  const cpuStart = process.cpuUsage();
+  try {
+    const result = await runPhase(
+      async () => {
+        await c.op();
+        requests++;
+      },
+      { concurrency: connections, durationMs, warmupMs: 1_000 },
+    );
+    const cpu = process.cpuUsage(cpuStart);
+    return { ...result, clientCpuUsPerRequest: (cpu.user + cpu.system) / Math.max(1, requests) };
+  } finally {
+    c.close();
+  }
 }
 
 async function main(): Promise<void> {
@@ -149,6 +213,7 @@ async function main(): Promise<void> {
     'duration-s': { type: 'string' },
     connections: { type: 'string' },
     'express-dir': { type: 'string' },
+    'node-fetch-dir': { type: 'string' },
     'base-port': { type: 'string' },
     rounds: { type: 'string' },
     json: { type: 'string' },
@@ -167,14 +232,18 @@ async function main(): Promise<void> {
   // Each configuration runs once per round, rounds interleaved, and the table
   // shows the median round: on a shared machine a burst of someone else's load
   // then hits one round of every configuration, not all rounds of one.
-  const perConfig = new Map<string, { server: string; client: 'node:http' | 'fetch'; url: string; results: PhaseResult[] }>();
+  const perConfig = new Map<string, { server: string; client: Client; url: string; results: Measured[] }>();
+  const nodeFetchDir = stringFlag(values, 'node-fetch-dir');
+  const nodeFetch = nodeFetchDir === undefined ? undefined : await loadNodeFetch(nodeFetchDir);
   try {
     const nodeSrv = await startServer('node', basePort, expressDir);
     if (!nodeSrv) throw new Error('node:http server failed to start');
     children.push(nodeSrv.child);
     const nodeUrl = `http://127.0.0.1:${basePort}`;
     perConfig.set('node:http/node:http', { server: 'node:http', client: 'node:http', url: nodeUrl, results: [] });
+    perConfig.set('node:http/lib', { server: 'node:http', client: 'lib/http-client', url: nodeUrl, results: [] });
     perConfig.set('node:http/fetch', { server: 'node:http', client: 'fetch', url: nodeUrl, results: [] });
+    if (nodeFetch) perConfig.set('node:http/node-fetch', { server: 'node:http', client: 'node-fetch', url: nodeUrl, results: [] });
     const exSrv = await startServer('express', basePort + 1, expressDir);
     if (exSrv) {
       children.push(exSrv.child);
@@ -186,27 +255,32 @@ async function main(): Promise<void> {
     for (let r = 1; r <= rounds; r++) {
       for (const c of perConfig.values()) {
         process.stderr.write(`round ${r}/${rounds}: ${c.server} server, ${c.client} client, ${connections} connections...\n`);
-        c.results.push(await measure(c.client, c.url, connections, durationMs));
+        c.results.push(await measure(c.client, c.url, connections, durationMs, nodeFetch?.fetch));
       }
     }
   } finally {
     for (const c of children) await stopServer(c);
   }
-  const rows: Row[] = [...perConfig.values()].map((c) => ({ server: c.server, client: c.client, connections, result: median(c.results), rounds: c.results }));
+  const rows: Row[] = [...perConfig.values()].map((c) => ({ server: c.server, client: c.client === 'node-fetch' ? `node-fetch ${nodeFetch?.version}` : c.client, connections, result: median(c.results), rounds: c.results, clientCpuUsPerRequest: medianOf(c.results.map((x) => x.clientCpuUsPerRequest)) }));
   console.log(`median of ${rounds} interleaved rounds, ${durationMs / 1000} s each`);
-  console.log('| server | client | connections | requests/s | p50 ms | p99 ms | errors | requests/s per round |');
-  console.log('|---|---|---:|---:|---:|---:|---:|---|');
+  console.log('| server | client | connections | requests/s | p50 ms | p99 ms | errors | client CPU µs/request | requests/s per round |');
+  console.log('|---|---|---:|---:|---:|---:|---:|---:|---|');
   for (const r of rows) {
-    console.log(`| ${r.server} | ${r.client} | ${r.connections} | ${r.result.opsPerS.toFixed(0)} | ${r.result.p50Ms.toFixed(2)} | ${r.result.p99Ms.toFixed(2)} | ${r.result.errors} | ${r.rounds.map((x) => x.opsPerS.toFixed(0)).join(', ')} |`);
+    console.log(`| ${r.server} | ${r.client} | ${r.connections} | ${r.result.opsPerS.toFixed(0)} | ${r.result.p50Ms.toFixed(2)} | ${r.result.p99Ms.toFixed(2)} | ${r.result.errors} | ${r.clientCpuUsPerRequest.toFixed(0)} | ${r.rounds.map((x) => x.opsPerS.toFixed(0)).join(', ')} |`);
   }
   const jsonFile = stringFlag(values, 'json');
   if (jsonFile) writeFileSync(jsonFile, JSON.stringify({ durationMs, connections, rounds, rows }, null, 2));
 }
 
 /** The round with the median throughput. */
-function median(results: readonly PhaseResult[]): PhaseResult {
+function median(results: readonly Measured[]): Measured {
   const sorted = [...results].sort((a, b) => a.opsPerS - b.opsPerS);
-  return sorted[Math.floor((sorted.length - 1) / 2)] as PhaseResult;
+  return sorted[Math.floor((sorted.length - 1) / 2)] as Measured;
+}
+
+function medianOf(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)] as number;
 }
 
 main().catch((e: unknown) => {

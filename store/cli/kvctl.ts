@@ -133,7 +133,7 @@ async function run(argv: readonly string[], o: Output): Promise<number> {
     .map((s) => s.trim())
     .filter((s) => s !== '');
   for (const e of endpoints) {
-    if (!/^https?:\/\/[^/]+\/?$/.test(e)) throw new UsageError(`bad endpoint "${e}": want http://host:port`);
+    if (!/^http:\/\/[^/]+\/?$/.test(e)) throw new UsageError(`bad endpoint "${e}": want http://host:port`);
   }
   const timeoutMs = values['timeout-ms'] === undefined ? 10_000 : Number(values['timeout-ms']);
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new UsageError('--timeout-ms must be a positive integer');

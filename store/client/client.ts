@@ -7,6 +7,7 @@
  * retry after a timeout returns the original result instead of applying twice.
  */
 import { randomUUID } from 'node:crypto';
+import { HttpClient, HttpClientError, type HttpResponse } from '../../lib/http-client.js';
 
 export interface KeyValue {
   readonly key: string;
@@ -109,14 +110,27 @@ export class StoreClient {
   private preferred = 0;
   private leaderUrl: string | undefined;
   private discovering = false;
+  /** Every call but the watch stream goes through this keep-alive pool (lib/http-client.ts says why not fetch). */
+  private readonly http: HttpClient;
 
   constructor(opts: ClientOptions) {
     if (opts.endpoints.length === 0) throw new Error('at least one endpoint is required');
     this.endpoints = opts.endpoints.map((e) => e.replace(/\/+$/, ''));
+    for (const e of this.endpoints) if (!e.startsWith('http://')) throw new Error(`endpoint ${e}: the store speaks plain http, want http://host:port`);
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 5_000;
     this.deadlineMs = opts.deadlineMs ?? 15_000;
     this.maxAttempts = opts.maxAttempts ?? 20;
     this.clientId = opts.clientId ?? randomUUID();
+    this.http = new HttpClient({ requestTimeoutMs: this.requestTimeoutMs });
+  }
+
+  /**
+   * Closes the pooled connections; calls after it fail with `client_closed`
+   * (watches, on their own connections, end by their signal). Optional: idle
+   * pooled sockets do not keep the process alive.
+   */
+  close(): void {
+    this.http.close();
   }
 
   async get(key: string, opts: { serializable?: boolean } = {}): Promise<KeyValue | null> {
@@ -207,6 +221,8 @@ export class StoreClient {
           next = (await this.currentRevision(base)) + 1;
           q.set('fromRevision', String(next));
         }
+        // The stream stays on fetch: it is long-lived, not the per-request hot
+        // path, and fetch gives it abort by signal and a streamed body.
         const res = await fetch(`${base}/v1/watch?${q.toString()}`, opts.signal ? { signal: opts.signal } : {});
         if (res.status >= 400) {
           const err = ((await res.json()) as { error?: Record<string, unknown> }).error ?? {};
@@ -282,23 +298,19 @@ export class StoreClient {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (requestId) headers['request-id'] = requestId;
-    let res: Response;
+    let res: HttpResponse;
     try {
-      res = await fetch(base + path, {
-        method,
-        headers,
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(this.requestTimeoutMs),
-      });
+      res = await this.http.request({ method, url: base + path, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
     } catch (e) {
+      // After close() no retry can succeed: fail now rather than at the deadline.
+      if (e instanceof HttpClientError && e.code === 'closed') throw new StoreError('client_closed', 503, 'the store client is closed');
       // Connection refused or timed out: for a write the outcome is unknown, and
       // the retry with the same Request-Id resolves it.
       throw new StoreError('unavailable', 503, `${base} did not answer: ${String(e)}`);
     }
-    const text = await res.text();
     let payload: Record<string, unknown>;
     try {
-      payload = JSON.parse(text) as Record<string, unknown>;
+      payload = JSON.parse(res.text) as Record<string, unknown>;
     } catch {
       throw new StoreError('unavailable', 503, `${base} sent a non-JSON answer (${res.status})`);
     }

@@ -280,6 +280,9 @@ describe('routing and consistency', () => {
       expect(await get(base, `${key}/txn`)).toMatchObject({ value: 't' });
       expect(expectOk(await http(f, 'DELETE', kvPath(key)))).toMatchObject({ deleted: true, previous: 'cas via follower' });
       expect(await get(base, key)).toBeNull();
+      // A client's own x-forwarded-by (not naming a member) does not stop the forward.
+      const spoofed = await http(f, 'PUT', kvPath(`${key}/spoof`), { json: { value: 's' }, headers: { 'x-forwarded-by': 'some-proxy' } });
+      expect(spoofed.status).toBe(200);
     }
   });
 

@@ -1,0 +1,222 @@
+/**
+ * Goal: the node:http client that replaced fetch on the hot paths
+ * (lib/http-client.ts) answers as fetch did for the callers (status and body
+ * of any answer, 4xx included), fails with a typed error on every way a
+ * request can get no complete answer (refused, timeout, oversize body, other
+ * schemes, closed client), and really keeps connections alive: many
+ * sequential requests share one socket, and an idle pooled socket does not
+ * keep a process alive. Against a real node:http server on 127.0.0.1.
+ */
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { HttpClient, HttpClientError } from '../../lib/http-client.js';
+
+let server: http.Server;
+let base: string;
+/** TCP connections the server accepted, for the keep-alive checks. */
+let connections = 0;
+
+beforeAll(async () => {
+  server = http.createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      if (url.pathname === '/echo') {
+        const text = JSON.stringify({ method: req.method, path: req.url, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+        res.writeHead(200, { 'content-type': 'application/json' }).end(text);
+      } else if (url.pathname === '/missing') {
+        res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"code":"key_not_found"}}');
+      } else if (url.pathname === '/slow') {
+        setTimeout(() => res.end('late'), Number(url.searchParams.get('ms'))).unref();
+      } else if (url.pathname === '/cut') {
+        // Half the declared body, then the connection drops.
+        res.writeHead(200, { 'content-length': 100 });
+        res.write('x'.repeat(50), () => res.destroy());
+      } else if (url.pathname === '/big') {
+        const bytes = Number(url.searchParams.get('bytes'));
+        // Without content-length the size is only known while reading: chunked.
+        if (url.searchParams.get('chunked') === '1') {
+          res.writeHead(200);
+          for (let sent = 0; sent < bytes; sent += 256) res.write('x'.repeat(Math.min(256, bytes - sent)));
+          res.end();
+        } else {
+          res.writeHead(200, { 'content-length': bytes }).end('x'.repeat(bytes));
+        }
+      } else {
+        res.writeHead(500).end();
+      }
+    });
+  });
+  server.on('connection', () => connections++);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+});
+
+const clients: HttpClient[] = [];
+afterEach(() => {
+  for (const c of clients.splice(0)) c.close();
+});
+
+function client(opts: ConstructorParameters<typeof HttpClient>[0] = {}): HttpClient {
+  const c = new HttpClient(opts);
+  clients.push(c);
+  return c;
+}
+
+async function failure(p: Promise<unknown>): Promise<HttpClientError> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(e).toBeInstanceOf(HttpClientError);
+  return e as HttpClientError;
+}
+
+/** A port nothing listens on: bound, then released. */
+async function closedPort(): Promise<number> {
+  const s = http.createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+describe('answers', () => {
+  it('sends method, path, query, headers and body, and returns status and text', async () => {
+    const res = await client().request({ method: 'POST', url: `${base}/echo?a=1&b=x%2Fy`, headers: { 'content-type': 'application/json', 'request-id': 'c.0:7' }, body: '{"v":"é"}' });
+    expect(res.status).toBe(200);
+    const echoed = JSON.parse(res.text) as { method: string; path: string; headers: Record<string, string>; body: string };
+    expect(echoed.method).toBe('POST');
+    expect(echoed.path).toBe('/echo?a=1&b=x%2Fy');
+    expect(echoed.headers['request-id']).toBe('c.0:7');
+    expect(echoed.headers['content-length']).toBe(String(Buffer.byteLength('{"v":"é"}')));
+    expect(echoed.body).toBe('{"v":"é"}');
+  });
+
+  it('passes a 4xx answer through with its body (the caller decides what it means)', async () => {
+    const res = await client().request({ method: 'GET', url: `${base}/missing` });
+    expect(res.status).toBe(404);
+    expect(JSON.parse(res.text)).toEqual({ error: { code: 'key_not_found' } });
+  });
+});
+
+describe('failures', () => {
+  it('times out a request with no answer, and frees its socket', async () => {
+    const before = connections;
+    const c = client({ requestTimeoutMs: 5_000 });
+    const started = Date.now();
+    const e = await failure(c.request({ method: 'GET', url: `${base}/slow?ms=2000`, timeoutMs: 150 }));
+    expect(e.code).toBe('timeout');
+    expect(Date.now() - started).toBeLessThan(1_500);
+    // The timed-out socket was destroyed, so the next request opens a new one.
+    expect((await c.request({ method: 'GET', url: `${base}/missing` })).status).toBe(404);
+    expect(connections - before).toBe(2);
+  });
+
+  it('uses the client-wide timeout when the request gives none', async () => {
+    const e = await failure(client({ requestTimeoutMs: 100 }).request({ method: 'GET', url: `${base}/slow?ms=2000` }));
+    expect(e.code).toBe('timeout');
+  });
+
+  it('refuses a body past the limit, declared or chunked', async () => {
+    const c = client({ maxResponseBytes: 1_024 });
+    expect((await c.request({ method: 'GET', url: `${base}/big?bytes=1024` })).text).toHaveLength(1_024);
+    expect((await failure(c.request({ method: 'GET', url: `${base}/big?bytes=1025` }))).code).toBe('response_too_large');
+    expect((await failure(c.request({ method: 'GET', url: `${base}/big?bytes=100000&chunked=1` }))).code).toBe('response_too_large');
+    // Still usable afterwards.
+    expect((await c.request({ method: 'GET', url: `${base}/missing` })).status).toBe(404);
+  });
+
+  it('reports a refused connection as a connection error', async () => {
+    const port = await closedPort();
+    const e = await failure(client().request({ method: 'GET', url: `http://127.0.0.1:${port}/x` }));
+    expect(e.code).toBe('connection');
+    expect(e.message).toMatch(/ECONNREFUSED/);
+  });
+
+  it('reports an answer cut off mid-body as a connection error', async () => {
+    const e = await failure(client().request({ method: 'GET', url: `${base}/cut` }));
+    expect(e.code).toBe('connection');
+  });
+
+  it('fails requests in flight when the client is closed', async () => {
+    const c = client();
+    const pending = c.request({ method: 'GET', url: `${base}/slow?ms=2000` });
+    setTimeout(() => c.close(), 50);
+    expect((await failure(pending)).code).toBe('connection');
+  });
+
+  it('refuses other schemes and non-URLs clearly', async () => {
+    const c = client();
+    const ftp = await failure(c.request({ method: 'GET', url: 'ftp://127.0.0.1:1/x' }));
+    expect(ftp.code).toBe('invalid_url');
+    expect(ftp.message).toMatch(/only http:\/\/ and https:\/\//);
+    expect((await failure(c.request({ method: 'GET', url: 'not a url' }))).code).toBe('invalid_url');
+  });
+
+  it('speaks TLS to an https URL (a plain http server fails the handshake: a connection error)', async () => {
+    const e = await failure(client().request({ method: 'GET', url: base.replace('http://', 'https://') + '/x' }));
+    expect(e.code).toBe('connection');
+  });
+
+  it('fails requests after close()', async () => {
+    const c = client();
+    await c.request({ method: 'GET', url: `${base}/missing` });
+    c.close();
+    expect((await failure(c.request({ method: 'GET', url: `${base}/missing` }))).code).toBe('closed');
+  });
+
+  it('rejects limits that are not positive integers', () => {
+    expect(() => new HttpClient({ maxSocketsPerHost: 0 })).toThrow(/maxSocketsPerHost/);
+    expect(() => new HttpClient({ requestTimeoutMs: 1.5 })).toThrow(/requestTimeoutMs/);
+  });
+});
+
+describe('keep-alive', () => {
+  it('sends many sequential requests over one socket', async () => {
+    const c = client();
+    const before = connections;
+    for (let i = 0; i < 50; i++) {
+      const res = await c.request({ method: 'POST', url: `${base}/echo`, headers: { 'content-type': 'application/json' }, body: `{"i":${i}}` });
+      expect(res.status).toBe(200);
+    }
+    expect(connections - before).toBe(1);
+  });
+
+  it('opens no more sockets than requests in flight at once', async () => {
+    const c = client();
+    const before = connections;
+    for (let round = 0; round < 5; round++) {
+      await Promise.all(Array.from({ length: 8 }, () => c.request({ method: 'GET', url: `${base}/missing` })));
+    }
+    expect(connections - before).toBe(8);
+  });
+
+  it('does not keep a process alive with an idle pooled socket', async () => {
+    // The server keeps the connection open for 30 s and the client's idle timeout
+    // is 60 s; the child must still exit as soon as its work is done.
+    const lib = fileURLToPath(new URL('../../lib/http-client.ts', import.meta.url));
+    const script = `const { HttpClient } = await import(${JSON.stringify(lib)});
+      const res = await new HttpClient({ idleSocketTimeoutMs: 60_000 }).request({ method: 'GET', url: ${JSON.stringify(`${base}/missing`)} });
+      console.log(res.status);`;
+    const before = connections;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    const started = Date.now();
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(0);
+    expect(out.trim()).toBe('404');
+    expect(connections - before).toBe(1);
+    expect(Date.now() - started).toBeLessThan(20_000);
+  });
+});
