@@ -38,8 +38,8 @@ export interface WatchEvent {
   readonly revision: number;
 }
 
-/** Splits a server-sent-events byte stream into messages. */
-async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerator<{ event: string; data: string; id?: string }> {
+/** Splits a server-sent-events byte stream into messages (exported for tests that read the stream raw). */
+export async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerator<{ event: string; data: string; id?: string }> {
   const decoder = new TextDecoder();
   let buffer = '';
   for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {

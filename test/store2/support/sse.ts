@@ -1,7 +1,10 @@
 /**
  * A raw reader of the store's watch stream (GET /v1/watch), independent of
- * StoreClient, to check what one node sends for a given start point.
+ * StoreClient's watch (only its SSE parser is shared), to check what one
+ * node sends for a given start point.
  */
+import { parseSse } from '../../../store/client/client.js';
+
 export interface RawEvent {
   readonly type: string;
   readonly key: string;
@@ -27,31 +30,11 @@ export async function collectWatch(
   try {
     const res = await fetch(url, { headers, signal: ac.signal });
     if (res.status !== 200 || !res.body) throw new Error(`watch ${url} answered ${res.status}: ${await res.text()}`);
-    const decoder = new TextDecoder();
-    let buffer = '';
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      buffer += decoder.decode(chunk, { stream: true });
-      let cut: number;
-      while ((cut = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, cut);
-        buffer = buffer.slice(cut + 2);
-        let event = 'message';
-        let data = '';
-        let id: string | undefined;
-        for (const line of block.split('\n')) {
-          if (line.startsWith(':')) continue;
-          const colon = line.indexOf(':');
-          const field = colon < 0 ? line : line.slice(0, colon);
-          const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-          if (field === 'event') event = value;
-          else if (field === 'data') data += value;
-          else if (field === 'id') id = value;
-        }
-        if (event === 'cancelled') throw new Error(`watch cancelled: ${data}`);
-        if (event !== 'put' && event !== 'delete') continue;
-        const parsed = JSON.parse(data) as Omit<RawEvent, 'id'>;
-        events.push(id === undefined ? parsed : { ...parsed, id });
-      }
+    for await (const msg of parseSse(res.body)) {
+      if (msg.event === 'cancelled') throw new Error(`watch cancelled: ${msg.data}`);
+      if (msg.event !== 'put' && msg.event !== 'delete') continue;
+      const parsed = JSON.parse(msg.data) as Omit<RawEvent, 'id'>;
+      events.push(msg.id === undefined ? parsed : { ...parsed, id: msg.id });
       if (until(events)) break;
     }
     return events;
