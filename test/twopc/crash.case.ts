@@ -11,13 +11,9 @@
 // finishes. At the end, atomicity over every transaction of the file: each
 // participant applied the same decision, the one the store recorded, and no
 // lock is left behind.
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SeededRandom } from '../../lib/random.js';
-import { trackFailures } from '../support/etcd.js';
-import { beginWithWork, coordinatorProc, http, inventoryOf, inventoryProc, stopAll, take, waitUntil, workThenBegin, type Backend, type Proc, type Stack } from './support/procs.js';
+import { beginWithWork, coordinatorProc, http, inventoryOf, inventoryProc, take, useStack, waitUntil, workThenBegin, type Backend, type Proc, type Stack } from './support/procs.js';
 
 export function crashSuite(backend: Backend): void {
   describe.skipIf(backend.unavailable !== undefined)(`2PC crash recovery on ${backend.name}`, () => {
@@ -30,36 +26,21 @@ function crashTests(backend: Backend): void {
   const SEED = Number(process.env['TWOPC_SEED'] ?? Date.now() % 1_000_000);
   const random = new SeededRandom(SEED);
 
-  let dir = '';
   let stack: Stack;
   let c1: Proc;
   let a: Proc;
   let b: Proc;
   /** Every transaction of this file and the participants it involves, for the final atomicity check. */
   const touched: { id: string; ps: Proc[] }[] = [];
-  const failures = trackFailures();
-  /** Set when beforeAll finished: a start that failed keeps its logs too. */
-  let started = false;
 
-  beforeAll(async () => {
-    console.log(`crash on ${backend.name}: seed ${SEED} (TWOPC_SEED=${SEED} replays it)`);
-    dir = mkdtempSync(join(os.tmpdir(), `twopc-crash-${backend.name}-`));
-    console.log(`crash dir ${dir}`);
-    stack = await backend.start(dir);
+  console.log(`crash on ${backend.name}: seed ${SEED} (TWOPC_SEED=${SEED} replays it)`);
+  useStack(backend, 'crash', async (s) => {
+    stack = s;
     c1 = coordinatorProc(stack, 'c1', BASE_PORT + 51);
     a = inventoryProc(stack, 'a', BASE_PORT + 61, { apple: 1_000 });
     b = inventoryProc(stack, 'b', BASE_PORT + 63, { pear: 1_000 });
-    for (const p of [c1, a, b]) p.start();
-    await Promise.all([c1, a, b].map((p) => p.waitHealthy()));
-    started = true;
-  }, 180_000);
-
-  afterAll(async () => {
-    await stopAll();
-    // TWOPC_KEEP=1, a failed start or a failed test keeps the processes' (and etcd's) logs and data for a post-mortem.
-    if (dir !== '' && (failures.failed || !started || process.env['TWOPC_KEEP'] === '1')) console.log(`logs and data kept in ${dir}`);
-    else if (dir !== '') rmSync(dir, { recursive: true, force: true });
-  }, 60_000);
+    return [c1, a, b];
+  });
 
   /** A random small quantity, so runs differ by seed. */
   function qty(): number {

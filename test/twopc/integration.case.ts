@@ -10,15 +10,11 @@
 // record GET still answers; and when a coordinator is killed with SIGKILL in
 // the middle of a commit, another one finishes the transaction through its
 // recovery loop. It also measures commit latency (printed).
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SeededRandom } from '../../lib/random.js';
 import { parseMetrics } from '../../coordinator/metrics.js';
 import { idForIdempotencyKey } from '../../coordinator/service.js';
 import type { TxStore } from '../../coordinator/store.js';
-import { trackFailures } from '../support/etcd.js';
 import {
   beginWithWork,
   coordinatorProc,
@@ -26,8 +22,8 @@ import {
   inventoryOf,
   inventoryProc,
   openStore,
-  stopAll,
   take,
+  useStack,
   waitUntil,
   type Backend,
   type Proc,
@@ -45,40 +41,25 @@ function integrationTests(backend: Backend): void {
   const SEED = Number(process.env['TWOPC_SEED'] ?? Date.now() % 1_000_000);
   const random = new SeededRandom(SEED);
 
-  let dir = '';
-  let stack: Stack;
   let c1: Proc;
   let c2: Proc;
   let a: Proc;
   let b: Proc;
   let slow: Proc;
   let store: TxStore;
-  const failures = trackFailures();
-  /** Set when beforeAll finished: a start that failed keeps its logs too. */
-  let started = false;
+  let stack: Stack;
 
-  beforeAll(async () => {
-    console.log(`integration on ${backend.name}: seed ${SEED} (TWOPC_SEED=${SEED} replays it)`);
-    dir = mkdtempSync(join(os.tmpdir(), `twopc-int-${backend.name}-`));
-    console.log(`integration dir ${dir}`);
-    stack = await backend.start(dir);
+  console.log(`integration on ${backend.name}: seed ${SEED} (TWOPC_SEED=${SEED} replays it)`);
+  useStack(backend, 'int', async (s) => {
+    stack = s;
     store = await openStore(stack, 'integration-test');
     c1 = coordinatorProc(stack, 'c1', BASE_PORT + 51, ['--retention-ms', '60000']);
     c2 = coordinatorProc(stack, 'c2', BASE_PORT + 53, ['--retention-ms', '60000']);
     a = inventoryProc(stack, 'a', BASE_PORT + 61, { apple: 1_000 });
     b = inventoryProc(stack, 'b', BASE_PORT + 63, { pear: 1_000 });
     slow = inventoryProc(stack, 'slow', BASE_PORT + 65, { plum: 1_000 }, ['--prepare-delay-ms', '1500']);
-    for (const p of [c1, c2, a, b, slow]) p.start();
-    await Promise.all([c1, c2, a, b, slow].map((p) => p.waitHealthy()));
-    started = true;
-  }, 180_000);
-
-  afterAll(async () => {
-    await stopAll();
-    // TWOPC_KEEP=1, a failed start or a failed test keeps the processes' (and etcd's) logs and data for a post-mortem.
-    if (dir !== '' && (failures.failed || !started || process.env['TWOPC_KEEP'] === '1')) console.log(`logs and data kept in ${dir}`);
-    else if (dir !== '') rmSync(dir, { recursive: true, force: true });
-  }, 60_000);
+    return [c1, c2, a, b, slow];
+  });
 
   /** Waits until every participant named applied `decision` for `id` and holds no lock for it. */
   async function waitApplied(id: string, decision: 'commit' | 'abort', ps: readonly Proc[], timeoutMs = 30_000): Promise<void> {

@@ -14,14 +14,16 @@
  * retries a start that lost its port anyway).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocalCluster } from '../../../store/node/launcher.js';
 import { openTxStore, parseStoreSpec, type OpenedStore, type StoreKind } from '../../../coordinator/open-store.js';
 import { idForIdempotencyKey } from '../../../coordinator/service.js';
 import type { TxStore } from '../../../coordinator/store.js';
-import { etcdForTests, startEtcdCluster, type EtcdCluster } from '../../support/etcd.js';
+import { afterAll, beforeAll } from 'vitest';
+import { etcdForTests, startEtcdCluster, trackFailures, type EtcdCluster } from '../../support/etcd.js';
 import { forgetPid, reapStale, recordPid } from '../../support/pid-files.js';
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
@@ -334,4 +336,31 @@ export async function workThenBegin(coordinator: string, key: string, parts: rea
 
 export function take(sku: string, n: number): { items: { sku: string; delta: number }[] } {
   return { items: [{ sku, delta: -n }] };
+}
+
+/**
+ * The suite setup the 2PC case files share: before all, a temp dir, the
+ * backend's store cluster and the processes `setup` makes from it, each
+ * started and healthy; after all, every process and cluster killed, and the
+ * dir removed unless a test failed, the start failed, or TWOPC_KEEP=1 (then
+ * the processes' and etcd's logs and data stay for a post-mortem).
+ */
+export function useStack(backend: Backend, label: string, setup: (stack: Stack) => Promise<readonly Proc[]>): void {
+  const failures = trackFailures();
+  let dir = '';
+  /** Set when beforeAll finished: a start that failed keeps its logs too. */
+  let started = false;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(os.tmpdir(), `twopc-${label}-${backend.name}-`));
+    console.log(`${label} dir ${dir}`);
+    const procs = await setup(await backend.start(dir));
+    for (const p of procs) p.start();
+    await Promise.all(procs.map((p) => p.waitHealthy()));
+    started = true;
+  }, 180_000);
+  afterAll(async () => {
+    await stopAll();
+    if (dir !== '' && (failures.failed || !started || process.env['TWOPC_KEEP'] === '1')) console.log(`logs and data kept in ${dir}`);
+    else if (dir !== '') rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
 }
