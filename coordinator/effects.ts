@@ -4,9 +4,9 @@
  *
  * - store writes are CAS (for begin, a txn that also checks that no
  *   compacted record of the id exists; for vote fills and the decision, a
- *   txn that also checks that the frozen record is still there), retried with exponential backoff and
- *   jitter a bounded number of times; the machine adopts what the store holds
- *   whichever CAS won. When the attempts run out the transaction is dropped
+ *   txn that also checks that the frozen record is still there), retried
+ *   with exponential backoff and jitter a bounded number of times; the
+ *   machine adopts what the store holds whichever CAS won. When the attempts run out the transaction is dropped
  *   and the recovery loop or the next request loads it again;
  * - prepare and decision calls to participants are hints (hints.ts);
  * - the deadline timer, the answers to waiting requests, and garbage
