@@ -4,7 +4,7 @@
  * checker partitions a history by key and checks each against this model.
  */
 import type { HistoryOperation, OpOutput } from './history.js';
-import type { Model, StepResult } from './checker.js';
+import type { Model, StepResult } from './search.js';
 
 /** A key's value, or null when absent. Every key starts absent. */
 export type KvState = string | null;
