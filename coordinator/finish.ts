@@ -7,9 +7,9 @@
  * the deadline, performing only the store writes: freeze an active record
  * (CAS), fill every missing vote with "no" (CAS create-if-absent), record the
  * decision (CAS create-if-absent); the fills and the decision only while the
- * frozen record is still there (store.ts `guardedCreate`). Every write is a CAS, so racing a live
- * coordinator, or another helper, is safe: the machine adopts whatever the
- * store holds. Before the deadline it writes nothing (a live coordinator may
+ * frozen record is still there (store.ts `guardedCreate`). Every write is a
+ * CAS, so racing a live coordinator, or another helper, is safe: the machine
+ * adopts whatever the store holds. Before the deadline it writes nothing (a live coordinator may
  * still be collecting votes) unless the votes already decide.
  */
 import type { Random } from '../lib/random.js';
