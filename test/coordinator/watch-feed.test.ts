@@ -13,6 +13,7 @@ import { encodeTxRecord, txKey, type TxRecord } from '../../coordinator/protocol
 import { MemoryTxStore } from '../../coordinator/memory-store.js';
 import { type TxStore } from '../../coordinator/store.js';
 import { WatchFeed } from '../../coordinator/watch-feed.js';
+import { waitUntil } from '../twopc/support/procs.js';
 
 const record = (state: TxRecord['state']): string =>
   encodeTxRecord({ participants: [{ name: 'a', url: 'http://127.0.0.1:1' }], state, deadline: 2_000_000_000_000, createdAt: 1_700_000_000_000 });
@@ -45,7 +46,7 @@ describe('WatchFeed.resync', () => {
     (tx as { machine: unknown }).machine = {}; // loaded: events are fed, not buffered
 
     const resync = feed.resync(tx); // reads the record while it is still `active`
-    await new Promise((r) => setTimeout(r, 10));
+    await waitUntil('the resync read is taken', 5_000, () => asked() === 1);
     const frozen = await mem.casValue(txKey(id), record('active'), record('preparing'));
     expect(frozen.succeeded).toBe(true);
     feed.feed(tx, { type: 'put', key: txKey(id), value: record('preparing'), revision: frozen.revision });

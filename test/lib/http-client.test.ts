@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { HttpClient, HttpClientError } from '../../lib/http-client.js';
+import { closedPort } from '../support/ports.js';
 
 let server: http.Server;
 let base: string;
@@ -79,15 +80,6 @@ async function failure(p: Promise<unknown>): Promise<HttpClientError> {
   );
   expect(e).toBeInstanceOf(HttpClientError);
   return e as HttpClientError;
-}
-
-/** A port nothing listens on: bound, then released. */
-async function closedPort(): Promise<number> {
-  const s = http.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
 }
 
 describe('answers', () => {

@@ -11,6 +11,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { StoreClient, StoreError } from '../../store/client/index.js';
+import { closedPort } from '../support/ports.js';
 
 interface Seen {
   readonly method: string;
@@ -55,15 +56,6 @@ beforeEach(() => {
   seen = [];
   mode = 'ok';
 });
-
-/** A port nothing listens on: bound, then released. */
-async function closedPort(): Promise<number> {
-  const s = http.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 it('a write sends its body and a Request-Id, and the retry after a timeout reuses it', async () => {
   mode = 'first-slow';
