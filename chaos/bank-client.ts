@@ -13,8 +13,8 @@
  */
 import { fetchJson, type JsonAnswer } from '../demo/common/http.js';
 import { AUDIT_WORK, transferWork, type TransferOp } from '../demo/bank/work.js';
-import { idForIdempotencyKey } from '../coordinator/service.js';
-import type { JsonValue } from '../coordinator/protocol.js';
+import { idForIdempotencyKey } from '../coordinator/service/index.js';
+import type { JsonValue } from '../coordinator/protocol/index.js';
 import type { BankRef } from './cluster.js';
 
 /** Transactions get this long before the coordinators' recovery aborts them. */

@@ -2,13 +2,13 @@
  * The system under test as real processes, and the fault primitives the
  * nemesis uses on them: SIGKILL and start, SIGSTOP and SIGCONT, partitions
  * through the fault routes that RAFT2PC_FAULTS=1 enables (store/api/faults.ts,
- * coordinator/routes.ts), and a torn WAL tail.
+ * coordinator/service/routes.ts), and a torn WAL tail.
  *
  * Processes come from the demo's supervisor (demo/supervisor/), which owns
  * them by pid. The runner starts the roles it needs itself (store, then
  * coordinators and banks): it drives transfers straight through the
  * coordinator and bank APIs, so the transfer app is not started. With
- * `--store etcd` a 3-member etcd cluster (store/bench/etcd.ts) replaces the
+ * `--store etcd` a 3-member etcd cluster (bench/etcd.ts) replaces the
  * built-in store and there is no store node to fault.
  */
 import { mkdirSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
@@ -19,7 +19,7 @@ import { demoLayout, urlOf } from '../demo/supervisor/layout.js';
 import type { ProcessEvent } from '../demo/supervisor/process.js';
 import { DemoSupervisor } from '../demo/supervisor/supervisor.js';
 import { FAULTS_ENV } from '../lib/faults.js';
-import { EtcdCluster, findEtcd } from '../store/bench/etcd.js';
+import { EtcdCluster, findEtcd } from '../bench/etcd.js';
 import type { StoreChoice } from './options.js';
 
 export interface ChaosClusterOptions {

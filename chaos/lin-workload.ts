@@ -14,8 +14,8 @@
 import { randomBytes } from 'node:crypto';
 import { pause } from '../demo/common/http.js';
 import { SeededRandom } from '../lib/random.js';
-import { BuiltinTxStore, TxStoreError, type TxStore } from '../coordinator/store.js';
-import { openTxStore, parseStoreSpec } from '../coordinator/open-store.js';
+import { BuiltinTxStore, TxStoreError, type TxStore } from '../coordinator/txstore/index.js';
+import { openTxStore, parseStoreSpec } from '../coordinator/txstore/index.js';
 import { StoreClient } from '../store/client/index.js';
 import { HistoryRecorder, type OperationSpec } from '../test/lincheck/index.js';
 

@@ -13,7 +13,7 @@
  */
 import { createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { openTxStore, parseStoreSpec, type OpenedStore } from '../coordinator/open-store.js';
+import { openTxStore, parseStoreSpec, type OpenedStore } from '../coordinator/txstore/index.js';
 import { fetchJson, pause } from '../demo/common/http.js';
 import { DEFAULT_BANKS } from '../demo/supervisor/layout.js';
 import { checkHistory, HistoryRecorder } from '../test/lincheck/index.js';

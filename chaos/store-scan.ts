@@ -6,9 +6,9 @@
  * it records agrees with its votes (the commit rule: commit exactly when
  * every frozen participant voted yes).
  */
-import { decodeDoneRecord, DONE_PREFIX } from '../coordinator/compacted.js';
-import { decide, decodeDecision, decodeTxRecord, decodeVote, parseKey, TX_PREFIX, type Decision, type TxRecord, type Vote } from '../coordinator/protocol.js';
-import { rangeAll, type TxStore } from '../coordinator/store.js';
+import { decodeDoneRecord, DONE_PREFIX } from '../coordinator/protocol/index.js';
+import { decide, decodeDecision, decodeTxRecord, decodeVote, parseKey, TX_PREFIX, type Decision, type TxRecord, type Vote } from '../coordinator/protocol/index.js';
+import { rangeAll, type TxStore } from '../coordinator/txstore/index.js';
 import type { Violation } from './record.js';
 
 export type StoreOutcome = 'committed' | 'aborted' | 'open';

@@ -15,8 +15,8 @@
  * "What remains") and is counted, not flagged. If the watch loses history
  * (`compacted`), the transactions open at that moment are marked unchecked.
  */
-import { decide, decodeDecision, decodeTxRecord, decodeVote, parseKey, TX_PREFIX, type Decision, type VoteValue } from '../coordinator/protocol.js';
-import { TxStoreError, type TxStore, type TxWatchEvent } from '../coordinator/store.js';
+import { decide, decodeDecision, decodeTxRecord, decodeVote, parseKey, TX_PREFIX, type Decision, type VoteValue } from '../coordinator/protocol/index.js';
+import { TxStoreError, type TxStore, type TxWatchEvent } from '../coordinator/txstore/index.js';
 import { pause } from '../demo/common/http.js';
 import type { Violation } from './record.js';
 

@@ -1,11 +1,6 @@
-export * from './protocol.js';
-export * from './store.js';
-export * from './machine.js';
-export * from './config.js';
-export * from './compacted.js';
-export * from './finish.js';
-export * from './failpoints.js';
-export * from './logger.js';
-export * from './metrics.js';
-export * from './query.js';
-export { CoordinatorService, freshTxId, idForIdempotencyKey, type BeginInput, type CoordinatorServiceOptions, type OutcomeBody } from './service.js';
+/** The coordinator's public surface, by layer: protocol, TxStore, the pure machine, runtime, service. */
+export * from './protocol/index.js';
+export * from './txstore/index.js';
+export * from './core/index.js';
+export * from './runtime/index.js';
+export * from './service/index.js';

@@ -9,17 +9,17 @@
  *   restore (locks of an in-doubt transaction after a restart);
  * - store writes: the vote and the ack, CAS create-if-absent, retried in
  *   rounds until they answer;
- * - the deadline timer, and helping decide past it (coordinator/finish.ts).
+ * - the deadline timer, and helping decide past it (coordinator/runtime/finish.ts).
  */
 import type { Clock } from '../lib/clock.js';
 import type { Random } from '../lib/random.js';
-import type { Failpoints } from '../coordinator/failpoints.js';
-import { finishTransaction } from '../coordinator/finish.js';
-import type { Logger } from '../coordinator/logger.js';
-import type { Counter } from '../coordinator/metrics.js';
-import { decodeVote, type Decision, type JsonValue } from '../coordinator/protocol.js';
-import { backoffDelayMs, sleep, withRetries, type BackoffPolicy } from '../coordinator/retry.js';
-import type { CasResult, TxStore } from '../coordinator/store.js';
+import type { Failpoints } from '../lib/failpoints.js';
+import { finishTransaction } from '../coordinator/runtime/index.js';
+import type { Logger } from '../lib/logger.js';
+import type { Counter } from '../lib/metrics.js';
+import { decodeVote, type Decision, type JsonValue } from '../coordinator/protocol/index.js';
+import { backoffDelayMs, sleep, withRetries, type BackoffPolicy } from '../lib/retry.js';
+import type { CasResult, TxStore } from '../coordinator/txstore/index.js';
 import { ParticipantLogError, type LogRecord, type ParticipantLog } from './log.js';
 import type { ParticipantEffect } from './machine.js';
 import type { OpenTx, OpenTxTable } from './open-tx.js';

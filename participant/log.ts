@@ -26,7 +26,7 @@
  * only unacknowledged records make the log refuse new work (`log_full`).
  */
 import { assert } from '../lib/assert.js';
-import { isValidTxId, type Decision, type JsonValue, type VoteValue } from '../coordinator/protocol.js';
+import { isValidTxId, type Decision, type JsonValue, type VoteValue } from '../coordinator/protocol/index.js';
 import { nodeLogFs, ParticipantLogError, type LogFs } from './durable-json-file.js';
 import { LogFile } from './log-file.js';
 

@@ -37,7 +37,7 @@
  * reads back what landed).
  */
 import { assert } from '../lib/assert.js';
-import { ackKey, decodeVote, encodeAck, encodeVote, makeVote, voteKey, type Decision, type JsonValue, type Vote, type VoteValue } from '../coordinator/protocol.js';
+import { ackKey, decodeVote, encodeAck, encodeVote, makeVote, voteKey, type Decision, type JsonValue, type Vote, type VoteValue } from '../coordinator/protocol/index.js';
 import type { LogRecord } from './log.js';
 
 type RequestId = string;

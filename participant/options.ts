@@ -5,11 +5,11 @@
  */
 import type { Clock } from '../lib/clock.js';
 import type { Random } from '../lib/random.js';
-import type { Failpoints } from '../coordinator/failpoints.js';
-import type { Logger } from '../coordinator/logger.js';
-import type { Decision, JsonValue, VoteValue } from '../coordinator/protocol.js';
-import type { BackoffPolicy } from '../coordinator/retry.js';
-import type { TxStore } from '../coordinator/store.js';
+import type { Failpoints } from '../lib/failpoints.js';
+import type { Logger } from '../lib/logger.js';
+import type { Decision, JsonValue, VoteValue } from '../coordinator/protocol/index.js';
+import type { BackoffPolicy } from '../lib/retry.js';
+import type { TxStore } from '../coordinator/txstore/index.js';
 import type { ParticipantPhase } from './machine.js';
 
 export interface PrepareAnswer {

@@ -17,7 +17,7 @@
  *   it is applied once, logged, then acknowledged by CAS on the ack key
  *   (effects.ts performs all of this);
  * - a "yes" voter still undecided at the deadline helps decide: it runs the
- *   coordinator's machine from the store (coordinator/finish.ts), which fills
+ *   coordinator's machine from the store (coordinator/runtime/finish.ts), which fills
  *   missing votes with "no" by CAS and records the decision by CAS;
  * - at start, every unacknowledged log record is recovered (recovery.ts)
  *   before the node reports ready.
@@ -31,12 +31,12 @@
 import { systemClock, type Clock } from '../lib/clock.js';
 import { AppError } from '../lib/errors.js';
 import { systemRandom } from '../lib/random.js';
-import { Failpoints } from '../coordinator/failpoints.js';
-import { stderrLogger, type Logger } from '../coordinator/logger.js';
-import { MetricsRegistry } from '../coordinator/metrics.js';
-import { decisionKey, decodeDecision, isValidTxId, ProtocolError, TX_PREFIX, type Decision, type JsonValue, type VoteValue } from '../coordinator/protocol.js';
-import type { TxStore } from '../coordinator/store.js';
-import { PrefixWatcher } from '../coordinator/watcher.js';
+import { Failpoints } from '../lib/failpoints.js';
+import { stderrLogger, type Logger } from '../lib/logger.js';
+import { MetricsRegistry } from '../lib/metrics.js';
+import { decisionKey, decodeDecision, isValidTxId, ProtocolError, TX_PREFIX, type Decision, type JsonValue, type VoteValue } from '../coordinator/protocol/index.js';
+import type { TxStore } from '../coordinator/txstore/index.js';
+import { PrefixWatcher } from '../coordinator/txstore/index.js';
 import { ParticipantEffects, type ParticipantCounters } from './effects.js';
 import { ParticipantLog, type LogRecord } from './log.js';
 import { isInDoubt, ParticipantTxMachine, phaseOf, type ParticipantEvent, type ParticipantPhase, type ParticipantReply } from './machine.js';

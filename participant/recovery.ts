@@ -17,7 +17,7 @@
  * The watch is started before this runs, so a decision written meanwhile is
  * seen either in the read or by the watch.
  */
-import { readTxSnapshot } from '../coordinator/store.js';
+import { readTxSnapshot } from '../coordinator/txstore/index.js';
 import type { ParticipantNode } from './participant.js';
 
 /** Records recovered at once. */

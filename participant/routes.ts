@@ -11,8 +11,8 @@
  */
 import express, { type RequestHandler } from 'express';
 import { AppError } from '../lib/errors.js';
-import { ajv, check, errorMiddleware, jsonBody, route } from '../coordinator/http.js';
-import type { Decision, JsonValue } from '../coordinator/protocol.js';
+import { ajv, check, errorMiddleware, jsonBody, route } from '../lib/express.js';
+import type { Decision, JsonValue } from '../coordinator/protocol/index.js';
 import type { ParticipantPhase } from './machine.js';
 import type { ParticipantNode } from './participant.js';
 

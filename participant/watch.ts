@@ -1,6 +1,6 @@
 /**
  * What the participant learns from its watch of `tx/` (one per process,
- * coordinator/watcher.ts), so that the coordinator's calls stay hints:
+ * coordinator/txstore/watcher.ts), so that the coordinator's calls stay hints:
  *
  * - a `tx/{id}` record frozen with this participant in it is a prepare
  *   request, even if the coordinator's prepare call never comes. It waits
@@ -28,9 +28,9 @@
  * service validates against its locks, and those of in-doubt transactions
  * are restored by recovery (docs/SIM2PC.md, `prepare-before-restore`).
  */
-import type { Logger } from '../coordinator/logger.js';
-import { decisionKey, decodeDecision, decodeTxRecord, parseKey, txKey, type Decision } from '../coordinator/protocol.js';
-import type { TxStore, TxWatchEvent } from '../coordinator/store.js';
+import type { Logger } from '../lib/logger.js';
+import { decisionKey, decodeDecision, decodeTxRecord, parseKey, txKey, type Decision } from '../coordinator/protocol/index.js';
+import type { TxStore, TxWatchEvent } from '../coordinator/txstore/index.js';
 import type { ParticipantLog } from './log.js';
 import type { OpenTxTable } from './open-tx.js';
 

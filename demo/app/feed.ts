@@ -6,10 +6,10 @@
  * transactions are kept (a display, not a history).
  */
 import { systemRandom } from '../../lib/random.js';
-import type { Logger } from '../../coordinator/logger.js';
-import { decodeAck, decodeDecision, decodeTxRecord, decodeVote, parseKey, TX_PREFIX, type Decision, type VoteValue } from '../../coordinator/protocol.js';
-import type { TxStore, TxWatchEvent } from '../../coordinator/store.js';
-import { PrefixWatcher } from '../../coordinator/watcher.js';
+import type { Logger } from '../../lib/logger.js';
+import { decodeAck, decodeDecision, decodeTxRecord, decodeVote, parseKey, TX_PREFIX, type Decision, type VoteValue } from '../../coordinator/protocol/index.js';
+import type { TxStore, TxWatchEvent } from '../../coordinator/txstore/index.js';
+import { PrefixWatcher } from '../../coordinator/txstore/index.js';
 
 export type FeedStatus = 'active' | 'preparing' | 'committing' | 'aborting' | 'committed' | 'aborted' | 'in-doubt';
 

@@ -10,8 +10,8 @@
  * works but its kill and restart buttons answer 503.
  */
 import { intFlag, parseFlags, stringFlag } from '../../lib/args.js';
-import { stderrLogger } from '../../coordinator/logger.js';
-import { openTxStore, storeSpecFrom } from '../../coordinator/open-store.js';
+import { stderrLogger } from '../../lib/logger.js';
+import { openTxStore, storeSpecFrom } from '../../coordinator/txstore/index.js';
 import { isBankName } from '../bank/work.js';
 import { ControlClient } from '../supervisor/control.js';
 import { CoordinatorPool } from './coordinators.js';

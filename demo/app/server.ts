@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type Response } from 'express';
 import { AppError } from '../../lib/errors.js';
-import { ajv, check, errorMiddleware, jsonBody, notFound, route } from '../../coordinator/http.js';
+import { ajv, check, errorMiddleware, jsonBody, notFound, route } from '../../lib/express.js';
 import { isAmount, MAX_AMOUNT } from '../bank/work.js';
 import type { ControlClient } from '../supervisor/control.js';
 import type { ProcessAction } from '../supervisor/supervisor.js';

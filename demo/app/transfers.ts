@@ -15,7 +15,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { AppError } from '../../lib/errors.js';
-import type { JsonObject, JsonValue } from '../../coordinator/protocol.js';
+import type { JsonObject, JsonValue } from '../../coordinator/protocol/index.js';
 import { errorMessage, fetchJson, pause } from '../common/http.js';
 import { AUDIT_CONFLICT, type AccountView } from '../bank/ledger.js';
 import { AUDIT_WORK, transferWork, type TransferOp } from '../bank/work.js';

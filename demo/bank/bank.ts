@@ -19,7 +19,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock } from '../../lib/clock.js';
 import { systemClock } from '../../lib/clock.js';
-import type { JsonValue } from '../../coordinator/protocol.js';
+import type { JsonValue } from '../../coordinator/protocol/index.js';
 import { DurableJsonFile } from '../../participant/durable-json-file.js';
 import type { ParticipantService, PrepareAnswer } from '../../participant/participant.js';
 import { Ledger, type AccountView } from './ledger.js';

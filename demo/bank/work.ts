@@ -9,7 +9,7 @@
  * A transfer inside one bank is one work with both ops. Amounts are whole
  * units (integers), so sums are exact.
  */
-import type { JsonValue } from '../../coordinator/protocol.js';
+import type { JsonValue } from '../../coordinator/protocol/index.js';
 
 export interface TransferOp {
   readonly account: string;

@@ -23,7 +23,7 @@ import { ManagedProcess, type ProcessEvent, type ProcessInfo, type ProcessRole, 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const SCRIPTS: Readonly<Record<ProcessRole, string>> = {
   store: join(ROOT, 'store/node/main.ts'),
-  coordinator: join(ROOT, 'coordinator/main.ts'),
+  coordinator: join(ROOT, 'coordinator/service/main.ts'),
   bank: join(ROOT, 'demo/bank/main.ts'),
   app: join(ROOT, 'demo/app/main.ts'),
 };

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BuiltinTxStore, TxStoreError } from '../../coordinator/store.js';
+import { BuiltinTxStore, TxStoreError } from '../../coordinator/txstore/index.js';
 import { LocalCluster } from '../../store/node/launcher.js';
 import { StoreClient } from '../../store/client/index.js';
 import { txStoreContract } from './txstore.case.js';

@@ -11,9 +11,9 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EtcdTxStore } from '../../coordinator/etcd-store.js';
-import { openTxStore, parseStoreSpec, storeSpecFrom, type OpenedStore } from '../../coordinator/open-store.js';
-import { TxStoreError, type TxWatchEvent } from '../../coordinator/store.js';
+import { EtcdTxStore } from '../../coordinator/txstore/etcd/etcd-store.js';
+import { openTxStore, parseStoreSpec, storeSpecFrom, type OpenedStore } from '../../coordinator/txstore/open.js';
+import { TxStoreError, type TxWatchEvent } from '../../coordinator/txstore/txstore.js';
 import { etcdForTests, etcdVersion, startEtcdCluster, trackFailures, type EtcdCluster } from '../support/etcd.js';
 import { collect, txStoreContract } from './txstore.case.js';
 

@@ -8,13 +8,13 @@
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../../lib/clock.js';
 import { SeededRandom } from '../../lib/random.js';
-import { DONE_PREFIX } from '../../coordinator/compacted.js';
-import { finishTransaction } from '../../coordinator/finish.js';
-import { Collector } from '../../coordinator/gc.js';
-import { CoordinatorMachine } from '../../coordinator/machine.js';
-import { ackKey, decisionKey, encodeAck, encodeTxRecord, encodeVote, makeVote, txKey, voteKey } from '../../coordinator/protocol.js';
-import { MemoryTxStore } from '../../coordinator/memory-store.js';
-import { guardedCreate, readTxSnapshot, type TxStore } from '../../coordinator/store.js';
+import { DONE_PREFIX } from '../../coordinator/protocol/compacted.js';
+import { finishTransaction } from '../../coordinator/runtime/finish.js';
+import { Collector } from '../../coordinator/runtime/gc.js';
+import { CoordinatorMachine } from '../../coordinator/core/machine.js';
+import { ackKey, decisionKey, encodeAck, encodeTxRecord, encodeVote, makeVote, txKey, voteKey } from '../../coordinator/protocol/kernel.js';
+import { MemoryTxStore } from '../../coordinator/txstore/memory.js';
+import { guardedCreate, readTxSnapshot, type TxStore } from '../../coordinator/txstore/txstore.js';
 import { Driver, record, T0 } from './harness.js';
 
 const random = new SeededRandom(7);

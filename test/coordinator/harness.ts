@@ -9,9 +9,9 @@
  * `crashAfterStoreWrites` makes the driver stop dead after that many store
  * writes, dropping every pending effect: a coordinator killed mid-commit.
  */
-import { CoordinatorMachine, type CoordinatorEffect, type CoordinatorEvent, type CoordinatorReply } from '../../coordinator/machine.js';
-import { casValueWithVote, guardedCreate, readTxSnapshot, type TxStore } from '../../coordinator/store.js';
-import { ackKey, decodeVote, encodeAck, encodeVote, makeVote, txKey, voteKey, type Decision, type Participant, type TxRecord } from '../../coordinator/protocol.js';
+import { CoordinatorMachine, type CoordinatorEffect, type CoordinatorEvent, type CoordinatorReply } from '../../coordinator/core/machine.js';
+import { casValueWithVote, guardedCreate, readTxSnapshot, type TxStore } from '../../coordinator/txstore/txstore.js';
+import { ackKey, decodeVote, encodeAck, encodeVote, makeVote, txKey, voteKey, type Decision, type Participant, type TxRecord } from '../../coordinator/protocol/kernel.js';
 
 export const T0 = 1_700_000_000_000;
 

@@ -9,7 +9,7 @@
 // write finishes with the same decision the first one announced.
 import { describe, expect, it } from 'vitest';
 import { AssertionError } from '../../lib/assert.js';
-import { CoordinatorMachine, type CoordinatorEffect } from '../../coordinator/machine.js';
+import { CoordinatorMachine, type CoordinatorEffect } from '../../coordinator/core/machine.js';
 import {
   decisionKey,
   encodeTxRecord,
@@ -20,9 +20,9 @@ import {
   type TxRecord,
   type TxSnapshot,
   type Vote,
-} from '../../coordinator/protocol.js';
-import { MemoryTxStore } from '../../coordinator/memory-store.js';
-import { readTxSnapshot } from '../../coordinator/store.js';
+} from '../../coordinator/protocol/kernel.js';
+import { MemoryTxStore } from '../../coordinator/txstore/memory.js';
+import { readTxSnapshot } from '../../coordinator/txstore/txstore.js';
 import { Driver, record, T0 } from './harness.js';
 
 const OPTS = { coordinatorId: 'coord-1' };

@@ -4,8 +4,8 @@
 // history, so tests of watch resumption see the real store's failure mode.
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../lib/clock.js';
-import { MemoryTxStore } from '../../coordinator/memory-store.js';
-import { TxStoreError } from '../../coordinator/store.js';
+import { MemoryTxStore } from '../../coordinator/txstore/memory.js';
+import { TxStoreError } from '../../coordinator/txstore/txstore.js';
 import { collect, txStoreContract } from './txstore.case.js';
 
 txStoreContract('MemoryTxStore', () => new MemoryTxStore());

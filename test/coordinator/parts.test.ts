@@ -10,16 +10,16 @@
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../../lib/clock.js';
 import { SeededRandom } from '../../lib/random.js';
-import { decodeDoneRecord, DONE_PREFIX, doneKey } from '../../coordinator/compacted.js';
-import { makeCoordinatorConfig } from '../../coordinator/config.js';
-import { Failpoints } from '../../coordinator/failpoints.js';
-import { finishTransaction } from '../../coordinator/finish.js';
-import { Collector } from '../../coordinator/gc.js';
-import { MetricsRegistry, parseMetrics } from '../../coordinator/metrics.js';
-import { ackKey, decisionKey, encodeAck, encodeTxRecord, encodeVote, makeVote, txKey, voteKey, type TxRecord } from '../../coordinator/protocol.js';
-import { listTransactions, scanTransactions } from '../../coordinator/query.js';
-import { backoffDelayMs } from '../../coordinator/retry.js';
-import { MemoryTxStore } from '../../coordinator/memory-store.js';
+import { decodeDoneRecord, DONE_PREFIX, doneKey } from '../../coordinator/protocol/compacted.js';
+import { makeCoordinatorConfig } from '../../coordinator/runtime/config.js';
+import { Failpoints } from '../../lib/failpoints.js';
+import { finishTransaction } from '../../coordinator/runtime/finish.js';
+import { Collector } from '../../coordinator/runtime/gc.js';
+import { MetricsRegistry, parseMetrics } from '../../lib/metrics.js';
+import { ackKey, decisionKey, encodeAck, encodeTxRecord, encodeVote, makeVote, txKey, voteKey, type TxRecord } from '../../coordinator/protocol/kernel.js';
+import { listTransactions, scanTransactions } from '../../coordinator/runtime/query.js';
+import { backoffDelayMs } from '../../lib/retry.js';
+import { MemoryTxStore } from '../../coordinator/txstore/memory.js';
 
 const random = new SeededRandom(7);
 const retry = { maxAttempts: 3, baseMs: 1, maxMs: 10 };

@@ -27,9 +27,9 @@ import {
   voteKey,
   type TxRecord,
   type Vote,
-} from '../../coordinator/protocol.js';
-import { MemoryTxStore } from '../../coordinator/memory-store.js';
-import { readTxSnapshot } from '../../coordinator/store.js';
+} from '../../coordinator/protocol/kernel.js';
+import { MemoryTxStore } from '../../coordinator/txstore/memory.js';
+import { readTxSnapshot } from '../../coordinator/txstore/txstore.js';
 
 const record: TxRecord = {
   participants: [

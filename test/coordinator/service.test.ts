@@ -10,12 +10,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DONE_PREFIX } from '../../coordinator/compacted.js';
-import { decisionKey, encodeTxRecord, encodeVote, makeVote, txKey, voteKey } from '../../coordinator/protocol.js';
-import { MemoryTxStore } from '../../coordinator/memory-store.js';
+import { DONE_PREFIX } from '../../coordinator/protocol/compacted.js';
+import { decisionKey, encodeTxRecord, encodeVote, makeVote, txKey, voteKey } from '../../coordinator/protocol/kernel.js';
+import { MemoryTxStore } from '../../coordinator/txstore/memory.js';
 import { http, waitUntil } from '../twopc/support/procs.js';
 import { startCoordinator, startParticipant, type LocalParticipant } from '../twopc/support/inprocess.js';
-import { idForIdempotencyKey, type CoordinatorService } from '../../coordinator/service.js';
+import { idForIdempotencyKey, type CoordinatorService } from '../../coordinator/service/service.js';
 
 let dir = '';
 let store: MemoryTxStore;

@@ -20,7 +20,7 @@
 //   its keys to an election, a dead owner's keys live at most one TTL longer.
 //   Checked where the suite is given a way to change the leader.
 import { describe, expect, it } from 'vitest';
-import { rangeAll, TxStoreError, type TxStore, type TxWatchEvent } from '../../coordinator/store.js';
+import { rangeAll, TxStoreError, type TxStore, type TxWatchEvent } from '../../coordinator/txstore/txstore.js';
 
 /** Collects `count` events from a watch, or fails after `timeoutMs`. */
 export async function collect(store: TxStore, prefix: string, fromRevision: number, count: number, timeoutMs = 5_000): Promise<TxWatchEvent[]> {

@@ -5,14 +5,14 @@
 // Here the read is held until the watch has fed the newer record, then
 // answered with the older one, on the in-memory store model.
 import { describe, expect, it } from 'vitest';
-import { Failpoints } from '../../coordinator/failpoints.js';
-import { LiveTx } from '../../coordinator/live-tx.js';
-import { silentLogger } from '../../coordinator/logger.js';
-import type { CoordinatorEvent } from '../../coordinator/machine.js';
-import { encodeTxRecord, txKey, type TxRecord } from '../../coordinator/protocol.js';
-import { MemoryTxStore } from '../../coordinator/memory-store.js';
-import { type TxStore } from '../../coordinator/store.js';
-import { WatchFeed } from '../../coordinator/watch-feed.js';
+import { Failpoints } from '../../lib/failpoints.js';
+import { LiveTx } from '../../coordinator/runtime/live-tx.js';
+import { silentLogger } from '../../lib/logger.js';
+import type { CoordinatorEvent } from '../../coordinator/core/machine.js';
+import { encodeTxRecord, txKey, type TxRecord } from '../../coordinator/protocol/kernel.js';
+import { MemoryTxStore } from '../../coordinator/txstore/memory.js';
+import { type TxStore } from '../../coordinator/txstore/txstore.js';
+import { WatchFeed } from '../../coordinator/runtime/watch-feed.js';
 import { waitUntil } from '../twopc/support/procs.js';
 
 const record = (state: TxRecord['state']): string =>

@@ -11,9 +11,9 @@
  * effect and everything after it are dropped. `restart()` builds a new
  * participant from the log on disk and the store, as a restarted process.
  */
-import { CoordinatorMachine } from '../../coordinator/machine.js';
-import { decisionKey, decodeDecision, decodeTxRecord, decodeVote, txKey, voteKey, type Decision, type JsonValue, type VoteValue } from '../../coordinator/protocol.js';
-import { readTxSnapshot, type TxStore } from '../../coordinator/store.js';
+import { CoordinatorMachine } from '../../coordinator/core/machine.js';
+import { decisionKey, decodeDecision, decodeTxRecord, decodeVote, txKey, voteKey, type Decision, type JsonValue, type VoteValue } from '../../coordinator/protocol/kernel.js';
+import { readTxSnapshot, type TxStore } from '../../coordinator/txstore/txstore.js';
 import { ParticipantLog } from '../../participant/log.js';
 import { ParticipantTxMachine, type ParticipantEffect, type ParticipantEvent, type ParticipantReply } from '../../participant/machine.js';
 import { Driver } from '../coordinator/harness.js';

@@ -11,7 +11,7 @@
  * "Conservation"): no balance below zero, and never more money held than
  * an account has (money locked by a prepared transfer is not spent twice).
  */
-import type { Decision, JsonValue, VoteValue } from '../../coordinator/protocol.js';
+import type { Decision, JsonValue, VoteValue } from '../../coordinator/protocol/kernel.js';
 import { SafetyViolation } from '../sim/invariants.js';
 
 /** One bank's part of a transfer: add `delta` (negative: a debit) to `account`. */

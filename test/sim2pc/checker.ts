@@ -26,11 +26,11 @@
  *                      decided, applied, acknowledged and collected, and no
  *                      participant in doubt (sim.ts waits for `quiescent`)
  */
-import { decide, decodeTxRecord, decodeVote, parseKey, type Decision } from '../../coordinator/protocol.js';
-import { decisionOfDone, decodeDoneRecord, DONE_PREFIX } from '../../coordinator/compacted.js';
+import { decide, decodeTxRecord, decodeVote, parseKey, type Decision } from '../../coordinator/protocol/kernel.js';
+import { decisionOfDone, decodeDoneRecord, DONE_PREFIX } from '../../coordinator/protocol/compacted.js';
 import type { KvApplied } from '../../store/kv/index.js';
 import type { Entry } from '../../store/raft/index.js';
-import type { CoordinatorReply } from '../../coordinator/machine.js';
+import type { CoordinatorReply } from '../../coordinator/core/machine.js';
 import { SafetyViolation } from '../sim/invariants.js';
 import type { LogRecord } from '../../participant/log.js';
 import type { Counters } from './world.js';

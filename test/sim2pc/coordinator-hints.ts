@@ -1,5 +1,5 @@
 /**
- * A simulated coordinator's calls to participants (coordinator/hints.ts and
+ * A simulated coordinator's calls to participants (coordinator/runtime/hints.ts and
  * the runtime's use of it): prepare and decision hints with a timeout, the
  * prepare repeated once on silence or a 5xx, the "early prepare" that goes
  * out with the freeze CAS instead of after it, and the decision hint sent
@@ -7,8 +7,8 @@
  * participant that never hears them learns everything from its watch.
  */
 import type { Random } from '../../lib/random.js';
-import type { Decision, Participant } from '../../coordinator/protocol.js';
-import type { BackoffPolicy } from '../../coordinator/retry.js';
+import type { Decision, Participant } from '../../coordinator/protocol/kernel.js';
+import type { BackoffPolicy } from '../../lib/retry.js';
 import type { LiveTx } from './coordinator-tx.js';
 import { participantAddress, type ParticipantAnswer } from './messages.js';
 import type { RpcClient } from './net.js';

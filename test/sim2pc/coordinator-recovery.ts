@@ -1,5 +1,5 @@
 /**
- * A coordinator's recovery loop, coordinator/recovery.ts in callback form:
+ * A coordinator's recovery loop, coordinator/runtime/recovery.ts in callback form:
  * at jittered intervals (50%..150% of the mean, so coordinators do not scan
  * in lockstep) scan `tx/` and finish what nobody is finishing:
  *
@@ -10,9 +10,9 @@
  *   them, guarded by the record's absence.
  */
 import type { Random } from '../../lib/random.js';
-import { doneRecordOf } from '../../coordinator/compacted.js';
-import { decide, ProtocolError, snapshotFromKvs, txKey, type TxSnapshot } from '../../coordinator/protocol.js';
-import type { BackoffPolicy } from '../../coordinator/retry.js';
+import { doneRecordOf } from '../../coordinator/protocol/compacted.js';
+import { decide, ProtocolError, snapshotFromKvs, txKey, type TxSnapshot } from '../../coordinator/protocol/kernel.js';
+import type { BackoffPolicy } from '../../lib/retry.js';
 import type { KeyValue } from '../../store/kv/index.js';
 import type { SimStore } from './store-client.js';
 import { collect, scanTransactions } from './txstore-ops.js';

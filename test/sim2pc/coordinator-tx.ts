@@ -10,10 +10,10 @@
  * one the machine adopted from its own CAS result, and keys written after the
  * record was deleted, are not fed to the machine.
  */
-import { decisionOfDone, type DoneRecord } from '../../coordinator/compacted.js';
-import type { CoordinatorEvent, CoordinatorMachine, CoordinatorReply } from '../../coordinator/machine.js';
-import { decodeDecision, decodeVote, parseKey, type TxSnapshot, type VoteValue } from '../../coordinator/protocol.js';
-import type { TxWatchEvent } from '../../coordinator/store.js';
+import { decisionOfDone, type DoneRecord } from '../../coordinator/protocol/compacted.js';
+import type { CoordinatorEvent, CoordinatorMachine, CoordinatorReply } from '../../coordinator/core/machine.js';
+import { decodeDecision, decodeVote, parseKey, type TxSnapshot, type VoteValue } from '../../coordinator/protocol/kernel.js';
+import type { TxWatchEvent } from '../../coordinator/txstore/txstore.js';
 import type { CasResult } from '../../store/kv/index.js';
 import type { CoordinatorCall } from './messages.js';
 import type { Timer } from './world.js';

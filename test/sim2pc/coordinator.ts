@@ -1,5 +1,5 @@
 /**
- * A simulated coordinator process: coordinator/runtime.ts (with its
+ * A simulated coordinator process: coordinator/runtime/runtime.ts (with its
  * effects.ts, watch-feed.ts and live-tx.ts) in callback form, driving the
  * SAME pure CoordinatorMachine, one per live transaction. It
  * keeps nothing that is not in the store, so a crash loses only work in
@@ -16,11 +16,11 @@
  * The mutation `decision-without-cas` (a planted bug, in this driver only)
  * writes the decision key with a blind put instead of a CAS create.
  */
-import { decodeDoneRecord, doneKey } from '../../coordinator/compacted.js';
-import { CoordinatorMachine, type CoordinatorEffect, type CoordinatorEvent, type CoordinatorReply } from '../../coordinator/machine.js';
-import { decodeTxRecord, parseKey, ProtocolError, txKey, type TxRecord, type TxSnapshot } from '../../coordinator/protocol.js';
-import type { BackoffPolicy } from '../../coordinator/retry.js';
-import type { TxWatchEvent } from '../../coordinator/store.js';
+import { decodeDoneRecord, doneKey } from '../../coordinator/protocol/compacted.js';
+import { CoordinatorMachine, type CoordinatorEffect, type CoordinatorEvent, type CoordinatorReply } from '../../coordinator/core/machine.js';
+import { decodeTxRecord, parseKey, ProtocolError, txKey, type TxRecord, type TxSnapshot } from '../../coordinator/protocol/kernel.js';
+import type { BackoffPolicy } from '../../lib/retry.js';
+import type { TxWatchEvent } from '../../coordinator/txstore/txstore.js';
 import { RecoveryLoop } from './coordinator-recovery.js';
 import { describeEvent, LiveTx, replyFromDone, snapshotEvents, watchedEvent, type Loaded, type WatchFilters, type Written } from './coordinator-tx.js';
 import { Hints } from './coordinator-hints.js';

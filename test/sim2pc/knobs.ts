@@ -5,7 +5,7 @@
  * every crash point fires at every rate, alone and together.
  *
  * Also the timing of every actor, scaled down from the real defaults
- * (coordinator/config.ts, participant.ts) so a run is a few simulated
+ * (coordinator/runtime/config.ts, participant.ts) so a run is a few simulated
  * seconds: the ratios that matter (hint timeout < deadline < recovery
  * interval < liveness bound) are kept.
  */
@@ -42,7 +42,7 @@ export type Mutation = (typeof MUTATIONS)[number];
 export const KNOWN_BUGS = ['stale-tx-event', 'orphan-event', 'prepare-before-restore', 'stale-recovery-record', 'write-after-gc', 'unacked-abort'] as const;
 export type KnownBug = (typeof KNOWN_BUGS)[number];
 
-/** The runtimes' failpoints (coordinator/failpoints.ts), each a place a process can die. */
+/** The runtimes' failpoints (lib/failpoints.ts), each a place a process can die. */
 export const FAILPOINTS = [
   'coordinator.afterBegin',
   'coordinator.afterFreeze',
@@ -130,7 +130,7 @@ export const timing = {
   participantRetry: { maxAttempts: 6, baseMs: 10, maxMs: 300 },
   hintTimeoutMs: 200,
   prepareHintAttempts: 2,
-  /** coordinator/effects.ts DECISION_HINT_DELAY_MS (1 s against a 10 s default deadline), scaled. */
+  /** coordinator/runtime/effects.ts DECISION_HINT_DELAY_MS (1 s against a 10 s default deadline), scaled. */
   decisionHintDelayMs: 150,
   requestTimeoutMs: 1_500,
   commitGraceMs: 1_000,

@@ -4,8 +4,8 @@
  * commit, abort) and to a participant (its work), and the coordinator's hints
  * to participants (prepare, decision). Store requests are in store-node.ts.
  */
-import type { CoordinatorReply } from '../../coordinator/machine.js';
-import type { Decision, JsonValue, Participant, VoteValue } from '../../coordinator/protocol.js';
+import type { CoordinatorReply } from '../../coordinator/core/machine.js';
+import type { Decision, JsonValue, Participant, VoteValue } from '../../coordinator/protocol/kernel.js';
 
 export type CoordinatorCall =
   /** Begin with a client-chosen id (the Idempotency-Key's role); the coordinator stamps the times. */

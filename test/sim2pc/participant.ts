@@ -17,9 +17,9 @@
  * to the store as soon as the vote is handed to the log, before its fsync.
  */
 import type { Random } from '../../lib/random.js';
-import { decisionKey, decodeDecision, decodeTxRecord, encodeVote, makeVote, parseKey, txKey, voteKey, type Decision } from '../../coordinator/protocol.js';
-import { backoffDelayMs, type BackoffPolicy } from '../../coordinator/retry.js';
-import type { TxWatchEvent } from '../../coordinator/store.js';
+import { decisionKey, decodeDecision, decodeTxRecord, encodeVote, makeVote, parseKey, txKey, voteKey, type Decision } from '../../coordinator/protocol/kernel.js';
+import { backoffDelayMs, type BackoffPolicy } from '../../lib/retry.js';
+import type { TxWatchEvent } from '../../coordinator/txstore/txstore.js';
 import type { CasResult } from '../../store/kv/index.js';
 import { ParticipantTxMachine, phaseOf, type ParticipantEffect, type ParticipantEvent, type ParticipantReply } from '../../participant/machine.js';
 import { SafetyViolation } from '../sim/invariants.js';

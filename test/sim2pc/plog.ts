@@ -11,7 +11,7 @@
  *   restarted process reads back exactly the disk.
  */
 import { assert } from '../../lib/assert.js';
-import type { Decision, JsonValue, VoteValue } from '../../coordinator/protocol.js';
+import type { Decision, JsonValue, VoteValue } from '../../coordinator/protocol/kernel.js';
 import type { LogRecord, LoggedVote } from '../../participant/log.js';
 import type { Proc } from './world.js';
 

@@ -12,7 +12,7 @@
  */
 import { AssertionError } from '../../lib/assert.js';
 import { SeededRandom } from '../../lib/random.js';
-import { decodeTxRecord, parseKey } from '../../coordinator/protocol.js';
+import { decodeTxRecord, parseKey } from '../../coordinator/protocol/kernel.js';
 import type { LogRecord } from '../../participant/log.js';
 import { bootstrapStorage } from '../../store/raft/index.js';
 import { MemoryStorage } from '../raft/harness.js';

@@ -1,6 +1,6 @@
 /**
  * The store client of a simulated process, mirroring store/client/client.ts
- * and the TxStore adapter (coordinator/store.ts) in callback form:
+ * and the TxStore adapter (coordinator/txstore/txstore.ts) in callback form:
  *
  * - any node takes a request; a follower's `not_leader` hint sends the next
  *   attempt of a write to the leader;
@@ -17,8 +17,8 @@
  * restarted process gets a new client id (a new set of sessions).
  */
 import type { Random } from '../../lib/random.js';
-import { backoffDelayMs, type BackoffPolicy } from '../../coordinator/retry.js';
-import type { TxGuard, TxWrite } from '../../coordinator/store.js';
+import { backoffDelayMs, type BackoffPolicy } from '../../lib/retry.js';
+import type { TxGuard, TxWrite } from '../../coordinator/txstore/txstore.js';
 import type { CasResult, EventsResult, GetResult, KeyValue, PutResult, RangeResult, TxnResult } from '../../store/kv/index.js';
 import type { RpcClient } from './net.js';
 import type { StoreAnswer, StoreOp, StoreRequest } from './store-node.js';
@@ -96,7 +96,7 @@ export class SimStore {
 
   /**
    * A CAS create-if-absent of `key` while `guardKey` holds exactly
-   * `guardValue` (one txn), as coordinator/store.ts `guardedCreate`: the
+   * `guardValue` (one txn), as coordinator/txstore/txstore.ts `guardedCreate`: the
    * frozen record guards the coordinator's vote fills and decision. When the
    * guard fails the answer says so instead of creating an orphan.
    */
@@ -163,7 +163,7 @@ export class SimStore {
 }
 
 /**
- * `withRetries` of coordinator/retry.ts in callback form: repeats `f` on
+ * `withRetries` of lib/retry.ts in callback form: repeats `f` on
  * retryable failures with equal-jitter backoff, at most `policy.maxAttempts`
  * times, then reports the last failure.
  */

@@ -3,22 +3,22 @@
  * over the simulated store client, each built on the same pure pieces the
  * real ones use (protocol.ts, compacted.ts, the coordinator machine):
  *
- *   readTxSnapshot     coordinator/store.ts: one transaction, one range at one revision
- *   scanTransactions   coordinator/query.ts: every transaction under `tx/`, grouped by id
- *   createTx           coordinator/runtime.ts: begin, guarded by the absence of a compacted record
- *   collect            coordinator/gc.ts: swap a finished transaction's keys for `txdone/{id}`
- *   finishTransaction  coordinator/finish.ts: decide from the store alone (a participant's help)
+ *   readTxSnapshot     coordinator/txstore/txstore.ts: one transaction, one range at one revision
+ *   scanTransactions   coordinator/runtime/query.ts: every transaction under `tx/`, grouped by id
+ *   createTx           coordinator/runtime/runtime.ts: begin, guarded by the absence of a compacted record
+ *   collect            coordinator/runtime/gc.ts: swap a finished transaction's keys for `txdone/{id}`
+ *   finishTransaction  coordinator/runtime/finish.ts: decide from the store alone (a participant's help)
  *
  * Differences, on purpose: the compacted record is written without a lease
  * (the simulated store has no lease expiry; it simply outlives the run), and
  * a scan reads all of `tx/` (a simulated run holds tens of transactions).
  */
 import type { Random } from '../../lib/random.js';
-import { doneKey, doneRecordOf, encodeDoneRecord } from '../../coordinator/compacted.js';
-import { CoordinatorMachine, type CoordinatorEffect } from '../../coordinator/machine.js';
-import { ackKey, decisionKey, encodeDecision, parseKey, PROTOCOL_LIMITS, snapshotFromKvs, TX_PREFIX, txKey, voteKey, type Decision, type TxSnapshot } from '../../coordinator/protocol.js';
-import type { BackoffPolicy } from '../../coordinator/retry.js';
-import type { TxWrite } from '../../coordinator/store.js';
+import { doneKey, doneRecordOf, encodeDoneRecord } from '../../coordinator/protocol/compacted.js';
+import { CoordinatorMachine, type CoordinatorEffect } from '../../coordinator/core/machine.js';
+import { ackKey, decisionKey, encodeDecision, parseKey, PROTOCOL_LIMITS, snapshotFromKvs, TX_PREFIX, txKey, voteKey, type Decision, type TxSnapshot } from '../../coordinator/protocol/kernel.js';
+import type { BackoffPolicy } from '../../lib/retry.js';
+import type { TxWrite } from '../../coordinator/txstore/txstore.js';
 import type { CasResult, KeyValue } from '../../store/kv/index.js';
 import { withRetries, type Outcome, type SimStore } from './store-client.js';
 import type { Proc } from './world.js';

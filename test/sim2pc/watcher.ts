@@ -1,6 +1,6 @@
 /**
  * The shared prefix watch of a simulated process, mirroring
- * coordinator/watcher.ts: pin the start revision with a read, then deliver
+ * coordinator/txstore/watcher.ts: pin the start revision with a read, then deliver
  * every change under the prefix in revision order, resuming by revision
  * from any node (the history is the committed log, so there is no gap and
  * no duplicate); on `compacted` restart from the current revision and tell
@@ -11,8 +11,8 @@
  * gives the same order and the same guarantees.
  */
 import type { Random } from '../../lib/random.js';
-import { backoffDelayMs } from '../../coordinator/retry.js';
-import type { TxWatchEvent } from '../../coordinator/store.js';
+import { backoffDelayMs } from '../../lib/retry.js';
+import type { TxWatchEvent } from '../../coordinator/txstore/txstore.js';
 import type { SimStore } from './store-client.js';
 import type { Proc } from './world.js';
 

@@ -14,7 +14,7 @@
  * Every call can be lost, so every call has a timeout and is retried a
  * bounded number of times, at another coordinator when one does not answer.
  */
-import type { Participant } from '../../coordinator/protocol.js';
+import type { Participant } from '../../coordinator/protocol/kernel.js';
 import type { BankWork } from './bank.js';
 import { participantUrl, type CoordinatorAnswer, type CoordinatorCall, type ParticipantAnswer } from './messages.js';
 import { RpcClient, type Net, type Packet } from './net.js';

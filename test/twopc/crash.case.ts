@@ -1,5 +1,5 @@
 // Goal: crash recovery with REAL processes killed by SIGKILL at chosen
-// points (failpoints, coordinator/failpoints.ts), on a real 3-node store of
+// points (failpoints, lib/failpoints.ts), on a real 3-node store of
 // every backend (the built-in store and etcd: crash.test.ts and
 // crash-etcd.test.ts run this same suite).
 // Participants: killed after the durable prepare but before the vote reaches

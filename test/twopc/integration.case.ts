@@ -12,9 +12,9 @@
 // recovery loop. It also measures commit latency (printed).
 import { describe, expect, it } from 'vitest';
 import { SeededRandom } from '../../lib/random.js';
-import { parseMetrics } from '../../coordinator/metrics.js';
-import { idForIdempotencyKey } from '../../coordinator/service.js';
-import type { TxStore } from '../../coordinator/store.js';
+import { parseMetrics } from '../../lib/metrics.js';
+import { idForIdempotencyKey } from '../../coordinator/service/service.js';
+import type { TxStore } from '../../coordinator/txstore/txstore.js';
 import {
   beginWithWork,
   coordinatorProc,

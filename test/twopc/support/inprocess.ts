@@ -7,11 +7,11 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { makeCoordinatorConfig, type CoordinatorConfig } from '../../../coordinator/config.js';
-import { silentLogger } from '../../../coordinator/logger.js';
-import type { JsonValue, VoteValue } from '../../../coordinator/protocol.js';
-import { CoordinatorService } from '../../../coordinator/service.js';
-import type { TxStore } from '../../../coordinator/store.js';
+import { makeCoordinatorConfig, type CoordinatorConfig } from '../../../coordinator/runtime/config.js';
+import { silentLogger } from '../../../lib/logger.js';
+import type { JsonValue, VoteValue } from '../../../coordinator/protocol/kernel.js';
+import { CoordinatorService } from '../../../coordinator/service/service.js';
+import type { TxStore } from '../../../coordinator/txstore/txstore.js';
 import { ParticipantNode, type ParticipantService, type PrepareAnswer } from '../../../participant/participant.js';
 import { participantApp } from '../../../participant/routes.js';
 

@@ -12,15 +12,15 @@
  * Serves the participant routes (/2pc/work, /2pc/prepare, /2pc/decision,
  * /v1/participant/transactions), GET /inventory (stock, applied decisions,
  * locks) and GET /healthz (200 once recovery is done). Failpoints come from
- * TWOPC_FAILPOINTS (coordinator/failpoints.ts).
+ * TWOPC_FAILPOINTS (lib/failpoints.ts).
  */
 import { join } from 'node:path';
 import express from 'express';
 import { intFlag, parseFlags, stringFlag } from '../../../lib/args.js';
-import { openTxStore, parseStoreSpec, storeSpecFrom } from '../../../coordinator/open-store.js';
-import { Failpoints } from '../../../coordinator/failpoints.js';
-import { errorMiddleware } from '../../../coordinator/http.js';
-import { stderrLogger } from '../../../coordinator/logger.js';
+import { openTxStore, parseStoreSpec, storeSpecFrom } from '../../../coordinator/txstore/open.js';
+import { Failpoints } from '../../../lib/failpoints.js';
+import { errorMiddleware } from '../../../lib/express.js';
+import { stderrLogger } from '../../../lib/logger.js';
 import { ParticipantNode } from '../../../participant/participant.js';
 import { participantRouter } from '../../../participant/routes.js';
 import { Inventory } from './inventory.js';

@@ -10,7 +10,7 @@
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { DurableJsonFile } from '../../../participant/log.js';
-import type { JsonValue } from '../../../coordinator/protocol.js';
+import type { JsonValue } from '../../../coordinator/protocol/kernel.js';
 import type { ParticipantService, PrepareAnswer } from '../../../participant/participant.js';
 
 export interface InventoryItem {

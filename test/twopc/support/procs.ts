@@ -19,15 +19,15 @@ import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocalCluster } from '../../../store/node/launcher.js';
-import { openTxStore, parseStoreSpec, type OpenedStore, type StoreKind } from '../../../coordinator/open-store.js';
-import { idForIdempotencyKey } from '../../../coordinator/service.js';
-import type { TxStore } from '../../../coordinator/store.js';
+import { openTxStore, parseStoreSpec, type OpenedStore, type StoreKind } from '../../../coordinator/txstore/open.js';
+import { idForIdempotencyKey } from '../../../coordinator/service/service.js';
+import type { TxStore } from '../../../coordinator/txstore/txstore.js';
 import { afterAll, beforeAll } from 'vitest';
 import { etcdForTests, startEtcdCluster, trackFailures, type EtcdCluster } from '../../support/etcd.js';
 import { forgetPid, reapStale, recordPid } from '../../support/pid-files.js';
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
-const COORDINATOR_MAIN = join(ROOT, 'coordinator/main.ts');
+const COORDINATOR_MAIN = join(ROOT, 'coordinator/service/main.ts');
 const INVENTORY_MAIN = join(ROOT, 'test/twopc/support/inventory-main.ts');
 
 const everything = new Set<Proc>();

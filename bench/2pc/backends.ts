@@ -1,0 +1,194 @@
+/**
+ * One backend of the 2PC benchmark, started whole: its 3-node store (the
+ * built-in one, etcd, or an external cluster named by a spec), one
+ * coordinator and two participants as their own processes
+ * (bench-coordinator.ts, bench-participant.ts), and the driver's own store
+ * client (for the probe and the store's revision). Everything started here
+ * is stopped by `close`, also when starting fails halfway.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { EtcdCluster, etcdVersion, findEtcd } from '../etcd.js';
+import { LeanHttp } from '../loadgen.js';
+import { LocalCluster } from '../../store/node/launcher.js';
+import { openTxStore, parseStoreSpec, type OpenedStore, type StoreSpec } from '../../coordinator/txstore/index.js';
+import { BenchProc } from './processes.js';
+import { progress } from './report.js';
+import type { TxTargets } from './workload.js';
+
+export interface BackendOptions {
+  /** Our store's first client port (peers at +100). */
+  readonly basePort: number;
+  readonly etcdBasePort: number;
+  /** The coordinator's port; participants at +2 and +4. */
+  readonly appBasePort: number;
+  readonly snapshotEvery: number;
+  /** Where --cpu-prof writes the coordinator's and participants' profiles, if profiling. */
+  readonly profileDir: string | undefined;
+  /** Most concurrent clients of any row (sizes the HTTP agents). */
+  readonly maxClients: number;
+  /** Transaction timeout sent with begin. */
+  readonly timeoutMs: number;
+  readonly participantsInBegin: boolean;
+}
+
+export interface Backend {
+  readonly label: string;
+  readonly spec: StoreSpec;
+  /** Store server processes started here (for CPU accounting); empty for an external store. */
+  readonly storePids: () => number[];
+  readonly procs: BenchProc[];
+  readonly coordinator: BenchProc;
+  readonly participants: readonly BenchProc[];
+  readonly driverStore: OpenedStore;
+  readonly targets: TxTargets;
+  readonly version: string;
+  close(): Promise<void>;
+}
+
+export interface StoreStarter {
+  readonly label: string;
+  readonly spec: StoreSpec;
+  readonly pids: () => number[];
+  readonly version: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function storeStarter(text: string, opts: BackendOptions, dir: string): StoreStarter {
+  if (text === 'builtin') {
+    const cluster = new LocalCluster({ nodes: 3, basePort: opts.basePort, dataDir: join(dir, 'store'), logToFiles: true, extraArgs: ['--snapshot-every', String(opts.snapshotEvery)] });
+    return {
+      label: 'builtin',
+      spec: { kind: 'builtin', endpoints: cluster.endpoints },
+      pids: () => cluster.processes.map((p) => p.pid).filter((p): p is number => p !== undefined),
+      version: 'this repository',
+      async start() {
+        progress(`starting the built-in store (3 nodes) on ports ${opts.basePort}-${opts.basePort + 2}...`, true);
+        cluster.start();
+        await cluster.waitForLeader(60_000); // generous: nodes start slowly on a busy 2-core machine
+        // A node that lost its port exits, and waitForLeader may have heard someone else's cluster: check the pids.
+        for (const p of cluster.processes) {
+          const pid = await servingPid(p.member.clientUrl, 30_000);
+          if (pid !== p.pid) throw new Error(`${p.member.clientUrl} is served by pid ${String(pid)}, not the node started here (port in use?)`);
+        }
+      },
+      stop: () => cluster.stop(),
+    };
+  }
+  if (text === 'etcd') {
+    const bin = findEtcd();
+    if (bin === undefined) throw new Error('--store etcd: no etcd binary (apt-get install etcd-server), or pass etcd://host:port,... of a running cluster');
+    const etcd = new EtcdCluster(bin, join(dir, 'etcd'), opts.etcdBasePort, opts.etcdBasePort + 100);
+    const version = etcdVersion(bin);
+    return {
+      label: 'etcd',
+      spec: { kind: 'etcd', endpoints: etcd.endpoints },
+      pids: () => etcd.pids,
+      version: `etcd ${version}`,
+      async start() {
+        progress(`starting etcd ${version} (3 members) on ports ${opts.etcdBasePort}-${opts.etcdBasePort + 2}...`, true);
+        etcd.start();
+        await etcd.waitHealthy(60_000);
+        // A member that lost its port exits at once, and the health check may have heard someone else's etcd.
+        await new Promise((r) => setTimeout(r, 500));
+        if (!etcd.pids.every(alive)) throw new Error(`etcd members exited at start (port in use?); see ${join(dir, 'etcd')}/*.log`);
+      },
+      stop: () => etcd.stop(),
+    };
+  }
+  const spec = parseStoreSpec(text);
+  return { label: spec.kind === 'etcd' ? 'etcd' : 'builtin', spec, pids: () => [], version: 'external', start: async () => {}, stop: async () => {} };
+}
+
+/** The pid a store node reports in /v1/status, asking until it answers (a node of a new cluster may still be starting). */
+async function servingPid(url: string, timeoutMs: number): Promise<number | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const res = await fetch(`${url}/v1/status`, { signal: AbortSignal.timeout(2_000) });
+      return ((await res.json()) as { pid?: number }).pid;
+    } catch (e) {
+      if (Date.now() > deadline) throw new Error(`${url} did not answer /v1/status within ${timeoutMs} ms: ${String(e)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function openDriverStore(spec: StoreSpec): Promise<OpenedStore> {
+  try {
+    return await openTxStore(spec, 'bench-driver');
+  } catch (e) {
+    if (spec.kind === 'etcd' && String(e).includes('etcd-store')) {
+      throw new Error(`the etcd adapter of TxStore (coordinator/txstore/etcd/etcd-store.ts) is not available yet: ${String(e)}`);
+    }
+    throw e;
+  }
+}
+
+export async function startBackend(starter: StoreStarter, opts: BackendOptions, dir: string, portOffset: number): Promise<Backend> {
+  let driverStore: OpenedStore;
+  try {
+    await starter.start();
+    driverStore = await openDriverStore(starter.spec);
+  } catch (e) {
+    await starter.stop().catch(() => undefined);
+    throw e;
+  }
+  const specText = `${starter.spec.kind === 'etcd' ? 'etcd://' : ''}${starter.spec.endpoints.join(',')}`;
+  const logs = join(dir, `${starter.label}-procs`);
+  mkdirSync(logs, { recursive: true });
+  const nodeArgs = opts.profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', join(opts.profileDir, starter.label)];
+  const port = (i: number): string => String(opts.appBasePort + portOffset + 2 * i);
+  const coordinator = new BenchProc('coordinator', 'bench-coordinator.ts', ['--port', port(0), '--store', specText, '--id', 'bench-c1'], join(logs, 'coordinator.log'), nodeArgs);
+  const participants = ['a', 'b'].map(
+    (name, i) => new BenchProc(`participant ${name}`, 'bench-participant.ts', ['--name', name, '--port', port(i + 1), '--store', specText, '--log', join(dir, `${starter.label}-${name}`, 'participant-log.json')], join(logs, `participant-${name}.log`), nodeArgs),
+  );
+  const procs = [coordinator, ...participants];
+  const close = async (): Promise<void> => {
+    await Promise.all(procs.map((p) => p.stop()));
+    await driverStore.close();
+    await starter.stop();
+  };
+  try {
+    progress(`starting the coordinator and two participants on ${starter.label}...`, true);
+    await Promise.all(procs.map((p) => p.start()));
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  progress(`  ${starter.label}: store pids ${starter.pids().join(', ') || '(external)'}; coordinator pid ${coordinator.pid ?? '?'}; participant pids ${participants.map((p) => p.pid ?? '?').join(', ')}`, true);
+  const maxSockets = opts.maxClients + 8;
+  const targets: TxTargets = {
+    coordinator: new LeanHttp(coordinator.url, maxSockets),
+    participants: participants.map((p, i) => ({ name: ['a', 'b'][i] as string, url: p.url, http: new LeanHttp(p.url, maxSockets) })),
+    timeoutMs: opts.timeoutMs,
+    participantsInBegin: opts.participantsInBegin,
+  };
+  return {
+    label: starter.label,
+    spec: starter.spec,
+    storePids: starter.pids,
+    procs,
+    coordinator,
+    participants,
+    driverStore,
+    targets,
+    version: starter.version,
+    close: async () => {
+      targets.coordinator.close();
+      for (const p of targets.participants) p.http.close();
+      await close();
+    },
+  };
+}
+

@@ -1,0 +1,71 @@
+/**
+ * A participant as the 2PC benchmark runs it: the product's ParticipantNode
+ * and routes in their own process, with its real fsync'd log, on the store
+ * named by `--store`, doing trivial work (prepare votes "yes", commit and
+ * abort do nothing) so that the benchmark measures the protocol, not an
+ * application. Every store call is counted. Started by twopc-bench.ts over
+ * an IPC channel.
+ *
+ * It lives in bench/2pc/ (so the type check covers it) although it
+ * imports participant/: a benchmark harness sits above both components, like
+ * the tests; nothing in the coordinator proper imports the participant.
+ *
+ *   --name N --port P --store SPEC --log PATH
+ */
+import express from 'express';
+import { intFlag, parseFlags, stringFlag } from '../../lib/args.js';
+import { ParticipantNode, type ParticipantService } from '../../participant/participant.js';
+import { participantRouter } from '../../participant/routes.js';
+import { errorMiddleware } from '../../lib/express.js';
+import { stderrLogger } from '../../lib/logger.js';
+import { openTxStore, parseStoreSpec } from '../../coordinator/txstore/index.js';
+import { CountingTxStore } from './counting-store.js';
+import { sendReady, serveReports } from './ipc.js';
+
+const { values } = parseFlags({ name: { type: 'string' }, port: { type: 'string' }, store: { type: 'string' }, log: { type: 'string' } });
+const name = stringFlag(values, 'name') ?? 'p';
+const logPath = stringFlag(values, 'log') ?? `data/bench/${name}/participant-log.json`;
+const spec = parseStoreSpec(stringFlag(values, 'store') ?? 'http://127.0.0.1:2379');
+const opened = await openTxStore(spec, `bench-${name}`);
+const store = new CountingTxStore(opened.store);
+const log = stderrLogger(`participant ${name}`);
+
+/** Trivial work: the benchmark measures the protocol's cost, not a service's. */
+const service: ParticipantService = {
+  prepare: () => ({ vote: 'yes' }),
+  commit: () => {},
+  abort: () => {},
+};
+const node = await ParticipantNode.open({ name, store, logPath, service, log });
+
+const app = express();
+app.disable('x-powered-by');
+app.use(participantRouter(node));
+app.get('/healthz', (_req, res) => {
+  res.status(node.ready ? 200 : 503).json({ ok: node.ready });
+});
+app.use(errorMiddleware((e) => log('error', 'internal error', { error: e })));
+const server = app.listen(intFlag(values, 'port', 7100), '127.0.0.1');
+await new Promise<void>((resolve, reject) => {
+  server.once('listening', resolve);
+  server.once('error', reject);
+});
+server.keepAliveTimeout = 65_000;
+await node.start();
+const address = server.address();
+const port = typeof address === 'object' && address !== null ? address.port : 0;
+
+let stopping = false;
+const stop = (): void => {
+  if (stopping) return;
+  stopping = true;
+  server.closeAllConnections();
+  void node
+    .stop()
+    .then(() => opened.close())
+    .finally(() => process.exit(0));
+};
+serveReports(() => ({ counts: store.counts, metricsText: node.registry.render() }), stop);
+for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, stop);
+log('info', 'ready', { port, pid: process.pid, store: spec.endpoints, kind: spec.kind });
+sendReady(port);

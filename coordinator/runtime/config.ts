@@ -1,0 +1,105 @@
+/**
+ * The coordinator's configuration: every limit named with its unit, with
+ * defaults, validated at start (a bad value is refused before anything runs).
+ */
+import { PROTOCOL_LIMITS } from '../protocol/index.js';
+
+export interface CoordinatorConfig {
+  /** This coordinator's id: `by` in the "no" votes it fills, and the store client's id prefix. */
+  readonly id: string;
+  /** Transaction timeout when begin gives none; the deadline is begin time plus this. */
+  readonly defaultTimeoutMs: number;
+  readonly minTimeoutMs: number;
+  readonly maxTimeoutMs: number;
+  /** Participants per transaction. */
+  readonly maxParticipants: number;
+  /** Transactions driven by this process at once (begun here, loaded for a request, or adopted by recovery). */
+  readonly maxLiveTxs: number;
+  /** Request body cap. */
+  readonly maxBodyBytes: number;
+  /** Store writes: attempts (each a CAS or txn, so repeats are safe) and backoff. */
+  readonly storeWriteMaxAttempts: number;
+  readonly storeBackoffBaseMs: number;
+  readonly storeBackoffMaxMs: number;
+  /** Timeout of one prepare or decision call to a participant (they are hints). */
+  readonly hintTimeoutMs: number;
+  /** Prepare hint attempts per participant, the first included. */
+  readonly prepareHintAttempts: number;
+  /** Hint calls in flight at once; past it hints are skipped (participants also watch the store). */
+  readonly maxInflightHints: number;
+  /** How long a request other than commit waits for its answer. */
+  readonly requestTimeoutMs: number;
+  /** How long past the deadline a commit request waits for the outcome. */
+  readonly commitGraceMs: number;
+  /** Mean time between recovery scans; each interval is jittered to 50%..150%. */
+  readonly recoveryIntervalMs: number;
+  /** Keys one recovery pass reads at most; the next pass continues where it stopped. */
+  readonly recoveryScanMaxKeys: number;
+  /** How long a decided transaction stays loaded waiting for acks before recovery takes it back. */
+  readonly ackWaitMs: number;
+  /** How long the compacted record of a collected transaction stays for GET; 0: none is kept. */
+  readonly retentionMs: number;
+  /** Listing: default and most transactions per page, and most keys read per request. */
+  readonly listDefaultLimit: number;
+  readonly listMaxLimit: number;
+  readonly listScanMaxKeys: number;
+}
+
+export const DEFAULT_COORDINATOR_CONFIG: Omit<CoordinatorConfig, 'id'> = Object.freeze({
+  defaultTimeoutMs: 10_000,
+  minTimeoutMs: 100,
+  maxTimeoutMs: 600_000,
+  maxParticipants: 32,
+  maxLiveTxs: 4_096,
+  maxBodyBytes: 64 * 1024,
+  storeWriteMaxAttempts: 6,
+  storeBackoffBaseMs: 25,
+  storeBackoffMaxMs: 1_000,
+  hintTimeoutMs: 2_000,
+  prepareHintAttempts: 2,
+  maxInflightHints: 512,
+  requestTimeoutMs: 20_000,
+  commitGraceMs: 10_000,
+  recoveryIntervalMs: 2_000,
+  recoveryScanMaxKeys: 20_000,
+  ackWaitMs: 30_000,
+  retentionMs: 3_600_000,
+  listDefaultLimit: 100,
+  listMaxLimit: 1_000,
+  listScanMaxKeys: 20_000,
+});
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
+
+export function makeCoordinatorConfig(overrides: Partial<CoordinatorConfig> & { readonly id: string }): CoordinatorConfig {
+  const c: CoordinatorConfig = { ...DEFAULT_COORDINATOR_CONFIG, ...overrides };
+  const problems: string[] = [];
+  if (!ID.test(c.id)) problems.push(`id must match ${ID.source}`);
+  const int = (name: keyof CoordinatorConfig, min: number, max = Number.MAX_SAFE_INTEGER): void => {
+    const v = c[name];
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) problems.push(`${name} must be an integer in [${min}, ${max}], got ${String(v)}`);
+  };
+  int('minTimeoutMs', 1);
+  int('maxTimeoutMs', c.minTimeoutMs, 2 ** 31 - 1);
+  int('defaultTimeoutMs', c.minTimeoutMs, c.maxTimeoutMs);
+  int('maxParticipants', 1, PROTOCOL_LIMITS.maxParticipants);
+  int('maxLiveTxs', 1, 1_000_000);
+  int('maxBodyBytes', 1_024, 16 * 1024 * 1024);
+  int('storeWriteMaxAttempts', 1, 100);
+  int('storeBackoffBaseMs', 1, 60_000);
+  int('storeBackoffMaxMs', c.storeBackoffBaseMs, 600_000);
+  int('hintTimeoutMs', 1, 600_000);
+  int('prepareHintAttempts', 1, 10);
+  int('maxInflightHints', 1, 100_000);
+  int('requestTimeoutMs', 1, 600_000);
+  int('commitGraceMs', 0, 600_000);
+  int('recoveryIntervalMs', 10, 3_600_000);
+  int('recoveryScanMaxKeys', 1, 10_000_000);
+  int('ackWaitMs', 0, 86_400_000);
+  int('retentionMs', 0, 30 * 86_400_000);
+  int('listMaxLimit', 1, 10_000);
+  int('listDefaultLimit', 1, c.listMaxLimit);
+  int('listScanMaxKeys', 1, 10_000_000);
+  if (problems.length > 0) throw new Error(`invalid coordinator config: ${problems.join('; ')}`);
+  return Object.freeze(c);
+}

@@ -1,0 +1,106 @@
+/**
+ * Garbage collection of finished transactions. A transaction is finished
+ * when its decision is recorded and every frozen participant has written its
+ * ack (it applied the decision durably and will never ask again). Then one
+ * store txn, guarded by the exact record text, the decision and the absence
+ * of a compacted record, deletes every key of the transaction and writes the
+ * compacted `txdone/{id}` record, attached to a lease that expires after the
+ * retention time, so GET still answers for that long.
+ *
+ * Retention leases are shared: one lease per rotation window (retention/8,
+ * at least 1 s) with a TTL of retention plus the window, never kept alive. A
+ * record therefore lives between `retentionMs` and `retentionMs` + window.
+ */
+import type { Clock } from '../../lib/clock.js';
+import type { Random } from '../../lib/random.js';
+import { doneKey, doneRecordOf, encodeDoneRecord, type DoneRecord } from '../protocol/index.js';
+import { ackKey, decisionKey, encodeDecision, txKey, voteKey, type TxSnapshot } from '../protocol/index.js';
+import { withRetries, type BackoffPolicy } from '../../lib/retry.js';
+import { readTxSnapshot, TxStoreError, type LeaseId, type TxStore, type TxWrite } from '../txstore/index.js';
+
+export type GcResult = { readonly collected: true; readonly record: DoneRecord } | { readonly collected: false; readonly reason: 'not_finished' | 'gone' | 'raced' };
+
+export class RetentionLeases {
+  private current: { id: LeaseId; grantedAtMs: number } | undefined;
+  private pending: Promise<LeaseId> | undefined;
+  readonly windowMs: number;
+
+  constructor(
+    private readonly store: TxStore,
+    private readonly retentionMs: number,
+    private readonly clock: Clock,
+  ) {
+    this.windowMs = Math.max(1_000, Math.floor(retentionMs / 8));
+  }
+
+  async lease(): Promise<LeaseId> {
+    const c = this.current;
+    if (c !== undefined && this.clock.monotonicMs() - c.grantedAtMs < this.windowMs) return c.id;
+    this.pending ??= this.grant().finally(() => (this.pending = undefined));
+    return this.pending;
+  }
+
+  /** The lease vanished early (store restored from an old snapshot, revoked by hand): take a new one. */
+  forget(id: LeaseId): void {
+    if (this.current?.id === id) this.current = undefined;
+  }
+
+  private async grant(): Promise<LeaseId> {
+    const { id } = await this.store.grantLease(this.retentionMs + this.windowMs);
+    this.current = { id, grantedAtMs: this.clock.monotonicMs() };
+    return id;
+  }
+}
+
+export interface CollectorOptions {
+  readonly store: TxStore;
+  readonly retentionMs: number;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly retry: BackoffPolicy;
+}
+
+export class Collector {
+  private readonly leases: RetentionLeases | undefined;
+  collected = 0;
+
+  constructor(private readonly opts: CollectorOptions) {
+    this.leases = opts.retentionMs > 0 ? new RetentionLeases(opts.store, opts.retentionMs, opts.clock) : undefined;
+  }
+
+  /** Reads the transaction afresh and collects it if it is finished. Safe to race: the txn is guarded. */
+  async collect(id: string): Promise<GcResult> {
+    const snapshot = await readTxSnapshot(this.opts.store, id);
+    return this.collectSnapshot(snapshot);
+  }
+
+  async collectSnapshot(snapshot: TxSnapshot): Promise<GcResult> {
+    if (snapshot.tx === null) return { collected: false, reason: 'gone' };
+    const record = doneRecordOf(snapshot, this.opts.clock.nowMs());
+    if (record === null || snapshot.decision === undefined) return { collected: false, reason: 'not_finished' };
+    const id = snapshot.id;
+    const guards = [
+      { key: txKey(id), value: snapshot.tx.raw },
+      { key: decisionKey(id), value: encodeDecision(snapshot.decision) },
+      { key: doneKey(id), value: null },
+    ];
+    const deletes: TxWrite[] = [{ type: 'delete', key: txKey(id) }, { type: 'delete', key: decisionKey(id) }];
+    for (const p of snapshot.votes.keys()) deletes.push({ type: 'delete', key: voteKey(id, p) });
+    for (const p of snapshot.acks.keys()) deletes.push({ type: 'delete', key: ackKey(id, p) });
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const lease = this.leases === undefined ? undefined : await this.leases.lease();
+      const writes: TxWrite[] = [...deletes];
+      if (lease !== undefined) writes.push({ type: 'put', key: doneKey(id), value: encodeDoneRecord(record), lease });
+      try {
+        const r = await withRetries(() => this.opts.store.txn(guards, writes), this.opts.retry, this.opts.random);
+        if (!r.succeeded) return { collected: false, reason: 'raced' };
+        this.collected++;
+        return { collected: true, record };
+      } catch (e) {
+        if (!(e instanceof TxStoreError && e.code === 'lease_not_found' && lease !== undefined)) throw e;
+        this.leases?.forget(lease);
+      }
+    }
+    throw new TxStoreError('lease_not_found', 503, 'no retention lease could be attached');
+  }
+}

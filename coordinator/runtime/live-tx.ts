@@ -1,0 +1,73 @@
+/**
+ * One transaction this coordinator drives right now: its machine (once
+ * loaded), the client requests waiting for answers, its timers, and the
+ * bookkeeping that keeps its effects from repeating (prepare hints sent,
+ * store writes in flight). Nothing here is the source of truth: the store
+ * is, so a LiveTx can be dropped at any time and loaded back later.
+ */
+import type { CoordinatorMachine, CoordinatorReply, RequestId } from '../core/index.js';
+import type { TxWatchEvent } from '../txstore/index.js';
+
+export interface Waiter {
+  readonly resolve: (r: CoordinatorReply) => void;
+  readonly reject: (e: unknown) => void;
+  readonly timer: NodeJS.Timeout;
+  /** Monotonic start, for commit latency. */
+  readonly commitStartMs: number | undefined;
+}
+
+/** Most watched events buffered for a transaction whose snapshot is being read; past it, resync. */
+export const MAX_BUFFERED_EVENTS = 10_000;
+
+export class LiveTx {
+  machine: CoordinatorMachine | undefined;
+  /** Watched events that arrived while the snapshot was read; undefined once the machine exists. */
+  buffered: TxWatchEvent[] | undefined = [];
+  overflowed = false;
+  /**
+   * The newest store revision this machine has learned from (watched events
+   * fed, snapshots adopted). A re-read snapshot older than this must not be
+   * fed: it would show the record before changes the machine already saw.
+   */
+  knownRevision = 0;
+  /**
+   * The store revision of the tx record the machine holds (from its own
+   * successful CAS, a snapshot, or the watch). A watched tx-record event at
+   * or below it is old news: a lagging watch can deliver the record's
+   * creation after the machine froze it, which must not reach the machine.
+   */
+  txRevision = 0;
+  /**
+   * The revision at which this process saw `tx/{id}` gone (collected), from
+   * the watch, a snapshot or a refused guarded write. A vote, decision or ack
+   * written later is an orphan (a late CAS retry recreated a collected key)
+   * and must not reach the machine (docs/SIM2PC.md, `orphan-event`).
+   */
+  deletedRevision: number | undefined;
+  loading: Promise<void> | undefined;
+  readonly waiters = new Map<RequestId, Waiter>();
+  deadlineTimer: NodeJS.Timeout | undefined;
+  ackTimer: NodeJS.Timeout | undefined;
+  /** Decision hints waiting to see whether the participant acks by itself. */
+  readonly decisionHintTimers = new Set<NodeJS.Timeout>();
+  /** Store writes in flight. */
+  inflight = 0;
+  gone = false;
+  preparesAnswered = 0;
+  /** Participants already sent a prepare hint (early, or on the machine's effect): one each. */
+  readonly hinted = new Set<string>();
+
+  constructor(readonly id: string) {}
+
+  /** Idle: nothing waits on it and nothing of its own is in flight, so dropping it loses nothing. */
+  get idle(): boolean {
+    return this.waiters.size === 0 && this.inflight === 0;
+  }
+
+  clearTimers(): void {
+    if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer);
+    if (this.ackTimer !== undefined) clearTimeout(this.ackTimer);
+    for (const t of this.decisionHintTimers) clearTimeout(t);
+    this.decisionHintTimers.clear();
+  }
+}

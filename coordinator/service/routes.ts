@@ -1,0 +1,156 @@
+/**
+ * The coordinator's REST routes (shared/DESIGN.md, "Coordinator contract"),
+ * with ajv schemas for every body and query. Status codes: 201 begin, 200
+ * otherwise; 400 bad input, 404 unknown transaction, 409 state conflicts
+ * (tx_not_active, already_committed, participant_conflict), 413 body too
+ * large, 503 store unavailable or too many transactions (with Retry-After),
+ * 504 when the answer did not come in time (every call is idempotent: retry).
+ */
+import express, { type Request } from 'express';
+import { AppError } from '../../lib/errors.js';
+import { isValidTxId, PROTOCOL_LIMITS, type JsonObject, type ListedState } from '../protocol/index.js';
+import { ajv, check, errorMiddleware, jsonBody, notFound, route } from '../../lib/express.js';
+import { faultInjectionEnabled } from '../../lib/faults.js';
+import type { CoordinatorService } from './service.js';
+
+/** The `:id` path parameter, checked against the protocol's id rule. */
+function txIdParam(req: Request): string {
+  const id = req.params['id'];
+  if (typeof id !== 'string' || !isValidTxId(id)) throw new AppError('invalid_tx_id', 400, 'transaction id must match [A-Za-z0-9][A-Za-z0-9._-]* and be at most 128 characters');
+  return id;
+}
+
+const beginBody = ajv.compile({
+  type: 'object',
+  properties: {
+    timeoutMs: { type: 'integer' },
+    participants: { type: 'array', maxItems: PROTOCOL_LIMITS.maxParticipants, items: { type: 'object' } },
+    metadata: { type: 'object' },
+  },
+  additionalProperties: false,
+});
+
+const enlistBody = ajv.compile({
+  type: 'object',
+  properties: { name: { type: 'string' }, url: { type: 'string' } },
+  required: ['name', 'url'],
+  additionalProperties: false,
+});
+
+const faultsBody = ajv.compile({
+  type: 'object',
+  properties: { blockedUrls: { type: 'array', maxItems: 64, uniqueItems: true, items: { type: 'string', pattern: '^https?://', maxLength: 512 } } },
+  required: ['blockedUrls'],
+  additionalProperties: false,
+});
+
+const commitBody = ajv.compile({ type: 'object', additionalProperties: false });
+
+const abortBody = ajv.compile({
+  type: 'object',
+  properties: { reason: { type: 'string', maxLength: PROTOCOL_LIMITS.maxReasonChars } },
+  additionalProperties: false,
+});
+
+const listQuery = ajv.compile({
+  type: 'object',
+  properties: {
+    state: { enum: ['active', 'preparing', 'committed', 'aborted', 'in-doubt'] },
+    limit: { type: 'string', pattern: '^[0-9]{1,6}$' },
+    after: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._/-]{0,1100}$' },
+  },
+  additionalProperties: false,
+});
+
+export function coordinatorApp(service: CoordinatorService): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+  app.use(jsonBody(service.config.maxBodyBytes));
+
+  app.post(
+    '/v1/transactions',
+    route(async (req, res) => {
+      const body = check<{ timeoutMs?: number; participants?: unknown[]; metadata?: JsonObject }>(beginBody, req.body);
+      const key = req.get('idempotency-key');
+      res.status(201).json(await service.begin(body, key));
+    }),
+  );
+
+  app.get(
+    '/v1/transactions',
+    route(async (req, res) => {
+      const q = check<{ state?: ListedState; limit?: string; after?: string }>(listQuery, { ...(req.query as Record<string, unknown>) });
+      const limit = q.limit === undefined ? undefined : Number(q.limit);
+      if (limit !== undefined && (limit < 1 || limit > service.config.listMaxLimit)) {
+        res.status(400).json({ error: { code: 'invalid_request', message: `limit must be from 1 to ${service.config.listMaxLimit}` } });
+        return;
+      }
+      res.json(await service.list({ ...(q.state === undefined ? {} : { state: q.state }), ...(limit === undefined ? {} : { limit }), ...(q.after === undefined ? {} : { after: q.after }) }));
+    }),
+  );
+
+  app.get(
+    '/v1/transactions/:id',
+    route(async (req, res) => {
+      res.json(await service.get(txIdParam(req)));
+    }),
+  );
+
+  app.post(
+    '/v1/transactions/:id/participants',
+    route(async (req, res) => {
+      const id = txIdParam(req);
+      res.json(await service.enlist(id, check(enlistBody, req.body)));
+    }),
+  );
+
+  app.post(
+    '/v1/transactions/:id/commit',
+    route(async (req, res) => {
+      const id = txIdParam(req);
+      check(commitBody, req.body);
+      res.json(await service.commit(id));
+    }),
+  );
+
+  app.post(
+    '/v1/transactions/:id/abort',
+    route(async (req, res) => {
+      const id = txIdParam(req);
+      const body = check<{ reason?: string }>(abortBody, req.body);
+      res.json(await service.abort(id, body.reason));
+    }),
+  );
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ ok: true, id: service.config.id, liveTransactions: service.runtime.liveCount });
+  });
+
+  app.get('/metrics', (_req, res) => {
+    res.type('text/plain; version=0.0.4').send(service.metricsText());
+  });
+
+  if (faultInjectionEnabled()) {
+    // Chaos runs only: cut this coordinator off from chosen participants.
+    const state = () => ({ id: service.config.id, blockedUrls: [...service.hints.blockedUrls].sort() });
+    app.get('/v1/admin/faults', (_req, res) => void res.json(state()));
+    app.put(
+      '/v1/admin/faults',
+      route(async (req, res) => {
+        const body = check<{ blockedUrls: string[] }>(faultsBody, req.body);
+        service.hints.blockedUrls.clear();
+        for (const url of body.blockedUrls) service.hints.blockedUrls.add(url.replace(/\/+$/, ''));
+        res.json(state());
+      }),
+    );
+    app.delete('/v1/admin/faults', (_req, res) => {
+      service.hints.blockedUrls.clear();
+      res.json(state());
+    });
+  }
+
+  app.use(notFound);
+  app.use(errorMiddleware((e) => console.error('coordinator internal error:', e)));
+  return app;
+}

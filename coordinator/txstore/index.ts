@@ -1,0 +1,6 @@
+/** The TxStore contract and its backends (etcd is loaded only through `openTxStore`). */
+export * from './txstore.js';
+export { BuiltinTxStore } from './builtin.js';
+export { MemoryTxStore, type MemoryTxStoreOptions } from './memory.js';
+export { openTxStore, parseStoreSpec, storeSpecFrom, STORE_ENV, type OpenedStore, type StoreKind, type StoreSpec } from './open.js';
+export { PrefixWatcher, type PrefixWatcherOptions } from './watcher.js';
