@@ -1,0 +1,46 @@
+/**
+ * What a store node does to the outside world, as interfaces handed to
+ * `StoreNode.create` (hashicorp/raft's log store, snapshot store and
+ * transport): the real process composes the fsync'd WAL (wal.ts), snapshot
+ * files (snapshot-file.ts) and the TCP transport (transport.ts); the
+ * deterministic simulation (test/sim2pc) composes simulated disks and a
+ * simulated network, and runs the same driver.
+ */
+import type { Timers } from '../../lib/timers.js';
+import type { Random } from '../../lib/random.js';
+import type { Entry, HardState, Message, NodeId, Snapshot } from '../raft/index.js';
+import type { SnapshotMarker } from './wal-format.js';
+
+/** The Raft log and hard state on stable storage. Every promise resolves only once the data is durable. */
+export interface RaftLogStore {
+  save(entries: readonly Entry[], hardState?: HardState): Promise<void>;
+  /** Records that a snapshot at `meta` is durable; the log may then start after it. */
+  markSnapshot(meta: SnapshotMarker): Promise<void>;
+  /** Drops entries at or below `index` (a durable snapshot covers them); resolves with what it dropped. */
+  releaseTo(index: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** Snapshots on stable storage: `save` resolves once the snapshot is durable. */
+export interface SnapshotStore {
+  save(snapshot: Snapshot): Promise<void>;
+}
+
+/** Raft messages to peers: fire and forget (Raft tolerates loss, duplicates and reordering). */
+export interface PeerTransport {
+  send(messages: readonly Message[]): void;
+  setPeer(id: NodeId, peerAddress: string): void;
+  removePeer(id: NodeId): void;
+  close(): Promise<void>;
+}
+
+/** Everything a StoreNode's driver touches outside its own memory. */
+export interface NodeIo {
+  readonly log: RaftLogStore;
+  readonly snapshots: SnapshotStore;
+  readonly transport: PeerTransport;
+  readonly timers: Timers;
+  readonly random: Random;
+  /** A failed fsync or a corrupt state: this replica can no longer be trusted (a process exits; a simulated one crashes). */
+  fatal(error: unknown): void;
+}
