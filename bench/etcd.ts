@@ -3,21 +3,10 @@
  * Debian's `etcd-server` binary, its own temp data dirs, each member managed
  * by pid (SIGTERM, then SIGKILL after 5 s).
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
-
-export function findEtcd(): string | undefined {
-  for (const p of ['/usr/bin/etcd', '/usr/local/bin/etcd']) if (existsSync(p)) return p;
-  const r = spawnSync('which', ['etcd'], { encoding: 'utf8' });
-  const p = r.status === 0 ? r.stdout.trim() : '';
-  return p === '' ? undefined : p;
-}
-
-export function etcdVersion(bin: string): string {
-  const r = spawnSync(bin, ['--version'], { encoding: 'utf8' });
-  return /etcd Version:\s*(\S+)/.exec(r.stdout)?.[1] ?? 'unknown';
-}
+import { keepAliveTimers } from '../lib/timers.js';
 
 export interface EtcdMember {
   readonly name: string;
@@ -92,7 +81,7 @@ export class EtcdCluster {
       for (const c of this.children) {
         if (c.exitCode !== null) throw new Error(`etcd member exited with code ${c.exitCode}; see ${this.dataDir}/*.log`);
       }
-      await new Promise((r) => setTimeout(r, 100));
+      await keepAliveTimers.sleep(100);
     }
     throw new Error(`etcd not healthy within ${timeoutMs} ms; see ${this.dataDir}/*.log`);
   }

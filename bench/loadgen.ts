@@ -8,6 +8,7 @@
  */
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { keepAliveTimers } from '../lib/timers.js';
 
 export interface PhaseResult {
   readonly ops: number;
@@ -70,7 +71,7 @@ export async function runPhase(op: Op, opts: PhaseOptions): Promise<PhaseResult>
           if (errorSamples.length < 5) errorSamples.push(e instanceof Error ? e.message : String(e));
         } else {
           // A failing warmup must not spin: back off a little.
-          await new Promise((r) => setTimeout(r, 10));
+          await keepAliveTimers.sleep(10);
         }
       }
       const end = performance.now();

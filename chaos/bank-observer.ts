@@ -13,7 +13,8 @@
  * both out of the balance and still in `locked`. Money spent twice would
  * show as a negative balance or break conservation, which are checked.
  */
-import { fetchJson, pause } from '../demo/common/http.js';
+import { fetchJson } from '../demo/common/http.js';
+import { keepAliveTimers } from '../lib/timers.js';
 import type { BankRef } from './cluster.js';
 import type { Violation } from './record.js';
 
@@ -68,7 +69,7 @@ export class BankObserver {
   async run(signal: AbortSignal): Promise<void> {
     for (let i = 0; i < MAX_POLLS && !signal.aborted; i++) {
       await this.pollOnce();
-      await pause(POLL_EVERY_MS, signal);
+      await keepAliveTimers.sleep(POLL_EVERY_MS, signal);
     }
   }
 

@@ -1,6 +1,6 @@
 /**
  * The end-of-run checks, once everything is healed and quiet. Each one
- * turns what the run recorded into violations (shared/DESIGN.md,
+ * turns what the run recorded into violations (docs/API.md,
  * "Invariants"):
  *
  * - audits: every audit that committed saw the opening total;
@@ -55,12 +55,30 @@ export interface CheckReport {
   readonly atomicity: { readonly verified: number; readonly unverified: number };
 }
 
+type Flag = (v: Violation) => void;
+type Outcomes = { committed: number; aborted: number; notBegun: number; open: number };
+
 export function runChecks(i: CheckInputs): CheckReport {
-  const flag = (v: Violation): void => i.record.violation(v);
+  const flag: Flag = (v) => i.record.violation(v);
   const details = new Map<string, string>();
   const expectedTotal = sumAll(i.opening);
+  details.set('audits', checkAudits(i, flag, expectedTotal));
+  details.set('durability', checkDurability(i, flag));
+  const atomicity = checkAtomicity(i, flag);
+  details.set('atomicity', atomicity.detail);
+  details.set('conservation', checkConservation(i, flag, expectedTotal, atomicity.outcomes.committed));
+  const inDoubt = checkInDoubt(i, flag, atomicity.outcomes.open);
+  details.set('in-doubt', inDoubt.detail);
+  details.set('linearizability', checkLinearizability(i, flag));
+  const checks = CHECK_NAMES.map((name) => {
+    const n = i.record.violations.filter((v) => v.check === name).length;
+    return { name, ok: n === 0, detail: `${n === 0 ? 'ok' : `${n} violation(s)`}${details.has(name) ? `; ${details.get(name) as string}` : ''}` };
+  });
+  return { checks, inDoubt: inDoubt.count, outcomes: atomicity.outcomes, atomicity: { verified: atomicity.verified, unverified: atomicity.unverified } };
+}
 
-  // audits
+/** Every audit that committed saw the opening total, and no negative balance. */
+function checkAudits(i: CheckInputs, flag: Flag, expectedTotal: number): string {
   let auditsChecked = 0;
   for (const a of i.record.audits) {
     if (a.total === null || a.reads === null) continue;
@@ -68,9 +86,11 @@ export function runChecks(i: CheckInputs): CheckReport {
     if (a.total !== expectedTotal) flag({ check: 'audits', message: `audit ${a.txId} at ${(a.startMs / 1000).toFixed(1)} s saw a total of ${a.total}, not ${expectedTotal} (${a.reads.map((r) => `${r.bank}=${r.total}`).join(' ')})`, txId: a.txId });
     for (const r of a.reads) for (const acc of r.accounts) if (acc.balance < 0) flag({ check: 'no-negative-balance', message: `audit ${a.txId} read ${r.bank}/${acc.id} = ${acc.balance}`, txId: a.txId });
   }
-  details.set('audits', `${auditsChecked} complete audits, each expected ${expectedTotal}`);
+  return `${auditsChecked} complete audits, each expected ${expectedTotal}`;
+}
 
-  // durability: what clients were told is what the store holds
+/** What clients were told is what the store holds. */
+function checkDurability(i: CheckInputs, flag: Flag): string {
   let told = 0;
   for (const t of [...i.record.transfers, ...i.record.audits]) {
     if (t.outcome === 'unknown') continue;
@@ -78,9 +98,11 @@ export function runChecks(i: CheckInputs): CheckReport {
     const stored = i.scan.txs.get(t.txId)?.outcome ?? 'absent';
     if (stored !== t.outcome) flag({ check: 'durability', message: `${t.txId}: the client was told ${t.outcome}, the store holds ${stored}`, txId: t.txId });
   }
-  details.set('durability', `${told} outcomes told to clients compared with the store`);
+  return `${told} outcomes told to clients compared with the store`;
+}
 
-  // atomicity, per bank, from the banks' own logs
+/** Per bank, from the banks' own logs; also counts the transfers' final outcomes in the store. */
+function checkAtomicity(i: CheckInputs, flag: Flag): { detail: string; outcomes: Outcomes; verified: number; unverified: number } {
   let verified = 0;
   let unverified = 0;
   const outcomes = { committed: 0, aborted: 0, notBegun: 0, open: 0 };
@@ -100,9 +122,12 @@ export function runChecks(i: CheckInputs): CheckReport {
       else unverified++;
     }
   }
-  details.set('atomicity', `${verified} (transfer, bank) pairs confirmed in the banks' logs, ${unverified} not seen there (covered by conservation)`);
+  const detail = `${verified} (transfer, bank) pairs confirmed in the banks' logs, ${unverified} not seen there (covered by conservation)`;
+  return { detail, outcomes, verified, unverified };
+}
 
-  // conservation: final balances are the opening ones plus the committed moves
+/** Final balances are the opening ones plus the committed moves. */
+function checkConservation(i: CheckInputs, flag: Flag, expectedTotal: number, committed: number): string {
   const expected = new Map([...i.opening].map(([b, accts]) => [b, new Map(accts)]));
   for (const t of i.record.transfers) {
     if (i.scan.txs.get(t.txId)?.outcome !== 'committed') continue;
@@ -124,10 +149,12 @@ export function runChecks(i: CheckInputs): CheckReport {
     }
   }
   if (finalTotal !== expectedTotal) flag({ check: 'conservation', message: `final total ${finalTotal}, opening total ${expectedTotal}` });
-  details.set('conservation', `final total ${finalTotal} of ${expectedTotal}; every account checked against ${outcomes.committed} committed transfers`);
+  return `final total ${finalTotal} of ${expectedTotal}; every account checked against ${committed} committed transfers`;
+}
 
-  // in doubt
-  let inDoubt = outcomes.open;
+/** Nothing undecided in the store, prepared at a bank, or listed in doubt by a coordinator. */
+function checkInDoubt(i: CheckInputs, flag: Flag, openTransfers: number): { detail: string; count: number } {
+  let inDoubt = openTransfers;
   const openInStore = [...i.scan.txs.values()].filter((t) => t.outcome === 'open');
   if (openInStore.length > 0) flag({ check: 'in-doubt', message: `${openInStore.length} transaction(s) undecided in the store at the end, e.g. ${openInStore.slice(0, 5).map((t) => t.id).join(', ')}` });
   inDoubt = Math.max(inDoubt, openInStore.length);
@@ -141,18 +168,15 @@ export function runChecks(i: CheckInputs): CheckReport {
   }
   if (i.coordinatorInDoubt === null) flag({ check: 'in-doubt', message: 'no coordinator answered the in-doubt listing at the end' });
   else if (i.coordinatorInDoubt > 0) flag({ check: 'in-doubt', message: `the coordinators list ${i.coordinatorInDoubt} transaction(s) in doubt at the end` });
-  details.set('in-doubt', `${openInStore.length} open in the store, coordinators list ${i.coordinatorInDoubt ?? '?'} in doubt, banks hold ${[...i.bankSummaries.values()].reduce((s, b) => s + (b?.inDoubt ?? 0), 0)} prepared`);
+  const detail = `${openInStore.length} open in the store, coordinators list ${i.coordinatorInDoubt ?? '?'} in doubt, banks hold ${[...i.bankSummaries.values()].reduce((s, b) => s + (b?.inDoubt ?? 0), 0)} prepared`;
+  return { detail, count: inDoubt };
+}
 
-  // linearizability
+/** The register history on the store's keys. */
+function checkLinearizability(i: CheckInputs, flag: Flag): string {
   if (i.lin.result === 'illegal') flag({ check: 'linearizability', message: `${i.lin.counterexample?.message ?? 'not linearizable'} (history: ${i.linFile})` });
   const keys = i.lin.perKey.length;
-  details.set('linearizability', `${i.lin.result}: ${i.lin.operations} operations on ${keys} keys, checked in ${i.lin.elapsedMs.toFixed(0)} ms${i.lin.limit === undefined ? '' : ` (budget ${i.lin.limit} ran out: not a violation, but not a proof)`}`);
-
-  const checks = CHECK_NAMES.map((name) => {
-    const n = i.record.violations.filter((v) => v.check === name).length;
-    return { name, ok: n === 0, detail: `${n === 0 ? 'ok' : `${n} violation(s)`}${details.has(name) ? `; ${details.get(name) as string}` : ''}` };
-  });
-  return { checks, inDoubt, outcomes, atomicity: { verified, unverified } };
+  return `${i.lin.result}: ${i.lin.operations} operations on ${keys} keys, checked in ${i.lin.elapsedMs.toFixed(0)} ms${i.lin.limit === undefined ? '' : ` (budget ${i.lin.limit} ran out: not a violation, but not a proof)`}`;
 }
 
 function move(m: Map<string, Map<string, number>>, bank: string, account: string, delta: number): void {

@@ -12,14 +12,15 @@
  * built-in store and there is no store node to fault.
  */
 import { mkdirSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { fetchJson, pause } from '../demo/common/http.js';
+import { fetchJson } from '../demo/common/http.js';
+import { keepAliveTimers } from '../lib/timers.js';
 import { demoLayout, urlOf } from '../demo/supervisor/layout.js';
 import type { ProcessEvent } from '../demo/supervisor/process.js';
-import { DemoSupervisor } from '../demo/supervisor/supervisor.js';
+import { DemoSupervisor, portFree } from '../demo/supervisor/supervisor.js';
 import { FAULTS_ENV } from '../lib/faults.js';
-import { EtcdCluster, findEtcd } from '../bench/etcd.js';
+import { EtcdCluster } from '../bench/etcd.js';
+import { findEtcd } from '../lib/etcd-binary.js';
 import type { StoreChoice } from './options.js';
 
 export interface ChaosClusterOptions {
@@ -244,7 +245,7 @@ export class ChaosCluster {
           if (statuses.every((s) => s !== undefined && s.appliedIndex >= goal)) return true;
         }
       }
-      await pause(200);
+      await keepAliveTimers.sleep(200);
     }
     return false;
   }
@@ -316,12 +317,4 @@ export class ChaosCluster {
     for (const port of ports) if (!(await portFree(l.host, port))) busy.push(port);
     if (busy.length > 0) throw new Error(`port(s) ${busy.join(', ')} on ${l.host} are in use; pick another --base-port`);
   }
-}
-
-function portFree(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, host, () => server.close(() => resolve(true)));
-  });
 }

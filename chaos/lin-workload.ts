@@ -12,7 +12,7 @@
  * Request-Id, and an earlier attempt may have been applied.
  */
 import { randomBytes } from 'node:crypto';
-import { pause } from '../demo/common/http.js';
+import { keepAliveTimers } from '../lib/timers.js';
 import { SeededRandom } from '../lib/random.js';
 import { BuiltinTxStore, TxStoreError, type TxStore } from '../coordinator/txstore/index.js';
 import { openTxStore, parseStoreSpec } from '../coordinator/txstore/index.js';
@@ -116,6 +116,6 @@ async function clientLoop(o: LinWorkloadOptions, store: TxStore, index: number):
       if (definite) o.recorder.fail(h, note);
       else o.recorder.unknown(h, note);
     }
-    await pause(THINK_MS[0] + rnd.int(THINK_MS[1] - THINK_MS[0]), o.signal);
+    await keepAliveTimers.sleep(THINK_MS[0] + rnd.int(THINK_MS[1] - THINK_MS[0]), o.signal);
   }
 }

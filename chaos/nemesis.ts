@@ -9,7 +9,7 @@
  * A process that does not come back within the bound is a liveness
  * violation: the point of the run is also that the system keeps working.
  */
-import { pause } from '../demo/common/http.js';
+import { keepAliveTimers } from '../lib/timers.js';
 import type { ChaosCluster } from './cluster.js';
 import type { FaultKind } from './options.js';
 import type { FaultRecord, RunRecord } from './record.js';
@@ -40,7 +40,7 @@ export async function runNemesis(o: NemesisOptions): Promise<void> {
 async function runLane(o: NemesisOptions, plan: FaultPlan): Promise<void> {
   for (let i = 0; i < MAX_FAULTS_PER_LANE && !o.signal.aborted; i++) {
     const f = plan.draw();
-    await pause(f.gapMs, o.signal);
+    await keepAliveTimers.sleep(f.gapMs, o.signal);
     // Leave time for the fault to be lifted and healed before the load stops.
     if (o.signal.aborted || o.record.now() + f.holdMs >= o.stopAtMs) return;
     const ok = await inject(o, f);
@@ -64,7 +64,7 @@ async function inject(o: NemesisOptions, f: PlannedFault): Promise<boolean> {
     rec.note = `not injected: ${(e as Error).message}`;
     o.log(`! ${rec.description}: ${rec.note}`);
   }
-  await pause(f.holdMs, o.signal);
+  await keepAliveTimers.sleep(f.holdMs, o.signal);
   o.record.faultLifted(rec);
   let lifted = true;
   try {
@@ -139,7 +139,7 @@ async function waitWhole(c: ChaosCluster, lane: Lane, target: string): Promise<b
   const deadline = Date.now() + HEAL_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (await c.supervisor.process(target).healthy()) return true;
-    await pause(200);
+    await keepAliveTimers.sleep(200);
   }
   return false;
 }

@@ -14,12 +14,14 @@
 import { createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { openTxStore, parseStoreSpec, type OpenedStore } from '../coordinator/txstore/index.js';
-import { fetchJson, pause } from '../demo/common/http.js';
+import { fetchJson } from '../demo/common/http.js';
+import { keepAliveTimers } from '../lib/timers.js';
 import { DEFAULT_BANKS } from '../demo/supervisor/layout.js';
-import { checkHistory, HistoryRecorder } from '../test/lincheck/index.js';
+import { lastLines } from '../demo/supervisor/process.js';
+import { checkHistory, HistoryRecorder, type CheckResult } from '../test/lincheck/index.js';
 import { BankClient } from './bank-client.js';
 import { BankObserver, type BankSummary } from './bank-observer.js';
-import { runChecks, type CheckOutcome } from './checks.js';
+import { runChecks, type CheckOutcome, type CheckReport } from './checks.js';
 import { ChaosCluster } from './cluster.js';
 import { runLinWorkload } from './lin-workload.js';
 import { HEAL_TIMEOUT_MS, runNemesis } from './nemesis.js';
@@ -59,145 +61,235 @@ const QUIESCENCE_TIMEOUT_MS = 120_000;
 const LIN_CLIENTS = 3;
 const LIN_CHECK_TIMEOUT_MS = 120_000;
 
-export async function runChaos(o: ChaosOptions, out: (line: string) => void, abort: AbortSignal): Promise<ChaosSummary> {
+/** The run's folder, tags and log, shared by its steps. */
+interface RunSetup {
+  readonly o: ChaosOptions;
+  readonly out: (line: string) => void;
+  readonly started: Date;
+  /** The run's data and logs; `${runDir}.html` and `${runDir}.json` are its report. */
+  readonly runDir: string;
+  readonly runTag: string;
+  readonly replay: string;
+  /** A line stamped with the run time: since the load started once `record` is set, since start-up before. */
+  readonly log: (line: string) => void;
+  record: RunRecord | undefined;
+}
+
+/** The run's folder and log, and the opening lines: what runs, and how to replay it. */
+function beginRun(o: ChaosOptions, out: (line: string) => void): RunSetup {
   const started = new Date();
   const stamp = started.toISOString().replace(/[:.]/g, '-');
-  const outDir = resolve(o.outDir);
-  const runDir = join(outDir, `${o.seed}-${stamp}`);
+  const runDir = join(resolve(o.outDir), `${o.seed}-${stamp}`);
   mkdirSync(runDir, { recursive: true });
-  const runTag = `${o.seed}-${started.getTime().toString(36)}`;
   const replay = replayCommand(o);
   // Run time starts when the load starts; start-up is logged on its own clock.
   const t0 = performance.now();
-  let record: RunRecord | undefined;
-  const log = (line: string): void => out(`[${((record?.now() ?? performance.now() - t0) / 1000).toFixed(1).padStart(6)}s] ${line}`);
+  const setup: RunSetup = {
+    o,
+    out,
+    started,
+    runDir,
+    runTag: `${o.seed}-${started.getTime().toString(36)}`,
+    replay,
+    log: (line) => out(`[${((setup.record?.now() ?? performance.now() - t0) / 1000).toFixed(1).padStart(6)}s] ${line}`),
+    record: undefined,
+  };
   out(`chaos: seed=${o.seed} duration=${o.durationS}s faults=${o.faults.join(',') || 'none'} store=${o.store} clients=${o.clients} data=${runDir}`);
   out(`chaos: replay with: ${replay}   (the fault schedule follows the seed; timing does not replay)`);
   if (o.store === 'etcd') out('chaos: --store etcd: store-node faults (kill, pause, partition and disk on store nodes) do not apply; coordinators and banks are faulted');
+  return setup;
+}
 
-  const cluster = new ChaosCluster({ dataDir: runDir, basePort: o.basePort, store: o.store, startTimeoutMs: START_TIMEOUT_MS });
+/** What watches the system during the load, and what the checks read afterwards. */
+interface Observers {
+  readonly rec: RunRecord;
+  readonly watch: TxWatch;
+  /** Ends tx-events.ndjson, where the watch writes every event. */
+  closeEvents(): Promise<void>;
+  readonly observer: BankObserver;
+  readonly recorder: HistoryRecorder;
+  /** From now on a crash is still a violation, but nothing is restarted. */
+  stopRestarting(): void;
+}
+
+async function startObservers(setup: RunSetup, rec: RunRecord, cluster: ChaosCluster, opened: OpenedStore): Promise<Observers> {
+  const events = createWriteStream(join(setup.runDir, 'tx-events.ndjson'));
+  const watch = new TxWatch(opened.store, (v) => rec.violation(v), (e) => void events.write(`${JSON.stringify({ t: Math.round(rec.now()), ...e })}\n`));
+  await watch.start();
+  const log = setup.log;
+  // A crash is a violation; the process is started again (as systemd would) so the run goes on.
+  let ending = false;
+  cluster.onCrash = (name, what) => {
+    const tail = lastLines(cluster.supervisor.process(name).logSinceStart(), 12);
+    // A start that lost its port to an outgoing connection is retried by the supervisor: not a crash.
+    if (/EADDRINUSE/.test(tail)) return log(`${name} lost its port while starting; the supervisor tries again`);
+    rec.violation({ check: 'crash', message: `${name} ${what} at ${(rec.now() / 1000).toFixed(1)} s; log ${cluster.logFile(name)} ends:\n${tail}` });
+    log(`! ${name} ${what}; restarting it`);
+    if (!ending) void restartAfterCrash(cluster, name, log);
+  };
+  return {
+    rec,
+    watch,
+    closeEvents: () => new Promise<void>((done) => events.end(done)),
+    observer: new BankObserver(cluster.banks, (v) => rec.violation(v), () => rec.now()),
+    recorder: new HistoryRecorder(),
+    stopRestarting: () => {
+      ending = true;
+    },
+  };
+}
+
+/**
+ * Transfers and audits, the register history, bank polling and the nemesis,
+ * until the duration is up (or Ctrl-C); returns the run time the load ended.
+ * The nemesis stops drawing faults then too, but always lifts the one in force.
+ */
+async function runLoad(setup: RunSetup, cluster: ChaosCluster, obs: Observers, abort: AbortSignal): Promise<number> {
+  const { o, log, runTag } = setup;
+  const rec = obs.rec;
+  const load = new AbortController();
+  const onAbort = (): void => load.abort();
+  abort.addEventListener('abort', onAbort, { once: true });
+  const stopTimer = setTimeout(() => load.abort(), o.durationS * 1000);
+  const progress = setInterval(() => {
+    const p = rec.snapshotProgress();
+    log(`transfers=${p.transfers} committed=${p.committed} aborted=${p.aborted} unknown=${p.unknown} audits=${p.audits} faults: ${p.faults.length === 0 ? '-' : p.faults.join(', ')}`);
+  }, PROGRESS_EVERY_MS);
+  const accounts = DEFAULT_BANKS.flatMap((b) => Object.keys(b.accounts).map((account) => ({ bank: b.name, account })));
+  const client = new BankClient(cluster.coordinators, cluster.banks);
+  const tasks = [
+    runWorkload({ client, record: rec, seed: o.seed, runTag, clients: o.clients, coordinators: cluster.coordinators.length, accounts, auditEveryMs: o.auditEveryMs, signal: load.signal }),
+    runLinWorkload({ storeSpec: cluster.storeSpec, clients: LIN_CLIENTS, seed: o.seed, runTag, recorder: obs.recorder, now: () => rec.now(), signal: load.signal }),
+    obs.observer.run(load.signal),
+    runNemesis({ cluster, record: rec, seed: o.seed, faults: o.faults, stopAtMs: o.durationS * 1000, log, signal: load.signal }),
+  ];
+  await Promise.all(tasks);
+  obs.stopRestarting();
+  rec.clearActive();
+  clearTimeout(stopTimer);
+  clearInterval(progress);
+  abort.removeEventListener('abort', onAbort);
+  const loadEndMs = rec.now();
+  rec.snapshotProgress();
+  log('load stopped; healing every fault');
+  return loadEndMs;
+}
+
+/** Lifts every fault, then waits (bounded) until nothing is in flight; true when it got quiet. */
+async function healAndSettle(setup: RunSetup, cluster: ChaosCluster, obs: Observers, opened: OpenedStore, abort: AbortSignal): Promise<boolean> {
+  const problems = await cluster.healAll(HEAL_TIMEOUT_MS);
+  for (const p of problems) obs.rec.violation({ check: 'liveness', message: `at the end: ${p}` });
+  const quiet = await waitQuiescent(cluster, obs.observer, opened, QUIESCENCE_TIMEOUT_MS, abort);
+  setup.log(quiet ? 'quiescent: every transaction decided and applied' : `not quiescent within ${QUIESCENCE_TIMEOUT_MS} ms; checking what there is`);
+  return quiet;
+}
+
+interface Verdict {
+  readonly report: CheckReport;
+  readonly lin: CheckResult;
+  readonly linFile: string;
+  readonly scan: StoreScan;
+  readonly opening: ReadonlyMap<string, ReadonlyMap<string, number>>;
+}
+
+/** The final reads (banks, coordinators, the store, the register history), then the checks. */
+async function checkRun(setup: RunSetup, cluster: ChaosCluster, obs: Observers, opened: OpenedStore): Promise<Verdict> {
+  const { rec, observer } = obs;
+  await observer.pollOnce();
+  const finalBalances = new Map(await Promise.all(cluster.banks.map(async (b) => [b.name, await observer.balances(b)] as const)));
+  const bankSummaries = new Map(await Promise.all(cluster.banks.map(async (b) => [b.name, await observer.summary(b)] as const)));
+  const coordinatorInDoubt = await listInDoubt(cluster);
+  const scan = await scanStore(opened.store, (v) => rec.violation(v));
+  await obs.watch.stop();
+  await obs.closeEvents();
+  const history = obs.recorder.toJSON();
+  const linFile = join(setup.runDir, 'history.json');
+  writeFileSync(linFile, JSON.stringify(history));
+  setup.log(`checking linearizability of ${history.operations.length} store operations`);
+  const lin = checkHistory(history, { timeoutMs: LIN_CHECK_TIMEOUT_MS });
+  const opening = new Map(DEFAULT_BANKS.map((b) => [b.name, new Map(Object.entries(b.accounts))] as const));
+  const report = runChecks({ record: rec, opening, finalBalances, bankSummaries, coordinatorInDoubt, scan, observer, lin, linFile });
+  return { report, lin, linFile, scan, opening };
+}
+
+function summarize(setup: RunSetup, rec: RunRecord, v: Verdict): ChaosSummary {
+  const { report, lin } = v;
+  const faults = rec.faults.filter((f) => f.note === undefined || !f.note.startsWith('not injected')).length;
+  const audits = rec.audits.filter((a) => a.total !== null).length;
+  const violations = rec.violations.length;
+  return {
+    seed: setup.o.seed,
+    transfers: rec.transfers.length,
+    committed: report.outcomes.committed,
+    aborted: report.outcomes.aborted,
+    notBegun: report.outcomes.notBegun,
+    audits,
+    auditsAttempted: rec.audits.length,
+    faults,
+    faultsByKind: rec.faultsByKind(),
+    violations,
+    inDoubt: report.inDoubt,
+    checks: report.checks,
+    violationList: rec.violations.map((x) => ({ check: x.check, message: x.message })),
+    linearizability: lin.result,
+    finalLine: `transfers=${rec.transfers.length} committed=${report.outcomes.committed} aborted=${report.outcomes.aborted} audits=${audits} faults=${faults} violations=${violations} in_doubt=${report.inDoubt}`,
+    replay: setup.replay,
+    report: `${setup.runDir}.html`,
+    reportJson: `${setup.runDir}.json`,
+    runDir: setup.runDir,
+  };
+}
+
+/** The HTML report and its JSON data. */
+function writeRunReport(setup: RunSetup, cluster: ChaosCluster, obs: Observers, v: Verdict, summary: ChaosSummary, loadEndMs: number, quiet: boolean): void {
+  const { lin, linFile, report } = v;
+  const expectedTotal = [...v.opening.values()].reduce((s, m) => s + [...m.values()].reduce((a, b) => a + b, 0), 0);
+  const extra = { watch: obs.watch.stats, lin: { result: lin.result, operations: lin.operations, elapsedMs: lin.elapsedMs, limit: lin.limit ?? null, file: linFile }, atomicity: report.atomicity, outcomes: report.outcomes, storeScan: summarizeScan(v.scan), bankPolls: obs.observer.polls, lockedOverBalance: obs.observer.lockedOverBalance, quiescent: quiet };
+  const input = { options: setup.o, record: obs.rec, checks: report.checks, finalLine: summary.finalLine, replay: setup.replay, startedAt: setup.started.toISOString(), loadEndMs, expectedTotal, processes: cluster.managedNames, extra };
+  writeReport(input, summary.report, summary.reportJson);
+}
+
+/** The checks, the violations (the first 50), and where the report, data and logs are. */
+function printResults(setup: RunSetup, obs: Observers, v: Verdict, summary: ChaosSummary): void {
+  const { out } = setup;
+  const { rec, observer, watch } = obs;
+  const n = summary.violations;
+  out('');
+  for (const c of v.report.checks) out(`check ${c.ok ? 'ok  ' : 'FAIL'} ${c.name.padEnd(20)} ${c.detail}`);
+  for (const x of rec.violations.slice(0, 50)) out(`VIOLATION ${x.check}: ${x.message}`);
+  if (n > 50) out(`... and ${n - 50} more violations (see the report)`);
+  out(`faults by kind: ${Object.entries(summary.faultsByKind).map(([k, c]) => `${k}=${c}`).join(' ')}; transfers not begun=${v.report.outcomes.notBegun}; client saw unknown=${rec.counts().unknown}; audits attempted=${rec.audits.length}`);
+  out(`banks: ${observer.polls.ok} log polls (${observer.polls.failed} unanswered); ${observer.lockedOverBalance.count} account reads showed more locked than the balance (a committed debit not yet released; not a violation)`);
+  out(`watch: ${watch.stats.events} events, ${watch.stats.decisionsChecked} decisions checked against votes, ${watch.stats.orphanWrites} late writes after GC, ${watch.stats.gaps} gaps`);
+  out(`report: ${summary.report}`);
+  out(`data:   ${summary.reportJson}`);
+  out(`logs:   ${join(setup.runDir, 'logs')}`);
+  out(`seed=${setup.o.seed}; replay: ${setup.replay}`);
+}
+
+export async function runChaos(o: ChaosOptions, out: (line: string) => void, abort: AbortSignal): Promise<ChaosSummary> {
+  const setup = beginRun(o, out);
+  const cluster = new ChaosCluster({ dataDir: setup.runDir, basePort: o.basePort, store: o.store, startTimeoutMs: START_TIMEOUT_MS });
   const exitHook = (): void => cluster.killNow();
   process.once('exit', exitHook);
   let opened: OpenedStore | undefined;
   try {
     await cluster.start();
-    log(`started ${cluster.managedNames.join(', ')}${o.store === 'etcd' ? ' on etcd' : ''}; the load starts now (t=0)`);
+    setup.log(`started ${cluster.managedNames.join(', ')}${o.store === 'etcd' ? ' on etcd' : ''}; the load starts now (t=0)`);
     const rec = new RunRecord();
-    record = rec;
+    setup.record = rec;
     opened = await openTxStore(parseStoreSpec(cluster.storeSpec), 'chaos-runner');
-    const events = createWriteStream(join(runDir, 'tx-events.ndjson'));
-    const watch = new TxWatch(opened.store, (v) => rec.violation(v), (e) => void events.write(`${JSON.stringify({ t: Math.round(rec.now()), ...e })}\n`));
-    await watch.start();
-    // A crash is a violation; the process is started again (as systemd would) so the run goes on.
-    let ending = false;
-    cluster.onCrash = (name, what) => {
-      const tail = lastLines(cluster.supervisor.process(name).logSinceStart(), 12);
-      // A start that lost its port to an outgoing connection is retried by the supervisor: not a crash.
-      if (/EADDRINUSE/.test(tail)) return log(`${name} lost its port while starting; the supervisor tries again`);
-      rec.violation({ check: 'crash', message: `${name} ${what} at ${(rec.now() / 1000).toFixed(1)} s; log ${cluster.logFile(name)} ends:\n${tail}` });
-      log(`! ${name} ${what}; restarting it`);
-      if (!ending) void restartAfterCrash(cluster, name, log);
-    };
-    const observer = new BankObserver(cluster.banks, (v) => rec.violation(v), () => rec.now());
-    const recorder = new HistoryRecorder();
-
-    // The load stops at the duration (or on Ctrl-C); the nemesis stops drawing faults then too, but
-    // always lifts the one in force.
-    const load = new AbortController();
-    const onAbort = (): void => load.abort();
-    abort.addEventListener('abort', onAbort, { once: true });
-    const stopTimer = setTimeout(() => load.abort(), o.durationS * 1000);
-    const progress = setInterval(() => {
-      const p = rec.snapshotProgress();
-      log(`transfers=${p.transfers} committed=${p.committed} aborted=${p.aborted} unknown=${p.unknown} audits=${p.audits} faults: ${p.faults.length === 0 ? '-' : p.faults.join(', ')}`);
-    }, PROGRESS_EVERY_MS);
-    const accounts = DEFAULT_BANKS.flatMap((b) => Object.keys(b.accounts).map((account) => ({ bank: b.name, account })));
-    const client = new BankClient(cluster.coordinators, cluster.banks);
-    const tasks = [
-      runWorkload({ client, record: rec, seed: o.seed, runTag, clients: o.clients, coordinators: cluster.coordinators.length, accounts, auditEveryMs: o.auditEveryMs, signal: load.signal }),
-      runLinWorkload({ storeSpec: cluster.storeSpec, clients: LIN_CLIENTS, seed: o.seed, runTag, recorder, now: () => rec.now(), signal: load.signal }),
-      observer.run(load.signal),
-      runNemesis({ cluster, record: rec, seed: o.seed, faults: o.faults, stopAtMs: o.durationS * 1000, log, signal: load.signal }),
-    ];
-    await Promise.all(tasks);
-    ending = true;
-    rec.clearActive();
-    clearTimeout(stopTimer);
-    clearInterval(progress);
-    abort.removeEventListener('abort', onAbort);
-    const loadEndMs = rec.now();
-    rec.snapshotProgress();
-    log('load stopped; healing every fault');
-
-    const problems = await cluster.healAll(HEAL_TIMEOUT_MS);
-    for (const p of problems) rec.violation({ check: 'liveness', message: `at the end: ${p}` });
-    const quiet = await waitQuiescent(cluster, observer, opened, QUIESCENCE_TIMEOUT_MS, abort);
-    log(quiet ? 'quiescent: every transaction decided and applied' : `not quiescent within ${QUIESCENCE_TIMEOUT_MS} ms; checking what there is`);
-
-    // Final reads, then the checks.
-    await observer.pollOnce();
-    const finalBalances = new Map(await Promise.all(cluster.banks.map(async (b) => [b.name, await observer.balances(b)] as const)));
-    const bankSummaries = new Map(await Promise.all(cluster.banks.map(async (b) => [b.name, await observer.summary(b)] as const)));
-    const coordinatorInDoubt = await listInDoubt(cluster);
-    const scan = await scanStore(opened.store, (v) => rec.violation(v));
-    await watch.stop();
-    await new Promise<void>((done) => events.end(done));
-    const history = recorder.toJSON();
-    const linFile = join(runDir, 'history.json');
-    writeFileSync(linFile, JSON.stringify(history));
-    log(`checking linearizability of ${history.operations.length} store operations`);
-    const lin = checkHistory(history, { timeoutMs: LIN_CHECK_TIMEOUT_MS });
-    const opening = new Map(DEFAULT_BANKS.map((b) => [b.name, new Map(Object.entries(b.accounts))] as const));
-    const report = runChecks({ record: rec, opening, finalBalances, bankSummaries, coordinatorInDoubt, scan, observer, lin, linFile });
-
-    const faultsByKind = rec.faultsByKind();
-    const faults = rec.faults.filter((f) => f.note === undefined || !f.note.startsWith('not injected')).length;
-    const audits = rec.audits.filter((a) => a.total !== null).length;
-    const v = rec.violations.length;
-    const finalLine = `transfers=${rec.transfers.length} committed=${report.outcomes.committed} aborted=${report.outcomes.aborted} audits=${audits} faults=${faults} violations=${v} in_doubt=${report.inDoubt}`;
-    const base = join(outDir, `${o.seed}-${stamp}`);
-    const htmlPath = `${base}.html`;
-    const jsonPath = `${base}.json`;
-    const expectedTotal = [...opening.values()].reduce((s, m) => s + [...m.values()].reduce((a, b) => a + b, 0), 0);
-    const extra = { watch: watch.stats, lin: { result: lin.result, operations: lin.operations, elapsedMs: lin.elapsedMs, limit: lin.limit ?? null, file: linFile }, atomicity: report.atomicity, outcomes: report.outcomes, storeScan: summarizeScan(scan), bankPolls: observer.polls, lockedOverBalance: observer.lockedOverBalance, quiescent: quiet };
-    writeReport({ options: o, record: rec, checks: report.checks, finalLine, replay, startedAt: started.toISOString(), loadEndMs, expectedTotal, processes: cluster.managedNames, extra }, htmlPath, jsonPath);
-
-    out('');
-    for (const c of report.checks) out(`check ${c.ok ? 'ok  ' : 'FAIL'} ${c.name.padEnd(20)} ${c.detail}`);
-    for (const x of rec.violations.slice(0, 50)) out(`VIOLATION ${x.check}: ${x.message}`);
-    if (v > 50) out(`... and ${v - 50} more violations (see the report)`);
-    out(`faults by kind: ${Object.entries(faultsByKind).map(([k, n]) => `${k}=${n}`).join(' ')}; transfers not begun=${report.outcomes.notBegun}; client saw unknown=${rec.counts().unknown}; audits attempted=${rec.audits.length}`);
-    out(`banks: ${observer.polls.ok} log polls (${observer.polls.failed} unanswered); ${observer.lockedOverBalance.count} account reads showed more locked than the balance (a committed debit not yet released; not a violation)`);
-    out(`watch: ${watch.stats.events} events, ${watch.stats.decisionsChecked} decisions checked against votes, ${watch.stats.orphanWrites} late writes after GC, ${watch.stats.gaps} gaps`);
-    out(`report: ${htmlPath}`);
-    out(`data:   ${jsonPath}`);
-    out(`logs:   ${join(runDir, 'logs')}`);
-    out(`seed=${o.seed}; replay: ${replay}`);
-    const summary: ChaosSummary = {
-      seed: o.seed,
-      transfers: rec.transfers.length,
-      committed: report.outcomes.committed,
-      aborted: report.outcomes.aborted,
-      notBegun: report.outcomes.notBegun,
-      audits,
-      auditsAttempted: rec.audits.length,
-      faults,
-      faultsByKind,
-      violations: v,
-      inDoubt: report.inDoubt,
-      checks: report.checks,
-      violationList: rec.violations.map((x) => ({ check: x.check, message: x.message })),
-      linearizability: lin.result,
-      finalLine,
-      replay,
-      report: htmlPath,
-      reportJson: jsonPath,
-      runDir,
-    };
+    const obs = await startObservers(setup, rec, cluster, opened);
+    const loadEndMs = await runLoad(setup, cluster, obs, abort);
+    const quiet = await healAndSettle(setup, cluster, obs, opened, abort);
+    const verdict = await checkRun(setup, cluster, obs, opened);
+    const summary = summarize(setup, rec, verdict);
+    writeRunReport(setup, cluster, obs, verdict, summary, loadEndMs, quiet);
+    printResults(setup, obs, verdict, summary);
     if (o.summaryFile !== undefined) writeFileSync(o.summaryFile, `${JSON.stringify(summary, null, 1)}\n`);
     await cluster.stop();
     // Data folders are big and useless after a clean run; logs and the history stay.
-    if (v === 0 && !o.keep) for (const d of ['store', 'banks', 'etcd']) rmSync(join(runDir, d), { recursive: true, force: true });
+    if (summary.violations === 0 && !o.keep) for (const d of ['store', 'banks', 'etcd']) rmSync(join(setup.runDir, d), { recursive: true, force: true });
     return summary;
   } finally {
     await opened?.close().catch(() => {});
@@ -217,7 +309,7 @@ async function waitQuiescent(cluster: ChaosCluster, observer: BankObserver, open
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline && !abort.aborted) {
     if (await isQuiescent(cluster, observer, opened)) return true;
-    await pause(1_000, abort);
+    await keepAliveTimers.sleep(1_000, abort);
   }
   return false;
 }
@@ -236,16 +328,12 @@ async function isQuiescent(cluster: ChaosCluster, observer: BankObserver, opened
 }
 
 async function restartAfterCrash(cluster: ChaosCluster, name: string, log: (line: string) => void): Promise<void> {
-  await pause(1_000);
+  await keepAliveTimers.sleep(1_000);
   try {
     if (cluster.state(name) !== 'running' && cluster.state(name) !== 'paused') await cluster.startProcess(name);
   } catch (e) {
     log(`! ${name} did not restart after its crash: ${(e as Error).message}`);
   }
-}
-
-function lastLines(text: string, n: number): string {
-  return text.trimEnd().split('\n').slice(-n).join('\n');
 }
 
 /** Transactions the coordinators list as in doubt; null if none answered. */

@@ -7,7 +7,7 @@
  * every frozen participant voted yes).
  */
 import { decodeDoneRecord, DONE_PREFIX } from '../coordinator/protocol/index.js';
-import { decide, decodeDecision, decodeTxRecord, decodeVote, parseKey, TX_PREFIX, type Decision, type TxRecord, type Vote } from '../coordinator/protocol/index.js';
+import { decide, decodeDecision, decodeTxRecord, decodeVote, frozenNames, parseKey, TX_PREFIX, verdictOf, type Decision, type TxRecord, type Vote } from '../coordinator/protocol/index.js';
 import { rangeAll, type TxStore } from '../coordinator/txstore/index.js';
 import type { Violation } from './record.js';
 
@@ -58,17 +58,18 @@ export async function scanStore(store: TxStore, flag: (v: Violation) => void): P
   }
   for (const [id, g] of groups) {
     if (g.record === undefined) continue; // orphan keys of a collected transaction (late vote or ack)
-    const frozen = g.record.state === 'preparing' ? g.record.participants.map((p) => p.name) : null;
-    const verdict = frozen === null ? 'pending' : decide(frozen, g.votes);
+    const frozen = frozenNames(g.record);
+    // The votes' verdict alone, to check the decision against it.
+    const verdict = verdictOf(g.record, g.votes, undefined);
     if (g.decision !== undefined && frozen !== null && frozen.length > 0 && verdict !== g.decision) {
       const votes = frozen.map((n) => `${n}=${g.votes.get(n)?.vote ?? 'missing'}`).join(' ');
       flag({ check: 'stable-decisions', message: `${id}: decision ${g.decision} but the votes say ${verdict} (${votes})`, txId: id });
     }
     if (g.decision !== undefined && frozen === null) flag({ check: 'stable-decisions', message: `${id}: decided ${g.decision} but its record is not frozen`, txId: id });
-    const outcome = g.decision ?? (verdict === 'pending' ? undefined : verdict);
+    const outcome = verdictOf(g.record, g.votes, g.decision);
     txs.set(id, {
       id,
-      outcome: outcome === undefined ? 'open' : outcome === 'commit' ? 'committed' : 'aborted',
+      outcome: outcome === 'pending' ? 'open' : outcome === 'commit' ? 'committed' : 'aborted',
       source: 'live',
       participants: g.record.participants.map((p) => p.name),
       deadline: g.record.deadline,

@@ -1,6 +1,6 @@
 /**
  * Watches the 2PC keys (`tx/`) for the whole run and checks, change by
- * change in revision order, what shared/DESIGN.md promises about them:
+ * change in revision order, what docs/API.md ("The 2PC key layout") promises about them:
  *
  * - a vote key, once written, never changes (CAS create-if-absent);
  * - the decision never changes, and when it is written it is what the
@@ -17,7 +17,7 @@
  */
 import { decide, decodeDecision, decodeTxRecord, decodeVote, parseKey, TX_PREFIX, type Decision, type VoteValue } from '../coordinator/protocol/index.js';
 import { TxStoreError, type TxStore, type TxWatchEvent } from '../coordinator/txstore/index.js';
-import { pause } from '../demo/common/http.js';
+import { keepAliveTimers } from '../lib/timers.js';
 import type { Violation } from './record.js';
 
 interface WatchedTx {
@@ -84,7 +84,7 @@ export class TxWatch {
         if (signal.aborted) return;
         if (e instanceof TxStoreError && e.code === 'compacted') await this.skipGap();
       }
-      await pause(300, signal);
+      await keepAliveTimers.sleep(300, signal);
     }
   }
 

@@ -5,7 +5,7 @@
  * sequential and stops when the signal aborts or after a fixed number of
  * iterations; each call inside is bounded by the client's timeouts.
  */
-import { pause } from '../demo/common/http.js';
+import { keepAliveTimers } from '../lib/timers.js';
 import { SeededRandom } from '../lib/random.js';
 import { BankClient, type AccountRef } from './bank-client.js';
 import type { RunRecord } from './record.js';
@@ -50,7 +50,7 @@ async function transferLoop(o: WorkloadOptions, rnd: SeededRandom, nextN: () => 
 async function auditLoop(o: WorkloadOptions, rnd: SeededRandom): Promise<void> {
   for (let n = 0; n < MAX_ITERATIONS && !o.signal.aborted; n++) {
     // Jittered to 50%..150% of the mean, so audits do not beat in step with faults.
-    await pause(o.auditEveryMs * (0.5 + rnd.float()), o.signal);
+    await keepAliveTimers.sleep(o.auditEveryMs * (0.5 + rnd.float()), o.signal);
     if (o.signal.aborted) return;
     const startMs = o.record.now();
     const r = await o.client.audit(`chaos-${o.runTag}-a${n}`, rnd.int(o.coordinators));

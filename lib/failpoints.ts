@@ -1,45 +1,83 @@
 /**
  * Failpoints: named places where a crash test can kill the process with
- * SIGKILL (no flush, no cleanup: a real crash). They are switched on by the
+ * SIGKILL (no flush, no cleanup: a real crash). Runtimes depend on the
+ * `FailpointHook` interface only, so a simulation can crash a simulated
+ * process instead. The env-armed `Failpoints` is switched on by the
  * environment variable TWOPC_FAILPOINTS, a comma-separated list of names,
  * optionally `name@N` to fire on the N-th hit instead of the first. With the
- * variable unset, `hit` is one Set lookup.
- *
- * Coordinator points: coordinator.afterBegin, coordinator.afterFreeze,
- * coordinator.afterSomePrepares, coordinator.afterSomeVotes,
- * coordinator.afterVotes (votes decide, decision key not written),
- * coordinator.afterDecision (decision key written, participants not told).
- * Participant points: participant.afterWork, participant.afterPrepareDurable
- * (yes logged, vote not in the store), participant.afterVote (vote in the
- * store, nothing applied), participant.beforeApply, participant.afterApply
- * (applied and logged, ack not written).
+ * variable unset, `hit` is one Map lookup.
  */
 export const FAILPOINT_ENV = 'TWOPC_FAILPOINTS';
 
-export class Failpoints {
-  private readonly armed = new Map<string, number>();
+/** Every failpoint; a name outside this list does not compile, and is refused in TWOPC_FAILPOINTS. */
+export const FAILPOINT_NAMES = [
+  'coordinator.afterBegin',
+  'coordinator.afterFreeze',
+  'coordinator.afterSomePrepares',
+  'coordinator.afterSomeVotes',
+  /** Votes decide, decision key not written. */
+  'coordinator.afterVotes',
+  /** Decision key written, participants not told. */
+  'coordinator.afterDecision',
+  'participant.afterWork',
+  /** Yes logged, vote not in the store. */
+  'participant.afterPrepareDurable',
+  /** Vote in the store, nothing applied. */
+  'participant.afterVote',
+  'participant.beforeApply',
+  /** Applied and logged, ack not written. */
+  'participant.afterApply',
+] as const;
+
+export type FailpointName = (typeof FAILPOINT_NAMES)[number];
+
+/** What a runtime calls at each failpoint. */
+export interface FailpointHook {
+  hit(name: FailpointName): void;
+}
+
+/** Never fires. */
+export const NO_FAILPOINTS: FailpointHook = Object.freeze({ hit: () => undefined });
+
+const KNOWN: ReadonlySet<string> = new Set(FAILPOINT_NAMES);
+
+export function isFailpointName(s: string): s is FailpointName {
+  return KNOWN.has(s);
+}
+
+/** Parses `name[@N],...` into hits left per name; throws on an unknown name or a bad count. */
+export function parseFailpointSpec(spec: string): Map<FailpointName, number> {
+  const armed = new Map<FailpointName, number>();
+  for (const part of spec.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    const [name = '', nth, ...rest] = part.split('@');
+    const n = nth === undefined ? 1 : Number(nth);
+    if (!isFailpointName(name)) throw new Error(`${FAILPOINT_ENV}: unknown failpoint "${name}" in "${part}"; known: ${FAILPOINT_NAMES.join(', ')}`);
+    if (rest.length > 0 || !Number.isSafeInteger(n) || n < 1) throw new Error(`${FAILPOINT_ENV}: bad failpoint "${part}"; use name or name@N with N >= 1`);
+    armed.set(name, n);
+  }
+  return armed;
+}
+
+/** Failpoints armed from a spec; `action` runs when one fires (by default: SIGKILL this process). */
+export class Failpoints implements FailpointHook {
+  private readonly armed: Map<FailpointName, number>;
 
   constructor(
     spec = '',
-    private readonly action: (name: string) => void = killNow,
+    private readonly action: (name: FailpointName) => void = killNow,
   ) {
-    for (const part of spec.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
-      const [name, nth] = part.split('@');
-      const n = nth === undefined ? 1 : Number(nth);
-      if (name === undefined || name === '' || !Number.isSafeInteger(n) || n < 1) throw new Error(`bad failpoint ${part}`);
-      this.armed.set(name, n);
-    }
+    this.armed = parseFailpointSpec(spec);
   }
 
-  static fromEnv(env: NodeJS.ProcessEnv = process.env): Failpoints {
-    return new Failpoints(env[FAILPOINT_ENV] ?? '');
+  static fromEnv(env: NodeJS.ProcessEnv = process.env, action: (name: FailpointName) => void = killNow): Failpoints {
+    return new Failpoints(env[FAILPOINT_ENV] ?? '', action);
   }
 
   get enabled(): boolean {
     return this.armed.size > 0;
   }
 
-  hit(name: string): void {
+  hit(name: FailpointName): void {
     const left = this.armed.get(name);
     if (left === undefined) return;
     if (left > 1) {
@@ -51,7 +89,7 @@ export class Failpoints {
   }
 }
 
-function killNow(name: string): void {
+function killNow(name: FailpointName): void {
   process.stderr.write(`failpoint ${name}: SIGKILL\n`);
   process.kill(process.pid, 'SIGKILL');
 }

@@ -54,9 +54,25 @@ export interface HttpRequest {
 
 export interface HttpResponse {
   readonly status: number;
-  readonly headers: http.IncomingHttpHeaders;
+  /**
+   * Lower-case names. A plain record, so a simulated transport can make one;
+   * node:http's own headers object fits as it is (only `set-cookie` is an array).
+   */
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   /** The whole body as UTF-8 text; the caller parses it. */
   readonly text: string;
+}
+
+/**
+ * What the store client and the follower-to-leader forward need from HTTP:
+ * HttpClient below on sockets, or a simulated network (test/sim2pc).
+ * `request` resolves with any HTTP status and rejects only with
+ * HttpClientError (`closed` after `close()`).
+ */
+export interface HttpRequester {
+  request(r: HttpRequest): Promise<HttpResponse>;
+  /** Releases connections; later requests fail with HttpClientError `closed`. */
+  close(): void;
 }
 
 /**
@@ -76,7 +92,7 @@ export class HttpClientError extends Error {
   }
 }
 
-export class HttpClient {
+export class HttpClient implements HttpRequester {
   readonly agent: http.Agent;
   /** Made on the first https request. */
   private tlsAgent: https.Agent | undefined;

@@ -1,18 +1,33 @@
 /**
- * A small router over node:http. The store's hot path (every KV call) runs
- * here rather than through express: measured on this machine, node:http
- * answered about 5.5x more trivial JSON requests per second than express 5
- * (docs/DECISIONS.md). Handlers throw AppError for expected failures; one
- * place turns errors into the public JSON error body.
+ * A small router, transport-agnostic, with a thin node:http adapter. The
+ * store's hot path (every KV call) runs here rather than through express:
+ * measured on this machine, node:http answered about 2x more trivial JSON
+ * requests per second than express 5 (docs/DECISIONS.md).
+ *
+ * Handlers see a plain request (method, path, query, headers, parsed body)
+ * and return a reply, or throw AppError for expected failures; `errorReply`
+ * is the one place that turns errors into the public JSON error body. So the
+ * same routes run behind node:http (`Router.handle`), behind plain text
+ * (`serveWire`, for a simulated network), or called directly (`dispatch`).
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { AppError, isAppError } from './errors.js';
 
-export interface RouteContext {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
-  readonly params: Readonly<Record<string, string>>;
+/** A request with no socket behind it. */
+export interface PlainRequest {
+  readonly method: string;
+  /** The path as sent (still percent-encoded), without the query. */
+  readonly path: string;
   readonly query: URLSearchParams;
+  /** Lower-case names. */
+  readonly headers: Readonly<Record<string, string | undefined>>;
+  /** The parsed JSON body; undefined when there was none or the route reads none. */
+  readonly body: unknown;
+}
+
+export interface RouteContext extends PlainRequest {
+  /** `:name` and `*name` captures of the route pattern, percent-decoded. */
+  readonly params: Readonly<Record<string, string>>;
 }
 
 export interface JsonReply {
@@ -21,28 +36,107 @@ export interface JsonReply {
   readonly headers?: Readonly<Record<string, string>>;
 }
 
-/** A handler returns a reply, or undefined when it wrote the response itself (streams). */
-export type Handler = (ctx: RouteContext) => Promise<JsonReply | undefined> | JsonReply | undefined;
+/** A reply whose body is already text (the Prometheus exposition). */
+export interface TextReply {
+  readonly status: number;
+  readonly text: string;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/**
+ * Where a long-lived reply (server-sent events) writes. node:http gives one
+ * over a ServerResponse; a simulated network gives its own connection.
+ */
+export interface StreamSink {
+  /**
+   * Queues text to the peer; never blocks. False once the bytes not yet taken
+   * by the peer pass the sink's cap: the writer then gives up on this reader
+   * rather than buffer without bound.
+   */
+  write(text: string): boolean;
+  /** Closes the stream after what was written. */
+  end(): void;
+  /** `fn` runs once when the peer goes away or the connection breaks. */
+  onClose(fn: () => void): void;
+}
+
+/** A 200 whose body is a stream: the transport opens a sink and hands it to `stream`. */
+export interface StreamReply {
+  readonly status: 200;
+  readonly headers: Readonly<Record<string, string>>;
+  /** The cap on unsent bytes for the transport's sink (its `write` answers false past it). */
+  readonly maxBufferedBytes: number;
+  readonly stream: (sink: StreamSink) => void;
+}
+
+export type Reply = JsonReply | TextReply | StreamReply;
+
+export type Handler = (ctx: RouteContext) => Promise<Reply> | Reply;
+
+export interface RouteOptions {
+  /** The route reads a JSON body: the transport parses it (within its byte cap) only for such routes. */
+  readonly body?: boolean;
+  /** Checks on the path that must answer before the body is read (a 404 stays a 404 whatever the body). */
+  readonly guard?: (params: Readonly<Record<string, string>>) => void;
+}
+
+/** A matched route, before its body is read. */
+export interface RouteMatch {
+  readonly takesBody: boolean;
+  run(req: PlainRequest): Promise<Reply>;
+}
+
+/** Anything that routes plain requests: a Router, or an API built on one. */
+export interface Routes {
+  /** Throws AppError 400 invalid_path, 404 not_found, 405 method_not_allowed, or the route's guard error. */
+  match(method: string, path: string): RouteMatch;
+}
+
+/** The request and reply as text, as a simulated network carries them. */
+export interface WireRequest {
+  readonly method: string;
+  /** Path and query, e.g. `/v1/kv/a?consistency=serializable`; an absolute URL keeps only those. */
+  readonly target: string;
+  readonly headers?: Readonly<Record<string, string | undefined>>;
+  readonly body?: string;
+}
+
+/** Structurally a lib/http-client HttpResponse. */
+export interface WireResponse {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly text: string;
+}
 
 interface Route {
   readonly method: string;
   readonly parts: readonly string[];
   readonly tail: boolean;
   readonly handler: Handler;
+  readonly options: RouteOptions;
 }
 
-export class Router {
-  private readonly routes: Route[] = [];
+/** Request bodies above this are refused with 413 unless the router is given its own cap. */
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
-  /** Patterns like `/v1/kv/:key/cas`; a trailing `*name` captures the rest of the path. */
-  on(method: string, pattern: string, handler: Handler): this {
+export class Router implements Routes {
+  private readonly routes: Route[] = [];
+  private readonly maxBodyBytes: number;
+
+  constructor(opts: { readonly maxBodyBytes?: number } = {}) {
+    this.maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  }
+
+  /** Patterns like `/v1/kv/:key/cas`; a trailing `*name` captures the rest of the path. First match wins. */
+  on(method: string, pattern: string, handler: Handler, options: RouteOptions = {}): this {
     const parts = pattern.split('/').filter((p) => p !== '');
     const tail = parts.length > 0 && (parts[parts.length - 1] as string).startsWith('*');
-    this.routes.push({ method, parts, tail, handler });
+    this.routes.push({ method, parts, tail, handler, options });
     return this;
   }
 
-  private match(method: string, segments: readonly string[]): { route: Route; params: Record<string, string> } | 'method' | undefined {
+  match(method: string, path: string): RouteMatch {
+    const segments = decodeSegments(path);
     let methodMismatch = false;
     for (const route of this.routes) {
       const params = matchParts(route, segments);
@@ -51,49 +145,32 @@ export class Router {
         methodMismatch = true;
         continue;
       }
-      return { route, params };
+      route.options.guard?.(params);
+      return { takesBody: route.options.body === true, run: async (req) => route.handler({ ...req, params }) };
     }
-    return methodMismatch ? 'method' : undefined;
+    if (methodMismatch) throw new AppError('method_not_allowed', 405, `${method} is not allowed on ${path}`);
+    throw new AppError('not_found', 404, `no route for ${method} ${path}`);
+  }
+
+  /** Routes a request whose body is already parsed; rejects with AppError as a handler does. */
+  async dispatch(req: PlainRequest): Promise<Reply> {
+    return this.match(req.method, req.path).run(req);
   }
 
   /** The node:http request listener. */
   handle = (req: IncomingMessage, res: ServerResponse): void => {
-    void this.dispatch(req, res);
+    void serveNodeHttp(this, this.maxBodyBytes, req, res);
   };
-
-  private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    try {
-      const url = requestUrl(req);
-      let segments: string[];
-      try {
-        segments = url.pathname.split('/').filter((p) => p !== '').map((p) => decodeURIComponent(p));
-      } catch {
-        throw new AppError('invalid_path', 400, 'the path is not valid percent-encoding');
-      }
-      const m = this.match(req.method ?? 'GET', segments);
-      if (m === undefined) throw new AppError('not_found', 404, `no route for ${req.method} ${url.pathname}`);
-      if (m === 'method') throw new AppError('method_not_allowed', 405, `${req.method} is not allowed on ${url.pathname}`);
-      const reply = await m.route.handler({ req, res, params: m.params, query: url.searchParams });
-      if (reply) sendJson(res, reply.status, reply.body, reply.headers);
-    } catch (e) {
-      sendError(res, e);
-    }
-  }
 }
 
-/**
- * The request target as a URL whose host is never taken from the client: a
- * target starting with `//` is a path (not a protocol-relative URL, which
- * `new URL` would read as a host, or reject), and an absolute-form target
- * (`http://host/path`) keeps only its path and query. 400 when unparseable.
- */
-export function requestUrl(req: IncomingMessage): URL {
-  const target = req.url ?? '/';
+function decodeSegments(path: string): string[] {
   try {
-    const parsed = new URL(target.startsWith('/') ? `http://local${target}` : target);
-    return new URL(`http://local${parsed.pathname}${parsed.search}`);
+    return path
+      .split('/')
+      .filter((p) => p !== '')
+      .map((p) => decodeURIComponent(p));
   } catch {
-    throw new AppError('invalid_path', 400, 'the request target is not a valid path');
+    throw new AppError('invalid_path', 400, 'the path is not valid percent-encoding');
   }
 }
 
@@ -111,27 +188,122 @@ function matchParts(route: Route, segments: readonly string[]): Record<string, s
   return params;
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers?: Readonly<Record<string, string>>): void {
+/**
+ * A request target as a URL whose host is never taken from the client: a
+ * target starting with `//` is a path (not a protocol-relative URL, which
+ * `new URL` would read as a host, or reject), and an absolute-form target
+ * (`http://host/path`) keeps only its path and query. 400 when unparseable.
+ */
+export function parseTarget(target: string): URL {
+  try {
+    const parsed = new URL(target.startsWith('/') ? `http://local${target}` : target);
+    return new URL(`http://local${parsed.pathname}${parsed.search}`);
+  } catch {
+    throw new AppError('invalid_path', 400, 'the request target is not a valid path');
+  }
+}
+
+/** `parseTarget` of a node:http request. */
+export function requestUrl(req: IncomingMessage): URL {
+  return parseTarget(req.url ?? '/');
+}
+
+/** The one mapping of errors to replies: AppError to its status and `{"error":{code,message,...details}}`, anything else to 500. */
+export function errorReply(e: unknown): JsonReply {
+  if (isAppError(e)) {
+    const retryAfter = e.details['retryAfterSeconds'];
+    return typeof retryAfter === 'number' ? { status: e.status, body: e.toBody(), headers: { 'retry-after': String(retryAfter) } } : { status: e.status, body: e.toBody() };
+  }
+  // A bug, not bad input: report it plainly and keep serving.
+  console.error('internal error:', e);
+  return { status: 500, body: { error: { code: 'internal', message: 'internal error' } } };
+}
+
+/** A JSON or text reply as status, headers and body text. */
+export function encodeReply(reply: JsonReply | TextReply): WireResponse {
+  if ('text' in reply) return { status: reply.status, headers: { 'content-type': 'text/plain; charset=utf-8', ...reply.headers }, text: reply.text };
+  return { status: reply.status, headers: { 'content-type': 'application/json', ...reply.headers }, text: JSON.stringify(reply.body) };
+}
+
+/** node:http headers as a plain record: repeated headers (only `set-cookie` stays an array in Node) joined. */
+export function plainHeaders(h: IncomingHttpHeaders): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const [name, value] of Object.entries(h)) out[name] = Array.isArray(value) ? value.join(', ') : value;
+  return out;
+}
+
+/** Parses a JSON body given as text; 413 past `maxBytes`, 400 when it is not JSON, undefined when empty. */
+export function parseJsonText(text: string | undefined, maxBytes: number): unknown {
+  if (text === undefined || text === '') return undefined;
+  if (Buffer.byteLength(text) > maxBytes) throw bodyTooLarge(maxBytes);
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new AppError('invalid_json', 400, 'request body is not valid JSON');
+  }
+}
+
+function bodyTooLarge(maxBytes: number): AppError {
+  return new AppError('body_too_large', 413, `request body exceeds ${maxBytes} bytes`, { limitBytes: maxBytes });
+}
+
+/** Serves one request given as text: what `Router.handle` does, without sockets. Streams are refused (open them through their own API). */
+export async function serveWire(routes: Routes, maxBodyBytes: number, r: WireRequest): Promise<WireResponse> {
+  let reply: Reply;
+  try {
+    const url = parseTarget(r.target);
+    const m = routes.match(r.method, url.pathname);
+    const body = m.takesBody ? parseJsonText(r.body, maxBodyBytes) : undefined;
+    reply = await m.run({ method: r.method, path: url.pathname, query: url.searchParams, headers: r.headers ?? {}, body });
+    if ('stream' in reply) throw new AppError('stream_not_supported', 406, `${r.method} ${url.pathname} answers with a stream, which this transport does not carry`);
+  } catch (e) {
+    reply = errorReply(e);
+  }
+  return encodeReply(reply);
+}
+
+/** A node:http request listener over `routes`; request bodies past `maxBodyBytes` get 413. */
+export function nodeListener(routes: Routes, maxBodyBytes: number): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => void serveNodeHttp(routes, maxBodyBytes, req, res);
+}
+
+/** The node:http adapter: match the route, read and cap the body if the route takes one, run it, write the reply. */
+async function serveNodeHttp(routes: Routes, maxBodyBytes: number, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  try {
+    const method = req.method ?? 'GET';
+    const url = requestUrl(req);
+    const m = routes.match(method, url.pathname);
+    const body = m.takesBody ? await readJson(req, maxBodyBytes) : undefined;
+    const reply = await m.run({ method, path: url.pathname, query: url.searchParams, headers: plainHeaders(req.headers), body });
+    if ('stream' in reply) startStream(req, res, reply);
+    else writeReply(res, encodeReply(reply));
+  } catch (e) {
+    writeReply(res, encodeReply(errorReply(e)));
+  }
+}
+
+function writeReply(res: ServerResponse, w: WireResponse): void {
   if (res.headersSent) {
     res.end();
     return;
   }
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
-  res.end(text);
+  res.writeHead(w.status, { ...w.headers, 'content-length': Buffer.byteLength(w.text) });
+  res.end(w.text);
 }
 
-export function sendError(res: ServerResponse, e: unknown): void {
-  if (isAppError(e)) {
-    const headers: Record<string, string> = {};
-    const retryAfter = e.details['retryAfterSeconds'];
-    if (typeof retryAfter === 'number') headers['retry-after'] = String(retryAfter);
-    sendJson(res, e.status, e.toBody(), headers);
-    return;
-  }
-  // A bug, not bad input: report it plainly and keep serving.
-  console.error('internal error:', e);
-  sendJson(res, 500, { error: { code: 'internal', message: 'internal error' } });
+function startStream(req: IncomingMessage, res: ServerResponse, reply: StreamReply): void {
+  res.writeHead(reply.status, reply.headers);
+  reply.stream({
+    write: (text) => {
+      res.write(text);
+      return res.writableLength <= reply.maxBufferedBytes;
+    },
+    end: () => void res.end(),
+    onClose: (fn) => {
+      req.on('close', fn);
+      res.on('error', fn);
+    },
+  });
 }
 
 /** Reads a JSON body with a byte cap; 413 past the cap, 400 when it is not JSON. */
@@ -139,7 +311,7 @@ export async function readJson(req: IncomingMessage, maxBytes: number): Promise<
   const declared = Number(req.headers['content-length'] ?? '0');
   if (declared > maxBytes) {
     req.resume();
-    throw new AppError('body_too_large', 413, `request body exceeds ${maxBytes} bytes`, { limitBytes: maxBytes });
+    throw bodyTooLarge(maxBytes);
   }
   const chunks: Buffer[] = [];
   let size = 0;
@@ -165,7 +337,7 @@ export async function readJson(req: IncomingMessage, maxBytes: number): Promise<
   }
   if (tooLarge) {
     req.resume();
-    throw new AppError('body_too_large', 413, `request body exceeds ${maxBytes} bytes`, { limitBytes: maxBytes });
+    throw bodyTooLarge(maxBytes);
   }
   if (size === 0) return undefined;
   try {

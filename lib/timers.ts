@@ -56,3 +56,27 @@ export function sleepWith(timers: Pick<Timers, 'after'>, delayMs: number, signal
     signal?.addEventListener('abort', done, { once: true });
   });
 }
+
+/**
+ * Timers whose pending callbacks keep the process alive: for a command-line
+ * tool's own waits (polling for ports, a leader, a health check) at moments
+ * when no server, socket or child holds the process open, so an unref'd
+ * timer would let it exit in the middle of the wait.
+ */
+export const keepAliveTimers: Timers = {
+  ...systemClock,
+  after(delayMs, fn) {
+    const t = setTimeout(fn, Math.max(0, delayMs));
+    return () => clearTimeout(t);
+  },
+  every(intervalMs, fn) {
+    const t = setInterval(fn, intervalMs);
+    return () => clearInterval(t);
+  },
+  soon(fn) {
+    setImmediate(fn);
+  },
+  sleep(delayMs, signal) {
+    return sleepWith(keepAliveTimers, delayMs, signal);
+  },
+};

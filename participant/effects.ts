@@ -11,15 +11,15 @@
  *   rounds until they answer;
  * - the deadline timer, and helping decide past it (coordinator/runtime/finish.ts).
  */
-import type { Clock } from '../lib/clock.js';
+import type { Timers } from '../lib/timers.js';
 import type { Random } from '../lib/random.js';
-import type { Failpoints } from '../lib/failpoints.js';
+import type { FailpointHook } from '../lib/failpoints.js';
 import { finishTransaction } from '../coordinator/runtime/index.js';
 import type { Logger } from '../lib/logger.js';
 import type { Counter } from '../lib/metrics.js';
 import { decodeVote, type Decision, type JsonValue } from '../coordinator/protocol/index.js';
-import { backoffDelayMs, sleep, withRetries, type BackoffPolicy } from '../lib/retry.js';
-import type { CasResult, TxStore } from '../coordinator/txstore/index.js';
+import { backoffDelayMs, type BackoffPolicy } from '../lib/retry.js';
+import { withStoreRetries, type CasResult, type TxStore } from '../coordinator/txstore/index.js';
 import { ParticipantLogError, type LogRecord, type ParticipantLog } from './log.js';
 import type { ParticipantEffect } from './machine.js';
 import type { OpenTx, OpenTxTable } from './open-tx.js';
@@ -38,14 +38,19 @@ export interface ParticipantEffectDeps {
   readonly store: TxStore;
   readonly log: ParticipantLog;
   readonly service: ParticipantService;
-  readonly clock: Clock;
+  readonly timers: Timers;
   readonly random: Random;
   readonly logger: Logger;
-  readonly failpoints: Failpoints;
+  readonly failpoints: FailpointHook;
+  /** Store writes and service callbacks; each round has `maxAttempts`, and rounds repeat until done. */
   readonly retry: BackoffPolicy;
   readonly helpGraceMs: number;
+  readonly helpRetryIntervalMs: number;
   readonly counters: ParticipantCounters;
 }
+
+/** The longest delay a timer takes (Node's limit; a longer one would fire at once). */
+const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
 
 export class ParticipantEffects {
   constructor(
@@ -61,13 +66,13 @@ export class ParticipantEffects {
     const d = this.deps;
     switch (e.type) {
       case 'logWork':
-        this.logged(tx, () => d.log.recordWork(tx.id, e.work, d.clock.nowMs()), () => d.failpoints.hit('participant.afterWork'));
+        this.logged(tx, () => d.log.recordWork(tx.id, e.work, d.timers.nowMs()), () => d.failpoints.hit('participant.afterWork'));
         return;
       case 'validate':
         void this.txs.track(this.validate(tx, e.work));
         return;
       case 'logVote':
-        this.logged(tx, () => d.log.recordVote(tx.id, e.vote, e.reason, d.clock.nowMs()));
+        this.logged(tx, () => d.log.recordVote(tx.id, e.vote, e.reason, d.timers.nowMs()));
         return;
       case 'writeVote':
         d.failpoints.hit('participant.afterPrepareDurable');
@@ -82,7 +87,7 @@ export class ParticipantEffects {
         void this.txs.track(this.apply(tx, e.decision));
         return;
       case 'logApplied':
-        this.logged(tx, () => d.log.recordApplied(tx.id, e.decision, d.clock.nowMs()));
+        this.logged(tx, () => d.log.recordApplied(tx.id, e.decision, d.timers.nowMs()));
         return;
       case 'writeAck':
         d.failpoints.hit('participant.afterApply');
@@ -91,7 +96,7 @@ export class ParticipantEffects {
         });
         return;
       case 'logAcked':
-        this.logged(tx, () => d.log.recordAcked(tx.id, d.clock.nowMs()));
+        this.logged(tx, () => d.log.recordAcked(tx.id, d.timers.nowMs()));
         return;
       case 'restoreLocks': {
         const restore = d.service.restore?.bind(d.service) ?? (async (id: string, work: JsonValue) => void (await d.service.prepare(id, work)));
@@ -111,7 +116,7 @@ export class ParticipantEffects {
         const w = tx.waiters.get(e.requestId);
         if (w === undefined) return;
         tx.waiters.delete(e.requestId);
-        clearTimeout(w.timer);
+        w.cancelTimeout();
         w.resolve(e.reply);
         return;
       }
@@ -160,7 +165,7 @@ export class ParticipantEffects {
       } catch (e) {
         // A decided transaction cannot be refused: keep trying, and say so loudly.
         d.logger('error', `service ${decision} failed; retrying`, { txId: tx.id, error: e });
-        await sleep(backoffDelayMs(round, d.retry, d.random), this.txs.stopSignal);
+        await d.timers.sleep(backoffDelayMs(round, d.retry, d.random), this.txs.stopSignal);
       }
     }
   }
@@ -171,24 +176,25 @@ export class ParticipantEffects {
     const signal = this.txs.stopSignal;
     for (let round = 0; !signal.aborted && !tx.gone; round++) {
       try {
-        return await withRetries(() => d.store.casCreate(key, value), d.retry, d.random, { signal });
+        return await withStoreRetries(() => d.store.casCreate(key, value), d.retry, d.random, d.timers, { signal });
       } catch (e) {
         d.logger('warn', 'store write failed; retrying', { key, error: e });
-        await sleep(d.retry.maxMs, signal);
+        await d.timers.sleep(d.retry.maxMs, signal);
       }
     }
     return undefined;
   }
 
+  /** Steps `deadlineReached` once the wall clock reaches `atMs` (re-armed if the timer fired early or was capped). */
   private armTimer(tx: OpenTx, atMs: number): void {
-    if (tx.timer !== undefined) clearTimeout(tx.timer);
-    tx.timer = setTimeout(() => {
-      tx.timer = undefined;
-      const nowMs = this.deps.clock.nowMs();
+    const t = this.deps.timers;
+    tx.cancelTimer?.();
+    tx.cancelTimer = t.after(Math.min(Math.max(0, atMs - t.nowMs()), MAX_TIMER_DELAY_MS), () => {
+      tx.cancelTimer = undefined;
+      const nowMs = t.nowMs();
       if (nowMs < atMs) this.armTimer(tx, atMs);
       else this.txs.step(tx, { type: 'deadlineReached', nowMs });
-    }, Math.min(Math.max(0, atMs - this.deps.clock.nowMs()), 2 ** 31 - 1));
-    tx.timer.unref();
+    });
   }
 
   private async helpDecide(tx: OpenTx): Promise<void> {
@@ -196,7 +202,7 @@ export class ParticipantEffects {
     d.counters.helped.inc();
     let decision: Decision | undefined;
     try {
-      decision = await finishTransaction(d.store, tx.id, { helperId: `participant:${d.name}`, nowMs: d.clock.nowMs(), retry: d.retry, random: d.random });
+      decision = await finishTransaction(d.store, tx.id, { helperId: `participant:${d.name}`, nowMs: d.timers.nowMs(), retry: d.retry, random: d.random, timers: d.timers });
     } catch (e) {
       d.logger('warn', 'helping decide failed; will try again', { txId: tx.id, error: e });
     }
@@ -204,7 +210,8 @@ export class ParticipantEffects {
       this.txs.step(tx, { type: 'decisionObserved', decision });
       return;
     }
-    // Not decidable yet (or the store did not answer): ask again a little later.
-    if (!tx.gone) this.armTimer(tx, d.clock.nowMs() + 500 + d.random.int(1_000));
+    // Not decidable yet (or the store did not answer): ask again a little later, jittered to 50%..150%.
+    const waitMs = Math.floor(d.helpRetryIntervalMs / 2) + d.random.int(d.helpRetryIntervalMs + 1);
+    if (!tx.gone) this.armTimer(tx, d.timers.nowMs() + waitMs);
   }
 }

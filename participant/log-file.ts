@@ -25,7 +25,7 @@
  */
 import { crc32 } from 'node:zlib';
 import { dirname } from 'node:path';
-import { nodeLogFs, ParticipantLogError, replaceFileDurably, type LogFileHandle, type LogFs } from './durable-json-file.js';
+import { isNotFound, makeDirectoryDurably, nodeLogFs, ParticipantLogError, replaceFileDurably, type LogFileHandle, type LogFs } from './durable-json-file.js';
 
 interface Waiter {
   readonly resolve: () => void;
@@ -78,7 +78,7 @@ export class LogFile {
       text = await fs.readFile(path, 'utf8');
     } catch (e) {
       // A leftover temp file is a rewrite that never completed (nobody was told it was durable): ignore it.
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { payloads: [], tornTail: false, bytes: 0 };
+      if (isNotFound(e)) return { payloads: [], tornTail: false, bytes: 0 };
       throw e;
     }
     if (text.startsWith('{')) return { payloads: [], tornTail: false, foreign: text, bytes: text.length };
@@ -108,10 +108,11 @@ export class LogFile {
    * `initial`, first replaces the file durably with those payloads, header
    * first: a new log, a migration, a torn tail to cut off. Without, the file
    * is fsynced once, so that lines a killed predecessor left in the page
-   * cache are on disk before anyone acts on them.
+   * cache are on disk before anyone acts on them. Every file operation goes
+   * through `fs` (durable-json-file.ts states what it must guarantee).
    */
   static async open(path: string, fs: LogFs, bytes: number, initial?: readonly string[]): Promise<LogFile> {
-    await fs.mkdir(dirname(path), { recursive: true });
+    await makeDirectoryDurably(fs, dirname(path));
     const file = new LogFile(path, fs);
     if (initial !== undefined) {
       await file.replace(initial);

@@ -27,10 +27,11 @@
  */
 import { assert } from '../lib/assert.js';
 import { isValidTxId, type Decision, type JsonValue, type VoteValue } from '../coordinator/protocol/index.js';
+import { DEFAULT_PARTICIPANT_CONFIG } from './config.js';
 import { nodeLogFs, ParticipantLogError, type LogFs } from './durable-json-file.js';
 import { LogFile } from './log-file.js';
 
-export { DurableJsonFile, nodeLogFs, ParticipantLogError, type LogFileHandle, type LogFs } from './durable-json-file.js';
+export { DurableJsonFile, isNotFound, nodeLogFs, ParticipantLogError, type LogFileHandle, type LogFs } from './durable-json-file.js';
 
 export interface LoggedVote {
   readonly vote: VoteValue;
@@ -60,14 +61,16 @@ export interface LogHeader {
 export interface ParticipantLogOptions {
   readonly path: string;
   readonly participant: string;
-  /** Most records kept; past it the oldest acknowledged ones go, and new work is refused only if none is acknowledged. */
+  /** Most records kept; past it the oldest acknowledged ones go, and new work is refused only if none is acknowledged. Default: the participant config's `logMaxRecords`. */
   readonly maxRecords?: number;
   /**
    * The file is rewritten without superseded lines once it is larger than
-   * twice the live records plus this many bytes (default 1 MiB), so a small
-   * log is not rewritten over and over.
+   * twice the live records plus this many bytes (default: the participant
+   * config's `logRewriteFloorBytes`, 1 MiB), so a small log is not
+   * rewritten over and over.
    */
   readonly rewriteFloorBytes?: number;
+  /** Every file operation of the log. Default `nodeLogFs`. */
   readonly fs?: LogFs;
 }
 
@@ -140,7 +143,9 @@ export class ParticipantLog {
   /** Bytes of the live records' lines, to decide when superseded lines are worth a rewrite. */
   private liveBytes = 0;
   private rewriting = false;
-  private failure: unknown;
+  /** The first failed write, as the `log_failed` error every later call gets. */
+  private failure: ParticipantLogError | undefined;
+  private readonly failureListeners: ((e: ParticipantLogError) => void)[] = [];
 
   private constructor(
     private readonly file: LogFile,
@@ -173,7 +178,7 @@ export class ParticipantLog {
     }
     const payloads = rewrite ? [JSON.stringify({ version: 2, participant: opts.participant } satisfies LogHeader), ...[...entries.values()].map((e) => e.payload)] : undefined;
     const file = await LogFile.open(opts.path, fs, loaded.bytes, payloads);
-    const log = new ParticipantLog(file, opts.path, opts.participant, opts.maxRecords ?? 100_000, opts.rewriteFloorBytes ?? 1 << 20);
+    const log = new ParticipantLog(file, opts.path, opts.participant, opts.maxRecords ?? DEFAULT_PARTICIPANT_CONFIG.logMaxRecords, opts.rewriteFloorBytes ?? DEFAULT_PARTICIPANT_CONFIG.logRewriteFloorBytes);
     for (const [id, e] of entries) log.setEntry(id, e);
     return log;
   }
@@ -238,18 +243,28 @@ export class ParticipantLog {
     return this.save({ ...old, ackedAt: nowMs });
   }
 
-  /** Drops acknowledged records acked at or before `nowMs - retentionMs` and rewrites the file without them; returns how many. */
-  async compact(nowMs: number, retentionMs: number): Promise<number> {
+  /** Drops acknowledged records acked at or before `nowMs - retentionMs` that `canDrop` lets go, and rewrites the file without them; returns how many. */
+  async compact(nowMs: number, retentionMs: number, canDrop: (txId: string) => boolean = () => true): Promise<number> {
     this.checkHealthy();
     let dropped = 0;
     for (const [id, e] of this.entries) {
-      if (e.record.ackedAt !== undefined && e.record.ackedAt <= nowMs - retentionMs) {
+      if (e.record.ackedAt !== undefined && e.record.ackedAt <= nowMs - retentionMs && canDrop(id)) {
         this.deleteEntry(id, e);
         dropped++;
       }
     }
     if (dropped > 0) await this.rewrite();
     return dropped;
+  }
+
+  /**
+   * Calls `listener` once with the first failed write (at once if one
+   * already failed), including a background rewrite nobody awaits: the owner
+   * must stop at once, not at its next write.
+   */
+  onFailure(listener: (e: ParticipantLogError) => void): void {
+    if (this.failure !== undefined) listener(this.failure);
+    else this.failureListeners.push(listener);
   }
 
   /** Closes the file; later writes fail. Call after every write in flight settled. */
@@ -315,14 +330,18 @@ export class ParticipantLog {
     try {
       await write;
     } catch (e) {
-      this.failure ??= e;
-      throw new ParticipantLogError('log_failed', 503, `writing ${this.path} failed; restart to recover from disk: ${String(e)}`, { path: this.path });
+      const error = new ParticipantLogError('log_failed', 503, `writing ${this.path} failed; restart to recover from disk: ${String(e)}`, { path: this.path }, { cause: e });
+      if (this.failure === undefined) {
+        this.failure = error;
+        for (const listener of this.failureListeners.splice(0)) listener(error);
+      }
+      throw error;
     }
   }
 
   private checkHealthy(): void {
     if (this.failure !== undefined) {
-      throw new ParticipantLogError('log_failed', 503, `an earlier write of ${this.path} failed; restart to recover from disk`, { path: this.path });
+      throw new ParticipantLogError('log_failed', 503, `an earlier write of ${this.path} failed; restart to recover from disk`, { path: this.path }, { cause: this.failure });
     }
   }
 }

@@ -6,7 +6,7 @@
  * the decision), (3) intents (work received, prepare asked, recovery) and
  * (4) work in flight.
  *
- * The order that makes it safe (shared/DESIGN.md; issue 5):
+ * The order that makes it safe (docs/API.md, "Participant endpoints"; issue 5):
  *
  *   work     -> logWork                                  (durable before it is accepted)
  *   prepare  -> validate (service callback) -> logVote   (durable BEFORE the vote is sent)
@@ -70,6 +70,9 @@ export type ParticipantEvent =
    * so it is aborted locally, and no ack is written (we are not a participant).
    */
   | { readonly type: 'excluded' };
+
+/** The event recovery steps for each unfinished log record. */
+export type RecoverEvent = Extract<ParticipantEvent, { readonly type: 'recover' }>;
 
 export type ParticipantReply =
   | { readonly kind: 'workAccepted'; readonly txId: string }

@@ -4,17 +4,20 @@
  * answers, its timer. And the table the node keeps of them, as the helpers
  * that perform effects and read the watch reach it.
  */
+import type { Cancel } from '../lib/timers.js';
 import type { ParticipantEvent, ParticipantReply, ParticipantTxMachine } from './machine.js';
 
 export interface Waiter {
   readonly resolve: (r: ParticipantReply) => void;
   readonly reject: (e: unknown) => void;
-  readonly timer: NodeJS.Timeout;
+  /** Cancels the request's timeout. */
+  readonly cancelTimeout: Cancel;
 }
 
 export class OpenTx {
   readonly waiters = new Map<string, Waiter>();
-  timer: NodeJS.Timeout | undefined;
+  /** Cancels the deadline (or help-again) timer, when one is set. */
+  cancelTimer: Cancel | undefined;
   /** Resolves once the service has taken back this transaction's locks (recovery). */
   restoring: Promise<void> = Promise.resolve();
   gone = false;
@@ -35,7 +38,7 @@ export interface OpenTxTable {
   unload(tx: OpenTx, error?: unknown): void;
   /** Keeps `p` until it settles, so stop() can wait for it. */
   track<T>(p: Promise<T>): Promise<T>;
-  /** A failed log write: the log is unusable until a restart. */
+  /** The participant cannot safely go on (a failed log write): it stops, and reports it. */
   fatal(e: unknown): void;
   /** Aborts when the node stops. */
   readonly stopSignal: AbortSignal;

@@ -1,15 +1,19 @@
 /**
  * The participant library's public contract with the service that embeds
  * it: the callbacks the service supplies, the options a node is opened
- * with, and the operator's view of one logged transaction.
+ * with (every outside-world effect is an injected dependency, so the
+ * deterministic simulation runs the same code on simulated time, network
+ * and disk), the typed results of its calls, and the operator's view of one
+ * logged transaction.
  */
-import type { Clock } from '../lib/clock.js';
+import type { Timers } from '../lib/timers.js';
 import type { Random } from '../lib/random.js';
-import type { Failpoints } from '../lib/failpoints.js';
+import type { FailpointHook } from '../lib/failpoints.js';
 import type { Logger } from '../lib/logger.js';
 import type { Decision, JsonValue, VoteValue } from '../coordinator/protocol/index.js';
-import type { BackoffPolicy } from '../lib/retry.js';
 import type { TxStore } from '../coordinator/txstore/index.js';
+import type { ParticipantConfig } from './config.js';
+import type { LogFs } from './durable-json-file.js';
 import type { ParticipantPhase } from './machine.js';
 
 export interface PrepareAnswer {
@@ -33,41 +37,62 @@ export interface ParticipantService {
   restore?(txId: string, work: JsonValue): Promise<void> | void;
 }
 
+/** A failure after which this participant must not go on (a failed log write, a broken invariant). */
+export type FatalHandler = (error: unknown) => void;
+
 export interface ParticipantNodeOptions {
   /** This participant's name, as enlisted with the coordinator: its vote and ack keys. */
   readonly name: string;
+  /** The coordination store: the watch of `tx/`, reads of decisions, the vote and ack CAS writes, helping decide. */
   readonly store: TxStore;
+  /** The participant log's file (its directory is created if missing). */
   readonly logPath: string;
   readonly service: ParticipantService;
-  readonly clock?: Clock;
+  /**
+   * Time: every delay and timeout (request timeouts, the watch's prepare
+   * delay, the deadline timer, retries' backoff, compaction), and the wall
+   * clock stamped into log records and compared with deadlines. Default
+   * `systemTimers`.
+   */
+  readonly timers?: Timers;
+  /** Jitter of backoff, of helping decide past a deadline, and of the watch's reconnects. Default `systemRandom`. */
   readonly random?: Random;
-  readonly log?: Logger;
-  readonly failpoints?: Failpoints;
-  /** Open (unacknowledged) transactions at once; new work past it is refused with 503. */
-  readonly maxOpenTxs?: number;
-  /** Serialized size of one transaction's work, in UTF-16 code units. */
-  readonly maxWorkChars?: number;
-  /** How long a prepare call waits for the vote to be in the store. */
-  readonly requestTimeoutMs?: number;
-  /** Backoff of store writes and service callbacks; each round has `maxAttempts`, and rounds repeat until done. */
-  readonly retry?: BackoffPolicy;
-  /** Acknowledged log records are kept this long (for the operator view), then compacted. */
-  readonly retentionMs?: number;
-  readonly compactIntervalMs?: number;
+  /** Every file operation of the log (read, append, fdatasync, rewrite by temp file and rename, directory fsync, mkdir). Default `nodeLogFs`. */
+  readonly logFs?: LogFs;
+  /** Crash points for crash tests. Default: none. */
+  readonly failpoints?: FailpointHook;
+  /** Where the node reports what it does and what went wrong. Default: stderr. */
+  readonly logger?: Logger;
   /**
-   * How long after the deadline an undecided "yes" starts helping decide
-   * (jittered up to +50%): the coordinator acts at the deadline itself, so
-   * waiting a little saves duplicate writes when it is alive.
+   * Called once when the participant cannot safely go on: a log write
+   * (fdatasync, rewrite) failed, so memory may be ahead of the disk, or an
+   * invariant broke. The node has already stopped serving (every call
+   * answers 503 `participant_failed`); only a restart, recovering from disk,
+   * brings it back. A process should exit here (a supervisor restarts it);
+   * a simulation crashes the simulated process. Default: log it.
    */
-  readonly helpGraceMs?: number;
-  /**
-   * How long a frozen record seen on the watch waits before it is taken as
-   * a prepare request (the coordinator's prepare call comes first for a
-   * commit; see watch.ts). Default 250 ms.
-   */
-  readonly watchPrepareDelayMs?: number;
-  /** A failed log write: the log is unusable until restart. Default: log and exit(1). */
-  readonly onFatal?: (e: unknown) => void;
+  readonly onFatal?: FatalHandler;
+  /** Limits and timings; unknown fields and out-of-range values are refused (config.ts). */
+  readonly config?: Partial<ParticipantConfig>;
+}
+
+/** The answer to work (`POST /2pc/work`): durable before it is given. */
+export interface WorkResult {
+  readonly txId: string;
+  readonly accepted: true;
+}
+
+/** The answer to a prepare (`POST /2pc/prepare`): the vote the store holds. */
+export interface PrepareResult {
+  readonly txId: string;
+  readonly vote: VoteValue;
+}
+
+/** The answer to a decision hint (`POST /2pc/decision`) the store confirmed, with this participant's phase now. */
+export interface DecisionResult {
+  readonly txId: string;
+  readonly decision: Decision;
+  readonly phase: ParticipantPhase;
 }
 
 export interface ParticipantTxView {

@@ -27,145 +27,226 @@
  * applying and logging replays them) and `commit`/`abort` must eventually
  * succeed: the library retries them with backoff, because a decided
  * transaction cannot be refused.
+ *
+ * Everything the node does to the outside world goes through what it is
+ * opened with (options.ts says what each is for): the TxStore, Timers (no
+ * setTimeout here), Random, the log's LogFs, a FailpointHook, a Logger and
+ * `onFatal`; the routes are a thin layer over its public methods. So the
+ * deterministic simulation (test/sim2pc) runs this very code on simulated
+ * time, network and disk, calling those methods directly.
+ *
+ * Fail-stop: a failed log write (or a broken invariant) stops the node at
+ * once (every call answers 503 `participant_failed`) and is reported to
+ * `onFatal`; the library never exits the process: the process entry
+ * decides (demo/bank/main.ts exits, so a supervisor restarts it).
  */
-import { systemClock, type Clock } from '../lib/clock.js';
+import { setMaxListeners } from 'node:events';
 import { AppError } from '../lib/errors.js';
-import { systemRandom } from '../lib/random.js';
-import { Failpoints } from '../lib/failpoints.js';
+import { NO_FAILPOINTS } from '../lib/failpoints.js';
+import { systemRandom, type Random } from '../lib/random.js';
+import type { BackoffPolicy } from '../lib/retry.js';
 import { stderrLogger, type Logger } from '../lib/logger.js';
 import { MetricsRegistry } from '../lib/metrics.js';
-import { decisionKey, decodeDecision, isValidTxId, ProtocolError, TX_PREFIX, type Decision, type JsonValue, type VoteValue } from '../coordinator/protocol/index.js';
-import type { TxStore } from '../coordinator/txstore/index.js';
-import { PrefixWatcher } from '../coordinator/txstore/index.js';
+import { systemTimers, type Cancel, type Timers } from '../lib/timers.js';
+import { decisionKey, decodeDecision, isValidTxId, parseKey, ProtocolError, TX_PREFIX, type Decision, type JsonValue } from '../coordinator/protocol/index.js';
+import { isRetryableStoreError, PrefixWatcher, rangeAll, readTxSnapshot, withStoreRetries, type TxStore } from '../coordinator/txstore/index.js';
+import { makeParticipantConfig, type ParticipantConfig } from './config.js';
+import { nodeLogFs } from './durable-json-file.js';
 import { ParticipantEffects, type ParticipantCounters } from './effects.js';
 import { ParticipantLog, type LogRecord } from './log.js';
-import { isInDoubt, ParticipantTxMachine, phaseOf, type ParticipantEvent, type ParticipantPhase, type ParticipantReply } from './machine.js';
+import { isInDoubt, ParticipantTxMachine, phaseOf, type ParticipantEffect, type ParticipantEvent, type ParticipantPhase, type ParticipantReply, type RecoverEvent } from './machine.js';
 import { OpenTx, type OpenTxTable } from './open-tx.js';
-import type { ParticipantNodeOptions, ParticipantTxView } from './options.js';
-import { recoverAll } from './recovery.js';
+import type { DecisionResult, FatalHandler, ParticipantNodeOptions, ParticipantTxView, PrepareResult, WorkResult } from './options.js';
+import { recoverAll, type RecoveryHost } from './recovery.js';
 import { ParticipantWatch } from './watch.js';
 
-export type { ParticipantNodeOptions, ParticipantService, ParticipantTxView, PrepareAnswer } from './options.js';
+export type { DecisionResult, FatalHandler, ParticipantNodeOptions, ParticipantService, ParticipantTxView, PrepareAnswer, PrepareResult, WorkResult } from './options.js';
+
+function unlimitedController(): AbortController {
+  const ac = new AbortController();
+  setMaxListeners(0, ac.signal);
+  return ac;
+}
+
+/** What every call gets once the node failed: only a restart, recovering from disk, brings it back. */
+function failedError(): AppError {
+  return new AppError('participant_failed', 503, 'the participant failed; it must restart to recover from disk', { retryAfterSeconds: 1 });
+}
+
+/** Counters of what this participant did, registered on `registry`. */
+function makeCounters(r: MetricsRegistry): ParticipantCounters {
+  return {
+    prepared: r.counter('twopc_participant_votes_yes_total', 'Yes votes written by this participant.'),
+    refused: r.counter('twopc_participant_votes_no_total', 'No votes written by this participant.'),
+    committed: r.counter('twopc_participant_commits_total', 'Commits applied.'),
+    aborted: r.counter('twopc_participant_aborts_total', 'Aborts applied.'),
+    helped: r.counter('twopc_participant_help_decide_total', 'Times this participant helped decide past a deadline.'),
+  };
+}
 
 export class ParticipantNode {
   readonly name: string;
   readonly registry = new MetricsRegistry();
+  /** The validated limits and timings this node runs with. */
+  readonly config: ParticipantConfig;
+  readonly logger: Logger;
   private readonly store: TxStore;
-  private readonly clock: Clock;
-  private readonly logger: Logger;
-  private readonly maxOpenTxs: number;
-  private readonly maxWorkChars: number;
-  private readonly requestTimeoutMs: number;
-  private readonly retentionMs: number;
-  private readonly compactIntervalMs: number;
-  private readonly onFatal: (e: unknown) => void;
+  private readonly timers: Timers;
+  private readonly random: Random;
+  private readonly retry: BackoffPolicy;
+  private readonly onFatal: FatalHandler;
   private readonly open = new Map<string, OpenTx>();
   private readonly effects: ParticipantEffects;
   private readonly watch: ParticipantWatch;
   private readonly watcher: PrefixWatcher;
-  private readonly stopAc = new AbortController();
-  private compactTimer: NodeJS.Timeout | undefined;
+  /** Aborts every sleep and retry of this node at stop; one listener per waiting retry, so no listener cap. */
+  private readonly stopAc = unlimitedController();
+  private cancelCompaction: Cancel | undefined;
   /** Log writes, store writes and callbacks in flight: stop() lets them settle. */
   private readonly inflight = new Set<Promise<unknown>>();
   private nextRequest = 0;
+  private started = false;
   private readyFlag = false;
+  private stopping: Promise<void> | undefined;
+  /** Set once the node failed (fail-stop): what went wrong. */
+  private failure: unknown;
 
   private constructor(
+    /** The durable local log (log.ts). */
     readonly log: ParticipantLog,
     opts: ParticipantNodeOptions,
+    config: ParticipantConfig,
   ) {
     this.name = opts.name;
+    this.config = config;
     this.store = opts.store;
-    this.clock = opts.clock ?? systemClock;
+    this.timers = opts.timers ?? systemTimers;
     const random = opts.random ?? systemRandom;
-    this.logger = opts.log ?? stderrLogger(`participant ${opts.name}`);
-    this.maxOpenTxs = opts.maxOpenTxs ?? 10_000;
-    this.maxWorkChars = opts.maxWorkChars ?? 64 * 1024;
-    this.requestTimeoutMs = opts.requestTimeoutMs ?? 20_000;
-    this.retentionMs = opts.retentionMs ?? 600_000;
-    this.compactIntervalMs = opts.compactIntervalMs ?? 60_000;
-    this.onFatal =
-      opts.onFatal ??
-      ((e) => {
-        this.logger('error', 'participant log failed; exiting so a restart recovers from disk', { error: e });
-        process.exit(1);
-      });
+    this.random = random;
+    const logger = opts.logger ?? stderrLogger(`participant ${opts.name}`);
+    this.logger = logger;
+    this.retry = { maxAttempts: config.storeWriteMaxAttempts, baseMs: config.storeBackoffBaseMs, maxMs: config.storeBackoffMaxMs };
+    this.onFatal = opts.onFatal ?? ((e) => logger('error', 'the participant failed and stopped; restart it to recover from disk', { error: e }));
     const r = this.registry;
-    const counters: ParticipantCounters = {
-      prepared: r.counter('twopc_participant_votes_yes_total', 'Yes votes written by this participant.'),
-      refused: r.counter('twopc_participant_votes_no_total', 'No votes written by this participant.'),
-      committed: r.counter('twopc_participant_commits_total', 'Commits applied.'),
-      aborted: r.counter('twopc_participant_aborts_total', 'Aborts applied.'),
-      helped: r.counter('twopc_participant_help_decide_total', 'Times this participant helped decide past a deadline.'),
-    };
+    const counters = makeCounters(r);
     r.gauge('twopc_participant_in_doubt', 'Transactions voted yes and not decided yet.', () => [...this.open.values()].filter((t) => isInDoubt(t.machine.logRecord)).length);
     r.gauge('twopc_participant_open_transactions', 'Transactions not acknowledged yet.', () => this.open.size);
-    // The helpers reach the table through closures, so its methods stay private to the node.
-    const table: OpenTxTable = {
-      get: (txId) => this.open.get(txId),
-      tryOpen: (txId) => this.tryOpen(txId),
-      values: () => this.open.values(),
-      step: (tx, event) => this.step(tx, event),
-      unload: (tx, error) => this.unload(tx, error),
-      track: (p) => this.track(p),
-      fatal: (e) => this.fatal(e),
-      stopSignal: this.stopAc.signal,
-    };
-    this.effects = new ParticipantEffects(
-      {
-        name: this.name,
-        store: this.store,
-        log,
-        service: opts.service,
-        clock: this.clock,
-        random,
-        logger: this.logger,
-        failpoints: opts.failpoints ?? new Failpoints(),
-        retry: opts.retry ?? { maxAttempts: 6, baseMs: 25, maxMs: 1_000 },
-        helpGraceMs: opts.helpGraceMs ?? 1_000,
-        counters,
-      },
-      table,
-    );
-    this.watch = new ParticipantWatch(this.name, log, this.store, this.logger, table, opts.watchPrepareDelayMs ?? 250);
-    this.watcher = new PrefixWatcher({ store: this.store, prefix: TX_PREFIX, onEvent: (e) => this.watch.onEvent(e), onResync: () => void this.watch.resyncAll(), random, log: this.logger });
+    const table = this.openTxTable();
+    const timers = this.timers;
+    const failpoints = opts.failpoints ?? NO_FAILPOINTS;
+    const { helpGraceMs, helpRetryIntervalMs } = config;
+    this.effects = new ParticipantEffects({ name: this.name, store: this.store, log, service: opts.service, timers, random, logger, failpoints, retry: this.retry, helpGraceMs, helpRetryIntervalMs, counters }, table);
+    this.watch = new ParticipantWatch({ name: this.name, log, store: this.store, logger, timers, prepareDelayMs: config.watchPrepareDelayMs, maxHeldPrepares: config.maxHeldPrepares }, table);
+    this.watcher = new PrefixWatcher({ store: this.store, prefix: TX_PREFIX, onEvent: (e) => this.watch.onEvent(e), onResync: () => void this.watch.resyncAll(), random, timers, log: logger });
+    // A background rewrite that fails is nobody's awaited write: stop now, not at the next one.
+    log.onFailure((e) => this.fatal(e));
   }
 
+  /**
+   * Validates the config, opens the log (through `logFs`) and builds the
+   * node; nothing runs until `start()`. Rejects with a ParticipantConfigError
+   * (`invalid_config`) or a ParticipantLogError (`log_corrupt`: damage
+   * before the last line, or another participant's log); the caller decides
+   * (a process exits; onFatal is for failures once running).
+   */
   static async open(opts: ParticipantNodeOptions): Promise<ParticipantNode> {
-    const log = await ParticipantLog.open({ path: opts.logPath, participant: opts.name });
-    return new ParticipantNode(log, opts);
+    const config = makeParticipantConfig(opts.config);
+    const log = await ParticipantLog.open({
+      path: opts.logPath,
+      participant: opts.name,
+      fs: opts.logFs ?? nodeLogFs,
+      maxRecords: config.logMaxRecords,
+      rewriteFloorBytes: config.logRewriteFloorBytes,
+    });
+    return new ParticipantNode(log, opts, config);
   }
 
+  /** Recovery finished and the node has not stopped or failed: calls are served. */
   get ready(): boolean {
     return this.readyFlag;
+  }
+
+  /** The error that stopped this node (fail-stop), if one did. */
+  get failed(): unknown {
+    return this.failure;
+  }
+
+  /** Throws the 503 every call gets while the node does not serve: recovering, failed, or stopped. */
+  assertServing(): void {
+    if (this.readyFlag) return;
+    if (this.failure !== undefined) throw failedError();
+    if (this.stopped) throw new AppError('shutting_down', 503, 'the participant is shutting down');
+    throw new AppError('not_ready', 503, 'the participant is recovering; retry shortly', { retryAfterSeconds: 1 });
   }
 
   /**
    * Starts the watch, then recovers every unacknowledged transaction of the
    * log; resolves once the locks of in-doubt transactions are back (serve
-   * nothing, and prepare nothing the watch asks for, before that).
+   * nothing, and prepare nothing the watch asks for, before that). Also
+   * resolves, with `ready` false, when the node stopped or failed meanwhile
+   * (a failure went to onFatal). Once per node: a restart is a new node
+   * over the same log.
    */
   async start(): Promise<void> {
-    await this.watcher.start(); // first: no decision written during recovery can be missed
-    await recoverAll(this);
+    if (this.started) throw new AppError('already_started', 409, `participant ${this.name} was already started`);
+    this.started = true;
+    // The watch first: no decision written during recovery can be missed. Pinning its start is a store read.
+    if ((await this.readUntilAnswered(() => this.watcher.start())) === undefined) return;
+    await recoverAll(this.recoveryHost());
+    if (this.stopped) return; // stopped or failed meanwhile
     this.watch.release();
-    this.compactTimer = setInterval(() => {
-      void this.track(this.log.compact(this.clock.nowMs(), this.retentionMs)).catch((e: unknown) => this.fatal(e));
-    }, this.compactIntervalMs);
-    this.compactTimer.unref();
+    this.cancelCompaction = this.timers.every(this.config.logCompactIntervalMs, () => void this.track(this.compactLog()));
     this.readyFlag = true;
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Drops acknowledged records past the retention, but only of transactions
+   * the store has collected: while `tx/{id}` lives, a watch resync or a
+   * recovery pass may show it to us again, and without our record we would
+   * take its frozen list for a new prepare (and our own "yes" in the store
+   * for one we never logged). A store that does not answer skips the pass.
+   */
+  private async compactLog(): Promise<void> {
+    const now = this.timers.nowMs();
+    const due = this.log.list().some((r) => r.ackedAt !== undefined && r.ackedAt <= now - this.config.logRetentionMs);
+    if (!due) return;
+    let live: Set<string>;
+    try {
+      const { kvs } = await rangeAll(this.store, TX_PREFIX);
+      live = new Set(kvs.map((kv) => parseKey(kv.key)).flatMap((k) => (k?.kind === 'tx' ? [k.id] : [])));
+    } catch (e) {
+      this.logger('warn', 'log compaction skipped: the store did not answer', { error: e });
+      return;
+    }
+    try {
+      await this.log.compact(now, this.config.logRetentionMs, (txId) => !live.has(txId));
+    } catch (e) {
+      this.fatal(e);
+    }
+  }
+
+  /** Stops serving, lets what is in flight settle (a log write cannot be taken back) and closes the log. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.halt(new AppError('shutting_down', 503, 'the participant is shutting down'));
+    await this.watcher.stop();
+    await Promise.allSettled([...this.inflight]); // their results are ignored
+    await this.log.close();
+  }
+
+  /** Stops everything at once (no await): no step, timer, prepare or answer after this. */
+  private halt(reason: AppError): void {
     this.readyFlag = false;
     this.stopAc.abort();
-    if (this.compactTimer !== undefined) clearInterval(this.compactTimer);
-    for (const tx of [...this.open.values()]) this.unload(tx, new AppError('shutting_down', 503, 'the participant is shutting down'));
-    await this.watcher.stop();
+    this.cancelCompaction?.();
+    this.cancelCompaction = undefined;
+    for (const tx of [...this.open.values()]) this.unload(tx, reason);
     this.watch.stop();
-    // Whatever is in flight finishes (a log write cannot be taken back); its results are ignored.
-    await Promise.allSettled([...this.inflight]);
-    await this.log.close();
+    void this.watcher.stop().catch(() => undefined); // shutdown() awaits it; a halt on failure need not
   }
 
   private get stopped(): boolean {
@@ -180,38 +261,43 @@ export class ParticipantNode {
   }
 
   // -------------------------------------------------------------------------
-  // The API the routes (and an embedding service) call
+  // The API: what the routes (routes.ts), an embedding service and the simulation call
 
-  /** Hands this participant its work for a transaction; resolves once it is durable. */
-  async receiveWork(txId: string, work: JsonValue): Promise<void> {
+  /** Work for a transaction (`POST /2pc/work`, or a service's own API); resolves once it is durable. */
+  async receiveWork(txId: string, work: JsonValue): Promise<WorkResult> {
+    this.assertServing();
     this.checkTxId(txId);
-    if (JSON.stringify(work).length > this.maxWorkChars) throw new AppError('work_too_large', 413, `work is over ${this.maxWorkChars} characters`);
+    if (JSON.stringify(work).length > this.config.maxWorkChars) throw new AppError('work_too_large', 413, `work is over ${this.config.maxWorkChars} characters`);
     const tx = this.openTx(txId, true);
     const reply = await this.request(tx, (requestId) => ({ type: 'workReceived', requestId, work }));
     if (reply.kind === 'error') throw new AppError(reply.code, 409, reply.message);
+    return { txId, accepted: true };
   }
 
-  /** The prepare hint: votes (if not done yet) and answers with the vote the store holds. */
-  async prepare(txId: string, deadline?: number): Promise<VoteValue> {
+  /** The prepare hint (`POST /2pc/prepare`): votes (if not done yet) and answers with the vote the store holds. */
+  async prepare(txId: string, deadline?: number): Promise<PrepareResult> {
+    this.assertServing();
     this.checkTxId(txId);
     const done = this.log.get(txId);
     if (done?.applied !== undefined && !this.open.has(txId)) {
       // A late or repeated hint for a transaction decided here long ago: answer from the log.
-      return done.vote?.vote ?? (done.applied.decision === 'commit' ? 'yes' : 'no');
+      return { txId, vote: done.vote?.vote ?? (done.applied.decision === 'commit' ? 'yes' : 'no') };
     }
     const tx = this.openTx(txId, true);
     const reply = await this.request(tx, (requestId) => (deadline === undefined ? { type: 'prepareRequested', requestId } : { type: 'prepareRequested', requestId, deadline }));
-    if (reply.kind === 'vote') return reply.vote;
+    if (reply.kind === 'vote') return { txId, vote: reply.vote };
     if (reply.kind === 'error') throw new AppError(reply.code, 409, reply.message);
-    throw new Error(`unexpected reply ${reply.kind} to prepare`);
+    throw new AppError('internal', 500, `unexpected reply ${reply.kind} to prepare`);
   }
 
   /**
-   * The decision hint. Believed only once the store confirms it (a hint may
-   * be late, duplicated, reordered, or wrong); answers what this participant
-   * knows now. Applying continues in the background.
+   * The decision hint (`POST /2pc/decision`). Believed only once the store
+   * confirms it (a hint may be late, duplicated, reordered, or wrong:
+   * `409 decision_not_recorded` / `decision_conflict`); answers what this
+   * participant knows now. Applying continues in the background.
    */
-  async decisionHint(txId: string, decision: Decision): Promise<{ txId: string; decision: Decision; phase: ParticipantPhase }> {
+  async decisionHint(txId: string, decision: Decision): Promise<DecisionResult> {
+    this.assertServing();
     this.checkTxId(txId);
     // Already learned from the store (the watch usually wins the race with the hint): no read needed.
     const known = this.open.get(txId)?.machine.known.decision;
@@ -232,8 +318,8 @@ export class ParticipantNode {
     return { txId, decision: stored, phase: phaseOf(this.log.get(txId)) };
   }
 
-  /** The operator's view of the local log, newest first. */
-  transactions(opts: { phase?: ParticipantPhase; limit: number }): ParticipantTxView[] {
+  /** The operator's view of the local log, newest first (`GET /v1/participant/transactions`). */
+  transactions(opts: { readonly phase?: ParticipantPhase; readonly limit: number }): ParticipantTxView[] {
     const out: ParticipantTxView[] = [];
     const records = this.log.list();
     for (let i = records.length - 1; i >= 0 && out.length < opts.limit; i--) {
@@ -256,10 +342,34 @@ export class ParticipantNode {
   }
 
   // -------------------------------------------------------------------------
-  // Used by recovery.ts
+  // What the helpers see of the node: closures, so its methods stay private
+
+  private openTxTable(): OpenTxTable {
+    return {
+      get: (txId) => this.open.get(txId),
+      tryOpen: (txId) => this.tryOpen(txId),
+      values: () => this.open.values(),
+      step: (tx, event) => this.step(tx, event),
+      unload: (tx, error) => this.unload(tx, error),
+      track: (p) => this.track(p),
+      fatal: (e) => this.fatal(e),
+      stopSignal: this.stopAc.signal,
+    };
+  }
+
+  private recoveryHost(): RecoveryHost {
+    return {
+      name: this.name,
+      concurrency: this.config.recoveryConcurrency,
+      unfinished: () => this.log.unfinished(),
+      readSnapshot: (txId) => this.readUntilAnswered(() => readTxSnapshot(this.store, txId)),
+      recoverTx: (record, stored, frozenWithoutUs) => this.recoverTx(record, stored, frozenWithoutUs),
+    };
+  }
 
   /** Opens a logged transaction and steps `recover` with what the store holds; resolves once its locks are back. */
-  async recoverTx(record: LogRecord, stored: Extract<ParticipantEvent, { type: 'recover' }>['stored'], frozenWithoutUs: boolean): Promise<void> {
+  private async recoverTx(record: LogRecord, stored: RecoverEvent['stored'], frozenWithoutUs: boolean): Promise<void> {
+    if (this.stopped) return;
     const tx = this.openTx(record.txId, false);
     // Judge by the log as it is now, not as recovery read it at start: the
     // watch may have voted "yes" since, and a commit would then look like one
@@ -268,12 +378,28 @@ export class ParticipantNode {
     const excluded = frozenWithoutUs || (stored.decision === 'commit' && current.vote?.vote !== 'yes');
     // Excluded first, so the recovery does not cast a vote for a transaction that is not ours.
     if (excluded) this.step(tx, { type: 'excluded' });
-    this.step(tx, { type: 'recover', nowMs: this.clock.nowMs(), stored: excluded ? { ...stored, decision: stored.decision === 'abort' ? 'abort' : null } : stored });
+    this.step(tx, { type: 'recover', nowMs: this.timers.nowMs(), stored: excluded ? { ...stored, decision: stored.decision === 'abort' ? 'abort' : null } : stored });
     await tx.restoring;
   }
 
-  get storeForRecovery(): TxStore {
-    return this.store;
+  /**
+   * A store read retried in rounds while the store is unavailable (an
+   * election, a partition), so a start during an outage waits instead of
+   * failing; undefined once the node stops. Other errors are thrown.
+   */
+  private async readUntilAnswered<T>(read: () => Promise<T>): Promise<T | undefined> {
+    const signal = this.stopAc.signal;
+    while (!signal.aborted) {
+      try {
+        return await withStoreRetries(read, this.retry, this.random, this.timers, { signal });
+      } catch (e) {
+        if (signal.aborted) break;
+        if (!isRetryableStoreError(e)) throw e;
+        this.logger('warn', 'store read failed; retrying', { error: e });
+        await this.timers.sleep(this.retry.maxMs, signal);
+      }
+    }
+    return undefined;
   }
 
   // -------------------------------------------------------------------------
@@ -286,8 +412,8 @@ export class ParticipantNode {
   private openTx(txId: string, bounded: boolean): OpenTx {
     const existing = this.open.get(txId);
     if (existing !== undefined) return existing;
-    if (bounded && this.open.size >= this.maxOpenTxs) {
-      throw new AppError('too_many_transactions', 503, `${this.maxOpenTxs} transactions are open here; retry later`, { retryAfterSeconds: 1 });
+    if (bounded && this.open.size >= this.config.maxOpenTxs) {
+      throw new AppError('too_many_transactions', 503, `${this.config.maxOpenTxs} transactions are open here; retry later`, { retryAfterSeconds: 1 });
     }
     const tx = new OpenTx(txId, new ParticipantTxMachine(txId, this.log.get(txId), { name: this.name }));
     this.open.set(txId, tx);
@@ -306,9 +432,10 @@ export class ParticipantNode {
     if (tx.gone) return;
     tx.gone = true;
     if (this.open.get(tx.id) === tx) this.open.delete(tx.id);
-    if (tx.timer !== undefined) clearTimeout(tx.timer);
+    tx.cancelTimer?.();
+    tx.cancelTimer = undefined;
     for (const w of tx.waiters.values()) {
-      clearTimeout(w.timer);
+      w.cancelTimeout();
       w.reject(error ?? new AppError('unavailable', 503, `transaction ${tx.id} was closed before it answered`));
     }
     tx.waiters.clear();
@@ -316,28 +443,39 @@ export class ParticipantNode {
 
   private request(tx: OpenTx, makeEvent: (requestId: string) => ParticipantEvent): Promise<ParticipantReply> {
     const requestId = `q${this.nextRequest++}`;
+    const timeoutMs = this.config.requestTimeoutMs;
     return new Promise<ParticipantReply>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const cancelTimeout = this.timers.after(timeoutMs, () => {
         tx.waiters.delete(requestId);
-        reject(new AppError('timeout', 504, `no answer within ${this.requestTimeoutMs} ms; retry`));
+        reject(new AppError('timeout', 504, `no answer within ${timeoutMs} ms; retry`));
         if (tx.machine.logRecord?.ackedAt !== undefined && tx.waiters.size === 0) this.unload(tx);
-      }, this.requestTimeoutMs);
-      timer.unref();
-      tx.waiters.set(requestId, { resolve, reject, timer });
+      });
+      tx.waiters.set(requestId, { resolve, reject, cancelTimeout });
       this.step(tx, makeEvent(requestId));
     });
   }
 
   private step(tx: OpenTx, event: ParticipantEvent): void {
     if (tx.gone || this.stopped) return;
-    const effects = tx.machine.step(event); // an AssertionError here is a bug: let it crash
+    let effects: readonly ParticipantEffect[];
+    try {
+      effects = tx.machine.step(event);
+    } catch (e) {
+      // A broken invariant (AssertionError) is a bug: going on could break atomicity.
+      this.fatal(e);
+      return;
+    }
     for (const e of effects) this.effects.perform(tx, e);
     const record = tx.machine.logRecord;
     // Acknowledged: nothing more to do here; the record stays in the log for the retention time.
     if (record?.ackedAt !== undefined && tx.waiters.size === 0) this.unload(tx);
   }
 
+  /** Fail-stop, once: halt at once, then tell the embedder. A failure while stopping is not one. */
   private fatal(e: unknown): void {
-    if (!this.stopped) this.onFatal(e);
+    if (this.stopped) return;
+    this.failure = e;
+    this.halt(failedError());
+    this.onFatal(e);
   }
 }

@@ -15,27 +15,41 @@
  *   application gave us work but never enlisted us), is aborted locally.
  *
  * The watch is started before this runs, so a decision written meanwhile is
- * seen either in the read or by the watch.
+ * seen either in the read or by the watch. Recovery reaches the node only
+ * through `RecoveryHost` (no import of participant.ts: no cycle).
  */
-import { readTxSnapshot } from '../coordinator/txstore/index.js';
-import type { ParticipantNode } from './participant.js';
+import type { TxSnapshot } from '../coordinator/protocol/index.js';
+import type { LogRecord } from './log.js';
+import type { RecoverEvent } from './machine.js';
 
-/** Records recovered at once. */
-const RECOVERY_CONCURRENCY = 16;
+/** What recovery needs from the node that owns the open transactions (the node implements it; recovery never sees the node). */
+export interface RecoveryHost {
+  /** This participant's name: its vote key, and whether a frozen record lists it. */
+  readonly name: string;
+  /** Log records recovered at once. */
+  readonly concurrency: number;
+  /** Every log record not acknowledged yet, oldest first. */
+  unfinished(): readonly LogRecord[];
+  /** The transaction's keys read at one revision, retried while the store is unavailable; undefined once the node stops. */
+  readSnapshot(txId: string): Promise<TxSnapshot | undefined>;
+  /** Opens a logged transaction and steps `recover` with what the store holds; resolves once its locks are back. */
+  recoverTx(record: LogRecord, stored: RecoverEvent['stored'], frozenWithoutUs: boolean): Promise<void>;
+}
 
-export async function recoverAll(node: ParticipantNode): Promise<{ readonly recovered: number }> {
-  const records = node.log.unfinished();
-  for (let i = 0; i < records.length; i += RECOVERY_CONCURRENCY) {
+export async function recoverAll(host: RecoveryHost): Promise<{ readonly recovered: number }> {
+  const records = host.unfinished();
+  for (let i = 0; i < records.length; i += host.concurrency) {
     await Promise.all(
-      records.slice(i, i + RECOVERY_CONCURRENCY).map(async (record) => {
-        const snap = await readTxSnapshot(node.storeForRecovery, record.txId);
+      records.slice(i, i + host.concurrency).map(async (record) => {
+        const snap = await host.readSnapshot(record.txId);
+        if (snap === undefined) return; // stopping
         const stored = {
-          vote: snap.votes.get(node.name) ?? null,
+          vote: snap.votes.get(host.name) ?? null,
           decision: snap.decision ?? null,
           deadline: snap.tx?.record.deadline ?? null,
         };
-        const frozenWithoutUs = snap.tx?.record.state === 'preparing' && !snap.tx.record.participants.some((p) => p.name === node.name);
-        await node.recoverTx(record, stored, frozenWithoutUs);
+        const frozenWithoutUs = snap.tx?.record.state === 'preparing' && !snap.tx.record.participants.some((p) => p.name === host.name);
+        await host.recoverTx(record, stored, frozenWithoutUs);
       }),
     );
   }

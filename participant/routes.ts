@@ -8,15 +8,20 @@
  *   GET  /v1/participant/metrics                      Prometheus text
  *
  * Until start-up recovery has finished every call answers 503 not_ready.
+ * Each route only checks its body and calls the node's public method of
+ * the same meaning (the simulation calls those methods directly).
  */
 import express, { type RequestHandler } from 'express';
-import { AppError } from '../lib/errors.js';
 import { ajv, check, errorMiddleware, jsonBody, route } from '../lib/express.js';
 import type { Decision, JsonValue } from '../coordinator/protocol/index.js';
 import type { ParticipantPhase } from './machine.js';
 import type { ParticipantNode } from './participant.js';
 
 const txId = { type: 'string', minLength: 1, maxLength: 128 } as const;
+
+/** Transactions one listing answers: by default, and at most. */
+const LIST_DEFAULT_LIMIT = 100;
+const LIST_MAX_LIMIT = 1_000;
 
 const workBody = ajv.compile({
   type: 'object',
@@ -48,20 +53,24 @@ const listQuery = ajv.compile({
   additionalProperties: false,
 });
 
-/** The routes as an express router; `maxBodyBytes` caps every body (work included). */
+/** The routes as an express router; `maxBodyBytes` (default: the node's config) caps every body, work included. */
 export function participantRouter(node: ParticipantNode, opts: { readonly maxBodyBytes?: number } = {}): express.Router {
   const r = express.Router();
   const ready: RequestHandler = (_req, _res, next) => {
-    next(node.ready ? undefined : new AppError('not_ready', 503, 'the participant is recovering; retry shortly', { retryAfterSeconds: 1 }));
+    try {
+      node.assertServing();
+      next();
+    } catch (e) {
+      next(e);
+    }
   };
-  r.use(['/2pc', '/v1/participant'], ready, jsonBody(opts.maxBodyBytes ?? 256 * 1024));
+  r.use(['/2pc', '/v1/participant'], ready, jsonBody(opts.maxBodyBytes ?? node.config.maxBodyBytes));
 
   r.post(
     '/2pc/work',
     route(async (req, res) => {
       const body = check<{ txId: string; work: JsonValue }>(workBody, req.body);
-      await node.receiveWork(body.txId, body.work);
-      res.json({ txId: body.txId, accepted: true });
+      res.json(await node.receiveWork(body.txId, body.work));
     }),
   );
 
@@ -69,7 +78,7 @@ export function participantRouter(node: ParticipantNode, opts: { readonly maxBod
     '/2pc/prepare',
     route(async (req, res) => {
       const body = check<{ txId: string; deadline?: number }>(prepareBody, req.body);
-      res.json({ txId: body.txId, vote: await node.prepare(body.txId, body.deadline) });
+      res.json(await node.prepare(body.txId, body.deadline));
     }),
   );
 
@@ -85,7 +94,7 @@ export function participantRouter(node: ParticipantNode, opts: { readonly maxBod
     '/v1/participant/transactions',
     route((req, res) => {
       const q = check<{ phase?: ParticipantPhase; limit?: string }>(listQuery, { ...(req.query as Record<string, unknown>) });
-      const limit = Math.min(1_000, Math.max(1, q.limit === undefined ? 100 : Number(q.limit)));
+      const limit = Math.min(LIST_MAX_LIMIT, Math.max(1, q.limit === undefined ? LIST_DEFAULT_LIMIT : Number(q.limit)));
       res.json({ participant: node.name, transactions: node.transactions({ limit, ...(q.phase === undefined ? {} : { phase: q.phase }) }) });
     }),
   );
@@ -103,6 +112,6 @@ export function participantApp(node: ParticipantNode): express.Express {
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
   app.use(participantRouter(node));
-  app.use(errorMiddleware((e) => console.error('participant internal error:', e)));
+  app.use(errorMiddleware((e) => node.logger('error', 'internal error', { error: e })));
   return app;
 }

@@ -26,34 +26,49 @@
  *
  * Prepares are held until start-up recovery has finished (`release`): the
  * service validates against its locks, and those of in-doubt transactions
- * are restored by recovery (docs/SIM2PC.md, `prepare-before-restore`).
+ * are restored by recovery (docs/SIM2PC.md, `prepare-before-restore`). At
+ * most `maxHeldPrepares` are held; past it a prepare is dropped (the
+ * deadline fills our vote with "no").
  */
 import type { Logger } from '../lib/logger.js';
+import type { Cancel, Timers } from '../lib/timers.js';
 import { decisionKey, decodeDecision, decodeTxRecord, parseKey, txKey, type Decision } from '../coordinator/protocol/index.js';
 import type { TxStore, TxWatchEvent } from '../coordinator/txstore/index.js';
 import type { ParticipantLog } from './log.js';
 import type { OpenTxTable } from './open-tx.js';
 
-/** Most prepares held while recovery runs; past it a prepare is dropped (the deadline fills our vote with "no"). */
-export const MAX_HELD_PREPARES = 10_000;
+export interface ParticipantWatchDeps {
+  readonly name: string;
+  readonly log: ParticipantLog;
+  readonly store: TxStore;
+  readonly logger: Logger;
+  readonly timers: Timers;
+  readonly prepareDelayMs: number;
+  readonly maxHeldPrepares: number;
+}
 
 export class ParticipantWatch {
-  /** Prepares waiting out `prepareDelayMs`, by transaction. */
-  private readonly delayed = new Map<string, NodeJS.Timeout>();
+  private readonly name: string;
+  private readonly log: ParticipantLog;
+  private readonly store: TxStore;
+  private readonly logger: Logger;
+  /** Prepares waiting out `prepareDelayMs`, by transaction: their cancels. */
+  private readonly delayed = new Map<string, Cancel>();
   /** Prepares that came due before recovery finished, by transaction (deadline); undefined once released. */
   private held: Map<string, number> | undefined = new Map();
 
   constructor(
-    private readonly name: string,
-    private readonly log: ParticipantLog,
-    private readonly store: TxStore,
-    private readonly logger: Logger,
+    private readonly deps: ParticipantWatchDeps,
     private readonly txs: OpenTxTable,
-    private readonly prepareDelayMs: number,
-  ) {}
+  ) {
+    this.name = deps.name;
+    this.log = deps.log;
+    this.store = deps.store;
+    this.logger = deps.logger;
+  }
 
   stop(): void {
-    for (const t of this.delayed.values()) clearTimeout(t);
+    for (const cancel of this.delayed.values()) cancel();
     this.delayed.clear();
     this.held = undefined;
   }
@@ -67,7 +82,7 @@ export class ParticipantWatch {
 
   /** The shared watch's callback. */
   onEvent(e: TxWatchEvent): void {
-    if (e.value === null) return;
+    if (e.value === null || this.txs.stopSignal.aborted) return;
     const parsed = parseKey(e.key);
     if (parsed === null) return;
     try {
@@ -131,19 +146,51 @@ export class ParticipantWatch {
 
   private prepareLater(txId: string, deadline: number): void {
     if (this.delayed.has(txId)) return;
-    const timer = setTimeout(() => {
+    const cancel = this.deps.timers.after(this.deps.prepareDelayMs, () => {
       this.delayed.delete(txId);
       if (this.held === undefined) this.prepareNow(txId, deadline);
-      else if (this.held.size < MAX_HELD_PREPARES) this.held.set(txId, deadline);
-    }, this.prepareDelayMs);
-    timer.unref();
-    this.delayed.set(txId, timer);
+      else if (this.held.size < this.deps.maxHeldPrepares) this.held.set(txId, deadline);
+    });
+    this.delayed.set(txId, cancel);
   }
 
   private prepareNow(txId: string, deadline: number): void {
     // By now the transaction may be decided (then the machine casts no vote) or finished here.
-    const tx = this.txs.get(txId) ?? (this.isFinished(txId) ? undefined : this.txs.tryOpen(txId));
+    const open = this.txs.get(txId);
+    if (open !== undefined) return this.txs.step(open, { type: 'prepareRequested', deadline });
+    if (this.isFinished(txId)) return;
+    if (this.log.get(txId) !== undefined) return this.prepareOpened(txId, deadline);
+    void this.txs.track(this.prepareUnknown(txId, deadline));
+  }
+
+  private prepareOpened(txId: string, deadline: number): void {
+    const tx = this.txs.tryOpen(txId);
     if (tx !== undefined) this.txs.step(tx, { type: 'prepareRequested', deadline });
+  }
+
+  /**
+   * A frozen record naming us, for a transaction we have no record of: our
+   * "no" is due, unless the event is old. A watch that lagged (served by a
+   * member cut off from the leader, then catching up) delivers records the
+   * store has since collected, of transactions this log has compacted since:
+   * taking one for a new prepare would write a "no" into a collected
+   * transaction and abort, locally, one we committed. So the record must
+   * still be in the store (found by the 2PC simulation; docs/SIM2PC.md).
+   */
+  private async prepareUnknown(txId: string, deadline: number): Promise<void> {
+    let kv;
+    try {
+      kv = await this.store.get(txKey(txId));
+    } catch (e) {
+      // The deadline fills our vote with "no" if this was not stale; nothing is lost by waiting.
+      this.logger('warn', 'could not check a watched frozen record; not preparing it', { txId, error: e });
+      return;
+    }
+    const record = kv === null ? null : decodeTxRecord(kv.value);
+    if (record?.state !== 'preparing' || !record.participants.some((p) => p.name === this.name)) return;
+    const open = this.txs.get(txId); // opened meanwhile (work, a hint)
+    if (open !== undefined) this.txs.step(open, { type: 'prepareRequested', deadline });
+    else if (!this.isFinished(txId)) this.prepareOpened(txId, deadline);
   }
 
   private isFinished(txId: string): boolean {

@@ -8,12 +8,14 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { EtcdCluster, etcdVersion, findEtcd } from '../etcd.js';
+import { etcdVersion, findEtcd } from '../../lib/etcd-binary.js';
+import { EtcdCluster } from '../etcd.js';
 import { LeanHttp } from '../loadgen.js';
 import { LocalCluster } from '../../store/node/launcher.js';
 import { openTxStore, parseStoreSpec, type OpenedStore, type StoreSpec } from '../../coordinator/txstore/index.js';
+import { keepAliveTimers } from '../../lib/timers.js';
 import { BenchProc } from './processes.js';
-import { progress } from './report.js';
+import { progress } from '../output.js';
 import type { TxTargets } from './workload.js';
 
 export interface BackendOptions {
@@ -91,7 +93,7 @@ export function storeStarter(text: string, opts: BackendOptions, dir: string): S
         etcd.start();
         await etcd.waitHealthy(60_000);
         // A member that lost its port exits at once, and the health check may have heard someone else's etcd.
-        await new Promise((r) => setTimeout(r, 500));
+        await keepAliveTimers.sleep(500);
         if (!etcd.pids.every(alive)) throw new Error(`etcd members exited at start (port in use?); see ${join(dir, 'etcd')}/*.log`);
       },
       stop: () => etcd.stop(),
@@ -110,7 +112,7 @@ async function servingPid(url: string, timeoutMs: number): Promise<number | unde
       return ((await res.json()) as { pid?: number }).pid;
     } catch (e) {
       if (Date.now() > deadline) throw new Error(`${url} did not answer /v1/status within ${timeoutMs} ms: ${String(e)}`);
-      await new Promise((r) => setTimeout(r, 200));
+      await keepAliveTimers.sleep(200);
     }
   }
 }

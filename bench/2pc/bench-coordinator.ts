@@ -11,7 +11,7 @@ import { intFlag, parseFlags, stringFlag } from '../../lib/args.js';
 import { makeCoordinatorConfig } from '../../coordinator/runtime/index.js';
 import { stderrLogger } from '../../lib/logger.js';
 import { openTxStore, parseStoreSpec } from '../../coordinator/txstore/index.js';
-import { CoordinatorService } from '../../coordinator/service/index.js';
+import { CoordinatorServer } from '../../coordinator/service/index.js';
 import { CountingTxStore } from './counting-store.js';
 import { sendReady, serveReports } from './ipc.js';
 
@@ -21,19 +21,19 @@ const id = stringFlag(values, 'id') ?? 'bench-c1';
 const opened = await openTxStore(spec, id);
 const store = new CountingTxStore(opened.store);
 const log = stderrLogger(`coordinator ${id}`);
-const service = new CoordinatorService({ config: makeCoordinatorConfig({ id }), store, log });
-const port = (await service.start({ port: intFlag(values, 'port', 7070), host: '127.0.0.1' })) as number;
+const server = new CoordinatorServer({ config: makeCoordinatorConfig({ id }), store, log });
+const port = await server.start({ port: intFlag(values, 'port', 7070), host: '127.0.0.1' });
 
 let stopping = false;
 const stop = (): void => {
   if (stopping) return;
   stopping = true;
-  void service
+  void server
     .stop()
     .then(() => opened.close())
     .finally(() => process.exit(0));
 };
-serveReports(() => ({ counts: store.counts, metricsText: service.metricsText() }), stop);
+serveReports(() => ({ counts: store.counts, metricsText: server.service.metricsText() }), stop);
 for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, stop);
 log('info', 'listening', { port, pid: process.pid, store: spec.endpoints, kind: spec.kind });
 sendReady(port);

@@ -14,8 +14,7 @@
  */
 import express from 'express';
 import { intFlag, parseFlags, stringFlag } from '../../lib/args.js';
-import { ParticipantNode, type ParticipantService } from '../../participant/participant.js';
-import { participantRouter } from '../../participant/routes.js';
+import { ParticipantNode, participantRouter, type ParticipantService } from '../../participant/index.js';
 import { errorMiddleware } from '../../lib/express.js';
 import { stderrLogger } from '../../lib/logger.js';
 import { openTxStore, parseStoreSpec } from '../../coordinator/txstore/index.js';
@@ -36,7 +35,12 @@ const service: ParticipantService = {
   commit: () => {},
   abort: () => {},
 };
-const node = await ParticipantNode.open({ name, store, logPath, service, log });
+/** Fail-stop: a participant that cannot trust its log exits (the benchmark reports the lost process). */
+function exitOnFatal(e: unknown): never {
+  log('error', 'the participant failed; exiting', { error: e });
+  process.exit(1);
+}
+const node = await ParticipantNode.open({ name, store, logPath, service, logger: log, onFatal: exitOnFatal }).catch(exitOnFatal);
 
 const app = express();
 app.disable('x-powered-by');
@@ -51,7 +55,7 @@ await new Promise<void>((resolve, reject) => {
   server.once('error', reject);
 });
 server.keepAliveTimeout = 65_000;
-await node.start();
+await node.start().catch(exitOnFatal);
 const address = server.address();
 const port = typeof address === 'object' && address !== null ? address.port : 0;
 

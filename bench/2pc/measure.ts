@@ -9,11 +9,13 @@
  */
 import os from 'node:os';
 import { readFileSync } from 'node:fs';
+import { keepAliveTimers } from '../../lib/timers.js';
 import type { Backend } from './backends.js';
 import { addCounts, diffCounts, readsOf, writesOf, zeroCounts, type CallCounts } from './counting-store.js';
 import type { ChildReport } from './ipc.js';
 import { cpuMs } from './processes.js';
-import { progress, type BenchRow, type CpuPerTx } from './report.js';
+import { progress } from '../output.js';
+import type { BenchRow, CpuPerTx } from './report.js';
 import { runRow, StoreProbe } from './workload.js';
 
 /** Share of the last 10 s in which some runnable task waited for a CPU (Linux PSI), in percent; null where unknown. */
@@ -86,7 +88,7 @@ async function quiesce(b: Backend, timeoutMs = 30_000): Promise<string | undefin
     const open = ps.reduce((n, p) => n + (p.metrics['twopc_participant_open_transactions'] ?? 0), 0);
     if (live === 0 && open === 0) return undefined;
     last = `${live} live at the coordinator, ${open} open at the participants`;
-    await new Promise((r) => setTimeout(r, 200));
+    await keepAliveTimers.sleep(200);
   }
   return `not settled after ${timeoutMs / 1_000} s (${last}); per-transaction costs include unfinished work`;
 }

@@ -1,5 +1,5 @@
-/** The 2PC benchmark's output: progress lines, Markdown tables, and the machine description in its JSON. */
-import os from 'node:os';
+/** The 2PC benchmark's Markdown tables. */
+import { fmt as f, ratio } from '../output.js';
 import type { CallCounts } from './counting-store.js';
 import type { LatencySummary, RowResult } from './workload.js';
 
@@ -35,14 +35,6 @@ export interface BenchRow {
   /** Everyone's load on the machine during the row: 1-minute load average, and CPU pressure (PSI some avg10, %) at its end. */
   readonly machineLoad: { readonly loadAvg1Start: number; readonly loadAvg1End: number; readonly cpuPressurePct: number | null };
   readonly notes: readonly string[];
-}
-
-function f(n: number | null | undefined, digits: number): string {
-  return n === null || n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits);
-}
-
-function ratio(a: number | undefined, b: number | undefined): string {
-  return a === undefined || b === undefined || b === 0 || Number.isNaN(a) || Number.isNaN(b) ? '-' : `${(a / b).toFixed(2)}x`;
 }
 
 export function renderRows(rows: readonly BenchRow[]): string {
@@ -91,15 +83,4 @@ export function renderComparison(rows: readonly BenchRow[], a: string, b: string
     );
   }
   return out.join('\n');
-}
-
-export function machine(): Record<string, unknown> {
-  const cpus = os.cpus();
-  return { cpus: cpus.length, cpuModel: cpus[0]?.model ?? 'unknown', memGiB: Math.round(os.totalmem() / 2 ** 30), os: `${os.type()} ${os.release()}`, node: process.version };
-}
-
-/** A progress line on stderr: rewritten in place on a terminal, only finished lines otherwise. */
-export function progress(line: string, done: boolean): void {
-  if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${line}${done ? '\n' : ''}`);
-  else if (done) process.stderr.write(`${line}\n`);
 }

@@ -46,9 +46,11 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { cleanupOnSignal } from '../cleanup.js';
+import { machine, progress } from '../output.js';
 import { startBackend, storeStarter, type Backend, type BackendOptions } from './backends.js';
 import { measureRow } from './measure.js';
-import { machine, progress, renderComparison, renderCpu, renderRows, type BenchRow } from './report.js';
+import { renderComparison, renderCpu, renderRows, type BenchRow } from './report.js';
 import { runRow } from './workload.js';
 
 interface Flags {
@@ -128,10 +130,8 @@ function parseFlagValues(): Flags {
 }
 
 
-async function main(): Promise<void> {
-  const flags = parseFlagValues();
-  const dir = mkdtempSync(join(os.tmpdir(), 'raft2pc-bench-2pc-'));
-  const backendOptions: BackendOptions = {
+function backendOptionsOf(flags: Flags): BackendOptions {
+  return {
     basePort: flags.basePort,
     etcdBasePort: flags.etcdBasePort,
     appBasePort: flags.appBasePort,
@@ -141,63 +141,58 @@ async function main(): Promise<void> {
     timeoutMs: flags.timeoutMs,
     participantsInBegin: flags.participantsInBegin,
   };
-  const starters = flags.stores.map((s) => storeStarter(s, backendOptions, dir));
-  const labels = starters.map((s) => s.label);
-  if (new Set(labels).size !== labels.length) throw new Error(`--store names the same backend twice (${labels.join(', ')})`);
-  const backends: Backend[] = [];
-  let cleaned = false;
-  const cleanup = async (): Promise<void> => {
-    if (cleaned) return;
-    cleaned = true;
-    await Promise.all(backends.map((b) => b.close().catch((e: unknown) => progress(`stopping ${b.label}: ${String(e)}`, true))));
-    if (flags.keepData) progress(`data and logs kept in ${dir}`, true);
-    else rmSync(dir, { recursive: true, force: true });
-  };
-  const onSignal = (): void => {
-    progress('interrupted: stopping every process started here', true);
-    void cleanup().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+}
 
-  const loadStart = os.loadavg();
-  const rows: BenchRow[] = [];
-  try {
-    for (const [i, s] of starters.entries()) backends.push(await startBackend(s, backendOptions, dir, 20 * i));
-    for (const b of backends) {
-      if (flags.initialWarmupMs <= 0) continue;
-      await runRow(b.targets, {
-        clients: 16,
-        warmupMs: 0,
-        durationMs: flags.initialWarmupMs,
-        onProgress: (ms, done) => progress(`warming up ${b.label}: ${(ms / 1_000).toFixed(1)} s, ${done} committed`, false),
-      });
-      progress(`warmed up ${b.label} (${flags.initialWarmupMs / 1_000} s at 16 clients)`, true);
-    }
-    const total = flags.clients.length * backends.length;
-    let k = 0;
-    for (const clients of flags.clients) {
-      for (const b of backends) {
-        k++;
-        const label = `[${k}/${total}] ${b.label.padEnd(7)} clients=${String(clients).padEnd(4)}`;
-        const plan = { clients, warmupMs: flags.warmupMs, durationMs: flags.durationMs, txs: flags.txs };
-        const row = await measureRow(b, plan, label, `${b.label}-${clients}-${Date.now().toString(36)}`);
-        const r = row.result;
-        progress(
-          `${label} ${r.txPerS.toFixed(0)} tx/s  commit p50 ${r.commit.p50Ms.toFixed(1)} p99 ${r.commit.p99Ms.toFixed(1)} ms  total p50 ${r.total.p50Ms.toFixed(1)} p99 ${r.total.p99Ms.toFixed(1)} ms  store CAS p50 ${row.storeCas.p50Ms.toFixed(1)} ms  ${(row.cost.coordinatorWrites + row.cost.participantWrites).toFixed(2)} writes/tx  ${r.errors} errors${r.errorSamples[0] === undefined ? '' : ` (${r.errorSamples[0]})`}`,
-          true,
-        );
-        progress(`  steps p50: begin ${r.begin.p50Ms.toFixed(1)} ms, work + enlist ${r.enlist.p50Ms.toFixed(1)} ms, commit ${r.commit.p50Ms.toFixed(1)} ms; CPU pressure ${row.machineLoad.cpuPressurePct ?? '?'}%`, true);
-        for (const n of row.notes) progress(`  note: ${n}`, true);
-        rows.push(row);
-      }
-    }
-  } finally {
-    await cleanup();
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+/** Stops every backend started here and removes the data (or says where it is kept). */
+async function stopBackends(backends: readonly Backend[], dir: string, keepData: boolean): Promise<void> {
+  await Promise.all(backends.map((b) => b.close().catch((e: unknown) => progress(`stopping ${b.label}: ${String(e)}`, true))));
+  if (keepData) progress(`data and logs kept in ${dir}`, true);
+  else rmSync(dir, { recursive: true, force: true });
+}
+
+/** Per backend before the first row, so V8 has compiled the hot paths. */
+async function warmUp(backends: readonly Backend[], initialWarmupMs: number): Promise<void> {
+  for (const b of backends) {
+    if (initialWarmupMs <= 0) continue;
+    await runRow(b.targets, {
+      clients: 16,
+      warmupMs: 0,
+      durationMs: initialWarmupMs,
+      onProgress: (ms, done) => progress(`warming up ${b.label}: ${(ms / 1_000).toFixed(1)} s, ${done} committed`, false),
+    });
+    progress(`warmed up ${b.label} (${initialWarmupMs / 1_000} s at 16 clients)`, true);
   }
+}
 
+function reportRow(label: string, row: BenchRow): void {
+  const r = row.result;
+  progress(
+    `${label} ${r.txPerS.toFixed(0)} tx/s  commit p50 ${r.commit.p50Ms.toFixed(1)} p99 ${r.commit.p99Ms.toFixed(1)} ms  total p50 ${r.total.p50Ms.toFixed(1)} p99 ${r.total.p99Ms.toFixed(1)} ms  store CAS p50 ${row.storeCas.p50Ms.toFixed(1)} ms  ${(row.cost.coordinatorWrites + row.cost.participantWrites).toFixed(2)} writes/tx  ${r.errors} errors${r.errorSamples[0] === undefined ? '' : ` (${r.errorSamples[0]})`}`,
+    true,
+  );
+  progress(`  steps p50: begin ${r.begin.p50Ms.toFixed(1)} ms, work + enlist ${r.enlist.p50Ms.toFixed(1)} ms, commit ${r.commit.p50Ms.toFixed(1)} ms; CPU pressure ${row.machineLoad.cpuPressurePct ?? '?'}%`, true);
+  for (const n of row.notes) progress(`  note: ${n}`, true);
+}
+
+/** Every client count, the backends back to back for each, so a burst of someone else's load hits both. */
+async function runRows(backends: readonly Backend[], flags: Flags): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  const total = flags.clients.length * backends.length;
+  let k = 0;
+  for (const clients of flags.clients) {
+    for (const b of backends) {
+      k++;
+      const label = `[${k}/${total}] ${b.label.padEnd(7)} clients=${String(clients).padEnd(4)}`;
+      const plan = { clients, warmupMs: flags.warmupMs, durationMs: flags.durationMs, txs: flags.txs };
+      const row = await measureRow(b, plan, label, `${b.label}-${clients}-${Date.now().toString(36)}`);
+      reportRow(label, row);
+      rows.push(row);
+    }
+  }
+  return rows;
+}
+
+function printReport(rows: readonly BenchRow[], backends: readonly Backend[], flags: Flags, loadStart: number[]): void {
   const report = {
     command: `npm run bench:2pc -- ${process.argv.slice(2).join(' ')}`.trim(),
     date: new Date().toISOString(),
@@ -220,6 +215,31 @@ async function main(): Promise<void> {
   mkdirSync(dirname(resolve(flags.json)), { recursive: true });
   writeFileSync(flags.json, `${JSON.stringify(report, null, 2)}\n`);
   progress(`JSON written to ${flags.json}`, true);
+}
+
+async function main(): Promise<void> {
+  const flags = parseFlagValues();
+  const dir = mkdtempSync(join(os.tmpdir(), 'raft2pc-bench-2pc-'));
+  const backendOptions = backendOptionsOf(flags);
+  const starters = flags.stores.map((s) => storeStarter(s, backendOptions, dir));
+  const labels = starters.map((s) => s.label);
+  if (new Set(labels).size !== labels.length) throw new Error(`--store names the same backend twice (${labels.join(', ')})`);
+  const backends: Backend[] = [];
+  const stop = cleanupOnSignal(
+    () => stopBackends(backends, dir, flags.keepData),
+    () => progress('interrupted: stopping every process started here', true),
+  );
+  const loadStart = os.loadavg();
+  let rows: BenchRow[];
+  try {
+    for (const [i, s] of starters.entries()) backends.push(await startBackend(s, backendOptions, dir, 20 * i));
+    await warmUp(backends, flags.initialWarmupMs);
+    rows = await runRows(backends, flags);
+  } finally {
+    await stop.run();
+    stop.done();
+  }
+  printReport(rows, backends, flags, loadStart);
 }
 
 main().catch((e: unknown) => {

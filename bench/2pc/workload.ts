@@ -1,6 +1,6 @@
 /**
  * The benchmark's client: closed-loop workers, each running one transaction
- * at a time the way an application does (shared/DESIGN.md): begin; hand each
+ * at a time the way an application does (docs/API.md): begin; hand each
  * participant its work (POST /2pc/work, durable before it answers) while
  * enlisting the two participants one after the other (or naming them in
  * begin, with --participants-in-begin); then commit, which must answer
@@ -11,6 +11,7 @@
 import { performance } from 'node:perf_hooks';
 import { LeanHttp, percentile } from '../loadgen.js';
 import type { TxStore } from '../../coordinator/txstore/index.js';
+import { keepAliveTimers } from '../../lib/timers.js';
 
 export interface BenchParticipant {
   readonly name: string;
@@ -145,7 +146,7 @@ export async function runRow(targets: TxTargets, opts: RowOptions): Promise<RowR
           if (errorSamples.length < 5) errorSamples.push(e instanceof Error ? e.message : String(e));
         }
         // A failing system must not be hammered in a tight loop.
-        await new Promise((r) => setTimeout(r, 10));
+        await keepAliveTimers.sleep(10);
       }
     }
   };
@@ -199,7 +200,7 @@ export class StoreProbe {
         } catch {
           // a probe failure shows as missing samples; the row's own errors tell the story
         }
-        await new Promise((r) => setTimeout(r, this.intervalMs));
+        await keepAliveTimers.sleep(this.intervalMs);
       }
     })();
   }

@@ -27,9 +27,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { intFlag, parseFlags, stringFlag } from '../../lib/args.js';
+import { etcdVersion, findEtcd } from '../../lib/etcd-binary.js';
+import { keepAliveTimers } from '../../lib/timers.js';
 import { LocalCluster } from '../../store/node/launcher.js';
-import { EtcdCluster, etcdVersion, findEtcd } from '../etcd.js';
+import { cleanupOnSignal } from '../cleanup.js';
+import { EtcdCluster } from '../etcd.js';
 import { LeanHttp, runPhase, type Op, type PhaseResult } from '../loadgen.js';
+import { fmt, machine, progress, ratio } from '../output.js';
 
 type Workload = 'set' | 'cas' | 'get';
 const WORKLOADS: readonly Workload[] = ['set', 'cas', 'get'];
@@ -56,14 +60,6 @@ interface Row {
   readonly notes?: readonly string[];
 }
 
-function progress(line: string, done: boolean): void {
-  if (process.stderr.isTTY) {
-    process.stderr.write(`\r\x1b[K${line}${done ? '\n' : ''}`);
-  } else if (done) {
-    process.stderr.write(`${line}\n`);
-  }
-}
-
 // ---- our store -----------------------------------------------------------
 
 /** The leader's client URL, asking each endpoint's /v1/status until one names a leader (bounded). */
@@ -79,7 +75,7 @@ async function findLeader(endpoints: readonly string[], timeoutMs = 20_000): Pro
         // next endpoint
       }
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await keepAliveTimers.sleep(100);
   }
   throw new Error(`no leader among ${endpoints.join(', ')} within ${timeoutMs} ms`);
 }
@@ -161,7 +157,7 @@ async function etcdTarget(cluster: EtcdCluster, valueBytes: number): Promise<Tar
           probe.close();
         }
       }
-      await new Promise((r) => setTimeout(r, 100));
+      await keepAliveTimers.sleep(100);
     }
     throw new Error('etcd has no leader');
   };
@@ -214,14 +210,6 @@ async function etcdTarget(cluster: EtcdCluster, valueBytes: number): Promise<Tar
 
 // ---- reporting -------------------------------------------------------------
 
-function fmt(n: number | undefined, digits: number): string {
-  return n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits);
-}
-
-function ratio(a: number | undefined, b: number | undefined): string {
-  return a === undefined || b === undefined || b === 0 || Number.isNaN(a) || Number.isNaN(b) ? '-' : `${(a / b).toFixed(2)}x`;
-}
-
 export function renderTable(rows: readonly Row[], withEtcd: boolean): string {
   const out: string[] = [];
   if (withEtcd) {
@@ -245,20 +233,26 @@ export function renderTable(rows: readonly Row[], withEtcd: boolean): string {
   return out.join('\n');
 }
 
-function machine(): Record<string, unknown> {
-  const cpus = os.cpus();
-  return {
-    cpus: cpus.length,
-    cpuModel: cpus[0]?.model ?? 'unknown',
-    memGiB: Math.round(os.totalmem() / 2 ** 30),
-    os: `${os.type()} ${os.release()}`,
-    node: process.version,
-  };
-}
-
 // ---- main ------------------------------------------------------------------
 
-async function main(): Promise<void> {
+interface BenchConfig {
+  readonly durationMs: number;
+  readonly warmupMs: number;
+  readonly initialWarmupMs: number;
+  readonly clientCounts: readonly number[];
+  readonly workloads: readonly Workload[];
+  readonly basePort: number;
+  readonly etcdBasePort: number;
+  readonly valueBytes: number;
+  readonly etcdBin: string | undefined;
+  /** --endpoints: an already running cluster (e.g. nodes started under --cpu-prof) instead of starting one. */
+  readonly external: readonly string[] | undefined;
+  readonly snapshotEvery: number;
+  readonly keepData: boolean;
+  readonly jsonFile: string | undefined;
+}
+
+function parseConfig(): BenchConfig {
   const { values } = parseFlags({
     'duration-s': { type: 'string' },
     'warmup-s': { type: 'string' },
@@ -293,120 +287,157 @@ async function main(): Promise<void> {
   const valueBytes = intFlag(values, 'value-bytes', 64);
   const etcdBin = values['no-etcd'] === true ? undefined : findEtcd();
   if (values['no-etcd'] !== true && !etcdBin) process.stderr.write('etcd not found (apt-get install etcd-server): running our store only\n');
-
-  const tmp = mkdtempSync(join(os.tmpdir(), 'raft2pc-bench-'));
-  // --endpoints: benchmark an already running cluster (e.g. nodes started under --cpu-prof).
   const external = stringFlag(values, 'endpoints')?.split(',').filter((e) => e !== '');
   // etcd 3.4 snapshots every 100,000 entries (--snapshot-count); ours every
   // 20,000 by default. The comparison uses etcd's interval unless told otherwise
   // (docs/BENCHMARKS.md shows what a snapshot in the middle of a row costs).
   const snapshotEvery = intFlag(values, 'snapshot-every', 100_000);
-  const cluster = external
+  const keepData = values['keep-data'] === true;
+  return { durationMs, warmupMs, initialWarmupMs, clientCounts, workloads, basePort, etcdBasePort, valueBytes, etcdBin, external, snapshotEvery, keepData, jsonFile: stringFlag(values, 'json') };
+}
+
+/** The systems under test, their temp dir, and the targets driving them (closed by `cleanup`). */
+interface Systems {
+  readonly tmp: string;
+  readonly cluster: LocalCluster | undefined;
+  readonly etcd: EtcdCluster | undefined;
+  readonly endpoints: readonly string[];
+  readonly targets: Target[];
+}
+
+function planSystems(cfg: BenchConfig): Systems {
+  const tmp = mkdtempSync(join(os.tmpdir(), 'raft2pc-bench-'));
+  const cluster = cfg.external
     ? undefined
-    : new LocalCluster({ nodes: 3, basePort, dataDir: join(tmp, 'store'), logToFiles: true, extraArgs: ['--snapshot-every', String(snapshotEvery)] });
-  const endpoints = external ?? cluster?.endpoints ?? [];
-  const etcd = etcdBin ? new EtcdCluster(etcdBin, join(tmp, 'etcd'), etcdBasePort, etcdBasePort + 100) : undefined;
-  const targets: Target[] = [];
-  let cleaned = false;
-  const cleanup = async (): Promise<void> => {
-    if (cleaned) return;
-    cleaned = true;
-    for (const t of targets) await t.close().catch(() => undefined);
-    await Promise.all([cluster?.stop(), etcd?.stop()]);
-    if (values['keep-data'] === true) process.stderr.write(`data and logs kept in ${tmp}\n`);
-    else rmSync(tmp, { recursive: true, force: true });
-  };
-  const onSignal = (): void => {
-    process.stderr.write('\ninterrupted: stopping the clusters\n');
-    cleanup().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+    : new LocalCluster({ nodes: 3, basePort: cfg.basePort, dataDir: join(tmp, 'store'), logToFiles: true, extraArgs: ['--snapshot-every', String(cfg.snapshotEvery)] });
+  const endpoints = cfg.external ?? cluster?.endpoints ?? [];
+  const etcd = cfg.etcdBin ? new EtcdCluster(cfg.etcdBin, join(tmp, 'etcd'), cfg.etcdBasePort, cfg.etcdBasePort + 100) : undefined;
+  return { tmp, cluster, etcd, endpoints, targets: [] };
+}
 
-  const loadStart = os.loadavg();
-  const rows: Row[] = [];
-  try {
-    if (cluster) {
-      progress(`starting our 3-node store on ports ${basePort}-${basePort + 2}...`, true);
-      cluster.start();
-    }
-    etcd?.start();
-    if (cluster) {
-      await cluster.waitForLeader(20_000);
-      progress(`  store pids ${cluster.processes.map((p) => p.pid).join(', ')}`, true);
-    }
-    if (etcd) {
-      progress(`starting etcd ${etcdVersion(etcd.bin)} (3 members) on ports ${etcdBasePort}-${etcdBasePort + 2}...`, true);
-      await etcd.waitHealthy(20_000);
-      progress(`  etcd pids ${etcd.pids.join(', ')}`, true);
-    }
-    const ours = ourTarget(endpoints, valueBytes);
-    targets.push(ours);
-    await ours.prepare();
-    if (etcd) {
-      const e = await etcdTarget(etcd, valueBytes);
-      targets.push(e);
-      await e.prepare();
-    }
-    if (initialWarmupMs > 0) {
-      for (const t of targets) {
-        for (const workload of workloads) {
-          progress(`warming up ${t.name} ${workload}...`, false);
-          await runPhase(t.op(workload, 16, `${t.name}-warmup-${workload}-${Date.now().toString(36)}`), { concurrency: 16, durationMs: initialWarmupMs / workloads.length });
-        }
-      }
-      progress(`warmed up (${initialWarmupMs / 1000} s per system)`, true);
-    }
-    const total = workloads.length * clientCounts.length * targets.length;
-    let n = 0;
-    for (const workload of workloads) {
-      for (const clients of clientCounts) {
-        const results: PhaseResult[] = [];
-        const notes: string[] = [];
-        for (const t of targets) {
-          n++;
-          await t.beforeRow();
-          const label = `[${n}/${total}] ${t.name.padEnd(4)} ${workload.padEnd(3)} clients=${String(clients).padEnd(3)}`;
-          const tag = `${t.name}-${workload}-${clients}-${Date.now().toString(36)}`;
-          const result = await runPhase(t.op(workload, clients, tag), {
-            concurrency: clients,
-            durationMs,
-            warmupMs,
-            onProgress: (ms, ops, errs) => progress(`${label} ${(ms / 1000).toFixed(1)}/${(durationMs / 1000).toFixed(1)} s  ${ops} ops  ${errs} errors`, false),
-          });
-          progress(`${label} ${result.opsPerS.toFixed(0)} ops/s  p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms  ${result.errors} errors${result.errorSamples[0] ? ` (${result.errorSamples[0]})` : ''}`, true);
-          results.push(result);
-          const note = await t.afterRow();
-          if (note) {
-            notes.push(note);
-            progress(`  note: ${note}`, true);
-          }
-        }
-        const [o, e] = results as [PhaseResult, PhaseResult | undefined];
-        const row: Row = e ? { workload, clients, ours: o, etcd: e } : { workload, clients, ours: o };
-        rows.push(notes.length > 0 ? { ...row, notes } : row);
-      }
-    }
-  } finally {
-    await cleanup();
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+/** Stops everything started here and removes the data (or says where it is kept). */
+async function stopSystems(sys: Systems, keepData: boolean): Promise<void> {
+  for (const t of sys.targets) await t.close().catch(() => undefined);
+  await Promise.all([sys.cluster?.stop(), sys.etcd?.stop()]);
+  if (keepData) process.stderr.write(`data and logs kept in ${sys.tmp}\n`);
+  else rmSync(sys.tmp, { recursive: true, force: true });
+}
+
+/** Starts the clusters, waits until they serve, and prepares a target for each (pushed to sys.targets). */
+async function startTargets(sys: Systems, cfg: BenchConfig): Promise<void> {
+  const { cluster, etcd } = sys;
+  if (cluster) {
+    progress(`starting our 3-node store on ports ${cfg.basePort}-${cfg.basePort + 2}...`, true);
+    cluster.start();
   }
+  etcd?.start();
+  if (cluster) {
+    await cluster.waitForLeader(20_000);
+    progress(`  store pids ${cluster.processes.map((p) => p.pid).join(', ')}`, true);
+  }
+  if (etcd) {
+    progress(`starting etcd ${etcdVersion(etcd.bin)} (3 members) on ports ${cfg.etcdBasePort}-${cfg.etcdBasePort + 2}...`, true);
+    await etcd.waitHealthy(20_000);
+    progress(`  etcd pids ${etcd.pids.join(', ')}`, true);
+  }
+  const ours = ourTarget(sys.endpoints, cfg.valueBytes);
+  sys.targets.push(ours);
+  await ours.prepare();
+  if (etcd) {
+    const e = await etcdTarget(etcd, cfg.valueBytes);
+    sys.targets.push(e);
+    await e.prepare();
+  }
+}
 
+/** Once per system before the first row, so V8 has compiled our hot paths. */
+async function warmUp(targets: readonly Target[], cfg: BenchConfig): Promise<void> {
+  if (cfg.initialWarmupMs <= 0) return;
+  for (const t of targets) {
+    for (const workload of cfg.workloads) {
+      progress(`warming up ${t.name} ${workload}...`, false);
+      await runPhase(t.op(workload, 16, `${t.name}-warmup-${workload}-${Date.now().toString(36)}`), { concurrency: 16, durationMs: cfg.initialWarmupMs / cfg.workloads.length });
+    }
+  }
+  progress(`warmed up (${cfg.initialWarmupMs / 1000} s per system)`, true);
+}
+
+/** One system's run of one row; a leader change during it becomes a note. */
+async function measureTarget(t: Target, workload: Workload, clients: number, cfg: BenchConfig, label: string, notes: string[]): Promise<PhaseResult> {
+  await t.beforeRow();
+  const tag = `${t.name}-${workload}-${clients}-${Date.now().toString(36)}`;
+  const result = await runPhase(t.op(workload, clients, tag), {
+    concurrency: clients,
+    durationMs: cfg.durationMs,
+    warmupMs: cfg.warmupMs,
+    onProgress: (ms, ops, errs) => progress(`${label} ${(ms / 1000).toFixed(1)}/${(cfg.durationMs / 1000).toFixed(1)} s  ${ops} ops  ${errs} errors`, false),
+  });
+  progress(`${label} ${result.opsPerS.toFixed(0)} ops/s  p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms  ${result.errors} errors${result.errorSamples[0] ? ` (${result.errorSamples[0]})` : ''}`, true);
+  const note = await t.afterRow();
+  if (note) {
+    notes.push(note);
+    progress(`  note: ${note}`, true);
+  }
+  return result;
+}
+
+/** Every (workload, clients) row, the systems back to back within a row so a busy machine skews both alike. */
+async function runRows(targets: readonly Target[], cfg: BenchConfig): Promise<Row[]> {
+  const rows: Row[] = [];
+  const total = cfg.workloads.length * cfg.clientCounts.length * targets.length;
+  let n = 0;
+  for (const workload of cfg.workloads) {
+    for (const clients of cfg.clientCounts) {
+      const results: PhaseResult[] = [];
+      const notes: string[] = [];
+      for (const t of targets) {
+        n++;
+        const label = `[${n}/${total}] ${t.name.padEnd(4)} ${workload.padEnd(3)} clients=${String(clients).padEnd(3)}`;
+        results.push(await measureTarget(t, workload, clients, cfg, label, notes));
+      }
+      const [o, e] = results as [PhaseResult, PhaseResult | undefined];
+      const row: Row = e ? { workload, clients, ours: o, etcd: e } : { workload, clients, ours: o };
+      rows.push(notes.length > 0 ? { ...row, notes } : row);
+    }
+  }
+  return rows;
+}
+
+function printReport(rows: readonly Row[], cfg: BenchConfig, etcd: EtcdCluster | undefined, loadStart: number[]): void {
+  const { durationMs, warmupMs, initialWarmupMs, clientCounts, workloads, valueBytes } = cfg;
   const report = {
     command: `npm run bench:store -- ${process.argv.slice(2).join(' ')}`.trim(),
     date: new Date().toISOString(),
     machine: machine(),
     loadAverage: { start: loadStart, end: os.loadavg() },
-    config: { durationMs, warmupMs, initialWarmupMs, clients: clientCounts, workloads, valueBytes, snapshotEvery: external ? null : snapshotEvery, etcdVersion: etcd ? etcdVersion(etcd.bin) : null },
+    config: { durationMs, warmupMs, initialWarmupMs, clients: clientCounts, workloads, valueBytes, snapshotEvery: cfg.external ? null : cfg.snapshotEvery, etcdVersion: etcd ? etcdVersion(etcd.bin) : null },
     rows,
   };
   console.log('');
   console.log(renderTable(rows, etcd !== undefined));
   console.log('');
   console.log(JSON.stringify(report));
-  const jsonFile = stringFlag(values, 'json');
-  if (jsonFile) writeFileSync(jsonFile, `${JSON.stringify(report, null, 2)}\n`);
+  if (cfg.jsonFile) writeFileSync(cfg.jsonFile, `${JSON.stringify(report, null, 2)}\n`);
+}
+
+async function main(): Promise<void> {
+  const cfg = parseConfig();
+  const sys = planSystems(cfg);
+  const stop = cleanupOnSignal(
+    () => stopSystems(sys, cfg.keepData),
+    () => process.stderr.write('\ninterrupted: stopping the clusters\n'),
+  );
+  const loadStart = os.loadavg();
+  let rows: Row[];
+  try {
+    await startTargets(sys, cfg);
+    await warmUp(sys.targets, cfg);
+    rows = await runRows(sys.targets, cfg);
+  } finally {
+    await stop.run();
+    stop.done();
+  }
+  printReport(rows, cfg, sys.etcd, loadStart);
 }
 
 main().catch((e: unknown) => {

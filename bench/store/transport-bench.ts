@@ -28,6 +28,7 @@ import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { intFlag, parseFlags, stringFlag } from '../../lib/args.js';
+import { keepAliveTimers } from '../../lib/timers.js';
 import { Transport, defaultTransportLimits } from '../../store/node/transport.js';
 import type { Message } from '../../store/raft/index.js';
 import { percentile } from '../loadgen.js';
@@ -213,11 +214,11 @@ async function drive(kind: string, window: number, durationMs: number, warmupMs:
     const first: Message[] = [];
     for (let i = 0; i < window; i++) sendOne(first);
     t.send(first);
-    await new Promise((r) => setTimeout(r, warmupMs + durationMs));
+    await keepAliveTimers.sleep(warmupMs + durationMs);
     running = false;
     // Let in-flight messages drain, bounded.
     const drainUntil = performance.now() + 2_000;
-    while (sentAt.size > 0 && performance.now() < drainUntil) await new Promise((r) => setTimeout(r, 10));
+    while (sentAt.size > 0 && performance.now() < drainUntil) await keepAliveTimers.sleep(10);
     await t.close();
     latencies.sort((a, b) => a - b);
     return { transport: kind, window, messagesPerS: latencies.length / (durationMs / 1000), p50Ms: percentile(latencies, 0.5), p99Ms: percentile(latencies, 0.99) };

@@ -39,8 +39,10 @@ import {
   encodeDecision,
   encodeTxRecord,
   encodeVote,
+  frozenNames,
   makeVote,
   txKey,
+  verdictOf,
   voteKey,
   type Decision,
   type Participant,
@@ -201,7 +203,7 @@ export class CoordinatorMachine {
     if (this.tx?.raw === raw) return;
     const record = decodeTxRecord(raw);
     if (this.tx !== null && this.tx.record.state === 'preparing') {
-      // Invariant: the frozen record never changes (DESIGN: the CAS to preparing freezes the list).
+      // Invariant: the frozen record never changes (docs/API.md, "The 2PC key layout": the CAS to preparing freezes the list).
       assert(false, `tx ${this.id}: frozen record changed in the store`);
     }
     this.tx = { raw, record };
@@ -322,7 +324,7 @@ export class CoordinatorMachine {
       // as a "no" vote would.
       if (!this.decisionWrite && (fill || this.commitWanted)) out.push(this.writeDecision(fill ? 'abort' : 'commit'));
     } else if (fill) {
-      // DESIGN: at the deadline (or on abort) every missing vote is filled with "no" by CAS create-if-absent.
+      // docs/API.md, "The 2PC key layout": at the deadline (or on abort) every missing vote is filled with "no" by CAS create-if-absent.
       // A "yes" that landed first wins, and the decision follows whatever the store holds.
       for (const p of record.participants) {
         if (this.votes.has(p.name) || this.voteWrites.has(p.name)) continue;
@@ -370,14 +372,11 @@ export class CoordinatorMachine {
   // Helpers
 
   private verdict(): Verdict {
-    if (this.decision !== undefined) return this.decision;
-    const frozen = this.frozenNames();
-    return frozen === null ? 'pending' : decide(frozen, this.votes);
+    return verdictOf(this.tx?.record, this.votes, this.decision);
   }
 
   private frozenNames(): string[] | null {
-    if (this.tx === null || this.tx.record.state !== 'preparing') return null;
-    return this.tx.record.participants.map((p) => p.name);
+    return frozenNames(this.tx?.record);
   }
 
   private writeTx(record: TxRecord, withVote?: Extract<CoordinatorEffect, { type: 'writeTx' }>['withVote']): CoordinatorEffect {

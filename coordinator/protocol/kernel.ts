@@ -2,7 +2,7 @@
  * The 2PC protocol in one module: the key layout, the value codecs with
  * validation, and the commit rule. Coordinators and participants both import
  * it, so they can never disagree about where a vote lives or what it means.
- * The layout is the one in shared/DESIGN.md ("The 2PC key layout"), kept
+ * The layout is the one in docs/API.md ("The 2PC key layout"), kept
  * exactly so the same transactions run on the built-in store and on etcd:
  *
  *   tx/{id}                        JSON TxRecord; state active -> preparing by CAS
@@ -301,7 +301,7 @@ export function decodeAck(raw: string): number {
 }
 
 // ---------------------------------------------------------------------------
-// The commit rule (shared/DESIGN.md, "Commit point")
+// The commit rule (docs/API.md, "The commit point")
 
 /**
  * The commit rule as a pure function of the frozen participant list and the
@@ -329,9 +329,21 @@ export function decide(frozenParticipants: readonly string[], votes: ReadonlyMap
   return missing ? 'pending' : 'commit';
 }
 
-/** The outcome: the decision key when written (it only records the rule's answer), else the rule. */
-export function outcomeOf(frozenParticipants: readonly string[], votes: ReadonlyMap<string, { readonly vote: VoteValue }>, decision: Decision | undefined): Verdict {
-  return decision ?? decide(frozenParticipants, votes);
+/** The participant names a record froze, or null while it is absent or still active (nothing is decided by votes then). */
+export function frozenNames(record: TxRecord | null | undefined): string[] | null {
+  return record?.state === 'preparing' ? record.participants.map((p) => p.name) : null;
+}
+
+/**
+ * The verdict of a transaction as the store shows it, the one place it is
+ * computed: the decision key when written (it only records the rule's
+ * answer), else the commit rule over the frozen record's votes, else
+ * pending (no record, or not frozen yet).
+ */
+export function verdictOf(record: TxRecord | null | undefined, votes: ReadonlyMap<string, { readonly vote: VoteValue }>, decision: Decision | undefined): Verdict {
+  if (decision !== undefined) return decision;
+  const frozen = frozenNames(record);
+  return frozen === null ? 'pending' : decide(frozen, votes);
 }
 
 // ---------------------------------------------------------------------------
@@ -391,8 +403,7 @@ export type ListedState = 'active' | 'preparing' | 'committed' | 'aborted' | 'in
 export function listedState(snapshot: TxSnapshot, nowMs: number): ListedState | null {
   if (snapshot.tx === null) return null;
   const { record } = snapshot.tx;
-  const frozen = record.state === 'preparing' ? record.participants.map((p) => p.name) : null;
-  const verdict = snapshot.decision ?? (frozen === null ? 'pending' : decide(frozen, snapshot.votes));
+  const verdict = verdictOf(record, snapshot.votes, snapshot.decision);
   if (verdict === 'commit') return 'committed';
   if (verdict === 'abort') return 'aborted';
   if (nowMs >= record.deadline) return 'in-doubt';

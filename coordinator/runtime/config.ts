@@ -35,6 +35,17 @@ export interface CoordinatorConfig {
   readonly recoveryIntervalMs: number;
   /** Keys one recovery pass reads at most; the next pass continues where it stopped. */
   readonly recoveryScanMaxKeys: number;
+  /**
+   * How long after the decision a participant that has not acked gets a
+   * decision hint. Participants learn the decision from their watch at about
+   * the moment the coordinator learns its CAS landed, so the hint matters
+   * only to one whose watch is stuck, or that has no record of the
+   * transaction; sent at once, it cost two HTTP calls and a store read per
+   * participant and transaction for nothing (docs/BENCHMARKS.md, bench:2pc).
+   * Below `ackWaitMs`, so a loaded transaction sends its hints before it is
+   * dropped.
+   */
+  readonly decisionHintDelayMs: number;
   /** How long a decided transaction stays loaded waiting for acks before recovery takes it back. */
   readonly ackWaitMs: number;
   /** How long the compacted record of a collected transaction stays for GET; 0: none is kept. */
@@ -62,6 +73,7 @@ export const DEFAULT_COORDINATOR_CONFIG: Omit<CoordinatorConfig, 'id'> = Object.
   commitGraceMs: 10_000,
   recoveryIntervalMs: 2_000,
   recoveryScanMaxKeys: 20_000,
+  decisionHintDelayMs: 1_000,
   ackWaitMs: 30_000,
   retentionMs: 3_600_000,
   listDefaultLimit: 100,
@@ -96,6 +108,7 @@ export function makeCoordinatorConfig(overrides: Partial<CoordinatorConfig> & { 
   int('recoveryIntervalMs', 10, 3_600_000);
   int('recoveryScanMaxKeys', 1, 10_000_000);
   int('ackWaitMs', 0, 86_400_000);
+  int('decisionHintDelayMs', 0, Math.max(0, c.ackWaitMs - 1));
   int('retentionMs', 0, 30 * 86_400_000);
   int('listMaxLimit', 1, 10_000);
   int('listDefaultLimit', 1, c.listMaxLimit);

@@ -16,20 +16,17 @@ import type { CoordinatorEffect, CoordinatorEvent, CoordinatorReply, RequestId }
 import { doneKey } from '../protocol/index.js';
 import type { LiveTx } from './live-tx.js';
 import { decodeTxRecord, txKey, type Decision, type Participant } from '../protocol/index.js';
-import { withRetries, type BackoffPolicy } from '../../lib/retry.js';
+import type { BackoffPolicy } from '../../lib/retry.js';
 import { TxCollectedError, type RuntimeDeps } from './runtime-deps.js';
-import { casValueWithVote, guardedCreate, TxStoreError, type CasResult } from '../txstore/index.js';
+import { casValueWithVote, guardedCreate, TxStoreError, withStoreRetries, type CasResult } from '../txstore/index.js';
 
-/**
- * How long a decision hint waits for the participant's ack before it is
- * sent. Participants learn the decision from their watch of the store at
- * about the moment this coordinator learns its CAS landed, so the hint
- * matters only for a participant whose watch is stuck; sent at once, it cost
- * two HTTP calls and a store read per participant and transaction for
- * nothing (docs/BENCHMARKS.md, bench:2pc). Only the participant's apply is
- * delayed by this, never a client's answer.
- */
-export const DECISION_HINT_DELAY_MS = 1_000;
+/** The pause before a prepare hint is repeated: this many store backoff bases, jittered up to twice. */
+const PREPARE_RETRY_BACKOFF_BASES = 4;
+/** Attempts of the begin txn while the record and its compacted record both vanish between reads. */
+const CREATE_TX_ATTEMPTS = 3;
+/** Longest single timer (a larger setTimeout delay fires at once); a later deadline re-arms. */
+const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
+const MS_PER_SECOND = 1_000;
 
 /** What the effect runner needs from the runtime that owns the transactions. */
 export interface EffectHost {
@@ -115,28 +112,27 @@ export class EffectRunner {
   async sendPrepare(tx: LiveTx, participant: Participant, deadline: number): Promise<void> {
     const c = this.deps.config;
     for (let attempt = 0; attempt < c.prepareHintAttempts; attempt++) {
-      if (tx.gone || this.deps.clock.nowMs() >= deadline) return;
+      if (tx.gone || this.deps.timers.nowMs() >= deadline) return;
       const r = await this.deps.hints.prepare(participant.url, tx.id, deadline);
       if (tx.preparesAnswered++ === 0) this.deps.failpoints.hit('coordinator.afterSomePrepares');
       // A participant that answered (even "no", or 4xx) has seen the request: do not repeat it.
       if (r.ok || (r.status !== undefined && r.status < 500)) return;
       this.deps.metrics.hintFailures.inc();
-      await new Promise((res) => setTimeout(res, c.storeBackoffBaseMs * 4 * (1 + this.deps.random.float())));
+      await this.deps.timers.sleep(c.storeBackoffBaseMs * PREPARE_RETRY_BACKOFF_BASES * (1 + this.deps.random.float()));
     }
   }
 
-  /** The decision hint, only for a participant that has not acked by then (see DECISION_HINT_DELAY_MS). */
+  /** The decision hint, only for a participant that has not acked by then (config `decisionHintDelayMs`). */
   private hintDecisionLater(tx: LiveTx, participant: Participant, decision: Decision): void {
-    const timer = setTimeout(() => {
-      tx.decisionHintTimers.delete(timer);
+    const cancel = this.deps.timers.after(this.deps.config.decisionHintDelayMs, () => {
+      tx.decisionHintTimers.delete(cancel);
       // Gone: collected (everyone acked) or dropped (the recovery loop tells the participants again).
       if (tx.gone || tx.machine?.view().acks.has(participant.name) === true) return;
       void this.deps.hints.decision(participant.url, tx.id, decision).then((r) => {
         if (!r.ok) this.deps.metrics.hintFailures.inc();
       });
-    }, DECISION_HINT_DELAY_MS);
-    timer.unref();
-    tx.decisionHintTimers.add(timer);
+    });
+    tx.decisionHintTimers.add(cancel);
   }
 
   /**
@@ -171,7 +167,7 @@ export class EffectRunner {
    * the transaction again). Answers like a CAS create-if-absent.
    */
   private async createTx(id: string, key: string, value: string): Promise<CasResult> {
-    for (let attempt = 0; attempt < 3; attempt++) {
+    for (let attempt = 0; attempt < CREATE_TX_ATTEMPTS; attempt++) {
       const r = await this.deps.store.txn(
         [
           { key, value: null },
@@ -190,7 +186,7 @@ export class EffectRunner {
 
   private write<R>(tx: LiveTx, f: () => Promise<R>, then: (r: R) => void): void {
     tx.inflight++;
-    this.host.track(withRetries(f, this.retry, this.deps.random, { onRetry: () => this.deps.metrics.storeRetries.inc() })).then(
+    this.host.track(withStoreRetries(f, this.retry, this.deps.random, this.deps.timers, { onRetry: () => this.deps.metrics.storeRetries.inc() })).then(
       (r) => {
         tx.inflight--;
         then(r);
@@ -206,23 +202,22 @@ export class EffectRunner {
   }
 
   private armDeadline(tx: LiveTx, atMs: number): void {
-    if (tx.deadlineTimer !== undefined) clearTimeout(tx.deadlineTimer);
-    const delay = Math.max(0, atMs - this.deps.clock.nowMs());
-    tx.deadlineTimer = setTimeout(() => {
-      tx.deadlineTimer = undefined;
-      const nowMs = this.deps.clock.nowMs();
+    tx.cancelDeadline?.();
+    const delay = Math.max(0, atMs - this.deps.timers.nowMs());
+    tx.cancelDeadline = this.deps.timers.after(Math.min(delay, MAX_TIMER_DELAY_MS), () => {
+      tx.cancelDeadline = undefined;
+      const nowMs = this.deps.timers.nowMs();
       if (nowMs < atMs) this.armDeadline(tx, atMs);
       else this.host.step(tx, { type: 'deadlineReached', nowMs });
-    }, Math.min(delay, 2 ** 31 - 1));
-    tx.deadlineTimer.unref();
+    });
   }
 
   private reply(tx: LiveTx, requestId: RequestId, reply: CoordinatorReply): void {
     const w = tx.waiters.get(requestId);
     if (w === undefined) return; // timed out already
     tx.waiters.delete(requestId);
-    clearTimeout(w.timer);
-    if (w.commitStartMs !== undefined && reply.kind === 'outcome') this.deps.metrics.commitLatency.observe((this.deps.clock.monotonicMs() - w.commitStartMs) / 1_000);
+    w.cancelTimeout();
+    if (w.commitStartMs !== undefined && reply.kind === 'outcome') this.deps.metrics.commitLatency.observe((this.deps.timers.monotonicMs() - w.commitStartMs) / MS_PER_SECOND);
     w.resolve(reply);
   }
 

@@ -7,24 +7,27 @@
  * the deadline, performing only the store writes: freeze an active record
  * (CAS), fill every missing vote with "no" (CAS create-if-absent), record the
  * decision (CAS create-if-absent); the fills and the decision only while the
- * frozen record is still there (store.ts `guardedCreate`). Every write is a
+ * frozen record is still there (txstore/txstore.ts `guardedCreate`). Every write is a
  * CAS, so racing a live coordinator, or another helper, is safe: the machine
  * adopts whatever the store holds. Before the deadline it writes nothing (a live coordinator may
  * still be collecting votes) unless the votes already decide.
  */
 import type { Random } from '../../lib/random.js';
+import type { Timers } from '../../lib/timers.js';
 import { CoordinatorMachine, type CoordinatorEffect } from '../core/index.js';
 import { decisionOfDone } from '../protocol/index.js';
 import { PROTOCOL_LIMITS, txKey, type Decision } from '../protocol/index.js';
 import { readDone } from './query.js';
-import { withRetries, type BackoffPolicy } from '../../lib/retry.js';
-import { casValueWithVote, guardedCreate, readTxSnapshot, type GuardedCasResult, type TxStore } from '../txstore/index.js';
+import type { BackoffPolicy } from '../../lib/retry.js';
+import { casValueWithVote, guardedCreate, readTxSnapshot, withStoreRetries, type GuardedCasResult, type TxStore } from '../txstore/index.js';
 
 export interface FinishOptions {
   readonly helperId: string;
   readonly nowMs: number;
   readonly retry: BackoffPolicy;
   readonly random: Random;
+  /** The waits between retried writes. */
+  readonly timers: Pick<Timers, 'sleep'>;
 }
 
 /** The decision the store holds afterwards, or undefined (no such transaction, or not decidable yet). */
@@ -41,7 +44,7 @@ export async function finishTransaction(store: TxStore, txId: string, opts: Fini
     if (e.type !== 'writeTx' && e.type !== 'writeVote' && e.type !== 'writeDecision') continue;
     if (++writes > maxWrites) throw new Error(`finishTransaction(${txId}): more than ${maxWrites} writes`);
     const write = e;
-    const r = await withRetries(
+    const r = await withStoreRetries(
       async (): Promise<GuardedCasResult & { voteCreated: boolean }> => {
         if (write.type !== 'writeTx') return { ...(await guardedCreate(store, write.key, write.value, { key: txKey(txId), value: write.guard })), voteCreated: false };
         if (write.expected === null) return { ...(await store.casCreate(write.key, write.value)), guardFailed: false, voteCreated: false };
@@ -49,6 +52,7 @@ export async function finishTransaction(store: TxStore, txId: string, opts: Fini
       },
       opts.retry,
       opts.random,
+      opts.timers,
     );
     if (r.guardFailed) {
       // Collected meanwhile by a coordinator: the compacted record holds the decision.

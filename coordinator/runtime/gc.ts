@@ -13,12 +13,19 @@
  */
 import type { Clock } from '../../lib/clock.js';
 import type { Random } from '../../lib/random.js';
+import type { Timers } from '../../lib/timers.js';
 import { doneKey, doneRecordOf, encodeDoneRecord, type DoneRecord } from '../protocol/index.js';
 import { ackKey, decisionKey, encodeDecision, txKey, voteKey, type TxSnapshot } from '../protocol/index.js';
-import { withRetries, type BackoffPolicy } from '../../lib/retry.js';
-import { readTxSnapshot, TxStoreError, type LeaseId, type TxStore, type TxWrite } from '../txstore/index.js';
+import type { BackoffPolicy } from '../../lib/retry.js';
+import { readTxSnapshot, TxStoreError, withStoreRetries, type LeaseId, type TxStore, type TxWrite } from '../txstore/index.js';
 
 export type GcResult = { readonly collected: true; readonly record: DoneRecord } | { readonly collected: false; readonly reason: 'not_finished' | 'gone' | 'raced' };
+
+/** A rotation window is this share of the retention time, and at least MIN_LEASE_WINDOW_MS. */
+const LEASE_WINDOWS_PER_RETENTION = 8;
+const MIN_LEASE_WINDOW_MS = 1_000;
+/** Collection txns tried: a second one only after the retention lease vanished under the first. */
+const COLLECT_ATTEMPTS = 2;
 
 export class RetentionLeases {
   private current: { id: LeaseId; grantedAtMs: number } | undefined;
@@ -30,7 +37,7 @@ export class RetentionLeases {
     private readonly retentionMs: number,
     private readonly clock: Clock,
   ) {
-    this.windowMs = Math.max(1_000, Math.floor(retentionMs / 8));
+    this.windowMs = Math.max(MIN_LEASE_WINDOW_MS, Math.floor(retentionMs / LEASE_WINDOWS_PER_RETENTION));
   }
 
   async lease(): Promise<LeaseId> {
@@ -55,7 +62,8 @@ export class RetentionLeases {
 export interface CollectorOptions {
   readonly store: TxStore;
   readonly retentionMs: number;
-  readonly clock: Clock;
+  /** The collection time in compacted records, lease rotation, and the waits between retries. */
+  readonly timers: Timers;
   readonly random: Random;
   readonly retry: BackoffPolicy;
 }
@@ -65,7 +73,7 @@ export class Collector {
   collected = 0;
 
   constructor(private readonly opts: CollectorOptions) {
-    this.leases = opts.retentionMs > 0 ? new RetentionLeases(opts.store, opts.retentionMs, opts.clock) : undefined;
+    this.leases = opts.retentionMs > 0 ? new RetentionLeases(opts.store, opts.retentionMs, opts.timers) : undefined;
   }
 
   /** Reads the transaction afresh and collects it if it is finished. Safe to race: the txn is guarded. */
@@ -76,7 +84,7 @@ export class Collector {
 
   async collectSnapshot(snapshot: TxSnapshot): Promise<GcResult> {
     if (snapshot.tx === null) return { collected: false, reason: 'gone' };
-    const record = doneRecordOf(snapshot, this.opts.clock.nowMs());
+    const record = doneRecordOf(snapshot, this.opts.timers.nowMs());
     if (record === null || snapshot.decision === undefined) return { collected: false, reason: 'not_finished' };
     const id = snapshot.id;
     const guards = [
@@ -87,12 +95,12 @@ export class Collector {
     const deletes: TxWrite[] = [{ type: 'delete', key: txKey(id) }, { type: 'delete', key: decisionKey(id) }];
     for (const p of snapshot.votes.keys()) deletes.push({ type: 'delete', key: voteKey(id, p) });
     for (const p of snapshot.acks.keys()) deletes.push({ type: 'delete', key: ackKey(id, p) });
-    for (let attempt = 0; attempt < 2; attempt++) {
+    for (let attempt = 0; attempt < COLLECT_ATTEMPTS; attempt++) {
       const lease = this.leases === undefined ? undefined : await this.leases.lease();
       const writes: TxWrite[] = [...deletes];
       if (lease !== undefined) writes.push({ type: 'put', key: doneKey(id), value: encodeDoneRecord(record), lease });
       try {
-        const r = await withRetries(() => this.opts.store.txn(guards, writes), this.opts.retry, this.opts.random);
+        const r = await withStoreRetries(() => this.opts.store.txn(guards, writes), this.opts.retry, this.opts.random, this.opts.timers);
         if (!r.succeeded) return { collected: false, reason: 'raced' };
         this.collected++;
         return { collected: true, record };

@@ -1,94 +1,66 @@
 /**
- * The coordinator's calls to participants: `POST {url}/2pc/prepare` and
- * `POST {url}/2pc/decision`. They are hints that save latency; correctness
- * never depends on them, because participants watch the store for frozen
- * records and decisions. So a call has a timeout, the number in flight is
- * capped (past the cap a hint is skipped, not queued), and failures are
- * counted, not reported.
+ * The coordinator's calls to participants: prepare and decision. They are
+ * hints that save latency; correctness never depends on them, because
+ * participants watch the store for frozen records and decisions. So a call
+ * has a timeout, the number in flight is capped (past the cap a hint is
+ * skipped, not queued), and failures are counted, not reported.
+ *
+ * The runtime depends on `HintSender` only: the process sends over HTTP
+ * (http-hints.ts), a simulation over its simulated network.
  */
-import { HttpClient } from '../../lib/http-client.js';
 import type { Decision } from '../protocol/index.js';
-
-export interface HintClientOptions {
-  readonly timeoutMs: number;
-  readonly maxInflight: number;
-}
 
 export interface HintResult {
   readonly ok: boolean;
-  /** The HTTP status, when the participant answered. */
+  /** The participant's status (HTTP status over HTTP), when it answered. */
   readonly status?: number;
   readonly body?: unknown;
   readonly error?: string;
 }
 
-export class HintClient {
+/** One call to one participant; never rejects (a failure is a result with `ok: false`). */
+export interface HintSender {
+  /** Asks the participant at `url` to prepare `txId` (`POST {url}/2pc/prepare`). */
+  prepare(url: string, txId: string, deadline: number): Promise<HintResult>;
+  /** Tells the participant at `url` the decision (`POST {url}/2pc/decision`). */
+  decision(url: string, txId: string, decision: Decision): Promise<HintResult>;
+}
+
+/**
+ * Caps the hints in flight through any sender: past `maxInflight` a hint is
+ * skipped at once (participants also watch the store, so queueing would only
+ * add load when participants are slow).
+ */
+export class CappedHintSender implements HintSender {
   private inflight = 0;
-  sent = 0;
-  failed = 0;
+  /** Hints skipped because too many were in flight. */
   skipped = 0;
-  /**
-   * Fault injection (chaos runs, RAFT2PC_FAULTS=1): participant base URLs this
-   * coordinator cannot reach. A blocked call fails after the hint timeout, as
-   * a call into a partition does.
-   */
-  readonly blockedUrls = new Set<string>();
-  /** Keep-alive connections to the participants (lib/http-client.ts says why not fetch). */
-  private readonly http: HttpClient;
 
-  constructor(private readonly opts: HintClientOptions) {
-    this.http = new HttpClient({ requestTimeoutMs: opts.timeoutMs });
-  }
-
-  /** Closes the pooled connections; later hints fail (and are counted as failed). */
-  close(): void {
-    this.http.close();
-  }
+  constructor(
+    private readonly inner: HintSender,
+    private readonly maxInflight: number,
+  ) {}
 
   prepare(url: string, txId: string, deadline: number): Promise<HintResult> {
-    return this.post(`${trimSlash(url)}/2pc/prepare`, { txId, deadline });
+    return this.capped(() => this.inner.prepare(url, txId, deadline));
   }
 
   decision(url: string, txId: string, decision: Decision): Promise<HintResult> {
-    return this.post(`${trimSlash(url)}/2pc/decision`, { txId, decision });
+    return this.capped(() => this.inner.decision(url, txId, decision));
   }
 
-  private isBlocked(url: string): boolean {
-    for (const base of this.blockedUrls) if (url.startsWith(base)) return true;
-    return false;
-  }
-
-  private async post(url: string, body: unknown): Promise<HintResult> {
-    if (this.inflight >= this.opts.maxInflight) {
+  private async capped(call: () => Promise<HintResult>): Promise<HintResult> {
+    if (this.inflight >= this.maxInflight) {
       this.skipped++;
       return { ok: false, error: 'too many hints in flight' };
     }
     this.inflight++;
-    this.sent++;
     try {
-      if (this.isBlocked(url)) {
-        await new Promise((resolve) => setTimeout(resolve, this.opts.timeoutMs));
-        this.failed++;
-        return { ok: false, error: 'blocked by fault injection' };
-      }
-      const res = await this.http.request({ method: 'POST', url, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-      let parsed: unknown = res.text;
-      try {
-        parsed = JSON.parse(res.text);
-      } catch {
-        // keep the text
-      }
-      if (res.status >= 400) this.failed++;
-      return { ok: res.status < 400, status: res.status, body: parsed };
+      return await call();
     } catch (e) {
-      this.failed++;
-      return { ok: false, error: String(e) };
+      return { ok: false, error: String(e) }; // a sender that breaks its promise still never fails a caller
     } finally {
       this.inflight--;
     }
   }
-}
-
-function trimSlash(url: string): string {
-  return url.replace(/\/+$/, '');
 }

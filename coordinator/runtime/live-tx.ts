@@ -6,12 +6,14 @@
  * is, so a LiveTx can be dropped at any time and loaded back later.
  */
 import type { CoordinatorMachine, CoordinatorReply, RequestId } from '../core/index.js';
+import type { Cancel } from '../../lib/timers.js';
 import type { TxWatchEvent } from '../txstore/index.js';
 
 export interface Waiter {
   readonly resolve: (r: CoordinatorReply) => void;
   readonly reject: (e: unknown) => void;
-  readonly timer: NodeJS.Timeout;
+  /** Cancels the request's timeout. */
+  readonly cancelTimeout: Cancel;
   /** Monotonic start, for commit latency. */
   readonly commitStartMs: number | undefined;
 }
@@ -46,10 +48,12 @@ export class LiveTx {
   deletedRevision: number | undefined;
   loading: Promise<void> | undefined;
   readonly waiters = new Map<RequestId, Waiter>();
-  deadlineTimer: NodeJS.Timeout | undefined;
-  ackTimer: NodeJS.Timeout | undefined;
+  /** Cancels the deadline timer, while one is set. */
+  cancelDeadline: Cancel | undefined;
+  /** Cancels the wait for acks after the decision, while one is set. */
+  cancelAckWait: Cancel | undefined;
   /** Decision hints waiting to see whether the participant acks by itself. */
-  readonly decisionHintTimers = new Set<NodeJS.Timeout>();
+  readonly decisionHintTimers = new Set<Cancel>();
   /** Store writes in flight. */
   inflight = 0;
   gone = false;
@@ -65,9 +69,11 @@ export class LiveTx {
   }
 
   clearTimers(): void {
-    if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer);
-    if (this.ackTimer !== undefined) clearTimeout(this.ackTimer);
-    for (const t of this.decisionHintTimers) clearTimeout(t);
+    this.cancelDeadline?.();
+    this.cancelDeadline = undefined;
+    this.cancelAckWait?.();
+    this.cancelAckWait = undefined;
+    for (const cancel of this.decisionHintTimers) cancel();
     this.decisionHintTimers.clear();
   }
 }

@@ -17,14 +17,14 @@
  * write is a CAS. A pass reads at most `recoveryScanMaxKeys` keys and the
  * next pass continues after the last transaction it saw, wrapping around.
  */
-import type { Clock } from '../../lib/clock.js';
 import type { Random } from '../../lib/random.js';
+import type { Cancel, Timers } from '../../lib/timers.js';
 import type { CoordinatorConfig } from './config.js';
 import { doneRecordOf } from '../protocol/index.js';
 import type { Collector } from './gc.js';
 import type { Logger } from '../../lib/logger.js';
 import type { Counter } from '../../lib/metrics.js';
-import { decide, snapshotFromKvs, txKey, type TxSnapshot } from '../protocol/index.js';
+import { snapshotFromKvs, txKey, verdictOf, type TxSnapshot } from '../protocol/index.js';
 import type { CoordinatorRuntime } from './runtime.js';
 import { scanTransactions } from './query.js';
 import type { TxKeyValue, TxStore } from '../txstore/index.js';
@@ -34,7 +34,7 @@ export interface RecoveryDeps {
   readonly runtime: CoordinatorRuntime;
   readonly collector: Collector;
   readonly config: CoordinatorConfig;
-  readonly clock: Clock;
+  readonly timers: Timers;
   readonly random: Random;
   readonly log: Logger;
   readonly metrics: { readonly inDoubtFound: Counter; readonly adopted: Counter; readonly passes: Counter };
@@ -52,9 +52,11 @@ export interface PassResult {
 const ADOPT_CONCURRENCY = 16;
 /** Orphan ids remembered between passes. */
 const MAX_ORPHANS_REMEMBERED = 10_000;
+/** The shortest interval between passes as a share of the mean (the longest is this plus 1). */
+const MIN_INTERVAL_SHARE = 0.5;
 
 export class RecoveryLoop {
-  private timer: NodeJS.Timeout | undefined;
+  private cancelTimer: Cancel | undefined;
   private running: Promise<PassResult> | undefined;
   /** The key the next pass starts after; undefined: from the start. */
   private cursor: string | undefined;
@@ -74,20 +76,22 @@ export class RecoveryLoop {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.cancelTimer?.();
+    this.cancelTimer = undefined;
     await this.running?.catch(() => undefined);
   }
 
   private schedule(): void {
     if (this.stopped) return;
     const mean = this.deps.config.recoveryIntervalMs;
-    const delay = Math.round(mean * (0.5 + this.deps.random.float()));
-    this.timer = setTimeout(() => {
+    // Uniform in [50%, 150%) of the mean, so coordinators drift apart.
+    const delay = Math.round(mean * (MIN_INTERVAL_SHARE + this.deps.random.float()));
+    this.cancelTimer = this.deps.timers.after(delay, () => {
+      this.cancelTimer = undefined;
       void this.runOnce()
         .catch((e: unknown) => this.deps.log('warn', 'recovery pass failed', { error: e }))
         .finally(() => this.schedule());
-    }, delay);
-    this.timer.unref();
+    });
   }
 
   /** One pass; concurrent callers share it. */
@@ -100,7 +104,7 @@ export class RecoveryLoop {
     this.deps.metrics.passes.inc();
     const scan = await scanTransactions(this.deps.store, this.cursor, this.deps.config.recoveryScanMaxKeys);
     this.cursor = scan.exhausted ? undefined : scan.lastKey;
-    const nowMs = this.deps.clock.nowMs();
+    const nowMs = this.deps.timers.nowMs();
     const toAdopt: string[] = [];
     const toCollect: TxSnapshot[] = [];
     const orphans: [string, readonly TxKeyValue[]][] = [];
@@ -124,9 +128,7 @@ export class RecoveryLoop {
         continue;
       }
       if (nowMs < tx.record.deadline) continue;
-      const frozen = tx.record.state === 'preparing' ? tx.record.participants.map((p) => p.name) : null;
-      const verdict = snap.decision ?? (frozen === null ? 'pending' : decide(frozen, snap.votes));
-      if (verdict === 'pending') {
+      if (verdictOf(tx.record, snap.votes, snap.decision) === 'pending') {
         inDoubt++;
         this.deps.metrics.inDoubtFound.inc();
       }

@@ -4,13 +4,13 @@
  * answer is a 503 the client may retry; a begin that finds only the
  * compacted record of its id is `tx_collected`.
  */
-import type { Clock } from '../../lib/clock.js';
 import { AppError } from '../../lib/errors.js';
 import type { Random } from '../../lib/random.js';
 import type { CoordinatorConfig } from './config.js';
-import type { Failpoints } from '../../lib/failpoints.js';
+import type { FailpointHook } from '../../lib/failpoints.js';
+import type { Timers } from '../../lib/timers.js';
 import type { Collector } from './gc.js';
-import type { HintClient } from './hints.js';
+import type { HintSender } from './hints.js';
 import type { Logger } from '../../lib/logger.js';
 import type { Counter, Histogram } from '../../lib/metrics.js';
 import { TxStoreError, type TxStore } from '../txstore/index.js';
@@ -31,11 +31,12 @@ export interface RuntimeMetrics {
 export interface RuntimeDeps {
   readonly store: TxStore;
   readonly config: CoordinatorConfig;
-  readonly clock: Clock;
+  /** Every timer, sleep and reading of the time goes through here (a simulation injects its own). */
+  readonly timers: Timers;
   readonly random: Random;
-  readonly hints: HintClient;
+  readonly hints: HintSender;
   readonly collector: Collector;
-  readonly failpoints: Failpoints;
+  readonly failpoints: FailpointHook;
   readonly log: Logger;
   readonly metrics: RuntimeMetrics;
 }

@@ -50,6 +50,7 @@ export class CoordinatorRuntime {
       onEvent: (e) => this.feed.dispatch(e),
       onResync: () => this.feed.resyncAll(),
       random: deps.random,
+      timers: deps.timers,
       log: deps.log,
     });
   }
@@ -105,7 +106,7 @@ export class CoordinatorRuntime {
 
   async commit(id: string): Promise<CoordinatorReply> {
     const tx = await this.load(id, false);
-    const answer = this.submit(tx, (requestId) => ({ type: 'commitRequested', requestId, nowMs: this.deps.clock.nowMs() }), true);
+    const answer = this.submit(tx, (requestId) => ({ type: 'commitRequested', requestId, nowMs: this.deps.timers.nowMs() }), true);
     this.prepareEarly(tx);
     return answer;
   }
@@ -121,7 +122,7 @@ export class CoordinatorRuntime {
    */
   private prepareEarly(tx: LiveTx): void {
     const record = tx.machine?.view().record;
-    if (tx.gone || record === undefined || record === null || record.state !== 'active' || this.deps.clock.nowMs() >= record.deadline) return;
+    if (tx.gone || record === undefined || record === null || record.state !== 'active' || this.deps.timers.nowMs() >= record.deadline) return;
     for (const p of record.participants) {
       if (tx.hinted.has(p.name)) continue;
       tx.hinted.add(p.name);
@@ -151,15 +152,14 @@ export class CoordinatorRuntime {
     const requestId = `r${this.nextRequest++}`;
     const deadline = tx.machine?.view().record?.deadline;
     const timeoutMs =
-      isCommit && deadline !== undefined ? Math.max(0, deadline - this.deps.clock.nowMs()) + this.deps.config.commitGraceMs : this.deps.config.requestTimeoutMs;
+      isCommit && deadline !== undefined ? Math.max(0, deadline - this.deps.timers.nowMs()) + this.deps.config.commitGraceMs : this.deps.config.requestTimeoutMs;
     return new Promise<CoordinatorReply>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const cancelTimeout = this.deps.timers.after(timeoutMs, () => {
         tx.waiters.delete(requestId);
         reject(new AppError('timeout', 504, `no answer within ${timeoutMs} ms; the request is idempotent, retry it or GET the transaction`));
         this.maybeUnload(tx);
-      }, timeoutMs);
-      timer.unref();
-      tx.waiters.set(requestId, { resolve, reject, timer, commitStartMs: isCommit ? this.deps.clock.monotonicMs() : undefined });
+      });
+      tx.waiters.set(requestId, { resolve, reject, cancelTimeout, commitStartMs: isCommit ? this.deps.timers.monotonicMs() : undefined });
       this.step(tx, makeEvent(requestId));
     });
   }
@@ -204,7 +204,7 @@ export class CoordinatorRuntime {
       for (const e of buffered) if (e.revision > snapshot.revision) this.feed.feed(tx, e);
       if (tx.overflowed) void this.feed.resync(tx);
       const deadline = snapshot.tx?.record.deadline;
-      const nowMs = this.deps.clock.nowMs();
+      const nowMs = this.deps.timers.nowMs();
       // A transaction loaded past its deadline learns it now, not when its timer fires.
       if (recover || (deadline !== undefined && nowMs >= deadline)) this.step(tx, { type: 'recover', nowMs });
     })();
@@ -238,7 +238,7 @@ export class CoordinatorRuntime {
     tx.clearTimers();
     const err = toServiceError(error ?? new AppError('store_unavailable', 503, `transaction ${tx.id} was dropped before it answered; retry`));
     for (const w of tx.waiters.values()) {
-      clearTimeout(w.timer);
+      w.cancelTimeout();
       w.reject(err);
     }
     tx.waiters.clear();
@@ -253,12 +253,11 @@ export class CoordinatorRuntime {
       this.unload(tx); // no such transaction (or collected by someone else)
       return;
     }
-    if (view.decision !== undefined && tx.ackTimer === undefined) {
+    if (view.decision !== undefined && tx.cancelAckWait === undefined) {
       // Decided and recorded: wait a while for the acks, then leave the rest to the recovery loop.
-      tx.ackTimer = setTimeout(() => {
+      tx.cancelAckWait = this.deps.timers.after(this.deps.config.ackWaitMs, () => {
         if (tx.idle) this.unload(tx);
-      }, this.deps.config.ackWaitMs);
-      tx.ackTimer.unref();
+      });
     }
   }
 

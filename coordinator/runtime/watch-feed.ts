@@ -8,7 +8,7 @@
  * compacted`), every live transaction re-reads its snapshot (re-observations
  * are no-ops).
  */
-import type { Failpoints } from '../../lib/failpoints.js';
+import type { FailpointHook } from '../../lib/failpoints.js';
 import { MAX_BUFFERED_EVENTS, type LiveTx } from './live-tx.js';
 import type { Logger } from '../../lib/logger.js';
 import type { CoordinatorEvent } from '../core/index.js';
@@ -39,7 +39,7 @@ export class WatchFeed {
   constructor(
     private readonly host: WatchFeedHost,
     private readonly store: TxStore,
-    private readonly failpoints: Failpoints,
+    private readonly failpoints: FailpointHook,
     private readonly log: Logger,
   ) {}
 

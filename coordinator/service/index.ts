@@ -1,3 +1,4 @@
-/** The coordinator's REST service: routes, the service behind them, the process entry (main.ts). */
-export { CoordinatorService, freshTxId, idForIdempotencyKey, type BeginInput, type CoordinatorServiceOptions, type OutcomeBody } from './service.js';
-export { coordinatorApp } from './routes.js';
+/** The coordinator's service (no sockets), its REST routes, the HTTP server around both, and the process entry (main.ts). */
+export { CoordinatorService, freshTxId, idForIdempotencyKey, type BeginInput, type CoordinatorServiceDeps, type CoordinatorServiceOptions, type OutcomeBody } from './service.js';
+export { coordinatorApp, type CoordinatorApi, type CoordinatorAppOptions } from './routes.js';
+export { CoordinatorServer, type CoordinatorServerOptions, type ListenOptions } from './server.js';

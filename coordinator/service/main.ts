@@ -7,7 +7,7 @@
  * Optional: --host H, --default-timeout-ms, --recovery-interval-ms,
  * --retention-ms, --ack-wait-ms, --max-live-txs, --max-participants,
  * --log-level debug|info|warn|error. Failpoints for crash tests come from
- * the TWOPC_FAILPOINTS environment variable (failpoints.ts).
+ * the TWOPC_FAILPOINTS environment variable (lib/failpoints.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { intFlag, parseFlags, stringFlag } from '../../lib/args.js';
@@ -15,7 +15,7 @@ import { makeCoordinatorConfig, type CoordinatorConfig } from '../runtime/index.
 import { Failpoints } from '../../lib/failpoints.js';
 import { stderrLogger, type LogLevel } from '../../lib/logger.js';
 import { openTxStore, STORE_ENV, storeSpecFrom, type StoreSpec } from '../txstore/index.js';
-import { CoordinatorService } from './service.js';
+import { CoordinatorServer } from './server.js';
 
 const { values } = parseFlags({
   port: { type: 'string' },
@@ -42,7 +42,8 @@ try {
 } catch (e) {
   fail(String((e as Error).message));
 }
-const port = intFlag(values, 'port', 7070);
+const DEFAULT_PORT = 7070;
+const port = intFlag(values, 'port', DEFAULT_PORT);
 const id = stringFlag(values, 'id') ?? `c-${randomBytes(3).toString('hex')}`;
 
 const overrides: Partial<Record<keyof CoordinatorConfig, number>> = {};
@@ -63,13 +64,20 @@ try {
   fail(String((e as Error).message));
 }
 
+let failpoints: Failpoints;
+try {
+  failpoints = Failpoints.fromEnv();
+} catch (e) {
+  fail(String((e as Error).message));
+}
+
 const log = stderrLogger(`coordinator ${id}`, (stringFlag(values, 'log-level') ?? 'info') as LogLevel);
 // openTxStore gives the built-in store's client a fresh id per process: the store deduplicates
 // writes by (client id, sequence), and a restarted process starts its sequences again.
 const opened = await openTxStore(spec, id);
-const service = new CoordinatorService({ config, store: opened.store, failpoints: Failpoints.fromEnv(), log });
+const server = new CoordinatorServer({ config, store: opened.store, failpoints, log });
 
-const bound = await service.start({ port, host: stringFlag(values, 'host') ?? '127.0.0.1' });
+const bound = await server.start({ port, host: stringFlag(values, 'host') ?? '127.0.0.1' });
 log('info', 'listening', { port: bound, store: spec.kind, endpoints: spec.endpoints, pid: process.pid });
 process.stdout.write(`coordinator ${id} listening on ${bound}\n`);
 
@@ -78,7 +86,7 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   process.on(sig, () => {
     if (stopping) return;
     stopping = true;
-    void service
+    void server
       .stop()
       .finally(() => opened.close())
       .finally(() => process.exit(0));

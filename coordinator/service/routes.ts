@@ -1,16 +1,17 @@
 /**
- * The coordinator's REST routes (shared/DESIGN.md, "Coordinator contract"),
+ * The coordinator's REST routes (docs/API.md, "Coordinator contract"),
  * with ajv schemas for every body and query. Status codes: 201 begin, 200
  * otherwise; 400 bad input, 404 unknown transaction, 409 state conflicts
  * (tx_not_active, already_committed, participant_conflict), 413 body too
  * large, 503 store unavailable or too many transactions (with Retry-After),
  * 504 when the answer did not come in time (every call is idempotent: retry).
+ * Each route only checks its input and calls the service (service.ts).
  */
 import express, { type Request } from 'express';
 import { AppError } from '../../lib/errors.js';
 import { isValidTxId, PROTOCOL_LIMITS, type JsonObject, type ListedState } from '../protocol/index.js';
 import { ajv, check, errorMiddleware, jsonBody, notFound, route } from '../../lib/express.js';
-import { faultInjectionEnabled } from '../../lib/faults.js';
+import type { Logger } from '../../lib/logger.js';
 import type { CoordinatorService } from './service.js';
 
 /** The `:id` path parameter, checked against the protocol's id rule. */
@@ -62,38 +63,40 @@ const listQuery = ajv.compile({
   additionalProperties: false,
 });
 
-export function coordinatorApp(service: CoordinatorService): express.Express {
+/** What the routes use of the service. */
+export type CoordinatorApi = Pick<CoordinatorService, 'config' | 'liveCount' | 'metricsText' | 'begin' | 'enlist' | 'commit' | 'abort' | 'get' | 'list'>;
+
+export interface CoordinatorAppOptions {
+  readonly log: Logger;
+  /**
+   * Fault injection (chaos runs only): the participant base URLs the hints
+   * treat as unreachable, edited by `/v1/admin/faults`. Undefined: that route
+   * does not exist.
+   */
+  readonly blockedHintUrls?: Set<string>;
+}
+
+export function coordinatorApp(service: CoordinatorApi, opts: CoordinatorAppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
   app.use(jsonBody(service.config.maxBodyBytes));
+  writeRoutes(app, service);
+  readRoutes(app, service);
+  if (opts.blockedHintUrls !== undefined) faultRoutes(app, service.config.id, opts.blockedHintUrls);
+  app.use(notFound);
+  app.use(errorMiddleware((e) => opts.log('error', 'internal error', { error: e })));
+  return app;
+}
 
+/** Begin, enlist, commit, abort. */
+function writeRoutes(app: express.Express, service: CoordinatorApi): void {
   app.post(
     '/v1/transactions',
     route(async (req, res) => {
       const body = check<{ timeoutMs?: number; participants?: unknown[]; metadata?: JsonObject }>(beginBody, req.body);
       const key = req.get('idempotency-key');
       res.status(201).json(await service.begin(body, key));
-    }),
-  );
-
-  app.get(
-    '/v1/transactions',
-    route(async (req, res) => {
-      const q = check<{ state?: ListedState; limit?: string; after?: string }>(listQuery, { ...(req.query as Record<string, unknown>) });
-      const limit = q.limit === undefined ? undefined : Number(q.limit);
-      if (limit !== undefined && (limit < 1 || limit > service.config.listMaxLimit)) {
-        res.status(400).json({ error: { code: 'invalid_request', message: `limit must be from 1 to ${service.config.listMaxLimit}` } });
-        return;
-      }
-      res.json(await service.list({ ...(q.state === undefined ? {} : { state: q.state }), ...(limit === undefined ? {} : { limit }), ...(q.after === undefined ? {} : { after: q.after }) }));
-    }),
-  );
-
-  app.get(
-    '/v1/transactions/:id',
-    route(async (req, res) => {
-      res.json(await service.get(txIdParam(req)));
     }),
   );
 
@@ -122,35 +125,54 @@ export function coordinatorApp(service: CoordinatorService): express.Express {
       res.json(await service.abort(id, body.reason));
     }),
   );
+}
+
+/** The listing, one transaction, health and metrics. */
+function readRoutes(app: express.Express, service: CoordinatorApi): void {
+  app.get(
+    '/v1/transactions',
+    route(async (req, res) => {
+      const q = check<{ state?: ListedState; limit?: string; after?: string }>(listQuery, { ...(req.query as Record<string, unknown>) });
+      const limit = q.limit === undefined ? undefined : Number(q.limit);
+      if (limit !== undefined && (limit < 1 || limit > service.config.listMaxLimit)) {
+        res.status(400).json({ error: { code: 'invalid_request', message: `limit must be from 1 to ${service.config.listMaxLimit}` } });
+        return;
+      }
+      res.json(await service.list({ ...(q.state === undefined ? {} : { state: q.state }), ...(limit === undefined ? {} : { limit }), ...(q.after === undefined ? {} : { after: q.after }) }));
+    }),
+  );
+
+  app.get(
+    '/v1/transactions/:id',
+    route(async (req, res) => {
+      res.json(await service.get(txIdParam(req)));
+    }),
+  );
 
   app.get('/healthz', (_req, res) => {
-    res.json({ ok: true, id: service.config.id, liveTransactions: service.runtime.liveCount });
+    res.json({ ok: true, id: service.config.id, liveTransactions: service.liveCount });
   });
 
   app.get('/metrics', (_req, res) => {
     res.type('text/plain; version=0.0.4').send(service.metricsText());
   });
+}
 
-  if (faultInjectionEnabled()) {
-    // Chaos runs only: cut this coordinator off from chosen participants.
-    const state = () => ({ id: service.config.id, blockedUrls: [...service.hints.blockedUrls].sort() });
-    app.get('/v1/admin/faults', (_req, res) => void res.json(state()));
-    app.put(
-      '/v1/admin/faults',
-      route(async (req, res) => {
-        const body = check<{ blockedUrls: string[] }>(faultsBody, req.body);
-        service.hints.blockedUrls.clear();
-        for (const url of body.blockedUrls) service.hints.blockedUrls.add(url.replace(/\/+$/, ''));
-        res.json(state());
-      }),
-    );
-    app.delete('/v1/admin/faults', (_req, res) => {
-      service.hints.blockedUrls.clear();
+/** Chaos runs only: cut this coordinator off from chosen participants. */
+function faultRoutes(app: express.Express, coordinatorId: string, blocked: Set<string>): void {
+  const state = (): { id: string; blockedUrls: string[] } => ({ id: coordinatorId, blockedUrls: [...blocked].sort() });
+  app.get('/v1/admin/faults', (_req, res) => void res.json(state()));
+  app.put(
+    '/v1/admin/faults',
+    route(async (req, res) => {
+      const body = check<{ blockedUrls: string[] }>(faultsBody, req.body);
+      blocked.clear();
+      for (const url of body.blockedUrls) blocked.add(url.replace(/\/+$/, ''));
       res.json(state());
-    });
-  }
-
-  app.use(notFound);
-  app.use(errorMiddleware((e) => console.error('coordinator internal error:', e)));
-  return app;
+    }),
+  );
+  app.delete('/v1/admin/faults', (_req, res) => {
+    blocked.clear();
+    res.json(state());
+  });
 }

@@ -1,41 +1,59 @@
 /**
- * The coordinator service: the contract of shared/DESIGN.md ("Coordinator
+ * The coordinator service: the contract of docs/API.md ("Coordinator
  * contract") over the runtime, the recovery loop and the store, without
- * HTTP (routes.ts maps it to express). Stateless: every answer comes from
- * the store or from a machine that learned it from the store, so any number
- * of these run against one store.
+ * HTTP (server.ts listens; routes.ts maps requests to these methods).
+ * Stateless: every answer comes from the store or from a machine that
+ * learned it from the store, so any number of these run against one store.
+ *
+ * Everything outside this process comes in through `CoordinatorServiceDeps`
+ * (store, time, randomness, hints, failpoints, logging), and nothing is kept
+ * at module level, so a simulation builds this same service on simulated
+ * time, network and storage, several in one process.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import express from 'express';
-import type { Clock } from '../../lib/clock.js';
-import { systemClock } from '../../lib/clock.js';
+import { createHash } from 'node:crypto';
 import { AppError } from '../../lib/errors.js';
-import { systemRandom, type Random } from '../../lib/random.js';
-import { decisionOfDone, type DoneRecord } from '../protocol/index.js';
-import type { CoordinatorConfig } from '../runtime/index.js';
-import { Failpoints } from '../../lib/failpoints.js';
-import { Collector } from '../runtime/index.js';
-import { HintClient } from '../runtime/index.js';
-import { stderrLogger, type Logger } from '../../lib/logger.js';
-import type { CoordinatorReply } from '../core/index.js';
+import type { FailpointHook } from '../../lib/failpoints.js';
+import type { Logger } from '../../lib/logger.js';
 import { MetricsRegistry } from '../../lib/metrics.js';
-import { encodeTxRecord, toParticipant, type JsonObject, type ListedState, type Participant, type TxRecord, type VoteValue } from '../protocol/index.js';
-import { getTransaction, listTransactions, readDone, type TxSummary, type TxView } from '../runtime/index.js';
-import { RecoveryLoop } from '../runtime/index.js';
-import { coordinatorApp } from './routes.js';
-import { CoordinatorRuntime, toServiceError, TxCollectedError, type RuntimeMetrics } from '../runtime/index.js';
+import type { Random } from '../../lib/random.js';
+import type { Timers } from '../../lib/timers.js';
+import type { CoordinatorReply } from '../core/index.js';
+import { decisionOfDone, encodeTxRecord, toParticipant, type DoneRecord, type JsonObject, type ListedState, type Participant, type TxRecord, type VoteValue } from '../protocol/index.js';
+import {
+  CappedHintSender,
+  Collector,
+  CoordinatorRuntime,
+  getTransaction,
+  listTransactions,
+  readDone,
+  RecoveryLoop,
+  toServiceError,
+  TxCollectedError,
+  type CoordinatorConfig,
+  type HintSender,
+  type RecoveryDeps,
+  type RuntimeMetrics,
+  type TxSummary,
+  type TxView,
+} from '../runtime/index.js';
 import type { TxStore } from '../txstore/index.js';
 
-export interface CoordinatorServiceOptions {
+/** What a coordinator service is built from: every effect on the world outside this object. */
+export interface CoordinatorServiceDeps {
   readonly config: CoordinatorConfig;
   readonly store: TxStore;
-  readonly clock?: Clock;
-  readonly random?: Random;
-  readonly failpoints?: Failpoints;
-  readonly log?: Logger;
+  /** Timers and clocks for the runtime, the recovery loop, GC and every retry. */
+  readonly timers: Timers;
+  /** Jitter, and the random part of fresh transaction ids. */
+  readonly random: Random;
+  /** Prepare and decision calls to participants; capped here at `config.maxInflightHints`. */
+  readonly hints: HintSender;
+  readonly failpoints: FailpointHook;
+  readonly log: Logger;
 }
+
+/** The former name of CoordinatorServiceDeps. */
+export type CoordinatorServiceOptions = CoordinatorServiceDeps;
 
 export interface BeginInput {
   readonly timeoutMs?: number;
@@ -58,8 +76,15 @@ export function idForIdempotencyKey(key: string): string {
 }
 
 /** A fresh id: time first (listings come out roughly in begin order), then 64 random bits. */
-export function freshTxId(nowMs: number): string {
-  return `t${nowMs.toString(36)}${randomBytes(8).toString('hex')}`;
+export function freshTxId(nowMs: number, random: Random): string {
+  return `t${nowMs.toString(36)}${randomHex32(random)}${randomHex32(random)}`;
+}
+
+const TWO_POW_32 = 2 ** 32;
+const HEX_DIGITS_PER_32_BITS = 8;
+
+function randomHex32(random: Random): string {
+  return random.int(TWO_POW_32).toString(16).padStart(HEX_DIGITS_PER_32_BITS, '0');
 }
 
 const REPLY_STATUS: Readonly<Record<string, number>> = {
@@ -86,31 +111,10 @@ function outcomeOfDone(d: DoneRecord): OutcomeBody {
   return d.outcome === 'aborted' ? { ...base, reason: reason ?? 'decision recorded as abort' } : base;
 }
 
-export class CoordinatorService {
-  readonly config: CoordinatorConfig;
-  readonly store: TxStore;
-  readonly clock: Clock;
-  readonly registry = new MetricsRegistry();
-  readonly runtime: CoordinatorRuntime;
-  readonly recovery: RecoveryLoop;
-  readonly collector: Collector;
-  readonly hints: HintClient;
-  readonly app: express.Express;
-  private readonly log: Logger;
-  private server: Server | undefined;
-
-  constructor(opts: CoordinatorServiceOptions) {
-    this.config = opts.config;
-    this.store = opts.store;
-    this.clock = opts.clock ?? systemClock;
-    const random = opts.random ?? systemRandom;
-    this.log = opts.log ?? stderrLogger(`coordinator ${opts.config.id}`);
-    const c = this.config;
-    const retry = { maxAttempts: c.storeWriteMaxAttempts, baseMs: c.storeBackoffBaseMs, maxMs: c.storeBackoffMaxMs };
-    this.hints = new HintClient({ timeoutMs: c.hintTimeoutMs, maxInflight: c.maxInflightHints });
-    this.collector = new Collector({ store: this.store, retentionMs: c.retentionMs, clock: this.clock, random, retry });
-    const r = this.registry;
-    const metrics: RuntimeMetrics = {
+/** The counters the runtime and the recovery loop update, registered in `r`. */
+function registerMetrics(r: MetricsRegistry): { readonly runtime: RuntimeMetrics; readonly recovery: RecoveryDeps['metrics'] } {
+  return {
+    runtime: {
       begun: r.counter('twopc_transactions_begun_total', 'Transactions begun (tx record created) by this coordinator.'),
       committed: r.counter('twopc_transactions_committed_total', 'Commit decisions recorded by this coordinator.'),
       aborted: r.counter('twopc_transactions_aborted_total', 'Abort decisions recorded by this coordinator.'),
@@ -120,54 +124,67 @@ export class CoordinatorService {
       collectedMeanwhile: r.counter('twopc_writes_refused_collected_total', 'Vote fills and decisions not written because the transaction was already collected.'),
       evicted: r.counter('twopc_transactions_evicted_total', 'Idle live transactions dropped to make room (reloaded from the store on demand).'),
       commitLatency: r.histogram('twopc_commit_latency_seconds', 'From a commit request to its outcome, in seconds.'),
-    };
-    const inDoubtFound = r.counter('twopc_transactions_in_doubt_total', 'Undecided transactions found past their deadline by the recovery loop.');
-    const adopted = r.counter('twopc_recovery_adopted_total', 'Transactions taken over by the recovery loop.');
-    const passes = r.counter('twopc_recovery_passes_total', 'Recovery scans run.');
-    this.runtime = new CoordinatorRuntime({
-      store: this.store,
-      config: c,
-      clock: this.clock,
-      random,
-      hints: this.hints,
-      collector: this.collector,
-      failpoints: opts.failpoints ?? new Failpoints(),
-      log: this.log,
-      metrics,
-    });
-    this.recovery = new RecoveryLoop({ store: this.store, runtime: this.runtime, collector: this.collector, config: c, clock: this.clock, random, log: this.log, metrics: { inDoubtFound, adopted, passes } });
+    },
+    recovery: {
+      inDoubtFound: r.counter('twopc_transactions_in_doubt_total', 'Undecided transactions found past their deadline by the recovery loop.'),
+      adopted: r.counter('twopc_recovery_adopted_total', 'Transactions taken over by the recovery loop.'),
+      passes: r.counter('twopc_recovery_passes_total', 'Recovery scans run.'),
+    },
+  };
+}
+
+export class CoordinatorService {
+  readonly config: CoordinatorConfig;
+  readonly store: TxStore;
+  readonly timers: Timers;
+  /** This service's metrics (one registry per service: two services never share a counter). */
+  readonly registry = new MetricsRegistry();
+  readonly runtime: CoordinatorRuntime;
+  readonly recovery: RecoveryLoop;
+  readonly collector: Collector;
+  /** The injected sender behind the in-flight cap. */
+  readonly hints: CappedHintSender;
+  private readonly random: Random;
+  private phase: 'new' | 'running' | 'stopped' = 'new';
+
+  constructor(deps: CoordinatorServiceDeps) {
+    const c = deps.config;
+    this.config = c;
+    this.store = deps.store;
+    this.timers = deps.timers;
+    this.random = deps.random;
+    const retry = { maxAttempts: c.storeWriteMaxAttempts, baseMs: c.storeBackoffBaseMs, maxMs: c.storeBackoffMaxMs };
+    this.hints = new CappedHintSender(deps.hints, c.maxInflightHints);
+    this.collector = new Collector({ store: this.store, retentionMs: c.retentionMs, timers: this.timers, random: this.random, retry });
+    const metrics = registerMetrics(this.registry);
+    const shared = { store: this.store, config: c, timers: this.timers, random: this.random, collector: this.collector, log: deps.log };
+    this.runtime = new CoordinatorRuntime({ ...shared, hints: this.hints, failpoints: deps.failpoints, metrics: metrics.runtime });
+    this.recovery = new RecoveryLoop({ ...shared, runtime: this.runtime, metrics: metrics.recovery });
+    const r = this.registry;
     r.gauge('twopc_transactions_in_doubt', 'Undecided transactions past their deadline in the last full recovery scan.', () => this.recovery.lastInDoubt);
     r.gauge('twopc_live_transactions', 'Transactions this coordinator drives now.', () => this.runtime.liveCount);
     r.gauge('twopc_hints_skipped_total', 'Hints skipped because too many were in flight.', () => this.hints.skipped);
-    this.app = coordinatorApp(this);
   }
 
-  /** Starts the watch, the recovery loop and (with a port) the HTTP server. */
-  async start(listen?: { readonly port: number; readonly host?: string }): Promise<number | undefined> {
+  /** Starts the store watch, then the recovery loop (which also collects garbage). Once per service. */
+  async start(): Promise<void> {
+    if (this.phase !== 'new') throw new Error(`coordinator ${this.config.id} cannot start: it is ${this.phase}`);
+    this.phase = 'running';
     await this.runtime.start();
     this.recovery.start();
-    if (listen === undefined) return undefined;
-    const server = this.app.listen(listen.port, listen.host ?? '127.0.0.1');
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('listening', resolve);
-      server.once('error', reject);
-    });
-    // Requests wait for the store, up to their own timeouts; keep-alive sockets must outlive that.
-    server.keepAliveTimeout = 65_000;
-    server.headersTimeout = 66_000;
-    return (server.address() as AddressInfo).port;
   }
 
+  /** Stops the recovery loop, then the runtime: waiting requests get 503, writes in flight settle. Final. */
   async stop(): Promise<void> {
+    if (this.phase === 'stopped') return;
+    this.phase = 'stopped';
     await this.recovery.stop();
     await this.runtime.stop();
-    this.hints.close();
-    const server = this.server;
-    if (server !== undefined) {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    }
+  }
+
+  /** Transactions this service drives now. */
+  get liveCount(): number {
+    return this.runtime.liveCount;
   }
 
   metricsText(): string {
@@ -193,8 +210,8 @@ export class CoordinatorService {
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
       throw new AppError('invalid_idempotency_key', 400, 'Idempotency-Key must be 1 to 255 visible ASCII characters');
     }
-    const nowMs = this.clock.nowMs();
-    const id = idempotencyKey === undefined ? freshTxId(nowMs) : idForIdempotencyKey(idempotencyKey);
+    const nowMs = this.timers.nowMs();
+    const id = idempotencyKey === undefined ? freshTxId(nowMs, this.random) : idForIdempotencyKey(idempotencyKey);
     const record: TxRecord = { participants, state: 'active', deadline: nowMs + timeoutMs, createdAt: nowMs, ...(input.metadata === undefined ? {} : { metadata: input.metadata }) };
     encodeTxRecord(record); // validates (metadata size): 400 before anything is written
     let reply: CoordinatorReply;
@@ -245,7 +262,7 @@ export class CoordinatorService {
   }
 
   async get(id: string): Promise<TxView> {
-    const view = await this.call(() => getTransaction(this.store, id, this.clock.nowMs()));
+    const view = await this.call(() => getTransaction(this.store, id, this.timers.nowMs()));
     if (view === null) throw new AppError('tx_not_found', 404, `no transaction ${id}`);
     return view;
   }
@@ -253,7 +270,7 @@ export class CoordinatorService {
   list(opts: { state?: ListedState; limit?: number; after?: string }): Promise<{ transactions: TxSummary[]; next: string | null }> {
     const limit = opts.limit ?? this.config.listDefaultLimit;
     const o = { limit, scanMaxKeys: this.config.listScanMaxKeys, ...(opts.state === undefined ? {} : { state: opts.state }), ...(opts.after === undefined ? {} : { after: opts.after }) };
-    return this.call(() => listTransactions(this.store, o, this.clock.nowMs()));
+    return this.call(() => listTransactions(this.store, o, this.timers.nowMs()));
   }
 
   private async call<T>(f: () => Promise<T>): Promise<T> {

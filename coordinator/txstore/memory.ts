@@ -1,6 +1,6 @@
 /**
  * `MemoryTxStore`: the TxStore contract as a single-process model, for pure
- * unit tests ONLY (store.ts has the contract and the real implementations).
+ * unit tests ONLY (txstore.ts has the contract; builtin.ts and etcd/ the real implementations).
  * It has the same semantics (revisions, CAS, ordered watch with history,
  * leases), but no replication and no durability: never use it for anything
  * that claims a transaction is safe. It passes the shared contract suite in

@@ -13,6 +13,9 @@
  * acts on what the store holds, never on what it meant to write.
  */
 import { AppError } from '../../lib/errors.js';
+import type { Random } from '../../lib/random.js';
+import { withRetries, type BackoffPolicy } from '../../lib/retry.js';
+import type { Timers } from '../../lib/timers.js';
 import { snapshotFromKvs, txKey, type TxSnapshot } from '../protocol/index.js';
 
 /** Lease ids are strings here: etcd's are int64, beyond a JS number's safe range. */
@@ -105,6 +108,26 @@ export class TxStoreError extends AppError {
     super(code, status, message, details, options);
     this.name = 'TxStoreError';
   }
+}
+
+/** Store error codes after which the same request can succeed (elections, timeouts, overload). */
+const RETRYABLE_STORE_CODES = new Set(['unavailable', 'no_leader', 'request_timeout', 'busy', 'proposal_dropped', 'outcome_unknown', 'internal']);
+
+export function isRetryableStoreError(e: unknown): boolean {
+  // The built-in client wraps network failures as `unavailable`; anything that is not a store
+  // error (a corrupt value, a bug) will not get better by trying again.
+  return e instanceof TxStoreError && (RETRYABLE_STORE_CODES.has(e.code) || e.status >= 500);
+}
+
+/** lib/retry.ts's `withRetries` for store calls: retried on the store errors that can pass. */
+export function withStoreRetries<T>(
+  f: () => Promise<T>,
+  policy: BackoffPolicy,
+  random: Random,
+  timers: Pick<Timers, 'sleep'>,
+  opts: { readonly signal?: AbortSignal; readonly onRetry?: (e: unknown, attempt: number) => void } = {},
+): Promise<T> {
+  return withRetries(f, policy, random, timers, { ...opts, isRetryable: isRetryableStoreError });
 }
 
 /** Reads every key under `prefix`, page by page, each page at its own revision; returns the last revision. */

@@ -13,8 +13,9 @@
  */
 import type { Random } from '../../lib/random.js';
 import type { Logger } from '../../lib/logger.js';
-import { backoffDelayMs, sleep, type BackoffPolicy } from '../../lib/retry.js';
-import { TxStoreError, type TxStore, type TxWatchEvent } from './txstore.js';
+import { backoffDelayMs, type BackoffPolicy } from '../../lib/retry.js';
+import type { Timers } from '../../lib/timers.js';
+import { isRetryableStoreError, TxStoreError, type TxStore, type TxWatchEvent } from './txstore.js';
 
 export interface PrefixWatcherOptions {
   readonly store: TxStore;
@@ -23,9 +24,14 @@ export interface PrefixWatcherOptions {
   /** History was lost: re-read every key of interest from the store. */
   readonly onResync: () => void;
   readonly random: Random;
+  /** The waits between reconnects (a simulation runs them on its own time). */
+  readonly timers: Pick<Timers, 'sleep'>;
   readonly log: Logger;
   readonly backoff?: BackoffPolicy;
 }
+
+/** Reconnects never stop while the watcher runs; they back off from 50 ms up to 2 s. */
+const DEFAULT_WATCH_BACKOFF: BackoffPolicy = Object.freeze({ maxAttempts: Infinity, baseMs: 50, maxMs: 2_000 });
 
 export class PrefixWatcher {
   private readonly ac = new AbortController();
@@ -36,9 +42,15 @@ export class PrefixWatcher {
 
   constructor(private readonly opts: PrefixWatcherOptions) {}
 
-  /** Pins the start revision (so nothing after this call is missed) and starts streaming. */
+  /**
+   * Pins the start revision (so nothing after this call is missed) and
+   * starts streaming. A store that does not answer yet is waited for, with
+   * the reconnect backoff: a process started before its store, or during an
+   * election, comes up when the store does (the 2PC simulation found a
+   * coordinator that died at start instead).
+   */
   async start(): Promise<number> {
-    this.next = (await this.currentRevision()) + 1;
+    this.next = (await this.pinStart()) + 1;
     this.delivered = this.next - 1;
     this.loop = this.run();
     return this.next - 1;
@@ -49,12 +61,25 @@ export class PrefixWatcher {
     await this.loop;
   }
 
+  private async pinStart(): Promise<number> {
+    const policy = this.opts.backoff ?? DEFAULT_WATCH_BACKOFF;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.currentRevision();
+      } catch (e) {
+        if (this.ac.signal.aborted || !isRetryableStoreError(e)) throw e;
+        this.opts.log('warn', 'the store did not answer the watch start; retrying', { prefix: this.opts.prefix, error: e });
+        await this.opts.timers.sleep(backoffDelayMs(attempt, policy, this.opts.random), this.ac.signal);
+      }
+    }
+  }
+
   private async currentRevision(): Promise<number> {
     return (await this.opts.store.range(this.opts.prefix, { limit: 1 })).revision;
   }
 
   private async run(): Promise<void> {
-    const policy = this.opts.backoff ?? { maxAttempts: Infinity, baseMs: 50, maxMs: 2_000 };
+    const policy = this.opts.backoff ?? DEFAULT_WATCH_BACKOFF;
     let failures = 0;
     while (!this.ac.signal.aborted) {
       try {
@@ -77,7 +102,7 @@ export class PrefixWatcher {
           }
         }
         this.opts.log('warn', 'watch failed; retrying', { prefix: this.opts.prefix, error: e });
-        await sleep(backoffDelayMs(failures++, policy, this.opts.random), this.ac.signal);
+        await this.opts.timers.sleep(backoffDelayMs(failures++, policy, this.opts.random), this.ac.signal);
       }
     }
   }

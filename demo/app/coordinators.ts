@@ -8,7 +8,8 @@
  * finish a transaction another one began.
  */
 import { assert } from '../../lib/assert.js';
-import { fetchJson, pause, type JsonAnswer } from '../common/http.js';
+import { fetchJson, type JsonAnswer } from '../common/http.js';
+import { systemTimers } from '../../lib/timers.js';
 
 export interface PoolAnswer extends JsonAnswer {
   /** The coordinator that gave this answer (the last one tried, when none answered). */
@@ -48,7 +49,7 @@ export class CoordinatorPool {
     let last: PoolAnswer | undefined;
     for (let attempt = 0; attempt < rounds * this.urls.length; attempt++) {
       if (attempt > 0 && Date.now() > c.deadlineMs) break;
-      if (attempt > 0 && attempt % this.urls.length === 0) await pause(200); // a whole round failed: let an election or restart settle
+      if (attempt > 0 && attempt % this.urls.length === 0) await systemTimers.sleep(200); // a whole round failed: let an election or restart settle
       const index = (this.preferred + attempt) % this.urls.length;
       const url = this.urls[index] as string;
       const req = { method, timeoutMs: c.attemptTimeoutMs, ...(c.body === undefined ? {} : { body: c.body }), ...(c.headers === undefined ? {} : { headers: c.headers }) };

@@ -1,12 +1,13 @@
 /**
  * The transactions as they happen, read from the store itself: one watch on
- * `tx/` (the key layout of shared/DESIGN.md) shows each record as it is
+ * `tx/` (the key layout of docs/API.md) shows each record as it is
  * begun and frozen, each vote as it lands, the decision, and each bank's
  * ack. Times are when this app saw each event. Only the most recent
  * transactions are kept (a display, not a history).
  */
 import { systemRandom } from '../../lib/random.js';
 import type { Logger } from '../../lib/logger.js';
+import { systemTimers } from '../../lib/timers.js';
 import { decodeAck, decodeDecision, decodeTxRecord, decodeVote, parseKey, TX_PREFIX, type Decision, type VoteValue } from '../../coordinator/protocol/index.js';
 import type { TxStore, TxWatchEvent } from '../../coordinator/txstore/index.js';
 import { PrefixWatcher } from '../../coordinator/txstore/index.js';
@@ -70,7 +71,7 @@ export class TxFeed {
   private counts = { seen: 0, committed: 0, aborted: 0 };
 
   constructor(store: TxStore, log: Logger) {
-    this.watcher = new PrefixWatcher({ store, prefix: TX_PREFIX, onEvent: (e) => this.onEvent(e), onResync: () => {}, random: systemRandom, log });
+    this.watcher = new PrefixWatcher({ store, prefix: TX_PREFIX, onEvent: (e) => this.onEvent(e), onResync: () => {}, random: systemRandom, timers: systemTimers, log });
   }
 
   async start(): Promise<void> {

@@ -6,7 +6,7 @@
  */
 import { AppError } from '../../lib/errors.js';
 import { systemRandom, type Random } from '../../lib/random.js';
-import { pause } from '../common/http.js';
+import { systemTimers } from '../../lib/timers.js';
 import type { AccountRef, TransferRequest, TxOutcome } from './transfers.js';
 
 export interface LoadStats {
@@ -108,7 +108,7 @@ export class LoadRunner {
     while (!signal.aborted && Date.now() < endAt) {
       const req = this.pick();
       if (req === undefined) {
-        await pause(500, signal); // no accounts known yet (banks not answering)
+        await systemTimers.sleep(500, signal); // no accounts known yet (banks not answering)
         continue;
       }
       this.counts.started++;
@@ -122,7 +122,7 @@ export class LoadRunner {
       } catch (e) {
         this.counts.failed++;
         this.lastError = e instanceof Error ? e.message : String(e);
-        await pause(300, signal); // nothing answered: do not spin
+        await systemTimers.sleep(300, signal); // nothing answered: do not spin
       }
       this.finishedAt.push(Date.now());
       if (this.finishedAt.length > 10_000) this.finishedAt = this.finishedAt.slice(-5_000);

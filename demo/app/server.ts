@@ -16,12 +16,12 @@
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import express, { type Response } from 'express';
+import express, { type Request, type Response } from 'express';
 import { AppError } from '../../lib/errors.js';
 import { ajv, check, errorMiddleware, jsonBody, notFound, route } from '../../lib/express.js';
 import { isAmount, MAX_AMOUNT } from '../bank/work.js';
 import type { ControlClient } from '../supervisor/control.js';
-import type { ProcessAction } from '../supervisor/supervisor.js';
+import type { ProcessAction } from '../supervisor/process.js';
 import type { TxFeed } from './feed.js';
 import type { LoadRunner } from './load.js';
 import type { Monitor } from './monitor.js';
@@ -77,7 +77,7 @@ export interface TransferApp {
 
 export function transferApp(parts: AppParts): TransferApp {
   const state = (): ReturnType<typeof pageState> => pageState({ ...parts, controllable: parts.control !== undefined });
-  const clients = new Set<Response>();
+  const streams = new EventStreams(state);
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
@@ -91,16 +91,56 @@ export function transferApp(parts: AppParts): TransferApp {
   app.get('/v1/state', (_req, res) => {
     res.json(state());
   });
+  app.get('/v1/events', (req, res) => streams.open(req, res));
+  addTransferRoutes(app, parts);
+  addProcessRoutes(app, parts);
 
-  app.get('/v1/events', (req, res) => {
-    if (clients.size >= MAX_EVENT_CLIENTS) throw new AppError('too_many_clients', 503, `at most ${MAX_EVENT_CLIENTS} pages at once`, { retryAfterSeconds: 5 });
+  app.use(notFound);
+  app.use(errorMiddleware((e) => console.error('app internal error:', e)));
+
+  return {
+    app,
+    broadcast: () => streams.broadcast(),
+    closeStreams: () => streams.closeAll(),
+  };
+}
+
+/** The pages' server-sent event streams: each gets the state on open and on every broadcast. */
+class EventStreams {
+  private readonly clients = new Set<Response>();
+
+  constructor(private readonly state: () => ReturnType<typeof pageState>) {}
+
+  open(req: Request, res: Response): void {
+    if (this.clients.size >= MAX_EVENT_CLIENTS) throw new AppError('too_many_clients', 503, `at most ${MAX_EVENT_CLIENTS} pages at once`, { retryAfterSeconds: 5 });
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     res.write('retry: 1000\n\n');
-    res.write(`event: state\ndata: ${JSON.stringify(state())}\n\n`);
-    clients.add(res);
-    req.on('close', () => clients.delete(res));
-  });
+    res.write(`event: state\ndata: ${JSON.stringify(this.state())}\n\n`);
+    this.clients.add(res);
+    req.on('close', () => this.clients.delete(res));
+  }
 
+  broadcast(): void {
+    if (this.clients.size === 0) return;
+    const frame = `event: state\ndata: ${JSON.stringify(this.state())}\n\n`;
+    for (const res of this.clients) {
+      if (res.writableLength > MAX_QUEUED_BYTES) {
+        this.clients.delete(res);
+        res.destroy();
+        continue;
+      }
+      res.write(frame);
+    }
+  }
+
+  closeAll(): void {
+    for (const res of this.clients) res.end();
+    this.clients.clear();
+  }
+}
+
+/** Transfers, audits and the load generator. */
+function addTransferRoutes(app: express.Express, parts: AppParts): void {
   app.post(
     '/v1/transfers',
     route(async (req, res) => {
@@ -127,7 +167,10 @@ export function transferApp(parts: AppParts): TransferApp {
       res.json(body.action === 'stop' ? parts.load.stop() : parts.load.start(body.concurrency ?? 4, body.durationMs));
     }),
   );
+}
 
+/** The page's kill, pause, resume, restart and start buttons, through the supervisor's control API. */
+function addProcessRoutes(app: express.Express, parts: AppParts): void {
   app.post(
     '/v1/processes/:name/:action',
     route(async (req, res) => {
@@ -142,29 +185,6 @@ export function transferApp(parts: AppParts): TransferApp {
       res.json(await control.act(name, action));
     }),
   );
-
-  app.use(notFound);
-  app.use(errorMiddleware((e) => console.error('app internal error:', e)));
-
-  return {
-    app,
-    broadcast(): void {
-      if (clients.size === 0) return;
-      const frame = `event: state\ndata: ${JSON.stringify(state())}\n\n`;
-      for (const res of clients) {
-        if (res.writableLength > MAX_QUEUED_BYTES) {
-          clients.delete(res);
-          res.destroy();
-          continue;
-        }
-        res.write(frame);
-      }
-    },
-    closeStreams(): void {
-      for (const res of clients) res.end();
-      clients.clear();
-    },
-  };
 }
 
 /** Checks a transfer against the banks and accounts as last seen; throws a 4xx naming the problem. */

@@ -16,7 +16,8 @@
 import { randomUUID } from 'node:crypto';
 import { AppError } from '../../lib/errors.js';
 import type { JsonObject, JsonValue } from '../../coordinator/protocol/index.js';
-import { errorMessage, fetchJson, pause } from '../common/http.js';
+import { errorMessage, fetchJson } from '../common/http.js';
+import { systemTimers } from '../../lib/timers.js';
 import { AUDIT_CONFLICT, type AccountView } from '../bank/ledger.js';
 import { AUDIT_WORK, transferWork, type TransferOp } from '../bank/work.js';
 import type { CoordinatorPool } from './coordinators.js';
@@ -97,7 +98,7 @@ export class TransferService {
     let attempts = 1;
     while (attempts < TRANSFER_ATTEMPTS && o.outcome === 'aborted' && o.reason?.includes(AUDIT_CONFLICT) === true) {
       attempts++;
-      await pause(100 * attempts);
+      await systemTimers.sleep(100 * attempts);
       o = await this.transferOnce(req);
     }
     return { ...o, attempts, elapsedMs: Date.now() - started };
@@ -132,7 +133,7 @@ export class TransferService {
       } else {
         last = { txId: o.txId, reason: o.reason ?? 'aborted' };
       }
-      if (attempt < maxAttempts) await pause(150 * attempt); // let the transfers that blocked it finish
+      if (attempt < maxAttempts) await systemTimers.sleep(150 * attempt); // let the transfers that blocked it finish
     }
     return { txId: last.txId, outcome: 'aborted', reason: last.reason, attempts: maxAttempts, at: Date.now(), elapsedMs: Date.now() - started };
   }
@@ -183,7 +184,7 @@ export class TransferService {
       if (a.status === 200) return undefined;
       why = errorMessage(a);
       if (a.status !== 0 && a.status !== 503) break; // a 4xx will not change
-      if (attempt < WORK_ATTEMPTS) await pause(200);
+      if (attempt < WORK_ATTEMPTS) await systemTimers.sleep(200);
     }
     return `${bank} did not take its work: ${why}`;
   }

@@ -22,8 +22,7 @@ import { errorMiddleware, notFound, route } from '../../lib/express.js';
 import { stderrLogger } from '../../lib/logger.js';
 import { openTxStore, storeSpecFrom } from '../../coordinator/txstore/index.js';
 import { isValidTxId } from '../../coordinator/protocol/index.js';
-import { ParticipantNode } from '../../participant/participant.js';
-import { participantRouter } from '../../participant/routes.js';
+import { ParticipantNode, participantRouter } from '../../participant/index.js';
 import { Bank } from './bank.js';
 import { isAccountId, isBankName, MAX_BALANCE } from './work.js';
 
@@ -62,6 +61,11 @@ function parseAccounts(text: string): Record<string, number> {
 }
 
 const log = stderrLogger(`bank ${name}`);
+/** Fail-stop: a participant that cannot trust its log exits, and the restart recovers from disk. */
+function exitOnFatal(e: unknown): never {
+  log('error', 'the participant failed; exiting so a restart recovers from disk', { error: e });
+  process.exit(1);
+}
 const bank = await Bank.open({
   name,
   dataDir,
@@ -69,17 +73,17 @@ const bank = await Bank.open({
   auditWaitMs: intFlag(values, 'audit-wait-ms', 1_500),
 });
 const opened = await openTxStore(spec, name);
-// A short retention keeps the participant log (rewritten whole on every change) small under a steady load.
+// A short retention keeps the participant log small under a steady load.
 const node = await ParticipantNode.open({
   name,
   store: opened.store,
   logPath: join(dataDir, 'participant-log.json'),
   service: bank,
   failpoints: Failpoints.fromEnv(),
-  log,
-  retentionMs: 120_000,
-  compactIntervalMs: 10_000,
-});
+  logger: log,
+  onFatal: exitOnFatal,
+  config: { logRetentionMs: 120_000, logCompactIntervalMs: 10_000 },
+}).catch(exitOnFatal);
 bank.setSettledCheck((txId) => {
   const r = node.log.get(txId);
   return r === undefined || r.ackedAt !== undefined;
@@ -131,7 +135,7 @@ await new Promise<void>((resolve, reject) => {
   server.once('listening', resolve);
   server.once('error', reject);
 });
-await node.start();
+await node.start().catch(exitOnFatal);
 const inDoubt = node.transactions({ phase: 'prepared', limit: 1_000 }).length;
 log('info', 'ready', { port, pid: process.pid, total: bank.total(), inDoubt });
 process.stdout.write(`bank ${name} listening on ${port}\n`);

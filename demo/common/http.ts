@@ -54,16 +54,3 @@ export function errorMessage(a: JsonAnswer): string {
   return typeof msg === 'string' ? `${a.status} ${msg}` : `${a.status} ${JSON.stringify(a.body).slice(0, 200)}`;
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts (never rejects). */
-export function pause(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}

@@ -14,35 +14,41 @@ import { createServer, type Server } from 'node:http';
 import { AppError } from '../../lib/errors.js';
 import { Router } from '../../lib/http.js';
 import { errorCode, errorMessage, fetchJson } from '../common/http.js';
-import type { ProcessInfo } from './process.js';
-import { PROCESS_ACTIONS, type DemoSupervisor, type ProcessAction } from './supervisor.js';
+import { PROCESS_ACTIONS, type ProcessAction, type ProcessInfo } from './process.js';
+
+/** Ports, URLs and data folder of the running demo, as GET /v1/topology reports them. */
+export interface DemoTopology {
+  readonly basePort: number;
+  readonly dataDir: string;
+  readonly app: string;
+  readonly storeEndpoints: readonly string[];
+  readonly coordinators: readonly string[];
+  readonly banks: readonly { readonly name: string; readonly url: string }[];
+}
+
+/** What the control API needs from whoever owns the processes (the supervisor). */
+export interface ControlHost {
+  list(): ProcessInfo[];
+  topology(): DemoTopology;
+  /** Runs one action; a refusal is an AppError, which the API passes on with its code and status. */
+  act(name: string, action: ProcessAction): Promise<ProcessInfo>;
+}
 
 export interface ControlServer {
   readonly url: string;
   close(): Promise<void>;
 }
 
-export async function serveControl(supervisor: DemoSupervisor, host: string, port: number): Promise<ControlServer> {
+export async function serveControl(host: ControlHost, address: string, port: number): Promise<ControlServer> {
   const r = new Router();
   r.on('GET', '/healthz', () => ({ status: 200, body: { ok: true } }));
-  r.on('GET', '/v1/processes', () => ({ status: 200, body: { processes: supervisor.list() } }));
-  r.on('GET', '/v1/topology', () => ({
-    status: 200,
-    body: {
-      basePort: supervisor.layout.basePort,
-      dataDir: supervisor.dataDir,
-      app: supervisor.appUrl,
-      storeEndpoints: supervisor.storeEndpoints,
-      coordinators: supervisor.coordinatorUrls,
-      banks: supervisor.banks,
-      processes: supervisor.list(),
-    },
-  }));
+  r.on('GET', '/v1/processes', () => ({ status: 200, body: { processes: host.list() } }));
+  r.on('GET', '/v1/topology', () => ({ status: 200, body: { ...host.topology(), processes: host.list() } }));
   r.on('POST', '/v1/processes/:name/:action', async ({ params }) => {
     const action = params['action'] as ProcessAction;
     if (!PROCESS_ACTIONS.includes(action)) throw new AppError('unknown_action', 400, `action must be one of ${PROCESS_ACTIONS.join(', ')}`);
     try {
-      return { status: 200, body: await supervisor.act(params['name'] as string, action) };
+      return { status: 200, body: await host.act(params['name'] as string, action) };
     } catch (e) {
       if (e instanceof AppError) throw e;
       throw new AppError('action_failed', 500, e instanceof Error ? e.message : String(e));
@@ -51,10 +57,10 @@ export async function serveControl(supervisor: DemoSupervisor, host: string, por
   const server: Server = createServer(r.handle);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => resolve());
+    server.listen(port, address, () => resolve());
   });
   return {
-    url: `http://${host}:${port}`,
+    url: `http://${address}:${port}`,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -11,7 +11,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
-import { pause } from '../common/http.js';
+import { keepAliveTimers } from '../../lib/timers.js';
 
 export type ProcessRole = 'store' | 'coordinator' | 'bank' | 'app';
 
@@ -50,6 +50,10 @@ export type ProcessEvent =
   | { readonly type: 'started'; readonly name: string; readonly pid: number }
   | { readonly type: 'exited'; readonly name: string; readonly pid: number; readonly code: number | null; readonly signal: string | null; readonly expected: boolean }
   | { readonly type: 'paused' | 'resumed'; readonly name: string; readonly pid: number };
+
+/** What the supervisor (and its control API) can do to one process by name. */
+export type ProcessAction = 'kill' | 'pause' | 'resume' | 'restart' | 'start' | 'stop';
+export const PROCESS_ACTIONS: readonly ProcessAction[] = ['kill', 'pause', 'resume', 'restart', 'start', 'stop'];
 
 /** How long a signalled process gets to exit before the next step. */
 export const EXIT_WAIT_MS = 5_000;
@@ -147,7 +151,7 @@ export class ManagedProcess {
         const tail = this.logSinceStart();
         if (tail.includes('EADDRINUSE') && Date.now() < deadline) {
           portRetries++;
-          await pause(250);
+          await keepAliveTimers.sleep(250);
           this.spawn();
           continue;
         }
@@ -159,7 +163,7 @@ export class ManagedProcess {
         await this.kill(); // a start ends with a healthy process or none, never a half-started one
         throw new Error(`${this.name} (pid ${pid}) not healthy within ${timeoutMs} ms${why}, so it was killed; see ${this.spec.logFile}`);
       }
-      await pause(100);
+      await keepAliveTimers.sleep(100);
     }
   }
 
@@ -263,6 +267,7 @@ function withTimeout(p: Promise<void>, ms: number): Promise<'done' | 'timeout'> 
   });
 }
 
-function lastLines(text: string, n: number): string {
+/** The last `n` lines of a log text. */
+export function lastLines(text: string, n: number): string {
   return text.trimEnd().split('\n').slice(-n).join('\n');
 }

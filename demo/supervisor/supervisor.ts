@@ -15,10 +15,11 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AppError } from '../../lib/errors.js';
 import { formatClusterSpec } from '../../store/node/config.js';
-import { fetchJson, pause } from '../common/http.js';
-import { serveControl, type ControlServer } from './control.js';
+import { fetchJson } from '../common/http.js';
+import { keepAliveTimers } from '../../lib/timers.js';
+import { serveControl, type ControlHost, type ControlServer, type DemoTopology } from './control.js';
 import { DEFAULT_BANKS, demoLayout, layoutPorts, urlOf, type BankSpec, type DemoLayout } from './layout.js';
-import { ManagedProcess, type ProcessEvent, type ProcessInfo, type ProcessRole, type ProcessSpec } from './process.js';
+import { ManagedProcess, type ProcessAction, type ProcessEvent, type ProcessInfo, type ProcessRole, type ProcessSpec } from './process.js';
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const SCRIPTS: Readonly<Record<ProcessRole, string>> = {
@@ -30,9 +31,6 @@ const SCRIPTS: Readonly<Record<ProcessRole, string>> = {
 
 /** A file that marks a folder as the demo's, so `--fresh` never wipes anything else. */
 export const DATA_MARKER = '.raft2pc-demo';
-
-export type ProcessAction = 'kill' | 'pause' | 'resume' | 'restart' | 'start' | 'stop';
-export const PROCESS_ACTIONS: readonly ProcessAction[] = ['kill', 'pause', 'resume', 'restart', 'start', 'stop'];
 
 export interface DemoSupervisorOptions {
   readonly dataDir: string;
@@ -105,6 +103,18 @@ export class DemoSupervisor {
     return urlOf(this.layout.host, this.layout.controlPort);
   }
 
+  /** Ports, URLs and data folder of the running demo (the control API's /v1/topology). */
+  topology(): DemoTopology {
+    return {
+      basePort: this.layout.basePort,
+      dataDir: this.dataDir,
+      app: this.appUrl,
+      storeEndpoints: this.storeEndpoints,
+      coordinators: this.coordinatorUrls,
+      banks: this.banks,
+    };
+  }
+
   list(): ProcessInfo[] {
     return [...this.procs.values()].map((p) => p.info());
   }
@@ -126,7 +136,7 @@ export class DemoSupervisor {
     try {
       mkdirSync(join(this.dataDir, 'logs'), { recursive: true });
       await this.checkPortsFree(5_000);
-      if (this.withControl) this.control = await serveControl(this, this.layout.host, this.layout.controlPort);
+      if (this.withControl) this.control = await serveControl(this.controlHost(), this.layout.host, this.layout.controlPort);
       await Promise.all(this.byRole('store').map((p) => p.start(this.startTimeoutMs)));
       await this.waitForLeader(this.startTimeoutMs);
       // The app only polls the others, so it starts with them rather than after them.
@@ -209,8 +219,13 @@ export class DemoSupervisor {
       const leader = bodies.find((b) => b.role === 'leader');
       if (leader !== undefined && bodies.filter((b) => b.leaderId === leader.id).length >= majority) return leader.id;
       if (Date.now() > deadline) throw new Error(`the store elected no leader within ${timeoutMs} ms`);
-      await pause(100);
+      await keepAliveTimers.sleep(100);
     }
+  }
+
+  /** Only what the control API needs: the list, the topology, and actions. */
+  private controlHost(): ControlHost {
+    return { list: () => this.list(), topology: () => this.topology(), act: (name, action) => this.act(name, action) };
   }
 
   /** Every port must be free before anything starts: a clear error beats a half-started demo. */
@@ -221,7 +236,7 @@ export class DemoSupervisor {
       for (const port of layoutPorts(this.layout)) if (!(await portFree(this.layout.host, port))) busy.push(port);
       if (busy.length === 0) return;
       if (Date.now() > deadline) throw new Error(`port(s) ${busy.join(', ')} on ${this.layout.host} are in use (is a demo already running?); pick another --base-port`);
-      await pause(250);
+      await keepAliveTimers.sleep(250);
     }
   }
 
@@ -254,7 +269,8 @@ export class DemoSupervisor {
   }
 }
 
-function portFree(host: string, port: number): Promise<boolean> {
+/** Whether nothing listens on host:port (a listen there succeeds). */
+export function portFree(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const server = createServer();
     server.once('error', () => resolve(false));

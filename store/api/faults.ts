@@ -9,11 +9,15 @@
  * its peers.
  */
 import { AppError } from '../../lib/errors.js';
-import { readJson, type JsonReply, type Router } from '../../lib/http.js';
+import type { JsonReply, Router } from '../../lib/http.js';
 import type { NodeId } from '../raft/index.js';
 import type { FaultFilter } from '../node/transport.js';
-import type { StoreNode } from '../node/node.js';
 import { checkBody, faultsBody } from './schemas.js';
+
+/** Where a transport takes its fault filter (the TCP transport's `fault` field). */
+export interface FaultSlot {
+  fault: FaultFilter | undefined;
+}
 
 /** Drops messages whose sender or receiver is in the set. */
 export class PeerBlocklist implements FaultFilter {
@@ -32,18 +36,23 @@ export class PeerBlocklist implements FaultFilter {
   }
 }
 
-export function addFaultRoutes(r: Router, node: StoreNode): void {
+export function addFaultRoutes(r: Router, selfId: NodeId, slot: FaultSlot): void {
   const blocklist = new PeerBlocklist();
-  node.transport.fault = blocklist;
-  const state = (): JsonReply => ({ status: 200, body: { id: node.cfg.id, blockedPeers: blocklist.list() } });
+  slot.fault = blocklist;
+  const state = (): JsonReply => ({ status: 200, body: { id: selfId, blockedPeers: blocklist.list() } });
 
   r.on('GET', '/v1/admin/faults', state);
-  r.on('PUT', '/v1/admin/faults', async (ctx) => {
-    const body = checkBody<{ blockedPeers: string[] }>(faultsBody, await readJson(ctx.req, node.cfg.maxBodyBytes));
-    if (body.blockedPeers.includes(node.cfg.id)) throw new AppError('invalid_request', 400, 'a node cannot block itself');
-    blocklist.set(body.blockedPeers);
-    return state();
-  });
+  r.on(
+    'PUT',
+    '/v1/admin/faults',
+    (req) => {
+      const body = checkBody<{ blockedPeers: string[] }>(faultsBody, req.body);
+      if (body.blockedPeers.includes(selfId)) throw new AppError('invalid_request', 400, 'a node cannot block itself');
+      blocklist.set(body.blockedPeers);
+      return state();
+    },
+    { body: true },
+  );
   r.on('DELETE', '/v1/admin/faults', () => {
     blocklist.set([]);
     return state();

@@ -1,7 +1,8 @@
 /** Prometheus text exposition of a node's counters and Raft state. */
-import type { StoreNode } from '../node/node.js';
+import type { ApiNode } from './common.js';
 
-export function renderMetrics(node: StoreNode): string {
+/** `droppedMessages`: Raft messages the peer transport dropped (full or broken queues), as far as it counts them. */
+export function renderMetrics(node: ApiNode, droppedMessages: number): string {
   const st = node.raftStatus();
   const m = node.metrics;
   const lines: string[] = [];
@@ -20,6 +21,6 @@ export function renderMetrics(node: StoreNode): string {
   gauge('store_snapshots_taken_total', 'Snapshots taken.', m.snapshotsTaken, 'counter');
   gauge('store_snapshots_installed_total', 'Snapshots received from a leader.', m.snapshotsInstalled, 'counter');
   gauge('store_leader_changes_total', 'Leader changes seen.', m.leaderChanges, 'counter');
-  gauge('store_transport_dropped_messages_total', 'Raft messages dropped by full or broken peer queues.', node.transport.droppedMessages(), 'counter');
+  gauge('store_transport_dropped_messages_total', 'Raft messages dropped by full or broken peer queues.', droppedMessages, 'counter');
   return lines.join('\n') + '\n';
 }

@@ -8,11 +8,10 @@
  * duplicates. A watcher whose connection cannot keep up is cancelled with a
  * `cancelled` event once its unsent bytes pass a cap, not the node's memory.
  */
-import type { ServerResponse } from 'node:http';
 import { AppError } from '../../lib/errors.js';
-import type { RouteContext } from '../../lib/http.js';
-import type { KvEvent, WatchFilter } from '../kv/index.js';
-import type { StoreNode } from '../node/node.js';
+import type { StreamReply, StreamSink } from '../../lib/http.js';
+import type { Cancel, Timers } from '../../lib/timers.js';
+import type { KvEvent, KvStateMachine, WatchFilter } from '../kv/index.js';
 import { kvFailureToError } from './errors.js';
 
 export interface WatchLimits {
@@ -33,25 +32,49 @@ export const defaultWatchLimits: WatchLimits = {
   keepAliveMs: 15_000,
 };
 
+/** What a client told a watch: `prefix` or `key`, `fromRevision`, `prevValue`, and the `last-event-id` header. */
+export interface WatchRequest {
+  readonly query: URLSearchParams;
+  readonly headers: Readonly<Record<string, string | undefined>>;
+}
+
+/** Where watch events come from: the node's applied KV state. */
+export interface WatchSource {
+  readonly kvState: Pick<KvStateMachine, 'revision' | 'eventsSince'>;
+}
+
+/** The stream a watcher reads: SSE text, `write` false once its unsent bytes pass the cap. */
+export type WatchSink = StreamSink;
+
+/** A checked watch request, not yet attached to a stream. */
+export interface WatchStart {
+  readonly filter: WatchFilter;
+  readonly next: number;
+  readonly prevValue: boolean;
+}
+
 interface Watcher {
   readonly filter: WatchFilter;
-  readonly res: ServerResponse;
+  readonly sink: WatchSink;
   readonly prevValue: boolean;
   next: number;
 }
 
+const SSE_HEADERS: Readonly<Record<string, string>> = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' };
+const KEEPALIVE_TEXT = ': keepalive\n\n';
+
 export class WatchHub {
   private readonly watchers = new Set<Watcher>();
-  private readonly keepAlive: NodeJS.Timeout;
+  private readonly stopKeepAlive: Cancel;
 
   constructor(
-    private readonly node: StoreNode,
+    private readonly source: WatchSource,
+    timers: Timers,
     private readonly limits: WatchLimits = defaultWatchLimits,
   ) {
-    this.keepAlive = setInterval(() => {
-      for (const w of this.watchers) w.res.write(': keepalive\n\n');
-    }, limits.keepAliveMs);
-    this.keepAlive.unref();
+    this.stopKeepAlive = timers.every(limits.keepAliveMs, () => {
+      for (const w of this.watchers) w.sink.write(KEEPALIVE_TEXT);
+    });
   }
 
   get size(): number {
@@ -64,49 +87,65 @@ export class WatchHub {
   }
 
   close(): void {
-    clearInterval(this.keepAlive);
-    for (const w of this.watchers) w.res.end();
+    this.stopKeepAlive();
+    const all = [...this.watchers];
     this.watchers.clear();
+    for (const w of all) w.sink.end();
   }
 
-  handle = (ctx: RouteContext): undefined => {
-    const { query, req, res } = ctx;
+  /**
+   * Checks a watch request: 400 for a bad filter or start, 503 past the
+   * watcher cap, 410 `compacted` (with the oldest revision kept) for a start
+   * older than the history. Nothing is written anywhere yet.
+   */
+  check(req: WatchRequest): WatchStart {
+    const { query } = req;
     const prefix = query.get('prefix');
     const key = query.get('key');
     if ((prefix === null) === (key === null)) throw new AppError('invalid_request', 400, 'give exactly one of prefix or key');
     const filter: WatchFilter = key !== null ? { key } : { prefix: prefix as string };
-    const next = startRevision(query.get('fromRevision'), req.headers['last-event-id'], this.node.kvState.revision);
+    const next = startRevision(query.get('fromRevision'), req.headers['last-event-id'], this.source.kvState.revision);
     if (this.watchers.size >= this.limits.maxWatchers) {
       throw new AppError('too_many_watchers', 503, `this node serves at most ${this.limits.maxWatchers} watchers`, { retryAfterSeconds: 1 });
     }
     // Check the start revision before committing to a stream, so a compacted
     // start is a plain 410 with the oldest revision still available.
-    const probe = this.node.kvState.eventsSince(next, filter, 1);
+    const probe = this.source.kvState.eventsSince(next, filter, 1);
     if (!probe.ok) throw kvFailureToError(probe);
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-    res.write(`: watching from revision ${next}\n\n`);
-    const w: Watcher = { filter, res, next, prevValue: query.get('prevValue') === 'true' };
+    return { filter, next, prevValue: query.get('prevValue') === 'true' };
+  }
+
+  /** Streams a checked watch into `sink`: a comment line, then the events from `start.next` on, then each new batch. */
+  attach(start: WatchStart, sink: WatchSink): void {
+    sink.write(`: watching from revision ${start.next}\n\n`);
+    const w: Watcher = { ...start, sink };
     this.watchers.add(w);
-    const drop = (): void => {
-      this.watchers.delete(w);
-    };
-    req.on('close', drop);
-    res.on('error', drop);
+    sink.onClose(() => this.watchers.delete(w));
     this.deliver(w);
-    return undefined;
-  };
+  }
+
+  /** `check` then `attach`: throws (AppError) before touching `sink` when the request is refused. */
+  open(req: WatchRequest, sink: WatchSink): void {
+    this.attach(this.check(req), sink);
+  }
+
+  /** The answer of `GET /v1/watch` for a router: checked now, streamed once the transport has a sink. */
+  reply(req: WatchRequest): StreamReply {
+    const start = this.check(req);
+    return { status: 200, headers: SSE_HEADERS, maxBufferedBytes: this.limits.maxBufferedBytes, stream: (sink) => this.attach(start, sink) };
+  }
 
   private deliver(w: Watcher): void {
     for (;;) {
-      const r = this.node.kvState.eventsSince(w.next, w.filter, this.limits.eventsPerPass);
+      const r = this.source.kvState.eventsSince(w.next, w.filter, this.limits.eventsPerPass);
       if (!r.ok) {
         // History moved past this watcher (it fell too far behind).
         this.cancel(w, 'compacted', r.error);
         return;
       }
-      if (r.events.length > 0) w.res.write(formatEvents(r.events, w.prevValue));
+      const within = r.events.length === 0 || w.sink.write(formatEvents(r.events, w.prevValue));
       w.next = r.nextRevision;
-      if (w.res.writableLength > this.limits.maxBufferedBytes) {
+      if (!within) {
         this.cancel(w, 'slow_watcher', { message: `more than ${this.limits.maxBufferedBytes} bytes unsent; reconnect from revision ${w.next}`, nextRevision: w.next });
         return;
       }
@@ -116,17 +155,18 @@ export class WatchHub {
 
   private cancel(w: Watcher, reason: string, details: unknown): void {
     this.watchers.delete(w);
-    w.res.end(`event: cancelled\ndata: ${JSON.stringify({ reason, details })}\n\n`);
+    w.sink.write(`event: cancelled\ndata: ${JSON.stringify({ reason, details })}\n\n`);
+    w.sink.end();
   }
 }
 
-function startRevision(fromRevision: string | null, lastEventId: string | string[] | undefined, current: number): number {
+function startRevision(fromRevision: string | null, lastEventId: string | undefined, current: number): number {
   if (fromRevision !== null) {
     const n = Number(fromRevision);
     if (!/^\d+$/.test(fromRevision) || !Number.isSafeInteger(n) || n < 1) throw new AppError('invalid_revision', 400, 'fromRevision must be a positive integer');
     return n;
   }
-  if (typeof lastEventId === 'string' && /^\d+$/.test(lastEventId)) return Number(lastEventId) + 1;
+  if (lastEventId !== undefined && /^\d+$/.test(lastEventId)) return Number(lastEventId) + 1;
   return current + 1;
 }
 

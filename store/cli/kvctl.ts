@@ -104,8 +104,8 @@ function parseTxn(text: string): { compare: TxnCompare[]; success: TxnOp[]; fail
   return { compare: list('compare') as TxnCompare[], success: list('success') as TxnOp[], failure: list('failure') as TxnOp[] };
 }
 
-async function run(argv: readonly string[], o: Output): Promise<number> {
-  const { values, positionals } = parseArgs({
+function parseCommandLine(argv: readonly string[]) {
+  return parseArgs({
     args: [...argv],
     options: {
       endpoints: { type: 'string' },
@@ -123,11 +123,23 @@ async function run(argv: readonly string[], o: Output): Promise<number> {
     allowPositionals: true,
     strict: true,
   });
-  const [command, ...args] = positionals;
-  if (values.help === true || command === undefined || command === 'help') {
-    o.out(USAGE);
-    return command === undefined && values.help !== true ? 2 : 0;
-  }
+}
+
+type Flags = ReturnType<typeof parseCommandLine>['values'];
+
+/** One subcommand's inputs: its positional arguments, the flags, the client and the output. */
+interface Invocation {
+  readonly args: readonly string[];
+  readonly values: Flags;
+  readonly client: StoreClient;
+  readonly o: Output;
+}
+
+/** A subcommand: resolves to the exit code; a store error or usage error is thrown. */
+type Command = (c: Invocation) => Promise<number>;
+
+/** The client for --endpoints (or $KVCTL_ENDPOINTS, or the demo's three) and --timeout-ms. */
+function connect(values: Flags): StoreClient {
   const endpoints = (values.endpoints ?? process.env['KVCTL_ENDPOINTS'] ?? DEFAULT_ENDPOINTS)
     .split(',')
     .map((s) => s.trim())
@@ -137,156 +149,185 @@ async function run(argv: readonly string[], o: Output): Promise<number> {
   }
   const timeoutMs = values['timeout-ms'] === undefined ? 10_000 : Number(values['timeout-ms']);
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new UsageError('--timeout-ms must be a positive integer');
-  const client = new StoreClient({ endpoints, deadlineMs: timeoutMs, requestTimeoutMs: Math.min(timeoutMs, 3_000) });
-  const serializable = values.serializable === true;
-  const json = (v: unknown): void => o.out(JSON.stringify(v, null, 2));
+  return new StoreClient({ endpoints, deadlineMs: timeoutMs, requestTimeoutMs: Math.min(timeoutMs, 3_000) });
+}
 
-  switch (command) {
-    case 'get': {
-      const [key] = need(args, 1, 'get KEY') as [string];
-      const kv = await client.get(key, { serializable });
-      if (kv === null) throw new StoreError('key_not_found', 404, `key ${JSON.stringify(key)} not found`, { key });
-      if (o.json) json(kv);
-      else printKv(o, kv);
-      return 0;
-    }
-    case 'put': {
-      if (args.length !== 1 && args.length !== 2) throw new UsageError('expected: put KEY [VALUE]');
-      const key = args[0] as string;
-      const value = args[1] ?? readStdin();
-      const res = await client.put(key, value);
-      if (o.json) json(res);
-      else o.out('OK');
-      return 0;
-    }
-    case 'cas': {
-      let key: string;
-      let expected: string | null;
-      let value: string;
-      if (values.absent === true) {
-        [key, value] = need(args, 2, 'cas KEY --absent VALUE') as [string, string];
-        expected = null;
-      } else {
-        [key, expected, value] = need(args, 3, 'cas KEY EXPECTED VALUE (or cas KEY --absent VALUE)') as [string, string, string];
-      }
-      const res = await client.cas(key, expected, value);
-      if (o.json) json(res);
-      else o.out(res.succeeded ? `OK (revision ${res.revision})` : `FAILED: the current value is ${res.previous === null ? 'absent' : JSON.stringify(res.previous)}`);
-      return res.succeeded ? 0 : 3;
-    }
-    case 'del':
-    case 'delete': {
-      const [key] = need(args, 1, 'del KEY') as [string];
-      const res = await client.delete(key);
-      if (o.json) json(res);
-      else o.out(res.deleted ? '1' : '0');
-      return 0;
-    }
-    case 'range': {
-      need(args, 0, 'range --prefix P [--limit N] [--after KEY]');
-      if (values.prefix === undefined) throw new UsageError('range needs --prefix (use --prefix "" for every key)');
-      let limit: number | undefined;
-      if (values.limit !== undefined) {
-        limit = Number(values.limit);
-        if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit must be a positive integer');
-      }
-      const res = await client.range(values.prefix, {
-        ...(limit === undefined ? {} : { limit }),
-        ...(values.after === undefined ? {} : { after: values.after }),
-        serializable,
-      });
-      if (o.json) json(res);
-      else {
-        for (const kv of res.kvs) printKv(o, kv);
-        const last = res.kvs[res.kvs.length - 1];
-        if (res.more && last) o.err(`(more keys: continue with --after ${JSON.stringify(last.key)})`);
-      }
-      return 0;
-    }
-    case 'txn': {
-      need(args, 0, 'txn [--file FILE]');
-      let text: string;
-      if (values.file !== undefined) {
-        try {
-          text = readFileSync(values.file, 'utf8');
-        } catch (e) {
-          throw new UsageError(`cannot read ${values.file}: ${String(e)}`, 'invalid_input');
-        }
-      } else text = readStdin();
-      const t = parseTxn(text);
-      const res = await client.txn(t.compare, t.success, t.failure);
-      if (o.json) json(res);
-      else {
-        o.out(res.succeeded ? 'SUCCESS' : 'FAILURE');
-        o.out(`revision ${res.revision}`);
-        for (const r of res.results) o.out(JSON.stringify(r));
-      }
-      return 0;
-    }
-    case 'status': {
-      need(args, 0, 'status');
-      const rows = await Promise.all(
-        client.endpoints.map(async (endpoint) => {
-          try {
-            return { endpoint, ...(await client.status(endpoint)) } as Record<string, unknown>;
-          } catch (e) {
-            const err = e instanceof StoreError ? { code: e.code, message: e.message } : { code: 'unavailable', message: String(e) };
-            return { endpoint, error: err } as Record<string, unknown>;
-          }
-        }),
-      );
-      if (o.json) json(rows);
-      else {
-        const head = ['ENDPOINT', 'ID', 'PID', 'ROLE', 'TERM', 'LEADER', 'COMMIT', 'APPLIED', 'REVISION'];
-        const body = rows.map((r) => {
-          if (r['error'] !== undefined) return [String(r['endpoint']), `error: ${(r['error'] as { code: string }).code}`];
-          return head.map((h) => String(h === 'ENDPOINT' ? r['endpoint'] : h === 'LEADER' ? (r['leaderId'] ?? '-') : h === 'COMMIT' ? r['commitIndex'] : h === 'APPLIED' ? r['appliedIndex'] : r[h.toLowerCase()]));
-        });
-        o.out(table([head, ...body]));
-      }
-      if (rows.every((r) => r['error'] !== undefined)) {
-        const first = rows[0]?.['error'] as { code: string; message: string } | undefined;
-        throw new StoreError(first?.code ?? 'unavailable', 503, `no endpoint answered: ${first?.message ?? ''}`);
-      }
-      return 0;
-    }
-    case 'members': {
-      const [sub, ...rest] = args;
-      if (sub === 'add') {
-        const [id, clientUrl, peerAddress] = need(rest, 3, 'members add ID CLIENT_URL PEER_ADDRESS [--voter]') as [string, string, string];
-        const res = await client.addMember({ id, clientUrl, peerAddress }, { voter: values.voter === true });
-        if (o.json) json(res);
-        else o.out(`added ${id} as ${res.learner ? 'learner' : 'voter'}`);
-        return 0;
-      }
-      if (sub === 'promote' || sub === 'remove') {
-        const [id] = need(rest, 1, `members ${sub} ID`) as [string];
-        const res = sub === 'promote' ? await client.promoteMember(id) : await client.removeMember(id);
-        if (o.json) json(res);
-        else o.out(`${sub === 'promote' ? 'promoted' : 'removed'} ${id}`);
-        return 0;
-      }
-      if (sub !== undefined && sub !== 'list') throw new UsageError(`unknown members command "${sub}"`);
-      const res = await client.members();
-      if (o.json) json(res);
-      else {
-        const head = ['ID', 'ROLE', 'CLIENT URL', 'PEER ADDRESS'];
-        const body = res.members.map((m) => [m.id + (m.leader ? ' (leader)' : ''), m.role, m.clientUrl, m.peerAddress]);
-        o.out(table([head, ...body]));
-      }
-      return 0;
-    }
-    case 'leader': {
-      const [sub, id] = need(args, 2, 'leader transfer ID') as [string, string];
-      if (sub !== 'transfer') throw new UsageError(`unknown leader command "${sub}"`);
-      const res = await client.transferLeader(id);
-      if (o.json) json(res);
-      else o.out(`leader is now ${res.leaderId}`);
-      return 0;
-    }
-    default:
-      throw new UsageError(`unknown command "${command}"\n${USAGE}`);
+/** The store's answer as one JSON document with --json, else the human-readable form. */
+function answer(o: Output, res: unknown, human: () => void): void {
+  if (o.json) o.out(JSON.stringify(res, null, 2));
+  else human();
+}
+
+async function getCommand({ args, values, client, o }: Invocation): Promise<number> {
+  const [key] = need(args, 1, 'get KEY') as [string];
+  const kv = await client.get(key, { serializable: values.serializable === true });
+  if (kv === null) throw new StoreError('key_not_found', 404, `key ${JSON.stringify(key)} not found`, { key });
+  answer(o, kv, () => printKv(o, kv));
+  return 0;
+}
+
+async function putCommand({ args, client, o }: Invocation): Promise<number> {
+  if (args.length !== 1 && args.length !== 2) throw new UsageError('expected: put KEY [VALUE]');
+  const key = args[0] as string;
+  const value = args[1] ?? readStdin();
+  const res = await client.put(key, value);
+  answer(o, res, () => o.out('OK'));
+  return 0;
+}
+
+async function casCommand({ args, values, client, o }: Invocation): Promise<number> {
+  let key: string;
+  let expected: string | null;
+  let value: string;
+  if (values.absent === true) {
+    [key, value] = need(args, 2, 'cas KEY --absent VALUE') as [string, string];
+    expected = null;
+  } else {
+    [key, expected, value] = need(args, 3, 'cas KEY EXPECTED VALUE (or cas KEY --absent VALUE)') as [string, string, string];
   }
+  const res = await client.cas(key, expected, value);
+  answer(o, res, () => o.out(res.succeeded ? `OK (revision ${res.revision})` : `FAILED: the current value is ${res.previous === null ? 'absent' : JSON.stringify(res.previous)}`));
+  return res.succeeded ? 0 : 3;
+}
+
+async function deleteCommand({ args, client, o }: Invocation): Promise<number> {
+  const [key] = need(args, 1, 'del KEY') as [string];
+  const res = await client.delete(key);
+  answer(o, res, () => o.out(res.deleted ? '1' : '0'));
+  return 0;
+}
+
+async function rangeCommand({ args, values, client, o }: Invocation): Promise<number> {
+  need(args, 0, 'range --prefix P [--limit N] [--after KEY]');
+  if (values.prefix === undefined) throw new UsageError('range needs --prefix (use --prefix "" for every key)');
+  let limit: number | undefined;
+  if (values.limit !== undefined) {
+    limit = Number(values.limit);
+    if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit must be a positive integer');
+  }
+  const res = await client.range(values.prefix, {
+    ...(limit === undefined ? {} : { limit }),
+    ...(values.after === undefined ? {} : { after: values.after }),
+    serializable: values.serializable === true,
+  });
+  answer(o, res, () => {
+    for (const kv of res.kvs) printKv(o, kv);
+    const last = res.kvs[res.kvs.length - 1];
+    if (res.more && last) o.err(`(more keys: continue with --after ${JSON.stringify(last.key)})`);
+  });
+  return 0;
+}
+
+async function txnCommand({ args, values, client, o }: Invocation): Promise<number> {
+  need(args, 0, 'txn [--file FILE]');
+  let text: string;
+  if (values.file !== undefined) {
+    try {
+      text = readFileSync(values.file, 'utf8');
+    } catch (e) {
+      throw new UsageError(`cannot read ${values.file}: ${String(e)}`, 'invalid_input');
+    }
+  } else text = readStdin();
+  const t = parseTxn(text);
+  const res = await client.txn(t.compare, t.success, t.failure);
+  answer(o, res, () => {
+    o.out(res.succeeded ? 'SUCCESS' : 'FAILURE');
+    o.out(`revision ${res.revision}`);
+    for (const r of res.results) o.out(JSON.stringify(r));
+  });
+  return 0;
+}
+
+/** Every endpoint's status, or the error it gave: one row each. */
+function statusRows(client: StoreClient): Promise<Record<string, unknown>[]> {
+  return Promise.all(
+    client.endpoints.map(async (endpoint) => {
+      try {
+        return { endpoint, ...(await client.status(endpoint)) } as Record<string, unknown>;
+      } catch (e) {
+        const err = e instanceof StoreError ? { code: e.code, message: e.message } : { code: 'unavailable', message: String(e) };
+        return { endpoint, error: err } as Record<string, unknown>;
+      }
+    }),
+  );
+}
+
+function statusTable(rows: readonly Record<string, unknown>[]): string {
+  const head = ['ENDPOINT', 'ID', 'PID', 'ROLE', 'TERM', 'LEADER', 'COMMIT', 'APPLIED', 'REVISION'];
+  const body = rows.map((r) => {
+    if (r['error'] !== undefined) return [String(r['endpoint']), `error: ${(r['error'] as { code: string }).code}`];
+    return head.map((h) => String(h === 'ENDPOINT' ? r['endpoint'] : h === 'LEADER' ? (r['leaderId'] ?? '-') : h === 'COMMIT' ? r['commitIndex'] : h === 'APPLIED' ? r['appliedIndex'] : r[h.toLowerCase()]));
+  });
+  return table([head, ...body]);
+}
+
+async function statusCommand({ args, client, o }: Invocation): Promise<number> {
+  need(args, 0, 'status');
+  const rows = await statusRows(client);
+  answer(o, rows, () => o.out(statusTable(rows)));
+  if (rows.every((r) => r['error'] !== undefined)) {
+    const first = rows[0]?.['error'] as { code: string; message: string } | undefined;
+    throw new StoreError(first?.code ?? 'unavailable', 503, `no endpoint answered: ${first?.message ?? ''}`);
+  }
+  return 0;
+}
+
+async function membersCommand({ args, values, client, o }: Invocation): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === 'add') {
+    const [id, clientUrl, peerAddress] = need(rest, 3, 'members add ID CLIENT_URL PEER_ADDRESS [--voter]') as [string, string, string];
+    const res = await client.addMember({ id, clientUrl, peerAddress }, { voter: values.voter === true });
+    answer(o, res, () => o.out(`added ${id} as ${res.learner ? 'learner' : 'voter'}`));
+    return 0;
+  }
+  if (sub === 'promote' || sub === 'remove') {
+    const [id] = need(rest, 1, `members ${sub} ID`) as [string];
+    const res = sub === 'promote' ? await client.promoteMember(id) : await client.removeMember(id);
+    answer(o, res, () => o.out(`${sub === 'promote' ? 'promoted' : 'removed'} ${id}`));
+    return 0;
+  }
+  if (sub !== undefined && sub !== 'list') throw new UsageError(`unknown members command "${sub}"`);
+  const res = await client.members();
+  answer(o, res, () => {
+    const head = ['ID', 'ROLE', 'CLIENT URL', 'PEER ADDRESS'];
+    const body = res.members.map((m) => [m.id + (m.leader ? ' (leader)' : ''), m.role, m.clientUrl, m.peerAddress]);
+    o.out(table([head, ...body]));
+  });
+  return 0;
+}
+
+async function leaderCommand({ args, client, o }: Invocation): Promise<number> {
+  const [sub, id] = need(args, 2, 'leader transfer ID') as [string, string];
+  if (sub !== 'transfer') throw new UsageError(`unknown leader command "${sub}"`);
+  const res = await client.transferLeader(id);
+  answer(o, res, () => o.out(`leader is now ${res.leaderId}`));
+  return 0;
+}
+
+const COMMANDS: ReadonlyMap<string, Command> = new Map([
+  ['get', getCommand],
+  ['put', putCommand],
+  ['cas', casCommand],
+  ['del', deleteCommand],
+  ['delete', deleteCommand],
+  ['range', rangeCommand],
+  ['txn', txnCommand],
+  ['status', statusCommand],
+  ['members', membersCommand],
+  ['leader', leaderCommand],
+]);
+
+async function run(argv: readonly string[], o: Output): Promise<number> {
+  const { values, positionals } = parseCommandLine(argv);
+  const [command, ...args] = positionals;
+  if (values.help === true || command === undefined || command === 'help') {
+    o.out(USAGE);
+    return command === undefined && values.help !== true ? 2 : 0;
+  }
+  const client = connect(values);
+  const handler = COMMANDS.get(command);
+  if (handler === undefined) throw new UsageError(`unknown command "${command}"\n${USAGE}`);
+  return handler({ args, values, client, o });
 }
 
 async function main(): Promise<void> {

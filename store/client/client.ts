@@ -7,16 +7,25 @@
  * retry after a timeout returns the original result instead of applying twice.
  */
 import { randomUUID } from 'node:crypto';
-import { HttpClient, HttpClientError, type HttpResponse } from '../../lib/http-client.js';
+import { HttpClient, HttpClientError, type HttpRequester, type HttpResponse } from '../../lib/http-client.js';
+import { systemRandom, type Random } from '../../lib/random.js';
+import { keepAliveTimers, type Timers } from '../../lib/timers.js';
+import type { KeyValue, KvEvent, TxnOp } from '../kv/index.js';
+import { parseSse, type SseMessage } from './sse.js';
 
-export interface KeyValue {
-  readonly key: string;
-  readonly value: string;
-  readonly version: number;
-  readonly createRevision: number;
-  readonly modRevision: number;
-  readonly lease?: number;
-}
+export type { KeyValue, TxnOp } from '../kv/index.js';
+export { SseParser, parseSse, type SseMessage } from './sse.js';
+
+/** A watch stream's answer: an error status with its body text, or the open stream's messages. */
+export type StreamResponse = { readonly status: number; readonly text: string } | { readonly status: 200; readonly messages: AsyncIterable<SseMessage> };
+
+/**
+ * Opens `GET url` as a server-sent-events stream. Rejecting, or a stream
+ * that ends, counts as a dropped connection (the watch resumes elsewhere);
+ * when `signal` aborts, the stream must end. The watch leaves a stream
+ * early by returning its iterator: that must close the connection.
+ */
+export type OpenStream = (url: string, signal?: AbortSignal) => Promise<StreamResponse>;
 
 export interface ClientOptions {
   readonly endpoints: readonly string[];
@@ -26,44 +35,31 @@ export interface ClientOptions {
   readonly deadlineMs?: number;
   /** Attempts per call at most. */
   readonly maxAttempts?: number;
-  /** Identifies this client's write session; random by default. */
+  /** Identifies this client's write session; random by default (from `random` when given, so a seeded run repeats it). */
   readonly clientId?: string;
+  /** Carries every call but the watch stream; closed by `close()`. Default: a keep-alive HttpClient. */
+  readonly http?: HttpRequester;
+  /** Opens watch streams. Default: fetch, its body through parseSse. */
+  readonly openStream?: OpenStream;
+  /** Deadlines and backoff waits. Default: the system's, referenced: a call waiting out a backoff keeps the process alive, as its socket would. */
+  readonly timers?: Timers;
+  /** Backoff jitter. Default: Math.random. */
+  readonly random?: Random;
 }
 
-export interface WatchEvent {
-  readonly type: 'put' | 'delete';
-  readonly key: string;
-  readonly value: string | null;
-  readonly prevValue?: string | null;
-  readonly revision: number;
-}
+/** A watched change; `prevValue` only when the watch asked for it. */
+export type WatchEvent = Omit<KvEvent, 'prevValue'> & { readonly prevValue?: string | null };
 
-/** Splits a server-sent-events byte stream into messages (exported for tests that read the stream raw). */
-export async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerator<{ event: string; data: string; id?: string }> {
-  const decoder = new TextDecoder();
-  let buffer = '';
-  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
-    buffer += decoder.decode(chunk, { stream: true });
-    let cut: number;
-    while ((cut = buffer.indexOf('\n\n')) >= 0) {
-      const block = buffer.slice(0, cut);
-      buffer = buffer.slice(cut + 2);
-      let event = 'message';
-      let data = '';
-      let id: string | undefined;
-      for (const line of block.split('\n')) {
-        if (line.startsWith(':')) continue;
-        const colon = line.indexOf(':');
-        const field = colon < 0 ? line : line.slice(0, colon);
-        const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-        if (field === 'event') event = value;
-        else if (field === 'data') data += (data === '' ? '' : '\n') + value;
-        else if (field === 'id') id = value;
-      }
-      if (data !== '') yield id === undefined ? { event, data } : { event, data, id };
-    }
-  }
-}
+/**
+ * The default OpenStream: the stream stays on fetch, as it is long-lived, not
+ * the per-request hot path, and fetch gives it abort by signal and a streamed body.
+ */
+export const fetchStream: OpenStream = async (url, signal) => {
+  const res = await fetch(url, signal ? { signal } : {});
+  if (res.status >= 400) return { status: res.status, text: await res.text() };
+  if (!res.body) throw new StoreError('unavailable', 503, 'watch stream without a body');
+  return { status: 200, messages: parseSse(res.body) };
+};
 
 export class StoreError extends Error {
   constructor(
@@ -80,6 +76,7 @@ export class StoreError extends Error {
 /** Codes after which another attempt (maybe on another node) can succeed. */
 const RETRYABLE = new Set(['no_leader', 'busy', 'request_timeout', 'proposal_dropped', 'outcome_unknown', 'unavailable']);
 
+/** A txn guard as the wire takes it (the store checks that `value` fits `target`: store/kv Compare). */
 export interface TxnCompare {
   readonly key: string;
   readonly target: 'value' | 'version' | 'createRevision' | 'modRevision';
@@ -87,11 +84,26 @@ export interface TxnCompare {
   readonly value: string | number;
 }
 
-export type TxnOp =
-  | { readonly type: 'get'; readonly key: string }
-  | { readonly type: 'put'; readonly key: string; readonly value: string; readonly lease?: number }
-  | { readonly type: 'delete'; readonly key: string }
-  | { readonly type: 'range'; readonly prefix: string; readonly limit?: number; readonly after?: string };
+/** Default per-attempt timeout, whole-call deadline and attempt cap. */
+const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
+const DEFAULT_DEADLINE_MS = 15_000;
+const DEFAULT_MAX_ATTEMPTS = 20;
+/** Call retries back off from this, doubling, up to the cap, with jitter in [50%, 100%]. */
+const CALL_BACKOFF_BASE_MS = 20;
+const CALL_BACKOFF_CAP_MS = 500;
+/** Watch reconnects back off from this, doubling per failure in a row, up to the cap. */
+const WATCH_BACKOFF_BASE_MS = 20;
+const WATCH_BACKOFF_CAP_MS = 1_000;
+/** Doublings at most, so 2 ** n stays small. */
+const CALL_BACKOFF_MAX_DOUBLINGS = 5;
+const WATCH_BACKOFF_MAX_DOUBLINGS = 6;
+
+/** A client id of 128 bits from the injected Random (32 hex digits), so a seeded run repeats it. */
+function randomClientId(random: Random): string {
+  let id = '';
+  for (let i = 0; i < 4; i++) id += random.int(2 ** 32).toString(16).padStart(8, '0');
+  return id;
+}
 
 export class StoreClient {
   readonly endpoints: readonly string[];
@@ -110,18 +122,24 @@ export class StoreClient {
   private preferred = 0;
   private leaderUrl: string | undefined;
   private discovering = false;
-  /** Every call but the watch stream goes through this keep-alive pool (lib/http-client.ts says why not fetch). */
-  private readonly http: HttpClient;
+  /** Every call but the watch stream goes through this (by default a keep-alive pool: lib/http-client.ts says why not fetch). */
+  private readonly http: HttpRequester;
+  private readonly openStream: OpenStream;
+  private readonly timers: Timers;
+  private readonly random: Random;
 
   constructor(opts: ClientOptions) {
     if (opts.endpoints.length === 0) throw new Error('at least one endpoint is required');
     this.endpoints = opts.endpoints.map((e) => e.replace(/\/+$/, ''));
     for (const e of this.endpoints) if (!e.startsWith('http://')) throw new Error(`endpoint ${e}: the store speaks plain http, want http://host:port`);
-    this.requestTimeoutMs = opts.requestTimeoutMs ?? 5_000;
-    this.deadlineMs = opts.deadlineMs ?? 15_000;
-    this.maxAttempts = opts.maxAttempts ?? 20;
-    this.clientId = opts.clientId ?? randomUUID();
-    this.http = new HttpClient({ requestTimeoutMs: this.requestTimeoutMs });
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.deadlineMs = opts.deadlineMs ?? DEFAULT_DEADLINE_MS;
+    this.maxAttempts = opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+    this.clientId = opts.clientId ?? (opts.random ? randomClientId(opts.random) : randomUUID());
+    this.http = opts.http ?? new HttpClient({ requestTimeoutMs: this.requestTimeoutMs });
+    this.openStream = opts.openStream ?? fetchStream;
+    this.timers = opts.timers ?? keepAliveTimers;
+    this.random = opts.random ?? systemRandom;
   }
 
   /**
@@ -221,15 +239,12 @@ export class StoreClient {
           next = (await this.currentRevision(base)) + 1;
           q.set('fromRevision', String(next));
         }
-        // The stream stays on fetch: it is long-lived, not the per-request hot
-        // path, and fetch gives it abort by signal and a streamed body.
-        const res = await fetch(`${base}/v1/watch?${q.toString()}`, opts.signal ? { signal: opts.signal } : {});
-        if (res.status >= 400) {
-          const err = ((await res.json()) as { error?: Record<string, unknown> }).error ?? {};
+        const res = await this.openStream(`${base}/v1/watch?${q.toString()}`, opts.signal);
+        if (!('messages' in res)) {
+          const err = (JSON.parse(res.text) as { error?: Record<string, unknown> }).error ?? {};
           throw new StoreError(String(err['code'] ?? 'unknown'), res.status, String(err['message'] ?? ''), err);
         }
-        if (!res.body) throw new StoreError('unavailable', 503, 'watch stream without a body');
-        for await (const ev of parseSse(res.body)) {
+        for await (const ev of res.messages) {
           failures = 0;
           if (ev.event === 'cancelled') break;
           if (ev.event !== 'put' && ev.event !== 'delete') continue;
@@ -243,7 +258,7 @@ export class StoreClient {
         if (e instanceof StoreError && !RETRYABLE.has(e.code)) throw e;
         failures++;
       }
-      await new Promise((r) => setTimeout(r, Math.min(1_000, 20 * 2 ** Math.min(failures, 6))));
+      await this.timers.sleep(Math.min(WATCH_BACKOFF_CAP_MS, WATCH_BACKOFF_BASE_MS * 2 ** Math.min(failures, WATCH_BACKOFF_MAX_DOUBLINGS)), opts.signal);
     }
   }
 
@@ -272,9 +287,9 @@ export class StoreClient {
   }
 
   private async call<T>(method: string, path: string, body?: unknown, requestId?: string, preferLeader = false): Promise<T> {
-    const deadline = Date.now() + this.deadlineMs;
+    const deadline = this.timers.monotonicMs() + this.deadlineMs;
     let lastError: unknown;
-    for (let attempt = 0; attempt < this.maxAttempts && Date.now() < deadline; attempt++) {
+    for (let attempt = 0; attempt < this.maxAttempts && this.timers.monotonicMs() < deadline; attempt++) {
       const base = preferLeader && this.leaderUrl ? this.leaderUrl : (this.endpoints[(this.preferred + attempt) % this.endpoints.length] as string);
       try {
         const result = await this.once<T>(method, base, path, body, requestId);
@@ -286,8 +301,8 @@ export class StoreClient {
         this.leaderUrl = undefined;
         if (preferLeader) void this.discoverLeader();
         // Exponential backoff with jitter, capped, within the deadline.
-        const backoff = Math.min(500, 20 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random() / 2);
-        await new Promise((r) => setTimeout(r, Math.max(0, Math.min(backoff, deadline - Date.now()))));
+        const backoff = Math.min(CALL_BACKOFF_CAP_MS, CALL_BACKOFF_BASE_MS * 2 ** Math.min(attempt, CALL_BACKOFF_MAX_DOUBLINGS)) * (0.5 + this.random.float() / 2);
+        await this.timers.sleep(Math.max(0, Math.min(backoff, deadline - this.timers.monotonicMs())));
       }
     }
     if (lastError instanceof StoreError) throw lastError;
@@ -300,7 +315,7 @@ export class StoreClient {
     if (requestId) headers['request-id'] = requestId;
     let res: HttpResponse;
     try {
-      res = await this.http.request({ method, url: base + path, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+      res = await this.http.request({ method, url: base + path, headers, timeoutMs: this.requestTimeoutMs, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
     } catch (e) {
       // After close() no retry can succeed: fail now rather than at the deadline.
       if (e instanceof HttpClientError && e.code === 'closed') throw new StoreError('client_closed', 503, 'the store client is closed');

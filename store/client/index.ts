@@ -1,1 +1,13 @@
-export { StoreClient, StoreError, type ClientOptions, type KeyValue, type TxnCompare, type TxnOp, type WatchEvent } from './client.js';
+export {
+  StoreClient,
+  StoreError,
+  fetchStream,
+  type ClientOptions,
+  type KeyValue,
+  type OpenStream,
+  type StreamResponse,
+  type TxnCompare,
+  type TxnOp,
+  type WatchEvent,
+} from './client.js';
+export { SseParser, parseSse, type SseMessage } from './sse.js';

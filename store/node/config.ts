@@ -1,5 +1,5 @@
 /** Configuration of one store node process, with named limits and their units. */
-import type { NodeId } from '../raft/index.js';
+import type { NodeId, RaftConfig } from '../raft/index.js';
 
 export interface MemberAddress {
   readonly id: NodeId;
@@ -38,6 +38,8 @@ export interface NodeConfig {
   readonly leaseCheckMs: number;
   /** Most events kept for watchers to resume from (KvConfig.watchHistoryEvents); the KV default when absent. */
   readonly watchHistoryEvents?: number;
+  /** Raft's own limits (entries per message, in-flight window, uncommitted entries, pending reads, pre-vote, check quorum); store/raft's defaults when absent. */
+  readonly raftTuning?: Partial<Omit<RaftConfig, 'id' | 'electionTicks' | 'heartbeatTicks'>>;
 }
 
 export const defaultNodeConfig = {

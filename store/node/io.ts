@@ -4,7 +4,8 @@
  * transport): the real process composes the fsync'd WAL (wal.ts), snapshot
  * files (snapshot-file.ts) and the TCP transport (transport.ts); the
  * deterministic simulation (test/sim2pc) composes simulated disks and a
- * simulated network, and runs the same driver.
+ * simulated network, and runs the same driver. memory-io.ts holds in-memory
+ * log and snapshot stores with the WAL's contract, for tests and simulations.
  */
 import type { Timers } from '../../lib/timers.js';
 import type { Random } from '../../lib/random.js';
@@ -26,21 +27,35 @@ export interface SnapshotStore {
   save(snapshot: Snapshot): Promise<void>;
 }
 
-/** Raft messages to peers: fire and forget (Raft tolerates loss, duplicates and reordering). */
+/**
+ * Raft messages to peers: fire and forget (Raft tolerates loss, duplicates and
+ * reordering). Only the outbound half: whoever receives a peer's messages hands
+ * them to `StoreNode.receive`, and reports a peer it cannot reach to
+ * `StoreNode.reportUnreachable`.
+ */
 export interface PeerTransport {
   send(messages: readonly Message[]): void;
+  /** `peerAddress` is the member's `MemberAddress.peerAddress`, as the cluster configuration names it. */
   setPeer(id: NodeId, peerAddress: string): void;
   removePeer(id: NodeId): void;
   close(): Promise<void>;
 }
 
-/** Everything a StoreNode's driver touches outside its own memory. */
-export interface NodeIo {
+/**
+ * Everything a StoreNode's driver touches outside its own memory. `T` is the
+ * transport's concrete type, kept so the process's composition can still reach
+ * its TCP transport's fault filter and counters through the node.
+ */
+export interface NodeIo<T extends PeerTransport = PeerTransport> {
   readonly log: RaftLogStore;
   readonly snapshots: SnapshotStore;
-  readonly transport: PeerTransport;
+  readonly transport: T;
   readonly timers: Timers;
   readonly random: Random;
-  /** A failed fsync or a corrupt state: this replica can no longer be trusted (a process exits; a simulated one crashes). */
+  /**
+   * A failed fsync or a corrupt state: this replica can no longer be trusted
+   * (a process exits; a simulated one crashes). The node has already stopped
+   * itself, as StoreNode.crash does, before this is called.
+   */
   fatal(error: unknown): void;
 }

@@ -10,31 +10,43 @@
  * only keeps a dead owner's keys one TTL longer.
  */
 import { AppError } from '../../lib/errors.js';
-import type { Clock } from '../../lib/clock.js';
-import type { LeaseId } from '../kv/index.js';
-import type { StoreNode } from './node.js';
+import type { Cancel, Timers } from '../../lib/timers.js';
+import type { LeaseId, LeaseInfo } from '../kv/index.js';
+
+/** What the keeper needs from its node, and nothing more. */
+export interface LeaseHost {
+  isLeader(): boolean;
+  /** The leases in the applied KV state. */
+  leases(): readonly Pick<LeaseInfo, 'id' | 'ttlMs'>[];
+  /**
+   * Proposes a `leaseRevoke` stamped with `nowMs`; resolves once applied,
+   * rejects when the proposal fails (lost leadership, timeout).
+   */
+  revoke(id: LeaseId, nowMs: number): Promise<unknown>;
+}
 
 export class LeaseKeeper {
   /** Leader only: monotonic deadline per lease. */
   private readonly deadlines = new Map<LeaseId, number>();
   /** Revocations proposed and not yet applied, so each is proposed once. */
   private readonly revoking = new Set<LeaseId>();
-  private timer: NodeJS.Timeout | undefined;
+  private cancelChecks: Cancel | undefined;
 
   constructor(
-    private readonly node: StoreNode,
-    private readonly clock: Clock,
+    private readonly host: LeaseHost,
+    /** Deadlines are monotonic time of these timers; checks run on them too. */
+    private readonly timers: Timers,
     /** How often deadlines are checked; keys outlive their TTL by at most two of these. */
     readonly checkIntervalMs: number,
   ) {}
 
   start(): void {
-    this.timer = setInterval(() => this.check(), this.checkIntervalMs);
-    this.timer.unref();
+    this.cancelChecks ??= this.timers.every(this.checkIntervalMs, () => this.check());
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.cancelChecks?.();
+    this.cancelChecks = undefined;
   }
 
   /** A new leader (or a deposed one) forgets every deadline; the next check starts them afresh. */
@@ -45,22 +57,22 @@ export class LeaseKeeper {
 
   /** Refreshes a lease's deadline; only meaningful on the leader. */
   keepAlive(id: LeaseId): { id: LeaseId; ttlMs: number } {
-    const lease = this.node.kvState.leases().find((l) => l.id === id);
+    const lease = this.host.leases().find((l) => l.id === id);
     if (!lease) throw new AppError('lease_not_found', 404, `lease ${id} does not exist (expired or revoked)`, { id });
-    this.deadlines.set(id, this.clock.monotonicMs() + lease.ttlMs);
+    this.deadlines.set(id, this.timers.monotonicMs() + lease.ttlMs);
     return { id, ttlMs: lease.ttlMs };
   }
 
   remainingMs(id: LeaseId): number | undefined {
     const d = this.deadlines.get(id);
-    return d === undefined ? undefined : Math.max(0, d - this.clock.monotonicMs());
+    return d === undefined ? undefined : Math.max(0, d - this.timers.monotonicMs());
   }
 
   private check(): void {
-    if (!this.node.isLeader()) return;
-    const now = this.clock.monotonicMs();
+    if (!this.host.isLeader()) return;
+    const now = this.timers.monotonicMs();
     const live = new Set<LeaseId>();
-    for (const lease of this.node.kvState.leases()) {
+    for (const lease of this.host.leases()) {
       live.add(lease.id);
       const deadline = this.deadlines.get(lease.id);
       if (deadline === undefined) {
@@ -79,7 +91,7 @@ export class LeaseKeeper {
 
   private revoke(id: LeaseId): void {
     this.revoking.add(id);
-    this.node.write({ type: 'leaseRevoke', id, nowMs: this.clock.nowMs() }).then(
+    this.host.revoke(id, this.timers.nowMs()).then(
       () => undefined,
       // Lost leadership or a timeout: forget, so the next check (or the next leader) tries again.
       () => this.revoking.delete(id),

@@ -1,17 +1,20 @@
 /**
- * One store node: the Raft core driven by real I/O. The driver loop follows
- * the core's contract (docs/RAFT.md): persist (WAL, fsync), then send, then
- * apply to the KV state machine, then advance. Client writes are batched per
- * event-loop turn into one proposal, so one fsync covers many writes.
+ * One store node: the Raft core driven through the I/O seams of io.ts. The
+ * driver loop follows the core's contract (docs/RAFT.md): persist (log,
+ * fsync), then send, then apply to the KV state machine, then advance. Client
+ * writes are batched per event-loop turn into one proposal, so one fsync
+ * covers many writes.
+ *
+ * `StoreNode.start` runs it on the process's real I/O (process-io.ts);
+ * `StoreNode.create` runs the same driver on any NodeIo, which is how the
+ * deterministic simulation (test/sim2pc) runs it on simulated disks, network
+ * and time.
  */
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { assert } from '../../lib/assert.js';
 import { AppError } from '../../lib/errors.js';
-import { systemRandom } from '../../lib/random.js';
-import { systemClock } from '../../lib/clock.js';
-import { LeaseKeeper } from './leases.js';
-import { KvStateMachine, type KvResult, type KvWriteCommand } from '../kv/index.js';
+import type { Cancel, Timers } from '../../lib/timers.js';
+import { LeaseKeeper, type LeaseHost } from './leases.js';
+import { KvStateMachine, type KvApplied, type KvResult, type KvWriteCommand } from '../kv/index.js';
 import {
   RawNode,
   bootstrapStorage,
@@ -28,15 +31,21 @@ import {
 import { type MemberAddress, type NodeConfig } from './config.js';
 import { BusyError, NoLeaderError, ProposalDroppedError } from './errors.js';
 import { decodeImage, encodeImage, kvConfigOf } from './image.js';
+import type { NodeIo, PeerTransport, RaftLogStore } from './io.js';
 import { WaitTable } from './pending.js';
-import { loadNewestSnapshot, saveSnapshot } from './snapshot-file.js';
-import { Transport } from './transport.js';
-import { WriteAheadLog } from './wal.js';
+import { openProcessIo } from './process-io.js';
+import type { Transport } from './transport.js';
 
 export { BusyError, NoLeaderError, ProposalDroppedError } from './errors.js';
 
 /** What a conf-change proposal resolves with once applied. */
 const CONF_APPLIED = { ok: true, type: 'put', revision: 0, previous: null } as const satisfies KvResult;
+/** How long a transfer may take before it is reported failed, in election timeouts (§3.10 abandons it after one). */
+const TRANSFER_WAIT_ELECTIONS = 2;
+/** How often stop() looks whether the in-flight fsync has finished, in ms. */
+const STOP_POLL_MS = 5;
+/** Most stop() waits for an in-flight fsync before closing the log anyway, in ms. */
+const STOP_DRAIN_LIMIT_MS = 2_000;
 
 interface QueuedProposal {
   readonly data: string;
@@ -54,7 +63,13 @@ export interface NodeMetrics {
   leaderChanges: number;
 }
 
-export class StoreNode {
+/**
+ * `T` is the transport's concrete type. Without a type argument it is the TCP
+ * transport a process composes, which store/api reaches through `transport`
+ * (its fault filter and drop counter); the simulation's node is
+ * `StoreNode<PeerTransport>` or its own transport type.
+ */
+export class StoreNode<T extends PeerTransport = Transport> {
   private kv: KvStateMachine;
   private readonly members = new Map<NodeId, MemberAddress>();
   private readonly proposals: WaitTable<number, KvResult>;
@@ -66,10 +81,13 @@ export class StoreNode {
   private readsAwaitingApply: { requestId: string; index: number }[] = [];
   private readSeq = 0;
   private looping = false;
-  private ticker: NodeJS.Timeout | undefined;
+  private cancelTicker: Cancel | undefined;
   private appliedIndex: number;
   private lastSnapshotIndex: number;
+  /** stop() or crash() was called: no new work starts. */
   private stopped = false;
+  /** crash() was called: not even the work in flight may touch storage, peers or clients again. */
+  private halted = false;
   private leaderId: NodeId = '';
   /** This node's role as of the last Ready that carried a soft state. */
   private role: string = 'follower';
@@ -94,72 +112,85 @@ export class StoreNode {
   onApplied: ((appliedIndex: number, events: boolean) => void) | undefined;
   /** Called when this node learns of a new leader (possibly itself). */
   onLeaderChange: ((leaderId: NodeId, isSelf: boolean) => void) | undefined;
+  /** Called for every entry applied, with the KV outcome of a data entry (undefined for a conf change or a no-op): for checkers. */
+  onEntryApplied: ((entry: Entry, applied: KvApplied | undefined) => void) | undefined;
 
   readonly leases: LeaseKeeper;
+  /** The node's time: the HTTP layer stamps writes with `timers.nowMs()`. */
+  readonly timers: Timers;
+  readonly transport: T;
+  private readonly log: RaftLogStore;
 
   private constructor(
     readonly cfg: NodeConfig,
     private readonly raw: RawNode,
-    private readonly wal: WriteAheadLog,
-    readonly transport: Transport,
+    private readonly io: NodeIo<T>,
     snapshot: Snapshot | undefined,
   ) {
-    this.proposals = new WaitTable('write');
-    this.reads = new WaitTable('linearizable read');
+    this.timers = io.timers;
+    this.transport = io.transport;
+    this.log = io.log;
+    this.proposals = new WaitTable('write', io.timers);
+    this.reads = new WaitTable('linearizable read', io.timers);
     const image = snapshot && snapshot.data !== '' ? decodeImage(snapshot.data) : undefined;
     this.kv = image ? KvStateMachine.restore(image.kv, kvConfigOf(cfg)) : new KvStateMachine(kvConfigOf(cfg));
     for (const m of image?.members ?? cfg.initialCluster) this.setMember(m);
     this.appliedIndex = snapshot?.meta.index ?? 0;
     this.lastSnapshotIndex = this.appliedIndex;
-    this.leases = new LeaseKeeper(this, systemClock, cfg.leaseCheckMs);
+    this.leases = new LeaseKeeper(this.leaseHost(), io.timers, cfg.leaseCheckMs);
   }
 
+  /** A node on the process's real I/O: the data directory, the TCP transport, the system clock. */
   static async start(cfg: NodeConfig): Promise<StoreNode> {
-    const snapDir = join(cfg.dataDir, 'snap');
-    const walDir = join(cfg.dataDir, 'wal');
-    await mkdir(snapDir, { recursive: true });
-    const snapshot = await loadNewestSnapshot(snapDir);
-    const { wal, state } = await WriteAheadLog.open(walDir, {
-      snapshotIndex: snapshot?.meta.index ?? 0,
-      segmentSizeBytes: cfg.walSegmentSizeBytes,
-    });
-    if (state.repairedTail) {
-      console.error(`[${cfg.id}] WAL: truncated a torn tail in ${state.repairedTail.path} at ${state.repairedTail.offset} (${state.repairedTail.reason})`);
-    }
-    let storage: StorageState;
-    const fresh = snapshot === undefined && state.entries.length === 0 && state.hardState.term === 0;
-    if (fresh && !cfg.join) {
-      storage = bootstrapStorage(cfg.initialCluster.map((m) => ({ id: m.id, context: JSON.stringify(m) })));
-      await wal.save(storage.entries, storage.hardState);
-    } else {
-      storage = { hardState: state.hardState, snapshot, entries: state.entries };
-    }
-    const raw = new RawNode(
-      { id: cfg.id, electionTicks: cfg.electionTicks, heartbeatTicks: cfg.heartbeatTicks },
-      storage,
-      systemRandom,
-    );
     let node: StoreNode | undefined;
-    const transport = new Transport(cfg.id, {
+    const { io, stored } = await openProcessIo(cfg, {
       onMessages: (msgs) => node?.receive(msgs),
-      onUnreachable: (peer) => node?.raw.reportUnreachable(peer),
+      onUnreachable: (peer) => node?.reportUnreachable(peer),
     });
-    node = new StoreNode(cfg, raw, wal, transport, snapshot);
-    await transport.listen(cfg.host, cfg.peerPort);
-    node.ticker = setInterval(() => node?.tick(), cfg.tickMs);
+    try {
+      node = await StoreNode.create(cfg, io, stored);
+    } catch (e) {
+      await io.transport.close();
+      await io.log.close();
+      throw e;
+    }
+    return node;
+  }
+
+  /**
+   * A node on injected I/O. `stored` is what its storage holds (the newest
+   * snapshot, the log after it, the hard state: what a restart reads back).
+   * An empty store founds the cluster from `cfg.initialCluster`, unless
+   * `cfg.join`. The ticker and the lease checks start on `io.timers`.
+   */
+  static async create<P extends PeerTransport>(cfg: NodeConfig, io: NodeIo<P>, stored: StorageState): Promise<StoreNode<P>> {
+    const storage = await bootstrapIfEmpty(cfg, io.log, stored);
+    const raw = new RawNode({ ...cfg.raftTuning, id: cfg.id, electionTicks: cfg.electionTicks, heartbeatTicks: cfg.heartbeatTicks }, storage, io.random);
+    const node = new StoreNode<P>(cfg, raw, io, storage.snapshot);
+    node.cancelTicker = io.timers.every(cfg.tickMs, () => node.tick());
     node.leases.start();
     node.schedule();
     return node;
   }
 
+  private leaseHost(): LeaseHost {
+    return {
+      isLeader: () => this.isLeader(),
+      leases: () => this.kv.leases(),
+      revoke: (id, nowMs) => this.write({ type: 'leaseRevoke', id, nowMs }),
+    };
+  }
+
   // ---- driver loop --------------------------------------------------------
 
   private tick(): void {
+    if (this.stopped) return;
     this.raw.tick();
     this.schedule();
   }
 
-  private receive(msgs: readonly Message[]): void {
+  /** Peers' messages, from whatever transport carries them in; those for another node are ignored. */
+  receive(msgs: readonly Message[]): void {
     if (this.stopped) return;
     for (const m of msgs) {
       if (m.to === this.cfg.id) this.raw.step(m);
@@ -167,10 +198,16 @@ export class StoreNode {
     this.schedule();
   }
 
+  /** The transport could not deliver to `peer`: Raft probes it again instead of pipelining into the void. */
+  reportUnreachable(peer: NodeId): void {
+    if (this.stopped) return;
+    this.raw.reportUnreachable(peer);
+  }
+
   private schedule(): void {
     if (this.looping || this.stopped) return;
     this.looping = true;
-    setImmediate(() => {
+    this.timers.soon(() => {
       this.loop().catch((e: unknown) => this.fatal(e));
     });
   }
@@ -195,6 +232,8 @@ export class StoreNode {
         const applyFirst = this.committedAreStable(rd);
         if (applyFirst) this.applyEntries(rd.committedEntries);
         await this.persist(rd);
+        // A crashed process does nothing after its fsync returns.
+        if (this.halted) return;
         if (!sendFirst) this.transport.send(rd.messages);
         if (rd.snapshot) this.installSnapshot(rd.snapshot);
         if (!applyFirst) this.applyEntries(rd.committedEntries);
@@ -222,8 +261,10 @@ export class StoreNode {
 
   private async persist(rd: Ready): Promise<void> {
     if (rd.snapshot) {
-      await saveSnapshot(join(this.cfg.dataDir, 'snap'), rd.snapshot);
-      await this.wal.markSnapshot({ index: rd.snapshot.meta.index, term: rd.snapshot.meta.term });
+      await this.io.snapshots.save(rd.snapshot);
+      if (this.halted) return;
+      await this.log.markSnapshot({ index: rd.snapshot.meta.index, term: rd.snapshot.meta.term });
+      if (this.halted) return;
     }
     // A hard state that changes only `commit` needs no fsync of its own (etcd's
     // MustSync): the commit index is volatile in Raft, a restart clamps it to the
@@ -236,7 +277,7 @@ export class StoreNode {
     }
     if (rd.entries.length > 0 || hs) {
       const toSave = hs ?? this.deferredHardState;
-      await this.wal.save(rd.entries, toSave);
+      await this.log.save(rd.entries, toSave);
       if (toSave) {
         this.savedHardState = toSave;
         this.deferredHardState = undefined;
@@ -261,9 +302,12 @@ export class StoreNode {
   }
 
   private fatal(e: unknown): void {
-    // A failed fsync or a corrupt state means this replica can no longer be trusted.
-    console.error(`[${this.cfg.id}] fatal:`, e);
-    process.exit(70);
+    // Leftovers of a crashed node (a continuation after its storage was cut off) report nothing.
+    if (this.halted) return;
+    // A failed fsync or a corrupt state means this replica can no longer be trusted:
+    // stop every activity first, in case io.fatal returns (a simulated process).
+    this.crash();
+    this.io.fatal(e);
   }
 
   private onSoftState(leaderId: NodeId): void {
@@ -299,16 +343,18 @@ export class StoreNode {
     for (const e of entries) {
       assert(e.index === this.appliedIndex + 1, `apply ${e.index} after ${this.appliedIndex}`);
       let result: KvResult | undefined;
+      let applied: KvApplied | undefined;
       if (e.type === 'conf') {
         this.applyConfEntry(e);
         result = CONF_APPLIED;
       } else if (e.data !== '') {
-        const applied = this.kv.applyData(e.data, e.index);
+        applied = this.kv.applyData(e.data, e.index);
         result = applied.result;
         if (applied.events.length > 0) this.hasNewEvents = true;
       }
       this.appliedIndex = e.index;
       this.metrics.appliedEntries++;
+      this.onEntryApplied?.(e, applied);
       const term = this.proposalTerms.get(e.index);
       if (term === undefined) continue;
       this.proposalTerms.delete(e.index);
@@ -329,8 +375,7 @@ export class StoreNode {
 
   private setMember(m: MemberAddress): void {
     this.members.set(m.id, m);
-    const [host, port] = m.peerAddress.split(':');
-    this.transport?.setPeer(m.id, { host: host ?? '127.0.0.1', port: Number(port) });
+    this.transport.setPeer(m.id, m.peerAddress);
   }
 
   private releaseReads(): void {
@@ -363,10 +408,12 @@ export class StoreNode {
   }
 
   private async persistSnapshot(snap: Snapshot): Promise<void> {
-    // Order matters: the snapshot must be durable before the log behind it goes.
-    await saveSnapshot(join(this.cfg.dataDir, 'snap'), snap);
-    await this.wal.markSnapshot({ index: snap.meta.index, term: snap.meta.term });
-    await this.wal.releaseTo(snap.meta.index);
+    // Order matters (§7): the snapshot must be durable before the log behind it goes.
+    await this.io.snapshots.save(snap);
+    if (this.halted) return;
+    await this.log.markSnapshot({ index: snap.meta.index, term: snap.meta.term });
+    if (this.halted) return;
+    await this.log.releaseTo(snap.meta.index);
     this.metrics.snapshotsTaken++;
   }
 
@@ -390,13 +437,14 @@ export class StoreNode {
       this.proposeQueue.push({ data: JSON.stringify(cmd), resolve, reject });
       if (!this.proposeFlushScheduled) {
         this.proposeFlushScheduled = true;
-        setImmediate(() => this.flushProposals());
+        this.timers.soon(() => this.flushProposals());
       }
     });
   }
 
   private flushProposals(): void {
     this.proposeFlushScheduled = false;
+    if (this.stopped) return;
     const batch = this.proposeQueue;
     this.proposeQueue = [];
     if (batch.length === 0) return;
@@ -440,11 +488,11 @@ export class StoreNode {
     if (r === 'not_leader') throw new NoLeaderError('only the leader can transfer leadership');
     if (r === 'invalid_target') throw new AppError('invalid_target', 400, `${to} is not a voting member`);
     this.schedule();
-    const deadline = Date.now() + this.cfg.tickMs * this.cfg.electionTicks * 2;
-    while (Date.now() < deadline) {
+    const deadline = this.timers.monotonicMs() + this.cfg.tickMs * this.cfg.electionTicks * TRANSFER_WAIT_ELECTIONS;
+    while (this.timers.monotonicMs() < deadline) {
       const lead = this.raw.status().leaderId;
       if (lead !== this.cfg.id && lead !== '') return lead;
-      await new Promise((res) => setTimeout(res, this.cfg.tickMs / 2));
+      await this.timers.sleep(this.cfg.tickMs / 2);
     }
     throw new AppError('transfer_timeout', 504, `leadership did not move to ${to} within two election timeouts`);
   }
@@ -476,19 +524,57 @@ export class StoreNode {
     return this.appliedIndex;
   }
 
+  /** A clean shutdown: waiting clients get a retryable 503, the fsync in flight finishes, the log is closed. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.ticker) clearInterval(this.ticker);
-    this.leases.stop();
+    this.stopTimers();
     const err = new NoLeaderError('the node is shutting down');
     this.proposals.rejectAll(err);
     this.reads.rejectAll(err);
     for (const p of this.proposeQueue) p.reject(err);
     this.proposeQueue = [];
     await this.transport.close();
-    // Wait for an in-flight loop iteration to finish its fsync before closing the WAL.
-    for (let i = 0; i < 400 && (this.looping || this.snapshotSaving); i++) await new Promise((r) => setTimeout(r, 5));
-    await this.wal.close();
+    // Wait for an in-flight loop iteration to finish its fsync before closing the log.
+    const giveUpAt = this.timers.monotonicMs() + STOP_DRAIN_LIMIT_MS;
+    while ((this.looping || this.snapshotSaving) && this.timers.monotonicMs() < giveUpAt) await this.timers.sleep(STOP_POLL_MS);
+    await this.log.close();
   }
+
+  /**
+   * Stops the node dead, as SIGKILL stops a process (the simulation's crash):
+   * from now on it makes no storage call, sends nothing, and answers no
+   * waiting client; its timers are cancelled. The log and snapshot store are
+   * not closed: what they made durable is all that survives, and a restarted
+   * node is built from it with `create`.
+   */
+  crash(): void {
+    if (this.halted) return;
+    this.halted = true;
+    this.stopped = true;
+    this.stopTimers();
+    this.proposals.abandonAll();
+    this.reads.abandonAll();
+    this.proposeQueue = [];
+    this.readsAwaitingApply = [];
+  }
+
+  private stopTimers(): void {
+    this.cancelTicker?.();
+    this.cancelTicker = undefined;
+    this.leases.stop();
+  }
+}
+
+/**
+ * The storage a node starts from: what is stored, or, when nothing is and
+ * this node founds the cluster, the founding configuration, made durable
+ * before Raft sees it (every founder writes the same entries at term 1).
+ */
+async function bootstrapIfEmpty(cfg: NodeConfig, log: RaftLogStore, stored: StorageState): Promise<StorageState> {
+  const empty = stored.snapshot === undefined && stored.entries.length === 0 && stored.hardState.term === 0;
+  if (!empty || cfg.join) return stored;
+  const founding = bootstrapStorage(cfg.initialCluster.map((m) => ({ id: m.id, context: JSON.stringify(m) })));
+  await log.save(founding.entries, founding.hardState);
+  return founding;
 }

@@ -7,6 +7,7 @@
  */
 import net from 'node:net';
 import type { Message, NodeId } from '../raft/index.js';
+import type { PeerTransport } from './io.js';
 
 export interface TransportLimits {
   /** Messages waiting for one peer, past which new ones are dropped. */
@@ -58,7 +59,7 @@ class PeerConnection {
 
   constructor(
     readonly peer: NodeId,
-    public address: { host: string; port: number },
+    readonly address: PeerSocketAddress,
     private readonly limits: TransportLimits,
     private readonly handlers: TransportHandlers,
   ) {}
@@ -204,7 +205,19 @@ export class FrameAssembler {
   }
 }
 
-export class Transport {
+export interface PeerSocketAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** `host:port` (a MemberAddress's peerAddress) as a socket address. */
+export function parsePeerAddress(peerAddress: string): PeerSocketAddress {
+  const colon = peerAddress.lastIndexOf(':');
+  const host = colon > 0 ? peerAddress.slice(0, colon) : '127.0.0.1';
+  return { host, port: Number(peerAddress.slice(colon + 1)) };
+}
+
+export class Transport implements PeerTransport {
   private server: net.Server | undefined;
   private readonly peers = new Map<NodeId, PeerConnection>();
   private readonly inbound = new Set<net.Socket>();
@@ -261,8 +274,9 @@ export class Transport {
     socket.on('close', () => this.inbound.delete(socket));
   }
 
-  setPeer(id: NodeId, address: { host: string; port: number }): void {
+  setPeer(id: NodeId, peerAddress: string | PeerSocketAddress): void {
     if (id === this.self) return;
+    const address = typeof peerAddress === 'string' ? parsePeerAddress(peerAddress) : peerAddress;
     const existing = this.peers.get(id);
     if (existing && existing.address.host === address.host && existing.address.port === address.port) return;
     existing?.close();

@@ -23,6 +23,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { assert } from '../../lib/assert.js';
 import type { Entry, HardState } from '../raft/types.js';
+import type { RaftLogStore } from './io.js';
 import { WalClosedError, WalCorruptError, WalFailedError } from './wal-errors.js';
 import { encodeRecord, parseSegmentName, scanSegment, segmentName } from './wal-format.js';
 import type { SnapshotMarker } from './wal-format.js';
@@ -120,7 +121,7 @@ interface Durable {
   markerSeq: number | undefined;
 }
 
-export class WriteAheadLog {
+export class WriteAheadLog implements RaftLogStore {
   private readonly queue: Pending[] = [];
   private flushing = false;
   private closing = false;

@@ -2,7 +2,7 @@
 // cluster, passes the same TxStore contract as the built-in store and the
 // in-memory model, on a REAL 3-member etcd cluster (Debian's etcd-server) on
 // loopback, opened the way the processes open it (`etcd://...` through
-// open-store.ts). Then what only etcd needs proving: int64 lease ids kept
+// coordinator/txstore/open.ts). Then what only etcd needs proving: int64 lease ids kept
 // exact, etcd's compaction surfacing as `compacted`, bad input refused with
 // the built-in store's codes, a watch that survives the death of the member
 // it streams from with no gap and no duplicate, and a cluster without quorum

@@ -6,7 +6,7 @@
 // transaction that had committed and been applied. Vote fills and decisions
 // are now created only while the frozen record is still there.
 import { describe, expect, it } from 'vitest';
-import { systemClock } from '../../lib/clock.js';
+import { systemTimers } from '../../lib/timers.js';
 import { SeededRandom } from '../../lib/random.js';
 import { DONE_PREFIX } from '../../coordinator/protocol/compacted.js';
 import { finishTransaction } from '../../coordinator/runtime/finish.js';
@@ -50,7 +50,7 @@ describe('a coordinator behind the garbage collection', () => {
     await store.casCreate(decisionKey(id), 'commit');
     await store.casCreate(ackKey(id, 'a'), encodeAck(1));
     await store.casCreate(ackKey(id, 'b'), encodeAck(2));
-    const gc = new Collector({ store, retentionMs: 60_000, clock: systemClock, random, retry });
+    const gc = new Collector({ store, retentionMs: 60_000, timers: systemTimers, random, retry });
     expect((await gc.collect(id)).collected).toBe(true);
 
     await stale.step({ type: 'deadlineReached', nowMs: T0 + 10_000 });
@@ -76,12 +76,12 @@ describe('a coordinator behind the garbage collection', () => {
         await mem.casCreate(decisionKey(id), 'commit');
         await mem.casCreate(ackKey(id, 'a'), encodeAck(1));
         await mem.casCreate(ackKey(id, 'b'), encodeAck(2));
-        const gc = new Collector({ store: mem, retentionMs: 60_000, clock: systemClock, random, retry });
+        const gc = new Collector({ store: mem, retentionMs: 60_000, timers: systemTimers, random, retry });
         expect((await gc.collect(id)).collected).toBe(true);
       }
       return mem.txn(guards, writes);
     };
-    expect(await finishTransaction(store, id, { helperId: 'h', nowMs: T0 + 20_000, retry, random })).toBe('commit');
+    expect(await finishTransaction(store, id, { helperId: 'h', nowMs: T0 + 20_000, retry, random, timers: systemTimers })).toBe('commit');
     expect([...mem.dump().keys()]).toEqual([`${DONE_PREFIX}${id}`]);
   });
 });

@@ -1,4 +1,4 @@
-// Goal: the pure coordinator machine does what shared/DESIGN.md and issue 5
+// Goal: the pure coordinator machine does what docs/API.md and issue 5
 // say, effect by effect: begin and enlist by CAS on tx/{id}; commit freezes
 // the list (CAS active -> preparing) and sends prepare to everyone at once;
 // the client hears the outcome as soon as the votes decide it, before the

@@ -8,11 +8,11 @@
 // within its bounds; failpoints fire on the N-th hit; metrics render in the
 // Prometheus text format; configuration is validated at start.
 import { describe, expect, it } from 'vitest';
-import { systemClock } from '../../lib/clock.js';
+import { systemTimers } from '../../lib/timers.js';
 import { SeededRandom } from '../../lib/random.js';
 import { decodeDoneRecord, DONE_PREFIX, doneKey } from '../../coordinator/protocol/compacted.js';
 import { makeCoordinatorConfig } from '../../coordinator/runtime/config.js';
-import { Failpoints } from '../../lib/failpoints.js';
+import { FAILPOINT_NAMES, Failpoints, NO_FAILPOINTS } from '../../lib/failpoints.js';
 import { finishTransaction } from '../../coordinator/runtime/finish.js';
 import { Collector } from '../../coordinator/runtime/gc.js';
 import { MetricsRegistry, parseMetrics } from '../../lib/metrics.js';
@@ -85,7 +85,7 @@ describe('finishTransaction (what a participant runs to help decide)', () => {
     const now = Date.now();
     await frozenWithVotes(store, 't', { p: 'yes' }, ['p', 'q'], now + 60_000);
     const writes = store.writes;
-    expect(await finishTransaction(store, 't', { helperId: 'h', nowMs: now, retry, random })).toBeUndefined();
+    expect(await finishTransaction(store, 't', { helperId: 'h', nowMs: now, retry, random, timers: systemTimers })).toBeUndefined();
     expect(store.writes).toBe(writes);
   });
 
@@ -95,19 +95,19 @@ describe('finishTransaction (what a participant runs to help decide)', () => {
     await frozenWithVotes(store, 't1', { p: 'yes' }, ['p', 'q'], now - 1);
     await frozenWithVotes(store, 't2', { p: 'yes', q: 'yes' }, ['p', 'q'], now - 1);
     await store.put(txKey('t3'), encodeTxRecord(rec(['p'], 'active', now - 1)));
-    expect(await finishTransaction(store, 't1', { helperId: 'h', nowMs: now, retry, random })).toBe('abort');
+    expect(await finishTransaction(store, 't1', { helperId: 'h', nowMs: now, retry, random, timers: systemTimers })).toBe('abort');
     expect(JSON.parse((await store.get(voteKey('t1', 'q')))!.value)).toMatchObject({ vote: 'no', by: 'h' });
-    expect(await finishTransaction(store, 't2', { helperId: 'h', nowMs: now, retry, random })).toBe('commit');
-    expect(await finishTransaction(store, 't3', { helperId: 'h', nowMs: now, retry, random })).toBe('abort'); // froze it first
+    expect(await finishTransaction(store, 't2', { helperId: 'h', nowMs: now, retry, random, timers: systemTimers })).toBe('commit');
+    expect(await finishTransaction(store, 't3', { helperId: 'h', nowMs: now, retry, random, timers: systemTimers })).toBe('abort'); // froze it first
     expect(JSON.parse((await store.get(txKey('t3')))!.value).state).toBe('preparing');
-    expect(await finishTransaction(store, 'missing', { helperId: 'h', nowMs: now, retry, random })).toBeUndefined();
+    expect(await finishTransaction(store, 'missing', { helperId: 'h', nowMs: now, retry, random, timers: systemTimers })).toBeUndefined();
   });
 });
 
 describe('Collector', () => {
   it('collects only a finished transaction, atomically, into a compacted record on a retention lease', async () => {
     const store = new MemoryTxStore();
-    const gc = new Collector({ store, retentionMs: 60_000, clock: systemClock, random, retry });
+    const gc = new Collector({ store, retentionMs: 60_000, timers: systemTimers, random, retry });
     await frozenWithVotes(store, 't', { p: 'yes', q: 'yes' }, ['p', 'q'], Date.now() + 60_000);
     expect(await gc.collect('t')).toEqual({ collected: false, reason: 'not_finished' });
     await store.casCreate(decisionKey('t'), 'commit');
@@ -137,16 +137,21 @@ describe('small parts', () => {
     }
   });
 
-  it('failpoints fire on the N-th hit, once, and refuse bad specs', () => {
+  it('failpoints fire on the N-th hit, once, and refuse bad specs and unknown names', () => {
     const fired: string[] = [];
-    const fp = new Failpoints('a.b@2, c.d', (n) => fired.push(n));
-    fp.hit('a.b');
-    fp.hit('c.d');
-    fp.hit('a.b');
-    fp.hit('a.b');
-    expect(fired).toEqual(['c.d', 'a.b']);
+    const fp = new Failpoints('coordinator.afterVotes@2, participant.afterWork', (n) => fired.push(n));
+    fp.hit('coordinator.afterVotes');
+    fp.hit('participant.afterWork');
+    fp.hit('coordinator.afterVotes');
+    fp.hit('coordinator.afterVotes');
+    expect(fired).toEqual(['participant.afterWork', 'coordinator.afterVotes']);
     expect(new Failpoints('').enabled).toBe(false);
-    expect(() => new Failpoints('x@0')).toThrow();
+    expect(() => new Failpoints('coordinator.afterVotes@0')).toThrow(/bad failpoint/);
+    expect(() => new Failpoints('coordinator.afterVotes@1@2')).toThrow(/bad failpoint/);
+    expect(() => new Failpoints('coordinator.afterVote')).toThrow(/unknown failpoint "coordinator.afterVote"/);
+    expect(() => Failpoints.fromEnv({ TWOPC_FAILPOINTS: 'nope' })).toThrow(/TWOPC_FAILPOINTS/);
+    expect(FAILPOINT_NAMES).toHaveLength(11);
+    NO_FAILPOINTS.hit('coordinator.afterBegin'); // does nothing
   });
 
   it('metrics render in the Prometheus text format and parse back', () => {

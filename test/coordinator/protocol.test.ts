@@ -1,4 +1,4 @@
-// Goal: the 2PC protocol module keeps the key layout of shared/DESIGN.md
+// Goal: the 2PC protocol module keeps the key layout of docs/API.md
 // exactly, refuses values it never writes, and implements the commit rule:
 // commit only if every frozen participant voted yes, any "no" aborts, and on
 // the vote keys the first writer wins forever, so the decision follows what
@@ -18,12 +18,12 @@ import {
   encodeVote,
   listedState,
   makeVote,
-  outcomeOf,
   parseKey,
   ProtocolError,
   snapshotFromKvs,
   toParticipant,
   txKey,
+  verdictOf,
   voteKey,
   type TxRecord,
   type Vote,
@@ -54,7 +54,7 @@ function codeOf(f: () => unknown): string | undefined {
 }
 
 describe('key layout', () => {
-  it('builds the keys of DESIGN.md and parses them back', () => {
+  it('builds the keys of docs/API.md and parses them back', () => {
     expect(txKey('t1')).toBe('tx/t1');
     expect(voteKey('t1', 'bank-a')).toBe('tx/t1/vote/bank-a');
     expect(decisionKey('t1')).toBe('tx/t1/decision');
@@ -165,8 +165,21 @@ describe('the commit rule', () => {
 
   it('leaves an empty list to the decision key', () => {
     expect(decide([], new Map())).toBe('pending');
-    expect(outcomeOf([], new Map(), 'abort')).toBe('abort');
-    expect(outcomeOf([], new Map(), 'commit')).toBe('commit');
+    const empty: TxRecord = { participants: [], state: 'preparing', deadline: 2, createdAt: 1 };
+    expect(verdictOf(empty, new Map(), 'abort')).toBe('abort');
+    expect(verdictOf(empty, new Map(), 'commit')).toBe('commit');
+  });
+
+  it('the verdict of a snapshot: the decision key, else the votes of a frozen record, else pending', () => {
+    const participants = frozen.map((name) => ({ name, url: 'http://127.0.0.1:9' }));
+    const active: TxRecord = { participants, state: 'active', deadline: 2, createdAt: 1 };
+    const preparing: TxRecord = { ...active, state: 'preparing' };
+    const allYes = new Map(frozen.map((n) => [n, yes(n)]));
+    expect(verdictOf(preparing, allYes, undefined)).toBe('commit');
+    expect(verdictOf(active, allYes, undefined)).toBe('pending'); // early votes decide nothing before the freeze
+    expect(verdictOf(null, allYes, undefined)).toBe('pending');
+    expect(verdictOf(undefined, new Map(), 'abort')).toBe('abort');
+    expect(verdictOf(preparing, new Map([['bank-a', no('bank-a')]]), undefined)).toBe('abort');
   });
 
   it('first writer wins on a vote key: a late "no" by CAS cannot replace a "yes"', async () => {

@@ -16,6 +16,7 @@ import { MemoryTxStore } from '../../coordinator/txstore/memory.js';
 import { http, waitUntil } from '../twopc/support/procs.js';
 import { startCoordinator, startParticipant, type LocalParticipant } from '../twopc/support/inprocess.js';
 import { idForIdempotencyKey, type CoordinatorService } from '../../coordinator/service/service.js';
+import type { CoordinatorServer } from '../../coordinator/service/server.js';
 
 let dir = '';
 let store: MemoryTxStore;
@@ -31,9 +32,9 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function coordinator(overrides: Parameters<typeof startCoordinator>[1] = {}): Promise<{ service: CoordinatorService; url: string }> {
+async function coordinator(overrides: Parameters<typeof startCoordinator>[1] = {}): Promise<{ server: CoordinatorServer; service: CoordinatorService; url: string }> {
   const c = await startCoordinator(store, overrides);
-  closers.push(() => c.service.stop());
+  closers.push(() => c.server.stop());
   return c;
 }
 
@@ -88,9 +89,9 @@ describe('coordinator service over the in-memory store', () => {
     expect((await http('GET', `${(await coordinator()).url}/v1/admin/faults`)).status).toBe(404);
     process.env['RAFT2PC_FAULTS'] = '1';
     let url: string;
-    let service: CoordinatorService;
+    let server: CoordinatorServer;
     try {
-      ({ url, service } = await coordinator({ id: 'c-faults' }));
+      ({ url, server } = await coordinator({ id: 'c-faults' }));
     } finally {
       delete process.env['RAFT2PC_FAULTS'];
     }
@@ -106,7 +107,7 @@ describe('coordinator service over the in-memory store', () => {
     expect(r.body.outcome).toBe('committed');
     // a never heard from the coordinator: it voted and applied from the store.
     await waitUntil('applied by both', 5_000, () => a.service.applied(id) === 'commit' && b.service.applied(id) === 'commit');
-    await waitUntil('the blocked prepare hint to fail', 5_000, () => service.hints.failed >= 1);
+    await waitUntil('the blocked prepare hint to fail', 5_000, () => server.hints.failed >= 1);
     expect((await http('DELETE', `${url}/v1/admin/faults`)).body).toEqual({ id: 'c-faults', blockedUrls: [] });
   });
 

@@ -5,7 +5,7 @@
 // Here the read is held until the watch has fed the newer record, then
 // answered with the older one, on the in-memory store model.
 import { describe, expect, it } from 'vitest';
-import { Failpoints } from '../../lib/failpoints.js';
+import { NO_FAILPOINTS } from '../../lib/failpoints.js';
 import { LiveTx } from '../../coordinator/runtime/live-tx.js';
 import { silentLogger } from '../../lib/logger.js';
 import type { CoordinatorEvent } from '../../coordinator/core/machine.js';
@@ -42,7 +42,7 @@ describe('WatchFeed.resync', () => {
     const tx = new LiveTx(id);
     tx.knownRevision = created.revision;
     const live = new Map([[id, tx]]);
-    const feed = new WatchFeed({ live, step: (_t, e) => stepped.push(e), unload: () => undefined }, store, new Failpoints(''), silentLogger);
+    const feed = new WatchFeed({ live, step: (_t, e) => stepped.push(e), unload: () => undefined }, store, NO_FAILPOINTS, silentLogger);
     (tx as { machine: unknown }).machine = {}; // loaded: events are fed, not buffered
 
     const resync = feed.resync(tx); // reads the record while it is still `active`
@@ -72,7 +72,7 @@ describe('WatchFeed.feed', () => {
     // The machine froze the record itself (its CAS answered at this revision).
     tx.txRevision = frozen.revision;
     tx.knownRevision = frozen.revision;
-    const feed = new WatchFeed({ live: new Map([[id, tx]]), step: (_t, e) => stepped.push(e), unload: () => undefined }, mem, new Failpoints(''), silentLogger);
+    const feed = new WatchFeed({ live: new Map([[id, tx]]), step: (_t, e) => stepped.push(e), unload: () => undefined }, mem, NO_FAILPOINTS, silentLogger);
     // The watch, behind, now delivers the creation and then the freeze.
     feed.feed(tx, { type: 'put', key: txKey(id), value: record('active'), revision: created.revision });
     feed.feed(tx, { type: 'put', key: txKey(id), value: record('preparing'), revision: frozen.revision });
@@ -97,7 +97,7 @@ describe('WatchFeed: keys recreated after garbage collection (orphans)', () => {
     (tx as { machine: unknown }).machine = { view: () => ({ votes, decision: undefined }) };
     tx.txRevision = 10;
     tx.knownRevision = 10;
-    const feed = new WatchFeed({ live: new Map([[id, tx]]), step: (_t, e) => stepped.push(e), unload: () => undefined }, new MemoryTxStore(), new Failpoints(''), silentLogger);
+    const feed = new WatchFeed({ live: new Map([[id, tx]]), step: (_t, e) => stepped.push(e), unload: () => undefined }, new MemoryTxStore(), NO_FAILPOINTS, silentLogger);
     return { feed, tx, stepped };
   }
 

@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DemoSupervisor } from '../../demo/supervisor/index.js';
+import { systemTimers } from '../../lib/timers.js';
 import { isAlive, settled, stateOf } from './support.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -124,7 +125,7 @@ describe.skipIf(!haveChromium && !inCi)('the demo page in headless Chromium', ()
         const st = await stateOf(sup.appUrl);
         if (settled(st)) return st;
         if (Date.now() > deadline) throw new Error(`not settled: ${JSON.stringify({ inDoubt: st.inDoubt, banks: st.banks.map((b) => [b.name, b.up, b.holds, b.inDoubt]) })}`);
-        await new Promise((r) => setTimeout(r, 200));
+        await systemTimers.sleep(200);
       }
     })();
     expect(s.load.failed).toBe(0);

@@ -7,21 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { PageState } from '../../demo/app/state.js';
 import { fetchJson, type JsonAnswer } from '../../demo/common/http.js';
 
-/** Polls `check` every 100 ms until it returns something other than undefined/false; throws past the deadline. */
-export async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined | false> | T | undefined | false): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      lastError = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError === undefined ? '' : `: ${String(lastError)}`}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+export { waitFor } from '../support/wait.js';
 
 export function post(url: string, body: unknown, timeoutMs = 60_000): Promise<JsonAnswer> {
   return fetchJson(url, { method: 'POST', body, timeoutMs });

@@ -12,6 +12,7 @@ import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFile
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Adapter } from 'lowdb';
 import { AssertionError } from '../../lib/assert.js';
 import { DurableJsonFile, nodeLogFs, ParticipantLog, ParticipantLogError, type LogFs } from '../../participant/log.js';
 
@@ -30,7 +31,7 @@ afterEach(() => {
 
 /** Wraps the real fs and records every operation in order, with the file it touched. */
 function spyFs(ops: string[], hooks: { failDatasync?: boolean; beforeDatasync?: () => Promise<void> } = {}): LogFs {
-  const name = (p: string): string => (p === dirname(path) ? 'dir' : p.endsWith('.tmp') ? 'tmp' : 'log');
+  const name = (p: string): string => (p === dirname(path) ? 'dir' : p === dirname(dirname(path)) ? 'parent' : p.endsWith('.tmp') ? 'tmp' : 'log');
   return {
     readFile: (p, enc) => nodeLogFs.readFile(p, enc),
     mkdir: (p, opts) => nodeLogFs.mkdir(p, opts),
@@ -85,10 +86,10 @@ describe('ParticipantLog durability', () => {
     expect(JSON.parse(header.slice(9))).toEqual({ version: 2, participant: 'bank-a' });
   });
 
-  it('a new log is created durably: temp written and fsynced, renamed, directory fsynced; an existing one is fsynced', async () => {
+  it('a new log is created durably: its new directory (parent fsynced), temp written and fsynced, renamed, directory fsynced; an existing one is fsynced', async () => {
     const ops: string[] = [];
     await ParticipantLog.open({ path, participant: 'bank-a', fs: spyFs(ops) });
-    expect(ops).toEqual(['open tmp', 'write tmp', 'fsync tmp', 'close tmp', 'rename tmp->log', 'open dir', 'fsync dir', 'close dir']);
+    expect(ops).toEqual(['open parent', 'fsync parent', 'close parent', 'open tmp', 'write tmp', 'fsync tmp', 'close tmp', 'rename tmp->log', 'open dir', 'fsync dir', 'close dir']);
     ops.length = 0;
     await ParticipantLog.open({ path, participant: 'bank-a', fs: spyFs(ops) });
     expect(ops).toEqual(['open log', 'fsync log', 'close log']);
@@ -180,7 +181,8 @@ describe('ParticipantLog durability', () => {
   });
 
   it('the adapter is a plain lowdb Adapter: read returns null for a missing file', async () => {
-    const adapter = new DurableJsonFile<{ x: number }>(join(dir, 'nothing.json'));
+    // participant/ does not import lowdb; this line keeps the shape checked (by tsc).
+    const adapter: Adapter<{ x: number }> = new DurableJsonFile<{ x: number }>(join(dir, 'nothing.json'));
     expect(await adapter.read()).toBeNull();
   });
 });

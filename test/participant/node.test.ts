@@ -36,7 +36,15 @@ afterEach(async () => {
 });
 
 async function open(name: string, service = new RecordingService(), watchPrepareDelayMs = 250): Promise<{ node: ParticipantNode; service: RecordingService }> {
-  const node = await ParticipantNode.open({ name, store, logPath: join(dir, `${name}.json`), service, log: silentLogger, helpGraceMs: 50, watchPrepareDelayMs, onFatal: (e) => console.error('fatal', e) });
+  const node = await ParticipantNode.open({
+    name,
+    store,
+    logPath: join(dir, `${name}.json`),
+    service,
+    logger: silentLogger,
+    config: { helpGraceMs: 50, watchPrepareDelayMs },
+    onFatal: (e) => console.error('fatal', e),
+  });
   await node.start();
   nodes.push(node);
   return { node, service };
@@ -72,7 +80,7 @@ describe('ParticipantNode', () => {
     };
     const { node } = await open('a');
     await node.receiveWork('t1', { n: 1 });
-    expect(await node.prepare('t1', Date.now() + 10_000)).toBe('yes');
+    expect(await node.prepare('t1', Date.now() + 10_000)).toEqual({ txId: 't1', vote: 'yes' });
     expect(seen).toEqual(['tx/t1/vote/a:yes']);
     expect(await storedVote('t1', 'a')).toBe('yes');
   });
@@ -81,7 +89,7 @@ describe('ParticipantNode', () => {
     const { node, service } = await open('a');
     await node.receiveWork('t2', { n: 2 });
     await frozen('t2', ['a'], Date.now() + 10_000);
-    expect(await node.prepare('t2')).toBe('yes');
+    expect(await node.prepare('t2')).toEqual({ txId: 't2', vote: 'yes' });
     await expect(node.decisionHint('t2', 'commit')).rejects.toMatchObject({ code: 'decision_not_recorded' });
     await store.casCreate(decisionKey('t2'), 'commit');
     await waitUntil('acked', 5_000, async () => (await store.get('tx/t2/ack/a')) !== null);
@@ -96,7 +104,7 @@ describe('ParticipantNode', () => {
     const deadline = Date.now() + 300;
     await first.node.receiveWork('t3', { n: 3 }); // work comes before the freeze (or the watch votes "no")
     await frozen('t3', ['a', 'b'], deadline);
-    expect(await first.node.prepare('t3', deadline)).toBe('yes');
+    expect(await first.node.prepare('t3', deadline)).toEqual({ txId: 't3', vote: 'yes' });
     await crash(first.node);
     await waitUntil('deadline passed', 5_000, () => Date.now() > deadline);
     const again = await open('a');
@@ -120,7 +128,7 @@ describe('ParticipantNode', () => {
     await second.node.receiveWork('t5', { n: 5 });
     await frozen('t5', ['a', 'b'], Date.now() + 300);
     await store.casCreate(voteKey('t5', 'b'), encodeVote(makeVote('yes', 'b')));
-    expect(await second.node.prepare('t5', Date.now() + 300)).toBe('yes');
+    expect(await second.node.prepare('t5', Date.now() + 300)).toEqual({ txId: 't5', vote: 'yes' });
     await crash(second.node);
     const third = await open('a');
     await waitUntil('committed', 5_000, () => third.service.applied('t5') === 'commit');
@@ -152,7 +160,7 @@ describe('ParticipantNode', () => {
     };
     const { node } = await open('a', service);
     await node.receiveWork('t6', { n: 6 });
-    expect(await node.prepare('t6')).toBe('no');
+    expect(await node.prepare('t6')).toEqual({ txId: 't6', vote: 'no' });
     const vote = decodeVote((await store.get(voteKey('t6', 'a')))!.value);
     expect(vote).toMatchObject({ vote: 'no', by: 'a', reason: 'prepare failed: disk on fire' });
     await waitUntil('aborted', 5_000, () => service.applied('t6') === 'abort');
@@ -165,7 +173,7 @@ describe('ParticipantNode', () => {
     const first = await open('a');
     await first.node.receiveWork('t20', { n: 20 });
     await frozen('t20', ['a', 'b'], Date.now() + 60_000);
-    expect(await first.node.prepare('t20', Date.now() + 60_000)).toBe('yes');
+    expect(await first.node.prepare('t20', Date.now() + 60_000)).toEqual({ txId: 't20', vote: 'yes' });
     await first.node.receiveWork('t21', { n: 21 });
     await crash(first.node);
     // Recovery's reads are slow; meanwhile t21 freezes and the watch sees it at once.

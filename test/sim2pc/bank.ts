@@ -7,7 +7,7 @@
  * holds live in memory, die with the process, and are taken back by
  * `restore` for transactions still in doubt after a restart.
  *
- * It checks its own part of the bank invariants as it goes (shared/DESIGN.md,
+ * It checks its own part of the bank invariants as it goes (docs/API.md, "Invariants",
  * "Conservation"): no balance below zero, and never more money held than
  * an account has (money locked by a prepared transfer is not spent twice).
  */

@@ -1,5 +1,5 @@
 /**
- * The 2PC invariants of shared/DESIGN.md, checked against the whole run.
+ * The 2PC invariants of docs/API.md ("Invariants"), checked against the whole run.
  *
  * The checker sees every entry the store commits exactly once, in log order
  * (the first time any node applies its index), and keeps its own mirror of
@@ -26,11 +26,9 @@
  *                      decided, applied, acknowledged and collected, and no
  *                      participant in doubt (sim.ts waits for `quiescent`)
  */
-import { decide, decodeTxRecord, decodeVote, parseKey, type Decision } from '../../coordinator/protocol/kernel.js';
-import { decisionOfDone, decodeDoneRecord, DONE_PREFIX } from '../../coordinator/protocol/compacted.js';
+import { decide, decisionOfDone, decodeDoneRecord, decodeTxRecord, decodeVote, DONE_PREFIX, parseKey, type Decision } from '../../coordinator/protocol/index.js';
 import type { KvApplied } from '../../store/kv/index.js';
 import type { Entry } from '../../store/raft/index.js';
-import type { CoordinatorReply } from '../../coordinator/core/machine.js';
 import { SafetyViolation } from '../sim/invariants.js';
 import type { LogRecord } from '../../participant/log.js';
 import type { Counters } from './world.js';
@@ -174,12 +172,8 @@ export class Checker {
     if (d === 'commit' && f.decision === undefined) throw new SafetyViolation('atomicity', `tx ${id}: ${participant} applied commit before any decision was recorded`);
   }
 
-  /** A coordinator answered a client. */
-  onOutcome(coordinator: string, id: string, reply: CoordinatorReply): void {
-    let told: Decision | undefined;
-    if (reply.kind === 'outcome') told = reply.outcome === 'committed' ? 'commit' : 'abort';
-    else if (reply.kind === 'error' && reply.code === 'already_committed') told = 'commit';
-    if (told === undefined) return;
+  /** A coordinator told a client an outcome (`already_committed` counts as commit). */
+  onOutcome(coordinator: string, id: string, told: Decision): void {
     const f = this.facts(id);
     f.told.push(told);
     if (f.decision !== undefined && f.decision !== told) throw new SafetyViolation('client outcomes', `tx ${id}: ${coordinator} told a client ${told}, the decision is ${f.decision}`);

@@ -1,56 +1,59 @@
 /**
  * Runs the 2PC simulation from the command line.
  *
- *   npm run sim:2pc -- --seed S [--trace]                one seed, replayed exactly
+ *   npm run sim:2pc -- --seed S [--trace]                one seed, replayed exactly (prints its digest)
  *   npm run sim:2pc -- --seeds N [--seed S]              N seeds starting at S (default 1)
+ *   npm run sim:2pc -- ... [--jobs J]                    spread the seeds over J processes (one per core)
  *   npm run sim:2pc -- ... [--chaos-ms MS]               simulated ms of faults before healing
- *   npm run sim:2pc -- ... [--mutation NAME]             plant a bug in the simulation's driver
- *                                                        (vote-before-durable, decision-without-cas)
- *   npm run sim:2pc -- ... [--known-bug NAME|all]        leave a bug this simulation found in place
- *                                                        instead of working around it (knobs.ts KNOWN_BUGS)
- *   npm run sim:2pc -- ... [--no-durable-check]          without the "durable votes" check (for the
- *                                                        vote-before-durable mutation: what else catches it)
+ *   npm run sim:2pc -- ... [--mutation NAME]             plant a bug at a seam (mutations.ts)
+ *   npm run sim:2pc -- ... [--no-durable-check]          without the "durable votes" check
  *
  * A violation prints the seed, the broken invariant and the exact command
  * that replays it. The run ends with exactly `seeds=N violations=V`; the exit
  * code is 1 when V > 0, 2 on bad usage.
  */
-import { pathToFileURL } from 'node:url';
-import { finish, parseOrUsage, parseSeedArgs, runSeeds, UsageError, type SeedOptions } from '../support/seed-cli.js';
-import { KNOWN_BUGS, MUTATIONS, type KnownBug, type Mutation } from './knobs.js';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { finish, parseOrUsage, parseSeedArgs, SeedProgress, UsageError, type SeedOptions } from '../support/seed-cli.js';
+import { MUTATIONS, type Mutation } from './mutations.js';
 import { defaultChaosMs, replayCommand, runSim2pc, type Sim2pcResult } from './sim.js';
 
 export interface CliOptions extends SeedOptions {
   readonly chaosMs: number;
   readonly mutation: Mutation | undefined;
-  readonly knownBugs: readonly KnownBug[];
   readonly noDurableCheck: boolean;
+  readonly jobs: number;
+  /** Internal: this process is one of `--jobs` workers, running every `stride`-th seed, printing JSON lines. */
+  readonly worker: { readonly offset: number; readonly stride: number } | undefined;
 }
 
-const USAGE = `usage: npm run sim:2pc -- [--seed S] [--seeds N] [--chaos-ms MS] [--mutation ${MUTATIONS.join('|')}] [--known-bug ${KNOWN_BUGS.join('|')}|all] [--no-durable-check] [--trace]`;
+const USAGE = `usage: npm run sim:2pc -- [--seed S] [--seeds N] [--jobs J] [--chaos-ms MS] [--mutation ${MUTATIONS.join('|')}] [--no-durable-check] [--trace]`;
 const maxChaosMs = 600_000;
+const maxJobs = 64;
+const SELF = fileURLToPath(import.meta.url);
 
 export function parseArgs(argv: readonly string[]): CliOptions {
   let chaosMs = defaultChaosMs;
   let mutation: Mutation | undefined;
-  let knownBugs: KnownBug[] = [];
   let noDurableCheck = false;
+  let jobs = 1;
+  let worker: CliOptions['worker'];
   const seeds = parseSeedArgs(argv, (arg, read) => {
     switch (arg) {
       case '--chaos-ms':
         chaosMs = read.int(500, maxChaosMs);
         return true;
+      case '--jobs':
+        jobs = read.int(1, maxJobs);
+        return true;
+      case '--worker':
+        worker = { offset: read.int(0, maxJobs - 1), stride: read.int(1, maxJobs) };
+        return true;
       case '--mutation': {
         const m = read.string();
         if (!MUTATIONS.includes(m as Mutation)) throw new UsageError(`--mutation must be one of ${MUTATIONS.join(', ')}, got ${m}`);
         mutation = m as Mutation;
-        return true;
-      }
-      case '--known-bug': {
-        const b = read.string();
-        if (b === 'all') knownBugs = [...KNOWN_BUGS];
-        else if (KNOWN_BUGS.includes(b as KnownBug)) knownBugs.push(b as KnownBug);
-        else throw new UsageError(`--known-bug must be all or one of ${KNOWN_BUGS.join(', ')}, got ${b}`);
         return true;
       }
       case '--no-durable-check':
@@ -60,48 +63,100 @@ export function parseArgs(argv: readonly string[]): CliOptions {
         return false;
     }
   });
-  return { ...seeds, chaosMs, mutation, knownBugs, noDurableCheck };
+  return { ...seeds, chaosMs, mutation, noDurableCheck, jobs, worker };
 }
 
-function describeFailure(r: Sim2pcResult, opts: CliOptions): string[] {
-  const first = (r.violation ?? '').split('\n')[0];
-  return [`VIOLATION seed=${r.seed} invariant=${r.invariant ?? '?'} at=${r.atMs ?? '?'}ms ${first}`, `  replay: ${replayCommand(r.seed, opts)}`];
+/** What one seed's run reports to the aggregate: a worker sends this as one JSON line. */
+interface SeedReport {
+  readonly seed: number;
+  readonly ok: boolean;
+  readonly invariant?: string;
+  readonly violation?: string;
+  readonly atMs?: number;
+  readonly counters: Record<string, number>;
+}
+
+function reportOf(r: Sim2pcResult): SeedReport {
+  const base = { seed: r.seed, ok: r.ok, counters: Object.fromEntries(r.counters) };
+  return r.ok ? base : { ...base, invariant: r.invariant ?? '?', violation: (r.violation ?? '').split('\n')[0] ?? '', atMs: r.atMs ?? 0 };
+}
+
+function runOne(seed: number, opts: CliOptions): Promise<Sim2pcResult> {
+  return runSim2pc({ seed, chaosMs: opts.chaosMs, ...(opts.mutation === undefined ? {} : { mutation: opts.mutation }), noDurableCheck: opts.noDurableCheck, trace: opts.trace });
 }
 
 function describeCounters(counters: ReadonlyMap<string, number>): string[] {
   return [...counters].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `  ${k}: ${v}`);
 }
 
-export function main(argv: readonly string[], out: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): number {
+/** One seed, in full: its trace when asked, its counters, its digest. */
+async function single(opts: CliOptions, out: (line: string) => void): Promise<number> {
+  const r = await runOne(opts.seed, opts);
+  if (opts.trace) for (const line of r.trace) out(`  ${line}`);
+  if (r.ok) {
+    out(`ok seed=${r.seed} digest=${r.digest}`);
+    for (const line of describeCounters(r.counters)) out(line);
+  } else {
+    out(r.violation ?? '');
+    out(`VIOLATION seed=${r.seed} invariant=${r.invariant ?? '?'} at=${r.atMs ?? '?'}ms digest=${r.digest}`);
+    out(`  replay: ${replayCommand(r.seed, opts)}`);
+  }
+  return finish(1, r.ok ? 0 : 1, out);
+}
+
+/** Every seed of this process (all of them, or a worker's share), reported as it ends. */
+async function local(opts: CliOptions, report: (r: SeedReport) => void): Promise<void> {
+  const { offset, stride } = opts.worker ?? { offset: 0, stride: 1 };
+  for (let k = offset; k < opts.seeds; k += stride) report(reportOf(await runOne(opts.seed + k, opts)));
+}
+
+/** Spreads the seeds over `jobs` child processes, each running every jobs-th seed. */
+async function parallel(opts: CliOptions, argv: readonly string[], report: (r: SeedReport) => void): Promise<void> {
+  const runs = Array.from({ length: opts.jobs }, (_, j) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', SELF, ...argv, '--worker', String(j), String(opts.jobs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const lines = createInterface({ input: child.stdout });
+    lines.on('line', (line) => {
+      if (line.startsWith('{')) report(JSON.parse(line) as SeedReport);
+    });
+    return new Promise<void>((resolve, reject) => child.on('exit', (code) => (code === 0 || code === 1 ? resolve() : reject(new Error(`worker ${j} exited with ${String(code)}`)))));
+  });
+  await Promise.all(runs);
+}
+
+export async function main(argv: readonly string[], out: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<number> {
   const opts = parseOrUsage(() => parseArgs(argv), USAGE, out);
   if (opts === undefined) return 2;
+  if (opts.worker !== undefined) {
+    let failed = false;
+    await local(opts, (r) => {
+      failed ||= !r.ok;
+      out(JSON.stringify(r));
+    });
+    return failed ? 1 : 0;
+  }
+  if (opts.seeds === 1) return single(opts, out);
   const total = new Map<string, number>();
   const byInvariant = new Map<string, number[]>();
-  const { violations, seconds } = runSeeds(opts, out, (seed) => {
-    const r = runSim2pc({ seed, chaosMs: opts.chaosMs, ...(opts.mutation === undefined ? {} : { mutation: opts.mutation }), knownBugs: opts.knownBugs, noDurableCheck: opts.noDurableCheck, trace: opts.trace });
-    for (const [key, v] of r.counters) total.set(key, (total.get(key) ?? 0) + v);
+  const progress = new SeedProgress(opts.seeds, out);
+  const report = (r: SeedReport): void => {
+    for (const [key, v] of Object.entries(r.counters)) total.set(key, (total.get(key) ?? 0) + v);
     if (!r.ok) {
       const inv = r.invariant ?? '?';
-      byInvariant.set(inv, [...(byInvariant.get(inv) ?? []), seed]);
-      if (opts.trace) for (const line of r.trace) out(`  ${line}`);
-      if (opts.seeds === 1 && r.violation !== undefined) out(r.violation);
-      for (const line of describeFailure(r, opts)) out(line);
-    } else if (opts.seeds === 1) {
-      if (opts.trace) for (const line of r.trace) out(`  ${line}`);
-      out(`ok seed=${seed}`);
-      for (const line of describeCounters(r.counters)) out(line);
+      byInvariant.set(inv, [...(byInvariant.get(inv) ?? []), r.seed]);
+      out(`VIOLATION seed=${r.seed} invariant=${inv} at=${r.atMs ?? '?'}ms ${r.violation ?? ''}`);
+      out(`  replay: ${replayCommand(r.seed, opts)}`);
     }
-    return r.ok;
-  });
-  if (opts.seeds > 1) {
-    out('totals:');
-    for (const line of describeCounters(total)) out(line);
-    for (const [inv, seeds] of byInvariant) out(`violated ${inv}: ${seeds.length} seeds (first: ${seeds.slice(0, 20).join(', ')})`);
-  }
-  out(`speed: ${opts.seeds} seeds in ${seconds.toFixed(1)}s wall clock = ${((opts.seeds / Math.max(seconds, 1e-9)) * 60).toFixed(0)} seeds/min`);
-  return finish(opts.seeds, violations, out);
+    progress.record(r.seed, r.ok);
+  };
+  if (opts.jobs > 1) await parallel(opts, argv, report);
+  else await local(opts, report);
+  out('totals:');
+  for (const line of describeCounters(total)) out(line);
+  for (const [inv, seeds] of byInvariant) out(`violated ${inv}: ${seeds.length} seeds (first: ${seeds.sort((a, b) => a - b).slice(0, 20).join(', ')})`);
+  out(`speed: ${opts.seeds} seeds in ${progress.seconds.toFixed(1)}s wall clock = ${((opts.seeds / Math.max(progress.seconds, 1e-9)) * 60).toFixed(0)} seeds/min`);
+  return finish(opts.seeds, progress.violations, out);
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  process.exitCode = main(process.argv.slice(2));
+  process.exitCode = await main(process.argv.slice(2));
 }

@@ -1,7 +1,7 @@
 /**
  * The faults of the chaos phase, drawn each tick from the seed's knobs
- * (knobs.ts): store nodes crash (the leader half the time) and restart,
- * compact their logs and hand over leadership; processes crash at random
+ * (knobs.ts): store nodes crash (the leader half the time) and restart
+ * and hand over leadership (their logs compact by themselves, often); processes crash at random
  * (failpoints crash them at chosen steps, world.ts); the network's weather
  * changes (drops, duplicates, delays) and partitions come and go: a split
  * of the store, a process cut off from the store or from everyone, or lost
@@ -11,7 +11,7 @@
 import { randomWeather } from '../sim/chaos.js';
 import type { Knobs } from './knobs.js';
 import type { Net } from './net.js';
-import type { SimStoreNode } from './store-node.js';
+import type { SimStoreNode } from './proc-store.js';
 import type { Proc, World } from './world.js';
 
 /** Simulated ms between two draws of faults. */
@@ -62,12 +62,10 @@ export class FaultInjector {
       const leader = liveNodes.find((n) => n.isLeader);
       (leader !== undefined && r.chance(0.5) ? leader : r.pick(liveNodes)).kill('injected');
     }
-    if (liveNodes.length > 0 && r.chance(k.compactPerSec * dt)) {
-      if (r.pick(liveNodes).compact(r.pick([0, 1, 5, 50]))) this.world.counters.inc('store compactions');
-    }
     if (r.chance(k.transferPerSec * dt)) {
-      const leader = liveNodes.find((n) => n.isLeader);
-      if (leader !== undefined) leader.transferLeadership(r.pick(this.nodes).name);
+      const leader = liveNodes.find((n) => n.isLeader)?.live;
+      // Refused (the target is the leader, or gone) or timed out: a transfer is only a nudge.
+      if (leader !== undefined) void leader.transferLeadership(r.pick(this.nodes).name).catch(() => undefined);
     }
     if (this.net.partitioned) {
       if (r.chance(k.healPerSec * dt)) {

@@ -5,57 +5,20 @@
  * every crash point fires at every rate, alone and together.
  *
  * Also the timing of every actor, scaled down from the real defaults
- * (coordinator/runtime/config.ts, participant.ts) so a run is a few simulated
+ * (coordinator/runtime/config.ts, participant/config.ts) so a run is a few simulated
  * seconds: the ratios that matter (hint timeout < deadline < recovery
  * interval < liveness bound) are kept.
  */
 import type { SeededRandom } from '../../lib/random.js';
+import { FAILPOINT_NAMES, type FailpointName } from '../../lib/failpoints.js';
+import type { CoordinatorConfig } from '../../coordinator/runtime/index.js';
+import type { ParticipantConfig } from '../../participant/config.js';
+import { defaultNodeConfig, type NodeConfig } from '../../store/node/config.js';
 import type { RaftConfig } from '../../store/raft/index.js';
 import { randomConfig } from '../sim/chaos.js';
 
-export const MUTATIONS = ['vote-before-durable', 'decision-without-cas'] as const;
-export type Mutation = (typeof MUTATIONS)[number];
-
-/**
- * Bugs this simulation found in the runtimes (docs/SIM2PC.md, "Found"), all
- * fixed there since. The simulation's drivers do what the fixed runtimes do;
- * `--known-bug NAME` switches one fix off, behaving as the runtime did
- * before, to replay the bug.
- *
- *   stale-tx-event          coordinator: a watched `tx/{id}` older than the record the machine
- *                           adopted from its own CAS trips "frozen record changed" (runtime.ts)
- *   orphan-event            coordinator: a vote or decision recreated after GC by a late CAS
- *                           trips "vote changed" / "decision changed" (runtime.ts)
- *   prepare-before-restore  participant: after a restart the watch prepares new transactions
- *                           before recovery restored the in-doubt locks (participant.ts)
- *   stale-recovery-record   participant: recovery judges "excluded" by the log record read at start;
- *                           a "yes" voted meanwhile through the watch is missed, so a commit looks
- *                           like a commit without us: local abort possible, and no ack (recovery.ts)
- *   write-after-gc          coordinator (and finish.ts): a machine that has not seen the GC yet
- *                           fills "no" votes and an abort decision into the deleted keys of a
- *                           committed transaction (CAS create-if-absent succeeds on absent keys);
- *                           the workaround guards those writes by the record's presence
- *   unacked-abort           participant: a hinted abort of a transaction it has no record of
- *                           (frozen in while it was down; its vote filled "no") is ignored, so
- *                           the transaction is never acknowledged nor collected
- */
-export const KNOWN_BUGS = ['stale-tx-event', 'orphan-event', 'prepare-before-restore', 'stale-recovery-record', 'write-after-gc', 'unacked-abort'] as const;
-export type KnownBug = (typeof KNOWN_BUGS)[number];
-
 /** The runtimes' failpoints (lib/failpoints.ts), each a place a process can die. */
-export const FAILPOINTS = [
-  'coordinator.afterBegin',
-  'coordinator.afterFreeze',
-  'coordinator.afterSomePrepares',
-  'coordinator.afterSomeVotes',
-  'coordinator.afterVotes',
-  'coordinator.afterDecision',
-  'participant.afterWork',
-  'participant.afterPrepareDurable',
-  'participant.afterVote',
-  'participant.beforeApply',
-  'participant.afterApply',
-] as const;
+export const FAILPOINTS = FAILPOINT_NAMES;
 
 export interface Knobs {
   readonly raft: Partial<RaftConfig>;
@@ -67,7 +30,6 @@ export interface Knobs {
   /** Fault rates, per simulated second. */
   readonly storeCrashPerSec: number;
   readonly storeCrashMidReady: number;
-  readonly compactPerSec: number;
   readonly transferPerSec: number;
   readonly partitionPerSec: number;
   readonly healPerSec: number;
@@ -76,7 +38,7 @@ export interface Knobs {
   readonly storeRestartMs: number;
   readonly procRestartMs: number;
   /** Chance, per hit, that each failpoint kills its process. */
-  readonly failpoints: Readonly<Record<string, number>>;
+  readonly failpoints: Readonly<Partial<Record<FailpointName, number>>>;
   /** Upper bounds of the participants' fsync and service latencies. */
   readonly maxFsyncMs: number;
   readonly maxServiceMs: number;
@@ -87,10 +49,16 @@ export interface Knobs {
   readonly emptyTxChance: number;
   /** participant/watch.ts delays a watch-triggered prepare (0: the behaviour before that change). */
   readonly watchPrepareDelayMs: number;
+  /** The participant log: retention of acknowledged records (short: compaction rewrites the file during the run). */
+  readonly logRetentionMs: number;
+  /** The participant log is rewritten without superseded lines past twice its live bytes plus this. */
+  readonly logRewriteFloorBytes: number;
+  /** Coordinator: live transactions at most (small: eviction and reloading happen). */
+  readonly maxLiveTxs: number;
 }
 
 export function drawKnobs(r: SeededRandom): Knobs {
-  const failpoints: Record<string, number> = {};
+  const failpoints: Partial<Record<FailpointName, number>> = {};
   for (const name of FAILPOINTS) if (r.chance(0.35)) failpoints[name] = r.pick([0.03, 0.15, 0.5]);
   const minTxTimeoutMs = r.pick([150, 400, 800]);
   const raft = randomConfig(r);
@@ -103,7 +71,6 @@ export function drawKnobs(r: SeededRandom): Knobs {
     snapshotKeepEntries: r.pick([0, 10, 100]),
     storeCrashPerSec: r.pick([0, 0.2, 0.6, 1.5]),
     storeCrashMidReady: r.pick([0, 0, 0.001, 0.005]),
-    compactPerSec: r.pick([0.2, 1, 3]),
     transferPerSec: r.pick([0, 0.2, 1]),
     partitionPerSec: r.pick([0, 0.3, 1, 2]),
     healPerSec: r.pick([0.5, 2, 5]),
@@ -118,6 +85,9 @@ export function drawKnobs(r: SeededRandom): Knobs {
     maxTxTimeoutMs: minTxTimeoutMs + r.pick([200, 1_000]),
     emptyTxChance: r.pick([0, 0.05, 0.15]),
     watchPrepareDelayMs: r.pick([0, 40, 150]),
+    logRetentionMs: r.pick([500, 600_000]),
+    logRewriteFloorBytes: r.pick([1_024, 1 << 20]),
+    maxLiveTxs: r.pick([4, 64, 4_096]),
   };
 }
 
@@ -126,20 +96,62 @@ export const tickMs = 10;
 
 export const timing = {
   store: { requestTimeoutMs: 300, deadlineMs: 2_000, maxAttempts: 10 },
-  storeRetry: { maxAttempts: 6, baseMs: 10, maxMs: 300 },
-  participantRetry: { maxAttempts: 6, baseMs: 10, maxMs: 300 },
-  hintTimeoutMs: 200,
-  prepareHintAttempts: 2,
-  /** coordinator/runtime/effects.ts DECISION_HINT_DELAY_MS (1 s against a 10 s default deadline), scaled. */
-  decisionHintDelayMs: 150,
-  requestTimeoutMs: 1_500,
-  commitGraceMs: 1_000,
-  recoveryIntervalMs: 400,
-  ackWaitMs: 1_000,
-  pollMs: 40,
-  participantRequestTimeoutMs: 1_500,
-  helpGraceMs: 150,
-  helpRetryMs: 100,
   clientCallTimeoutMs: 400,
   clientMaxCallAttempts: 6,
 } as const;
+
+/** The coordinators' configuration: coordinator/runtime/config.ts's, scaled down. */
+export function coordinatorConfig(k: Knobs): Omit<Partial<CoordinatorConfig>, 'id'> {
+  return {
+    minTimeoutMs: 100,
+    storeWriteMaxAttempts: 6,
+    storeBackoffBaseMs: 10,
+    storeBackoffMaxMs: 300,
+    hintTimeoutMs: 200,
+    prepareHintAttempts: 2,
+    requestTimeoutMs: 1_500,
+    commitGraceMs: 1_000,
+    recoveryIntervalMs: 400,
+    decisionHintDelayMs: 150,
+    ackWaitMs: 1_000,
+    maxLiveTxs: k.maxLiveTxs,
+  };
+}
+
+/** The participants' configuration: participant/config.ts's, scaled down. */
+export function participantConfig(k: Knobs): Partial<ParticipantConfig> {
+  return {
+    requestTimeoutMs: 1_500,
+    storeWriteMaxAttempts: 6,
+    storeBackoffBaseMs: 10,
+    storeBackoffMaxMs: 300,
+    helpGraceMs: 150,
+    helpRetryIntervalMs: 100,
+    watchPrepareDelayMs: k.watchPrepareDelayMs,
+    logRetentionMs: k.logRetentionMs,
+    logCompactIntervalMs: 500,
+    logRewriteFloorBytes: k.logRewriteFloorBytes,
+  };
+}
+
+/** One store node's configuration: store/node/config.ts's, with the seed's Raft limits and 10 ms ticks. */
+export function nodeConfig(id: string, ids: readonly string[], k: Knobs): NodeConfig {
+  const { electionTicks, heartbeatTicks, ...raftTuning } = k.raft;
+  return {
+    ...defaultNodeConfig,
+    id,
+    dataDir: `/sim/${id}`,
+    clientPort: 0,
+    peerPort: 0,
+    initialCluster: ids.map((m) => ({ id: m, clientUrl: `http://${m}`, peerAddress: m })),
+    tickMs,
+    electionTicks: electionTicks ?? 10,
+    heartbeatTicks: heartbeatTicks ?? 1,
+    snapshotEveryEntries: k.snapshotEveryEntries,
+    snapshotKeepEntries: k.snapshotKeepEntries,
+    requestTimeoutMs: 1_000,
+    leaseCheckMs: 50,
+    watchHistoryEvents: k.watchHistoryEvents,
+    raftTuning,
+  };
+}

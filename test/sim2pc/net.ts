@@ -12,7 +12,8 @@
  */
 import type { Message } from '../../store/raft/index.js';
 import { CALM, type NetworkFaults } from '../sim/network.js';
-import type { Proc, Timer, World } from './world.js';
+import type { Cancel } from '../../lib/timers.js';
+import type { Proc, World } from './world.js';
 
 /** Milliseconds per delay step of the weather (its delays are counted in steps). */
 const msPerDelayStep = 2;
@@ -46,6 +47,7 @@ export class Net {
 
   send(from: string, to: string, payload: Payload): void {
     this.sent++;
+    this.world.digest(`${from}>${to}:${JSON.stringify(payload)}`);
     const r = this.world.random;
     if (this.inFlight >= maxInFlightPackets || r.chance(this.faults.dropChance)) {
       this.dropped++;
@@ -114,7 +116,7 @@ function link(from: string, to: string): string {
  * an HTTP client ignores a response to a request it abandoned.
  */
 export class RpcClient {
-  private readonly pending = new Map<string, { readonly cb: (body: unknown) => void; readonly timer: Timer }>();
+  private readonly pending = new Map<string, { readonly resolve: (body: unknown) => void; readonly cancel: Cancel }>();
   private next = 0;
 
   constructor(
@@ -122,21 +124,23 @@ export class RpcClient {
     private readonly net: Net,
   ) {}
 
-  /** `cb(undefined)` on timeout: the request may or may not have been served. */
-  call(to: string, body: unknown, timeoutMs: number, cb: (reply: unknown) => void): void {
+  /** Resolves with the reply, or `undefined` on timeout: the request may or may not have been served. */
+  call(to: string, body: unknown, timeoutMs: number): Promise<unknown> {
     const rid = `${this.proc.name}.${this.proc.incarnation}.${++this.next}`;
-    const timer = this.proc.after(timeoutMs, () => {
-      if (this.pending.delete(rid)) cb(undefined);
+    return new Promise<unknown>((resolve) => {
+      const cancel = this.proc.after(timeoutMs, () => {
+        if (this.pending.delete(rid)) resolve(undefined);
+      });
+      this.pending.set(rid, { resolve, cancel });
+      this.net.send(this.proc.name, to, { kind: 'req', rid, body });
     });
-    this.pending.set(rid, { cb, timer });
-    this.net.send(this.proc.name, to, { kind: 'req', rid, body });
   }
 
   onReply(rid: string, body: unknown): void {
     const p = this.pending.get(rid);
     if (p === undefined) return;
     this.pending.delete(rid);
-    p.timer.cancelled = true;
-    p.cb(body);
+    p.cancel();
+    p.resolve(body);
   }
 }

@@ -1,6 +1,6 @@
 /**
  * The simulated client: bank transfers across participants, as an
- * application would run them through the REST contract (shared/DESIGN.md):
+ * application would run them through the REST contract (docs/API.md):
  * begin at any coordinator (sometimes with the participants, sometimes
  * enlisting them one by one), hand each participant its work and wait for
  * it to be durable, then commit, abort, both at once through two
@@ -14,7 +14,7 @@
  * Every call can be lost, so every call has a timeout and is retried a
  * bounded number of times, at another coordinator when one does not answer.
  */
-import type { Participant } from '../../coordinator/protocol/kernel.js';
+import type { Participant } from '../../coordinator/protocol/index.js';
 import type { BankWork } from './bank.js';
 import { participantUrl, type CoordinatorAnswer, type CoordinatorCall, type ParticipantAnswer } from './messages.js';
 import { RpcClient, type Net, type Packet } from './net.js';
@@ -65,7 +65,7 @@ export class Client extends Proc {
 
   /** A transfer from one account of one bank to accounts of one or two others. */
   startTransfer(): void {
-    const id = `t${++this.next}`;
+    const label = `t${++this.next}`;
     const banks = [...this.opts.banks];
     shuffle(banks, (n) => this.r.int(n));
     const amount = 1 + this.r.int(this.opts.maxAmount);
@@ -78,9 +78,11 @@ export class Client extends Proc {
     const participants: Participant[] = chosen.map((b) => ({ name: b.name, url: participantUrl(b.name) }));
     this.started++;
     const enlistOneByOne = this.r.chance(0.25);
-    this.world.trace(`client: ${id} transfer ${JSON.stringify(Object.fromEntries(works))}${enlistOneByOne ? ' (enlisting)' : ''}`);
-    this.callCoordinator({ kind: 'coord', op: 'begin', txId: id, participants: enlistOneByOne ? [] : participants, timeoutMs: this.opts.txTimeoutMs() }, (a) => {
-      if (a?.ok !== true || a.reply.kind !== 'begun') return this.done(id, 'begin failed');
+    this.world.trace(`client: ${label} transfer ${JSON.stringify(Object.fromEntries(works))}${enlistOneByOne ? ' (enlisting)' : ''}`);
+    this.callCoordinator({ kind: 'coord', op: 'begin', key: label, participants: enlistOneByOne ? [] : participants, timeoutMs: this.opts.txTimeoutMs() }, (a) => {
+      if (a?.ok !== true) return this.done(label, 'begin failed');
+      const id = a.id;
+      this.world.trace(`client: ${label} is ${id}`);
       const afterEnlist = (): void => this.sendWork(id, [...works], 0, () => this.finish(id));
       if (enlistOneByOne) this.enlist(id, participants, 0, afterEnlist);
       else afterEnlist();
@@ -89,10 +91,11 @@ export class Client extends Proc {
 
   /** A transaction with no participants: commit, and perhaps abort at the same time elsewhere. */
   startEmpty(): void {
-    const id = `e${++this.next}`;
+    const label = `e${++this.next}`;
     this.started++;
-    this.callCoordinator({ kind: 'coord', op: 'begin', txId: id, participants: [], timeoutMs: this.opts.txTimeoutMs() }, (a) => {
-      if (a?.ok !== true || a.reply.kind !== 'begun') return this.done(id, 'begin failed');
+    this.callCoordinator({ kind: 'coord', op: 'begin', key: label, participants: [], timeoutMs: this.opts.txTimeoutMs() }, (a) => {
+      if (a?.ok !== true) return this.done(label, 'begin failed');
+      const id = a.id;
       let pending = 1;
       const one = (): void => {
         if (--pending === 0) this.done(id, 'answered');
@@ -109,7 +112,7 @@ export class Client extends Proc {
     const p = ps[i];
     if (p === undefined) return then();
     this.callCoordinator({ kind: 'coord', op: 'enlist', txId: id, participant: p }, (a) => {
-      if (a?.ok !== true || a.reply.kind !== 'enlisted') return this.done(id, 'enlist failed: left to the deadline');
+      if (a?.ok !== true) return this.done(id, 'enlist failed: left to the deadline');
       this.enlist(id, ps, i + 1, then);
     });
   }
@@ -120,7 +123,7 @@ export class Client extends Proc {
     if (item === undefined) return then();
     const [bank, work] = item;
     const attempt = (n: number): void => {
-      this.rpc.call(bank, { kind: 'work', txId: id, work: { account: work.account, delta: work.delta } }, this.opts.callTimeoutMs, (body) => {
+      void this.rpc.call(bank, { kind: 'work', txId: id, work: { account: work.account, delta: work.delta } }, this.opts.callTimeoutMs).then((body) => {
         const a = body as ParticipantAnswer | undefined;
         if (a?.ok === true) return this.sendWork(id, works, i + 1, then);
         if (n + 1 < this.opts.maxCallAttempts && (a === undefined || retryCodes.has(a.code))) {
@@ -153,7 +156,7 @@ export class Client extends Proc {
     const first = this.r.int(cs.length);
     const attempt = (n: number): void => {
       const to = cs[(first + n) % cs.length] as string;
-      this.rpc.call(to, call, this.opts.callTimeoutMs, (body) => {
+      void this.rpc.call(to, call, this.opts.callTimeoutMs).then((body) => {
         const a = body as CoordinatorAnswer | undefined;
         if (a?.ok === true || (a !== undefined && !retryCodes.has(a.code))) return cb(a);
         if (n + 1 >= this.opts.maxCallAttempts) return cb(a);

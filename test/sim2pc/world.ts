@@ -8,14 +8,10 @@
  * replays exactly. Nothing here reads the wall clock or Math.random.
  */
 import type { SeededRandom } from '../../lib/random.js';
+import { sleepWith, type Cancel, type Timers } from '../../lib/timers.js';
 
 /** Epoch ms at simulated time 0: what the machines see as `nowMs`. */
 export const T0 = 1_700_000_000_000;
-
-/** Thrown by a failpoint after it killed its process: unwinds the event that was running. */
-export class ProcessCrash extends Error {
-  override readonly name = 'ProcessCrash';
-}
 
 interface Scheduled {
   readonly at: number;
@@ -100,30 +96,34 @@ export interface World {
   /** True when a trace is kept: build trace lines only then. */
   readonly tracing: boolean;
   trace(line: string): void;
+  /** Feeds the run's digest (every packet and event time): two runs of one seed must agree on it. */
+  digest(text: string): void;
   /** A failpoint's chance of crashing its process at this hit (0 when faults are off). */
   failpointChance(name: string): number;
   /** Called when a process dies (failpoint or injected crash); the fault injector schedules its restart. */
   onCrash(proc: Proc, reason: string): void;
 }
 
-/** A cancellable timer handle. */
-export interface Timer {
-  cancelled: boolean;
-}
-
 /**
  * A process: volatile state dies with it, durable state is whatever the
- * subclass keeps outside its volatile fields. Every callback it schedules is
- * tied to its incarnation, so nothing from before a crash runs after it.
+ * subclass keeps outside its volatile fields (its simulated disk). Every
+ * callback it schedules, every packet it receives and every disk write it
+ * makes is tied to its incarnation, so nothing from before a crash has any
+ * effect after it: a crash needs no unwinding, the dead incarnation's code
+ * simply never hears from the world again.
  */
 export abstract class Proc {
   private incarnationNo = 0;
   private up = false;
+  /** The Timers the real runtime of this incarnation is given. */
+  timers: SimTimers;
 
   constructor(
     readonly name: string,
     protected readonly world: World,
-  ) {}
+  ) {
+    this.timers = new SimTimers(this, world, 0);
+  }
 
   get alive(): boolean {
     return this.up;
@@ -133,9 +133,9 @@ export abstract class Proc {
     return this.incarnationNo;
   }
 
-  /** Simulated ms since the start of the run. */
-  get simMs(): number {
-    return this.world.queue.now;
+  /** True while incarnation `inc` of this process is the running one. */
+  isLive(inc: number): boolean {
+    return this.up && this.incarnationNo === inc;
   }
 
   /** A line in the run's trace (built only when tracing). */
@@ -147,24 +147,15 @@ export abstract class Proc {
     this.world.counters.inc(name, by);
   }
 
-  /** The machines' clock: epoch ms. */
-  get nowMs(): number {
-    return T0 + this.world.queue.now;
-  }
-
-  /** Runs `fn` after `delayMs` unless cancelled or this incarnation died. */
-  after(delayMs: number, fn: () => void): Timer {
-    const timer: Timer = { cancelled: false };
-    const inc = this.incarnationNo;
-    this.world.queue.at(this.world.queue.now + Math.max(0, Math.round(delayMs)), () => {
-      if (!timer.cancelled && this.up && this.incarnationNo === inc) fn();
-    });
-    return timer;
+  /** Runs `fn` after `delayMs` unless this incarnation died. */
+  after(delayMs: number, fn: () => void): Cancel {
+    return this.timers.after(delayMs, fn);
   }
 
   start(): void {
     this.incarnationNo++;
     this.up = true;
+    this.timers = new SimTimers(this, this.world, this.incarnationNo);
     this.onStart();
   }
 
@@ -178,8 +169,10 @@ export abstract class Proc {
   }
 
   /**
-   * A named crash point (the runtimes' failpoints): the process may die right
-   * here, losing every effect it had not performed yet.
+   * A named crash point (the runtimes' failpoints, through their
+   * FailpointHook): the process may die right here. Nothing is thrown: the
+   * code after the hit runs on in a dead incarnation whose writes, sends and
+   * timers the world ignores, which is what a SIGKILL leaves of it.
    */
   failpoint(name: string): void {
     if (!this.up) return;
@@ -188,9 +181,60 @@ export abstract class Proc {
     if (p <= 0 || !this.world.random.chance(p)) return;
     this.world.counters.inc(`crash ${name}`);
     this.kill(`failpoint ${name}`);
-    throw new ProcessCrash(name);
   }
 
   protected abstract onStart(): void;
   protected abstract onKill(): void;
+}
+
+/**
+ * lib/timers.ts's Timers on simulated time, for one process incarnation:
+ * `soon` runs after the current event (and its promise callbacks), `after`
+ * at a later simulated millisecond; nothing runs once the incarnation died.
+ */
+export class SimTimers implements Timers {
+  constructor(
+    private readonly proc: Proc,
+    private readonly world: World,
+    private readonly inc: number,
+  ) {}
+
+  nowMs(): number {
+    return T0 + this.world.queue.now;
+  }
+
+  monotonicMs(): number {
+    return this.world.queue.now;
+  }
+
+  after(delayMs: number, fn: () => void): Cancel {
+    let cancelled = false;
+    this.world.queue.at(this.world.queue.now + Math.max(0, Math.round(delayMs)), () => {
+      if (!cancelled && this.proc.isLive(this.inc)) fn();
+    });
+    return () => {
+      cancelled = true;
+    };
+  }
+
+  every(intervalMs: number, fn: () => void): Cancel {
+    let cancelled = false;
+    const tick = (): void => {
+      if (cancelled) return;
+      this.after(intervalMs, tick);
+      fn();
+    };
+    this.after(intervalMs, tick);
+    return () => {
+      cancelled = true;
+    };
+  }
+
+  soon(fn: () => void): void {
+    this.after(0, fn);
+  }
+
+  sleep(delayMs: number, signal?: AbortSignal): Promise<void> {
+    return sleepWith(this, delayMs, signal);
+  }
 }

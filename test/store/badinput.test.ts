@@ -1,6 +1,6 @@
 /**
  * Goal: bad input gets a 4xx with a clear snake_case code, never a 5xx, a
- * crash or a partial write (shared/DESIGN.md, "Invariants"). First the named
+ * crash or a partial write (docs/API.md, "Invariants"). First the named
  * cases (malformed JSON, wrong types, missing fields, size limits, unknown
  * routes, wrong methods, bad query parameters, bad Request-Id), then a seeded
  * fuzz of a few thousand malformed requests sent concurrently to every node:

@@ -1,5 +1,5 @@
 /**
- * Goal: the store contract (shared/DESIGN.md, "The store contract") holds call
+ * Goal: the store contract (docs/API.md, "The store contract") holds call
  * by call on a real 3-node cluster of separate processes: put/CAS/delete
  * results and their `previous`, records and revisions, the 404 error body,
  * range paging, txn compares and branches, serializable versus linearizable

@@ -1,5 +1,5 @@
 /**
- * Goal: KV operations are linearizable through crashes (shared/DESIGN.md,
+ * Goal: KV operations are linearizable through crashes (docs/API.md,
  * "Invariants"). Several concurrent StoreClients, each preferring a different
  * node, run random get/set/cas/delete on a few keys for about 20 s (longer
  * on a loaded machine, until three kill/restart cycles are done) while a

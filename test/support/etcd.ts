@@ -15,29 +15,21 @@
  * Without etcd: outside CI the etcd tests are skipped with a message; in CI
  * (CI set) a missing etcd is an error, so CI cannot pass without them.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
+import { findEtcd } from '../../lib/etcd-binary.js';
+import { systemTimers } from '../../lib/timers.js';
 import { forgetPid, reapStale, recordPid } from './pid-files.js';
 
-const CANDIDATES = ['/usr/bin/etcd', '/usr/local/bin/etcd'];
+// The etcd tests import the binary lookup from here, with the cluster.
+export { etcdVersion, findEtcd } from '../../lib/etcd-binary.js';
+
 const PORT_RANGE = [37000, 37199] as const;
 const MEMBERS = 3;
 /** Restarts of a member that lost its port, at most, per start. */
 const MAX_PORT_RETRIES = 5;
-
-export function findEtcd(): string | undefined {
-  for (const p of CANDIDATES) if (existsSync(p)) return p;
-  const r = spawnSync('which', ['etcd'], { encoding: 'utf8' });
-  const p = r.status === 0 ? r.stdout.trim() : '';
-  return p === '' ? undefined : p;
-}
-
-export function etcdVersion(bin: string): string {
-  const r = spawnSync(bin, ['--version'], { encoding: 'utf8' });
-  return /etcd Version:\s*(\S+)/.exec(r.stdout)?.[1] ?? 'unknown';
-}
 
 function inCi(): boolean {
   const v = process.env['CI'];
@@ -322,7 +314,7 @@ export class EtcdCluster {
     for (;;) {
       if (await check()) return;
       if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${this.logTails()}`);
-      await new Promise((r) => setTimeout(r, 50));
+      await systemTimers.sleep(50);
     }
   }
 }

@@ -3,8 +3,9 @@
 // still names that port (a recycled pid belongs to someone else).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
+import { systemTimers } from '../../lib/timers.js';
 import { forgetPid, reapStale, recordPid } from './pid-files.js';
-import { waitUntil } from '../twopc/support/procs.js';
+import { waitFor } from './wait.js';
 
 const started: ChildProcess[] = [];
 
@@ -23,10 +24,10 @@ afterEach(() => {
 describe('pid files', () => {
   it('reaps the recorded process when its command line names the port, and forgets the record', async () => {
     const old = sleeper('39990');
-    await waitUntil('spawned', 5_000, () => old.pid !== undefined);
+    await waitFor('spawned', 5_000, () => old.pid !== undefined);
     recordPid('test-39990', old.pid as number);
     reapStale('test-39990', '--port 39990');
-    await waitUntil('reaped', 5_000, () => !alive(old));
+    await waitFor('reaped', 5_000, () => !alive(old));
     expect(old.signalCode).toBe('SIGKILL');
     // The record is gone: a second reap is a no-op.
     reapStale('test-39990', '--port 39990');
@@ -34,10 +35,10 @@ describe('pid files', () => {
 
   it('leaves alone a recorded pid whose command line names another port (a recycled pid)', async () => {
     const other = sleeper('39991');
-    await waitUntil('spawned', 5_000, () => other.pid !== undefined);
+    await waitFor('spawned', 5_000, () => other.pid !== undefined);
     recordPid('test-39992', other.pid as number);
     reapStale('test-39992', '--port 39992');
-    await new Promise((r) => setTimeout(r, 200));
+    await systemTimers.sleep(200);
     expect(alive(other)).toBe(true);
     forgetPid('test-39992', other.pid as number);
   });

@@ -66,25 +66,43 @@ export function parseOrUsage<T>(parse: () => T, usage: string, out: (line: strin
   }
 }
 
+/** The progress line of a multi-seed run, every 10 s and at the end. */
+export class SeedProgress {
+  private readonly started = performance.now();
+  private lastProgress = this.started;
+  private done = 0;
+  violations = 0;
+
+  constructor(
+    private readonly total: number,
+    private readonly out: (line: string) => void,
+  ) {}
+
+  /** One seed finished. */
+  record(seed: number, ok: boolean): void {
+    this.done++;
+    if (!ok) this.violations++;
+    const now = performance.now();
+    if (this.total > 1 && (now - this.lastProgress >= progressIntervalMs || this.done === this.total)) {
+      this.lastProgress = now;
+      this.out(`progress: ${this.done}/${this.total} seeds (last ${seed}), ${this.violations} violations, ${this.seconds.toFixed(1)}s`);
+    }
+  }
+
+  get seconds(): number {
+    return (performance.now() - this.started) / 1000;
+  }
+}
+
 /**
  * Runs `runOne` for seeds S..S+N-1 (it prints what it has to say about its
  * seed and answers whether the seed passed), with a progress line every 10 s
  * of a multi-seed run. Returns the violations and the wall-clock seconds.
  */
 export function runSeeds(opts: SeedOptions, out: (line: string) => void, runOne: (seed: number) => boolean): { violations: number; seconds: number } {
-  const started = performance.now();
-  let lastProgress = started;
-  let violations = 0;
-  for (let k = 0; k < opts.seeds; k++) {
-    const seed = opts.seed + k;
-    if (!runOne(seed)) violations++;
-    const now = performance.now();
-    if (opts.seeds > 1 && (now - lastProgress >= progressIntervalMs || k + 1 === opts.seeds)) {
-      lastProgress = now;
-      out(`progress: ${k + 1}/${opts.seeds} seeds (last ${seed}), ${violations} violations, ${((now - started) / 1000).toFixed(1)}s`);
-    }
-  }
-  return { violations, seconds: (performance.now() - started) / 1000 };
+  const progress = new SeedProgress(opts.seeds, out);
+  for (let k = 0; k < opts.seeds; k++) progress.record(opts.seed + k, runOne(opts.seed + k));
+  return { violations: progress.violations, seconds: progress.seconds };
 }
 
 /** The last line, and the exit code it means. */

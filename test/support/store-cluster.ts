@@ -14,8 +14,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatClusterSpec, type MemberAddress } from '../../store/node/config.js';
 import { StoreProcess, clusterMembers } from '../../store/node/launcher.js';
-import { delay, waitFor } from '../store/support/poll.js';
+import { systemTimers } from '../../lib/timers.js';
 import { forgetPid, reapStale, recordPid } from './pid-files.js';
+import { waitFor } from './wait.js';
 
 export interface NodeStatus {
   readonly id: string;
@@ -185,7 +186,7 @@ export class StoreCluster {
       const tail = this.log(id).slice(logBefore);
       if (!tail.includes('EADDRINUSE') || Date.now() > deadline) throw new Error(`${id} exited before it was healthy: ${tail.slice(-500)}`);
       this.portRetries++;
-      await delay(200);
+      await systemTimers.sleep(200);
     }
   }
 

@@ -1,5 +1,5 @@
 // Goal: the 2PC runtime as real processes on a real 3-node store keeps the
-// contract of shared/DESIGN.md, on every backend (the built-in store and
+// contract of docs/API.md, on every backend (the built-in store and
 // etcd: integration.test.ts and integration-etcd.test.ts run this same
 // suite): begin/enlist/commit with all "yes" commits at every participant;
 // one "no" aborts everywhere; a silent participant's vote is filled with "no"

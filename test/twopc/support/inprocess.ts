@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { makeCoordinatorConfig, type CoordinatorConfig } from '../../../coordinator/runtime/config.js';
 import { silentLogger } from '../../../lib/logger.js';
 import type { JsonValue, VoteValue } from '../../../coordinator/protocol/kernel.js';
-import { CoordinatorService } from '../../../coordinator/service/service.js';
+import { CoordinatorServer } from '../../../coordinator/service/server.js';
+import type { CoordinatorService } from '../../../coordinator/service/service.js';
 import type { TxStore } from '../../../coordinator/txstore/txstore.js';
 import { ParticipantNode, type ParticipantService, type PrepareAnswer } from '../../../participant/participant.js';
 import { participantApp } from '../../../participant/routes.js';
@@ -52,7 +53,7 @@ export interface LocalParticipant {
 }
 
 export async function startParticipant(store: TxStore, dir: string, name: string, service = new RecordingService(), serve = true): Promise<LocalParticipant> {
-  const node = await ParticipantNode.open({ name, store, logPath: join(dir, `${name}.json`), service, log: silentLogger, onFatal: (e) => { throw e; } });
+  const node = await ParticipantNode.open({ name, store, logPath: join(dir, `${name}.json`), service, logger: silentLogger, onFatal: (e) => { throw e; } });
   await node.start();
   let server: Server | undefined;
   let url = 'http://127.0.0.1:9'; // discard port: hints to an unserved participant fail at once
@@ -77,9 +78,9 @@ export async function startParticipant(store: TxStore, dir: string, name: string
   };
 }
 
-export async function startCoordinator(store: TxStore, overrides: Partial<CoordinatorConfig> = {}): Promise<{ service: CoordinatorService; url: string }> {
+export async function startCoordinator(store: TxStore, overrides: Partial<CoordinatorConfig> = {}): Promise<{ server: CoordinatorServer; service: CoordinatorService; url: string }> {
   const config = makeCoordinatorConfig({ id: 'c1', recoveryIntervalMs: 100, ackWaitMs: 2_000, hintTimeoutMs: 500, ...overrides });
-  const service = new CoordinatorService({ config, store, log: silentLogger });
-  const port = await service.start({ port: 0 });
-  return { service, url: `http://127.0.0.1:${port as number}` };
+  const server = new CoordinatorServer({ config, store, log: silentLogger });
+  const port = await server.start({ port: 0 });
+  return { server, service: server.service, url: `http://127.0.0.1:${port}` };
 }

@@ -21,8 +21,7 @@ import { openTxStore, parseStoreSpec, storeSpecFrom } from '../../../coordinator
 import { Failpoints } from '../../../lib/failpoints.js';
 import { errorMiddleware } from '../../../lib/express.js';
 import { stderrLogger } from '../../../lib/logger.js';
-import { ParticipantNode } from '../../../participant/participant.js';
-import { participantRouter } from '../../../participant/routes.js';
+import { ParticipantNode, participantRouter } from '../../../participant/index.js';
 import { Inventory } from './inventory.js';
 
 const { values } = parseFlags({
@@ -46,10 +45,24 @@ for (const part of (stringFlag(values, 'stock') ?? '').split(',').filter((s) => 
 }
 
 const log = stderrLogger(`participant ${name}`);
+/** Fail-stop: a participant that cannot trust its log exits, and the restart recovers from disk. */
+function exitOnFatal(e: unknown): never {
+  log('error', 'the participant failed; exiting so a restart recovers from disk', { error: e });
+  process.exit(1);
+}
 const inventory = new Inventory(dataDir, intFlag(values, 'prepare-delay-ms', 0));
 await inventory.load(stock);
 const opened = await openTxStore(spec, name);
-const node = await ParticipantNode.open({ name, store: opened.store, logPath: join(dataDir, 'participant-log.json'), service: inventory, failpoints: Failpoints.fromEnv(), log, retentionMs: 600_000 });
+const node = await ParticipantNode.open({
+  name,
+  store: opened.store,
+  logPath: join(dataDir, 'participant-log.json'),
+  service: inventory,
+  failpoints: Failpoints.fromEnv(),
+  logger: log,
+  onFatal: exitOnFatal,
+  config: { logRetentionMs: 600_000 },
+}).catch(exitOnFatal);
 
 const app = express();
 app.disable('x-powered-by');
@@ -68,7 +81,7 @@ await new Promise<void>((resolve, reject) => {
   server.once('listening', resolve);
   server.once('error', reject);
 });
-await node.start();
+await node.start().catch(exitOnFatal);
 log('info', 'ready', { port, pid: process.pid, store: spec.kind, recoveredOpen: node.transactions({ limit: 1_000 }).filter((t) => t.inDoubt).length });
 process.stdout.write(`participant ${name} listening on ${port}\n`);
 

@@ -9,9 +9,8 @@
  */
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
-import { DurableJsonFile } from '../../../participant/log.js';
-import type { JsonValue } from '../../../coordinator/protocol/kernel.js';
-import type { ParticipantService, PrepareAnswer } from '../../../participant/participant.js';
+import type { JsonValue } from '../../../coordinator/protocol/index.js';
+import { DurableJsonFile, type ParticipantService, type PrepareAnswer } from '../../../participant/index.js';
 
 export interface InventoryItem {
   readonly sku: string;

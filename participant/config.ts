@@ -1,0 +1,110 @@
+/**
+ * The participant's configuration: every limit named with its unit, with
+ * defaults, validated when a node opens (a bad value is refused before
+ * anything runs), frozen afterwards. As coordinator/runtime/config.ts.
+ */
+import { AppError } from '../lib/errors.js';
+
+export interface ParticipantConfig {
+  /** Open (unacknowledged) transactions at once; new work past it is refused with 503. */
+  readonly maxOpenTxs: number;
+  /** Serialized size of one transaction's work, in UTF-16 code units. */
+  readonly maxWorkChars: number;
+  /** Request body cap of the participant's routes (work included). */
+  readonly maxBodyBytes: number;
+  /** How long a work or prepare call waits for its answer (for prepare: the vote in the store). */
+  readonly requestTimeoutMs: number;
+  /** Store writes and service callbacks: attempts per round (rounds repeat until done) and backoff. */
+  readonly storeWriteMaxAttempts: number;
+  readonly storeBackoffBaseMs: number;
+  readonly storeBackoffMaxMs: number;
+  /** Acknowledged log records are kept this long (for the operator view), then compacted. */
+  readonly logRetentionMs: number;
+  /** How often acknowledged records past the retention are compacted out of the log. */
+  readonly logCompactIntervalMs: number;
+  /** Most records in the log; past it the oldest acknowledged go, and new work is refused only if none is acknowledged. */
+  readonly logMaxRecords: number;
+  /** The log is rewritten without superseded lines once larger than twice its live records plus this. */
+  readonly logRewriteFloorBytes: number;
+  /**
+   * How long after the deadline an undecided "yes" starts helping decide
+   * (jittered up to +50%): the coordinator acts at the deadline itself, so
+   * waiting a little saves duplicate writes when it is alive.
+   */
+  readonly helpGraceMs: number;
+  /** Mean wait before helping decide again when the store could not decide yet; jittered to 50%..150%. */
+  readonly helpRetryIntervalMs: number;
+  /**
+   * How long a frozen record seen on the watch waits before it is taken as
+   * a prepare request (the coordinator's prepare call comes first for a
+   * commit, and an abort's "no" fills land first; see watch.ts).
+   */
+  readonly watchPrepareDelayMs: number;
+  /** Prepares held while start-up recovery runs; past it one is dropped (the deadline fills our vote with "no"). */
+  readonly maxHeldPrepares: number;
+  /** Log records recovered at once at start. */
+  readonly recoveryConcurrency: number;
+}
+
+export const DEFAULT_PARTICIPANT_CONFIG: ParticipantConfig = Object.freeze({
+  maxOpenTxs: 10_000,
+  maxWorkChars: 64 * 1024,
+  maxBodyBytes: 256 * 1024,
+  requestTimeoutMs: 20_000,
+  storeWriteMaxAttempts: 6,
+  storeBackoffBaseMs: 25,
+  storeBackoffMaxMs: 1_000,
+  logRetentionMs: 600_000,
+  logCompactIntervalMs: 60_000,
+  logMaxRecords: 100_000,
+  logRewriteFloorBytes: 1 << 20,
+  helpGraceMs: 1_000,
+  helpRetryIntervalMs: 1_000,
+  watchPrepareDelayMs: 250,
+  maxHeldPrepares: 10_000,
+  recoveryConcurrency: 16,
+});
+
+const DAY_MS = 86_400_000;
+
+export class ParticipantConfigError extends AppError {
+  constructor(readonly problems: readonly string[]) {
+    super('invalid_config', 400, `invalid participant config: ${problems.join('; ')}`, { problems });
+    this.name = 'ParticipantConfigError';
+  }
+}
+
+/**
+ * The defaults with `overrides`, every value range-checked; unknown fields
+ * are refused (a misspelt limit would otherwise silently keep its default).
+ * Throws a ParticipantConfigError naming every bad field.
+ */
+export function makeParticipantConfig(overrides: Partial<ParticipantConfig> = {}): ParticipantConfig {
+  const problems: string[] = [];
+  for (const key of Object.keys(overrides)) {
+    if (!Object.hasOwn(DEFAULT_PARTICIPANT_CONFIG, key)) problems.push(`unknown field ${key}`);
+  }
+  const c: ParticipantConfig = { ...DEFAULT_PARTICIPANT_CONFIG, ...overrides };
+  const int = (name: keyof ParticipantConfig, min: number, max: number): void => {
+    const v: unknown = c[name];
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) problems.push(`${name} must be an integer in [${min}, ${max}], got ${String(v)}`);
+  };
+  int('maxOpenTxs', 1, 1_000_000);
+  int('maxWorkChars', 2, 16 * 1024 * 1024);
+  int('maxBodyBytes', 1_024, 64 * 1024 * 1024);
+  int('requestTimeoutMs', 1, 600_000);
+  int('storeWriteMaxAttempts', 1, 100);
+  int('storeBackoffBaseMs', 1, 60_000);
+  int('storeBackoffMaxMs', Math.max(1, c.storeBackoffBaseMs), 600_000);
+  int('logRetentionMs', 0, 30 * DAY_MS);
+  int('logCompactIntervalMs', 10, DAY_MS);
+  int('logMaxRecords', 1, 10_000_000);
+  int('logRewriteFloorBytes', 0, 1 << 30);
+  int('helpGraceMs', 0, 600_000);
+  int('helpRetryIntervalMs', 10, 600_000);
+  int('watchPrepareDelayMs', 0, 60_000);
+  int('maxHeldPrepares', 0, 1_000_000);
+  int('recoveryConcurrency', 1, 1_024);
+  if (problems.length > 0) throw new ParticipantConfigError(problems);
+  return Object.freeze(c);
+}

@@ -1,0 +1,77 @@
+/**
+ * The real I/O of a store node process, composed behind the seams of io.ts:
+ * the fsync'd WAL (wal.ts), snapshot files with pruning (snapshot-file.ts),
+ * the TCP transport listening on cfg.host:cfg.peerPort (transport.ts), the
+ * system's timers and randomness, and a fatal path that ends the process.
+ * `StoreNode.start` uses it; the deterministic simulation composes its own.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { systemRandom } from '../../lib/random.js';
+import { systemTimers } from '../../lib/timers.js';
+import type { NodeId, Snapshot, StorageState } from '../raft/index.js';
+import type { NodeConfig } from './config.js';
+import type { NodeIo, SnapshotStore } from './io.js';
+import { loadNewestSnapshot, saveSnapshot } from './snapshot-file.js';
+import { Transport, type TransportHandlers } from './transport.js';
+import { WriteAheadLog } from './wal.js';
+
+/** Exit status after a fatal storage error (EX_SOFTWARE, sysexits.h): a supervisor should not blindly restart. */
+export const FATAL_EXIT_CODE = 70;
+
+export interface ProcessIo {
+  readonly io: NodeIo<Transport>;
+  /** What the data directory held: the newest intact snapshot and the WAL after it. */
+  readonly stored: StorageState;
+}
+
+/**
+ * Opens the data directory (snapshot first: the WAL replays only what follows
+ * it) and starts listening for peers. `inbound` receives peers' messages; it
+ * may drop them until the node exists (Raft tolerates loss).
+ */
+export async function openProcessIo(cfg: NodeConfig, inbound: TransportHandlers): Promise<ProcessIo> {
+  const snapDir = join(cfg.dataDir, 'snap');
+  await mkdir(snapDir, { recursive: true });
+  const snapshot = await loadNewestSnapshot(snapDir);
+  const { wal, state } = await WriteAheadLog.open(join(cfg.dataDir, 'wal'), {
+    snapshotIndex: snapshot?.meta.index ?? 0,
+    segmentSizeBytes: cfg.walSegmentSizeBytes,
+  });
+  if (state.repairedTail) {
+    const t = state.repairedTail;
+    console.error(`[${cfg.id}] WAL: truncated a torn tail in ${t.path} at ${t.offset} (${t.reason})`);
+  }
+  const transport = new Transport(cfg.id, inbound);
+  try {
+    await transport.listen(cfg.host, cfg.peerPort);
+  } catch (e) {
+    await transport.close();
+    await wal.close();
+    throw e;
+  }
+  const io: NodeIo<Transport> = {
+    log: wal,
+    snapshots: snapshotFiles(snapDir),
+    transport,
+    timers: systemTimers,
+    random: systemRandom,
+    fatal: (e) => exitFatal(cfg.id, e),
+  };
+  return { io, stored: { hardState: state.hardState, snapshot, entries: state.entries } };
+}
+
+/** Snapshot files in `dir`; each save prunes all but the newest few (DEFAULT_SNAPSHOT_RETAIN_COUNT). */
+export function snapshotFiles(dir: string): SnapshotStore {
+  return {
+    async save(snapshot: Snapshot): Promise<void> {
+      await saveSnapshot(dir, snapshot);
+    },
+  };
+}
+
+/** A failed fsync or a corrupt state: the replica can no longer be trusted, so the process ends now. */
+function exitFatal(id: NodeId, error: unknown): never {
+  console.error(`[${id}] fatal:`, error);
+  process.exit(FATAL_EXIT_CODE);
+}
