@@ -11,6 +11,7 @@
  *   rounds until they answer;
  * - the deadline timer, and helping decide past it (coordinator/runtime/finish.ts).
  */
+import { AppError } from '../lib/errors.js';
 import type { Timers } from '../lib/timers.js';
 import type { Random } from '../lib/random.js';
 import type { FailpointHook } from '../lib/failpoints.js';
@@ -170,14 +171,21 @@ export class ParticipantEffects {
     }
   }
 
-  /** A CAS create-if-absent, retried in rounds until it answers (or the node stops: undefined). */
+  /**
+   * A CAS create-if-absent, retried in rounds until it answers, or until the
+   * node stops or the transaction is done here (undefined). Every attempt
+   * checks first: a retry that outlived its transaction would recreate a key
+   * garbage collection deleted (an orphan "yes" the 2PC simulation caught).
+   */
   private async storeWrite(tx: OpenTx, key: string, value: string): Promise<CasResult | undefined> {
     const d = this.deps;
     const signal = this.txs.stopSignal;
+    const attempt = (): Promise<CasResult> => (tx.gone ? Promise.reject(new AppError('tx_unloaded', 409, `${tx.id} is done here`)) : d.store.casCreate(key, value));
     for (let round = 0; !signal.aborted && !tx.gone; round++) {
       try {
-        return await withStoreRetries(() => d.store.casCreate(key, value), d.retry, d.random, d.timers, { signal });
+        return await withStoreRetries(attempt, d.retry, d.random, d.timers, { signal });
       } catch (e) {
+        if (tx.gone) break;
         d.logger('warn', 'store write failed; retrying', { key, error: e });
         await d.timers.sleep(d.retry.maxMs, signal);
       }

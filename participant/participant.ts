@@ -268,6 +268,7 @@ export class ParticipantNode {
     this.assertServing();
     this.checkTxId(txId);
     if (JSON.stringify(work).length > this.config.maxWorkChars) throw new AppError('work_too_large', 413, `work is over ${this.config.maxWorkChars} characters`);
+    if (this.watch.wasCollected(txId)) throw new AppError('tx_not_active', 409, `transaction ${txId} is finished and collected`);
     const tx = this.openTx(txId, true);
     const reply = await this.request(tx, (requestId) => ({ type: 'workReceived', requestId, work }));
     if (reply.kind === 'error') throw new AppError(reply.code, 409, reply.message);

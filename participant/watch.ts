@@ -37,6 +37,9 @@ import type { TxStore, TxWatchEvent } from '../coordinator/txstore/index.js';
 import type { ParticipantLog } from './log.js';
 import type { OpenTxTable } from './open-tx.js';
 
+/** Deleted transaction records remembered, so late work for them is refused (about 64 bytes each). */
+const MAX_REMEMBERED_COLLECTED = 65_536;
+
 export interface ParticipantWatchDeps {
   readonly name: string;
   readonly log: ParticipantLog;
@@ -56,6 +59,8 @@ export class ParticipantWatch {
   private readonly delayed = new Map<string, Cancel>();
   /** Prepares that came due before recovery finished, by transaction (deadline); undefined once released. */
   private held: Map<string, number> | undefined = new Map();
+  /** Transactions whose record the watch saw deleted, oldest first (wasCollected). */
+  private readonly collected = new Set<string>();
 
   constructor(
     private readonly deps: ParticipantWatchDeps,
@@ -80,11 +85,25 @@ export class ParticipantWatch {
     for (const [txId, deadline] of held ?? []) this.prepareNow(txId, deadline);
   }
 
+  /**
+   * True when the watch saw `tx/{txId}` deleted: the transaction is finished
+   * and collected, so work for it can only wait forever (a slow client's
+   * work that lost the race with the deadline). Remembers the newest
+   * `MAX_REMEMBERED_COLLECTED` deletions.
+   */
+  wasCollected(txId: string): boolean {
+    return this.collected.has(txId);
+  }
+
   /** The shared watch's callback. */
   onEvent(e: TxWatchEvent): void {
-    if (e.value === null || this.txs.stopSignal.aborted) return;
+    if (this.txs.stopSignal.aborted) return;
     const parsed = parseKey(e.key);
     if (parsed === null) return;
+    if (e.value === null) {
+      if (parsed.kind === 'tx') this.onCollected(parsed.id);
+      return;
+    }
     try {
       if (parsed.kind === 'tx') {
         const record = decodeTxRecord(e.value);
@@ -103,6 +122,19 @@ export class ParticipantWatch {
     } catch (err) {
       this.logger('error', 'corrupt value in the store', { key: e.key, error: err });
     }
+  }
+
+  /**
+   * `tx/{id}` was deleted: garbage collection, which needs the ack of every
+   * frozen participant, so an open transaction here without a logged "yes"
+   * was never frozen with us. Its work can never count: aborted locally, as
+   * an exclusion is.
+   */
+  private onCollected(txId: string): void {
+    if (this.collected.size >= MAX_REMEMBERED_COLLECTED) this.collected.delete(this.collected.values().next().value as string);
+    this.collected.add(txId);
+    const tx = this.txs.get(txId);
+    if (tx !== undefined && this.log.get(txId)?.vote?.vote !== 'yes') this.txs.step(tx, { type: 'excluded' });
   }
 
   /** A decision the store holds (watched, read, or a hint the store confirmed). */

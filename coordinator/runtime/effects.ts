@@ -61,8 +61,11 @@ export class EffectRunner {
           (r) => {
             // The vote first: the machine must not fill it again once it sees the record frozen.
             if (e.withVote !== undefined) this.host.step(tx, { type: 'voteWritten', participant: e.withVote.participant, succeeded: r.voteCreated, previous: null });
+            // Succeeded or not, the record the machine adopts next (ours, or `previous`) is the store's
+            // as of r.revision: a watched record event at or below it is older (the 2PC simulation caught
+            // a failed freeze CAS adopting a frozen `previous`, then a lagging watch's active record).
+            tx.txRevision = Math.max(tx.txRevision, r.revision);
             if (r.succeeded) {
-              tx.txRevision = Math.max(tx.txRevision, r.revision);
               tx.knownRevision = Math.max(tx.knownRevision, r.revision);
               this.afterTxWrite(e.expected === null, e.value);
             }

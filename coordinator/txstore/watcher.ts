@@ -11,6 +11,7 @@
  * history), the watcher restarts from the current revision and calls
  * `onResync`, and every holder re-reads what it cares about.
  */
+import { AssertionError } from '../../lib/assert.js';
 import type { Random } from '../../lib/random.js';
 import type { Logger } from '../../lib/logger.js';
 import { backoffDelayMs, type BackoffPolicy } from '../../lib/retry.js';
@@ -91,6 +92,8 @@ export class PrefixWatcher {
         }
       } catch (e) {
         if (this.ac.signal.aborted) return;
+        // A broken invariant in a consumer is a bug, not a watch failure: never retried past (fail-stop).
+        if (e instanceof AssertionError) throw e;
         if (e instanceof TxStoreError && e.code === 'compacted') {
           this.opts.log('warn', 'watch history compacted; resynchronizing', { prefix: this.opts.prefix, from: this.next });
           try {

@@ -43,6 +43,8 @@ export interface StoreApiOptions {
   /** Serve /v1/admin/faults (needs `transport`). Default: RAFT2PC_FAULTS=1 (lib/faults.ts). */
   readonly faultRoutes?: boolean;
   readonly watchLimits?: WatchLimits;
+  /** The process id `/v1/status` reports. Default: this process's; a simulated node has its own. */
+  readonly pid?: number;
 }
 
 /** Lease ids from node:crypto, as before injection; the range fits randomInt's 2^48 limit. */
@@ -64,7 +66,7 @@ export class StoreApi implements Routes {
     const timers = opts.timers ?? node.timers;
     this.watches = new WatchHub(node, timers, opts.watchLimits ?? defaultWatchLimits);
     const deps: RouteDeps = { node, clock: timers, random: opts.random ?? cryptoRandom, onLeader: new LeaderForwarder(node, opts.forwarder, opts.forwardTimeoutMs).onLeader };
-    this.addStatusRoutes(opts.transport);
+    this.addStatusRoutes(opts.transport, opts.pid ?? process.pid);
     addKvReadRoutes(this.router, deps);
     addKvWriteRoutes(this.router, deps);
     this.router.on('GET', '/v1/watch', (req) => this.watches.reply(req));
@@ -77,7 +79,7 @@ export class StoreApi implements Routes {
     node.onApplied = this.onApplied;
   }
 
-  private addStatusRoutes(transport: TransportHooks | undefined): void {
+  private addStatusRoutes(transport: TransportHooks | undefined, pid: number): void {
     const node = this.node;
     const r = this.router;
     r.on('GET', '/healthz', () => ok({ ok: true, id: node.cfg.id }));
@@ -86,7 +88,7 @@ export class StoreApi implements Routes {
       const st = node.raftStatus();
       return ok({
         id: st.id,
-        pid: process.pid,
+        pid,
         role: st.role,
         term: st.term,
         leaderId: st.leaderId === '' ? null : st.leaderId,

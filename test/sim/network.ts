@@ -27,6 +27,55 @@ export interface NetworkFaults {
 
 export const CALM: NetworkFaults = { dropChance: 0, duplicateChance: 0, maxDelaySteps: 1, longDelayChance: 0, longDelaySteps: 0 };
 
+/**
+ * The weather's verdict on one message: the delay (in steps) of each copy
+ * to deliver; none when it is dropped, two when it is duplicated. Shared by
+ * this Raft simulator and the 2PC simulation's network (test/sim2pc/net.ts).
+ */
+export function deliveryDelays(random: SeededRandom, f: NetworkFaults): number[] {
+  if (random.chance(f.dropChance)) return [];
+  const delay = (): number => random.int(f.maxDelaySteps + 1) + (f.longDelayChance > 0 && random.chance(f.longDelayChance) ? random.int(f.longDelaySteps + 1) : 0);
+  const first = delay();
+  return random.chance(f.duplicateChance) ? [first, delay()] : [first];
+}
+
+/** Directed links that lose every message ("from>to"): partitions and one-way cuts. */
+export class Links {
+  private readonly blocked = new Set<string>();
+
+  get partitioned(): boolean {
+    return this.blocked.size > 0;
+  }
+
+  isCut(from: string, to: string): boolean {
+    return this.blocked.has(link(from, to));
+  }
+
+  /** Symmetric split: no messages between different groups. */
+  partition(groups: readonly (readonly string[])[]): void {
+    assert(groups.length >= 2, 'a partition needs two groups');
+    for (const a of groups) {
+      for (const b of groups) {
+        if (a === b) continue;
+        for (const x of a) for (const y of b) this.blocked.add(link(x, y));
+      }
+    }
+  }
+
+  /** One-way cut: `from` can no longer reach `to`, though `to` still reaches `from`. */
+  cutOneWay(from: string, to: string): void {
+    this.blocked.add(link(from, to));
+  }
+
+  heal(): void {
+    this.blocked.clear();
+  }
+
+  describe(): string {
+    return [...this.blocked].sort().join(' ');
+  }
+}
+
 /** Messages in flight at once; past it the network drops (a full socket buffer). */
 export const maxInFlightMessages = 20_000;
 
@@ -44,8 +93,7 @@ export interface Delivery {
 export class Network {
   faults: NetworkFaults = CALM;
   private queue: InFlight[] = [];
-  /** Directed links that lose every message: "from>to". */
-  private readonly blocked = new Set<string>();
+  readonly links = new Links();
   sent = 0;
   dropped = 0;
   duplicated = 0;
@@ -57,30 +105,20 @@ export class Network {
   }
 
   get partitioned(): boolean {
-    return this.blocked.size > 0;
+    return this.links.partitioned;
   }
 
   /** Hands a message to the network at `nowStep`; false when it was dropped at once. */
   send(m: Message, nowStep: number): boolean {
     this.sent++;
-    const f = this.faults;
-    if (this.queue.length >= maxInFlightMessages || this.random.chance(f.dropChance)) {
+    const delays = this.queue.length >= maxInFlightMessages ? [] : deliveryDelays(this.random, this.faults);
+    if (delays.length === 0) {
       this.dropped++;
       return false;
     }
-    this.enqueue(m, nowStep);
-    if (this.random.chance(f.duplicateChance)) {
-      this.duplicated++;
-      this.enqueue(m, nowStep);
-    }
+    if (delays.length > 1) this.duplicated++;
+    for (const delay of delays) this.queue.push({ deliverAtStep: nowStep + delay, message: m });
     return true;
-  }
-
-  private enqueue(m: Message, nowStep: number): void {
-    const f = this.faults;
-    let delay = this.random.int(f.maxDelaySteps + 1);
-    if (f.longDelayChance > 0 && this.random.chance(f.longDelayChance)) delay += this.random.int(f.longDelaySteps + 1);
-    this.queue.push({ deliverAtStep: nowStep + delay, message: m });
   }
 
   /** Removes and returns the messages due at `nowStep`, in delivery order. */
@@ -91,7 +129,7 @@ export class Network {
     for (const item of this.queue) {
       if (item.deliverAtStep > nowStep) {
         keep.push(item);
-      } else if (this.blocked.has(link(item.message.from, item.message.to))) {
+      } else if (this.links.isCut(item.message.from, item.message.to)) {
         this.dropped++;
         cut.push(item.message);
       } else {
@@ -109,31 +147,23 @@ export class Network {
     return { delivered, cut };
   }
 
-  /** Symmetric split: no messages between different groups. */
   partition(groups: readonly (readonly NodeId[])[]): void {
-    assert(groups.length >= 2, 'a partition needs two groups');
-    for (const a of groups) {
-      for (const b of groups) {
-        if (a === b) continue;
-        for (const x of a) for (const y of b) this.blocked.add(link(x, y));
-      }
-    }
+    this.links.partition(groups);
   }
 
-  /** One-way cut: `from` can no longer reach `to`, though `to` still reaches `from`. */
   cutOneWay(from: NodeId, to: NodeId): void {
-    this.blocked.add(link(from, to));
+    this.links.cutOneWay(from, to);
   }
 
   heal(): void {
-    this.blocked.clear();
+    this.links.heal();
   }
 
   describePartition(): string {
-    return [...this.blocked].sort().join(' ');
+    return this.links.describe();
   }
 }
 
-function link(from: NodeId, to: NodeId): string {
+function link(from: string, to: string): string {
   return `${from}>${to}`;
 }

@@ -67,9 +67,9 @@ export class FaultInjector {
       // Refused (the target is the leader, or gone) or timed out: a transfer is only a nudge.
       if (leader !== undefined) void leader.transferLeadership(r.pick(this.nodes).name).catch(() => undefined);
     }
-    if (this.net.partitioned) {
+    if (this.net.links.partitioned) {
       if (r.chance(k.healPerSec * dt)) {
-        this.net.heal();
+        this.net.links.heal();
         this.world.trace('heal');
       }
     } else if (r.chance(k.partitionPerSec * dt)) {
@@ -86,7 +86,7 @@ export class FaultInjector {
     const kind = r.int(4);
     if (kind === 0) {
       const lone = r.pick(stores);
-      this.net.partition([[lone], stores.filter((s) => s !== lone)]);
+      this.net.links.partition([[lone], stores.filter((s) => s !== lone)]);
     } else if (kind === 1) {
       const p = r.pick(this.processes).name;
       for (const s of stores) if (r.chance(0.7)) this.net.cut(p, s);
@@ -94,9 +94,9 @@ export class FaultInjector {
       const p = r.pick(this.processes).name;
       for (const other of [...stores, ...this.processes.map((x) => x.name), 'client']) if (other !== p) this.net.cut(p, other);
     } else {
-      for (const c of this.coordinators) for (const p of this.participants) if (r.chance(0.5)) this.net.cutOneWay(c.name, p.name);
+      for (const c of this.coordinators) for (const p of this.participants) if (r.chance(0.5)) this.net.links.cutOneWay(c.name, p.name);
     }
     this.world.counters.inc('partitions');
-    this.world.trace(`partition ${this.net.describePartition()}`);
+    this.world.trace(`partition ${this.net.links.describe()}`);
   }
 }

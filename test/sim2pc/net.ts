@@ -11,7 +11,7 @@
  * timeout, so a caller sees an answer or nothing (an ambiguous outcome).
  */
 import type { Message } from '../../store/raft/index.js';
-import { CALM, type NetworkFaults } from '../sim/network.js';
+import { CALM, deliveryDelays, Links, type NetworkFaults } from '../sim/network.js';
 import type { Cancel } from '../../lib/timers.js';
 import type { Proc, World } from './world.js';
 
@@ -33,7 +33,8 @@ export interface Packet {
 
 export class Net {
   faults: NetworkFaults = CALM;
-  private readonly blocked = new Set<string>();
+  /** Partitions: checked at delivery, so messages in flight when a link is cut are lost too. */
+  readonly links = new Links();
   private readonly handlers = new Map<string, (p: Packet) => void>();
   private inFlight = 0;
   sent = 0;
@@ -48,25 +49,16 @@ export class Net {
   send(from: string, to: string, payload: Payload): void {
     this.sent++;
     this.world.digest(`${from}>${to}:${JSON.stringify(payload)}`);
-    const r = this.world.random;
-    if (this.inFlight >= maxInFlightPackets || r.chance(this.faults.dropChance)) {
-      this.dropped++;
-      return;
-    }
-    const packet: Packet = { from, to, payload };
-    this.enqueue(packet);
-    if (r.chance(this.faults.duplicateChance)) this.enqueue(packet);
+    const delays = this.inFlight >= maxInFlightPackets ? [] : deliveryDelays(this.world.random, this.faults);
+    if (delays.length === 0) this.dropped++;
+    for (const steps of delays) this.deliverLater({ from, to, payload }, steps);
   }
 
-  private enqueue(p: Packet): void {
-    const f = this.faults;
-    const r = this.world.random;
-    let steps = r.int(f.maxDelaySteps + 1);
-    if (f.longDelayChance > 0 && r.chance(f.longDelayChance)) steps += r.int(f.longDelaySteps + 1);
+  private deliverLater(p: Packet, steps: number): void {
     this.inFlight++;
     this.world.queue.at(this.world.queue.now + 1 + steps * msPerDelayStep, () => {
       this.inFlight--;
-      if (this.blocked.has(link(p.from, p.to))) {
+      if (this.links.isCut(p.from, p.to)) {
         this.dropped++;
         return;
       }
@@ -78,36 +70,11 @@ export class Net {
     return this.inFlight;
   }
 
-  get partitioned(): boolean {
-    return this.blocked.size > 0;
-  }
-
   /** No packets between `a` and `b`, either way. */
   cut(a: string, b: string): void {
-    this.blocked.add(link(a, b));
-    this.blocked.add(link(b, a));
+    this.links.cutOneWay(a, b);
+    this.links.cutOneWay(b, a);
   }
-
-  cutOneWay(from: string, to: string): void {
-    this.blocked.add(link(from, to));
-  }
-
-  /** Symmetric split between groups. */
-  partition(groups: readonly (readonly string[])[]): void {
-    for (const a of groups) for (const b of groups) if (a !== b) for (const x of a) for (const y of b) this.blocked.add(link(x, y));
-  }
-
-  heal(): void {
-    this.blocked.clear();
-  }
-
-  describePartition(): string {
-    return [...this.blocked].sort().join(' ');
-  }
-}
-
-function link(from: string, to: string): string {
-  return `${from}>${to}`;
 }
 
 /**

@@ -12,6 +12,7 @@ import { makeCoordinatorConfig, type CoordinatorConfig } from '../../coordinator
 import type { HintResult, HintSender } from '../../coordinator/runtime/hints.js';
 import { CoordinatorService, type OutcomeBody } from '../../coordinator/service/index.js';
 import type { Decision } from '../../coordinator/protocol/index.js';
+import { AssertionError } from '../../lib/assert.js';
 import { isAppError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import { SimHttpClient, isStreamChunk, type SimStreamChunk } from './http.js';
@@ -73,7 +74,7 @@ export class SimCoordinator extends Proc {
 
   private logger(): Logger {
     return (level, message, fields) => {
-      if (level === 'error') this.opts.onError(this.name, message, fields);
+      if (level === 'error' || fields?.['error'] instanceof AssertionError) this.opts.onError(this.name, message, fields);
       if (this.world.tracing && level !== 'debug') this.world.trace(`${this.name} ${level}: ${message}${fields === undefined ? '' : ` ${JSON.stringify(fields, (_k, v: unknown) => (v instanceof Error ? v.message : v))}`}`);
     };
   }

@@ -8,6 +8,7 @@
  * participant/routes.ts sends them; only express and node:http are left out.
  */
 import type { Decision, JsonValue } from '../../coordinator/protocol/index.js';
+import { AssertionError } from '../../lib/assert.js';
 import { isAppError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import type { ParticipantConfig } from '../../participant/config.js';
@@ -98,7 +99,7 @@ export class SimParticipant extends Proc {
 
   private logger(): Logger {
     return (level, message, fields) => {
-      if (level === 'error') this.opts.onError(this.name, message, fields);
+      if (level === 'error' || fields?.['error'] instanceof AssertionError) this.opts.onError(this.name, message, fields);
       if (this.world.tracing && level !== 'debug') this.world.trace(`${this.name} ${level}: ${message}${fields === undefined ? '' : ` ${JSON.stringify(fields, (_k, v: unknown) => (v instanceof Error ? v.message : v))}`}`);
     };
   }

@@ -15,7 +15,7 @@ import type { NodeConfig } from '../../store/node/config.js';
 import type { PeerTransport } from '../../store/node/io.js';
 import { StoreNode } from '../../store/node/node.js';
 import type { Entry, Message, NodeId } from '../../store/raft/index.js';
-import { SimRaftDisk } from './disk.js';
+import { MemoryRaftLog, MemorySnapshotStore, reopenMemoryStorage } from '../../store/node/memory-io.js';
 import { ServerStream, SimHttpClient, type SimHttpRequest, type SimStreamOpen } from './http.js';
 import { RpcClient, type Net, type Packet } from './net.js';
 import { Proc, type World } from './world.js';
@@ -25,17 +25,21 @@ export interface StoreProcOptions {
   /** Chance per tick that the node misses it (a slow clock). */
   readonly skipTickChance: number;
   readonly fsyncMs: () => number;
-  /** Chance that the node dies inside a WAL save (nothing, a prefix, or all of it durable). */
+  /** Chance that the node dies inside an fsync of its log or snapshots (that write is lost). */
   readonly crashInSaveChance: () => number;
   /** Every applied entry, with its KV result, for the checker. */
   readonly onApply: (node: string, entry: Entry, applied: KvApplied | undefined) => void;
 }
 
+/** What a simulated node's /v1/status reports as its pid (the real one would make runs differ). */
+const simulatedPid = 1;
 /** Simulated ms a follower's forward to the leader waits (store/api's forward timeout, scaled). */
 const forwardTimeoutMs = 300;
 
 export class SimStoreNode extends Proc {
-  readonly disk: SimRaftDisk;
+  /** The node's disk: the in-memory WAL and snapshot stores, fsyncs on simulated time. */
+  private readonly log: MemoryRaftLog;
+  private readonly snapshots: MemorySnapshotStore;
   private node: StoreNode<PeerTransport> | undefined;
   private api: StoreApi | undefined;
   private http!: SimHttpClient;
@@ -49,7 +53,9 @@ export class SimStoreNode extends Proc {
     private readonly opts: StoreProcOptions,
   ) {
     super(name, world);
-    this.disk = new SimRaftDisk(this, world, { fsyncMs: opts.fsyncMs, crashInSaveChance: opts.crashInSaveChance });
+    const sync = (): Promise<void> => this.fsync();
+    this.log = new MemoryRaftLog({ sync });
+    this.snapshots = new MemorySnapshotStore({ sync });
     net.register(name, (p) => this.receive(p));
   }
 
@@ -68,18 +74,18 @@ export class SimStoreNode extends Proc {
     this.http = new SimHttpClient(this, this.net, rpc, forwardTimeoutMs);
     this.streams = new Map();
     const inc = this.incarnation;
-    void StoreNode.create(this.opts.config, this.io(), this.disk.storageState()).then((node) => {
+    void StoreNode.create(this.opts.config, this.io(), reopenMemoryStorage(this.log, this.snapshots)).then((node) => {
       if (!this.isLive(inc)) return;
       node.onEntryApplied = (e, applied) => this.opts.onApply(this.name, e, applied);
       this.node = node;
-      this.api = new StoreApi({ node, forwarder: this.http, random: this.world.random });
+      this.api = new StoreApi({ node, forwarder: this.http, random: this.world.random, pid: simulatedPid });
     });
   }
 
   private io(): Parameters<typeof StoreNode.create<PeerTransport>>[1] {
     return {
-      log: this.disk,
-      snapshots: this.disk.snapshots,
+      log: this.log,
+      snapshots: this.snapshots,
       transport: this.transport(),
       timers: skewed(this.timers, this.world.random, this.opts.skipTickChance),
       random: this.world.random,
@@ -100,6 +106,18 @@ export class SimStoreNode extends Proc {
       removePeer: (_id: NodeId) => undefined,
       close: () => Promise.resolve(),
     };
+  }
+
+  /**
+   * One fsync on simulated time; now and then the node dies inside it, and
+   * the write it was making is lost (the write's promise never settles).
+   */
+  private async fsync(): Promise<void> {
+    await this.timers.sleep(this.opts.fsyncMs());
+    if (!this.world.random.chance(this.opts.crashInSaveChance())) return;
+    this.count('store crashes inside an fsync');
+    this.kill('crash inside an fsync');
+    await new Promise<never>(() => undefined);
   }
 
   protected onKill(): void {

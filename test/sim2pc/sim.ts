@@ -135,7 +135,7 @@ export class Simulation implements World {
     });
   }
 
-  /** A runtime logged an error: an assertion or a corrupt value is a bug; the rest is counted. */
+  /** A runtime logged an error (or an assertion at any level): an assertion or a corrupt value is a bug; the rest is counted. */
   private onRuntimeError(who: string, message: string, fields: Readonly<Record<string, unknown>> | undefined): void {
     const e = fields?.['error'];
     if (e instanceof AssertionError) this.fail(new SafetyViolation('assertion', `${who}: ${message}: ${e.message}\n${e.stack ?? ''}`));
@@ -145,6 +145,19 @@ export class Simulation implements World {
 
   private fail(e: SafetyViolation | Error): void {
     this.pending ??= e;
+  }
+
+  /**
+   * Runs a checker hook from inside a runtime's callback: a violation it
+   * finds fails the run, whatever the runtime would do with the throw
+   * (a store node's apply loop, a service callback, a request handler).
+   */
+  private checked(hook: () => void): void {
+    try {
+      hook();
+    } catch (e) {
+      this.fail(e as Error);
+    }
   }
 
   private build(): Client {
@@ -157,7 +170,7 @@ export class Simulation implements World {
           skipTickChance: 0.02,
           fsyncMs: () => this.random.int(2),
           crashInSaveChance: () => (this.phase === 'chaos' ? k.storeCrashMidReady : 0),
-          onApply: (node, e, applied) => this.checker.onStoreApply(node, e, applied),
+          onApply: (node, e, applied) => this.checked(() => this.checker.onStoreApply(node, e, applied)),
         }),
       );
     }
@@ -169,7 +182,7 @@ export class Simulation implements World {
           config: coordinatorConfig(k),
           store,
           mutation: this.opts.mutation,
-          onOutcome: (c, id, told) => this.checker.onOutcome(c, id, told),
+          onOutcome: (c, id, told) => this.checked(() => this.checker.onOutcome(c, id, told)),
           onError,
         }),
       );
@@ -182,7 +195,7 @@ export class Simulation implements World {
           fsyncMs,
           serviceMs: () => this.random.int(k.maxServiceMs + 1),
           mutation: this.opts.mutation,
-          onApplied: (p, id, d) => this.checker.onApplied(p, id, d),
+          onApplied: (p, id, d) => this.checked(() => this.checker.onApplied(p, id, d)),
           onViolation: (e) => this.fail(e),
           onError,
         }),
@@ -268,7 +281,7 @@ export class Simulation implements World {
 
   private heal(): void {
     this.phase = 'heal';
-    this.net.heal();
+    this.net.links.heal();
     this.net.faults = CALM;
     for (const p of [...this.nodes, ...this.processes]) if (!p.alive) p.start();
     this.trace('healed: every process up, the network calm, no more faults');
