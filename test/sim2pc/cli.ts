@@ -12,10 +12,8 @@
  * that replays it. The run ends with exactly `seeds=N violations=V`; the exit
  * code is 1 when V > 0, 2 on bad usage.
  */
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { finish, parseOrUsage, parseSeedArgs, SeedProgress, UsageError, type SeedOptions } from '../support/seed-cli.js';
+import { finish, parseOrUsage, parseSeedArgs, runInWorkers, SeedProgress, seedsOf, UsageError, type SeedOptions, type SeedReport, type WorkerShare } from '../support/seed-cli.js';
 import { MUTATIONS, type Mutation } from './mutations.js';
 import { defaultChaosMs, replayCommand, runSim2pc, type Sim2pcResult } from './sim.js';
 
@@ -25,7 +23,7 @@ export interface CliOptions extends SeedOptions {
   readonly noDurableCheck: boolean;
   readonly jobs: number;
   /** Internal: this process is one of `--jobs` workers, running every `stride`-th seed, printing JSON lines. */
-  readonly worker: { readonly offset: number; readonly stride: number } | undefined;
+  readonly worker: WorkerShare | undefined;
 }
 
 const USAGE = `usage: npm run sim:2pc -- [--seed S] [--seeds N] [--jobs J] [--chaos-ms MS] [--mutation ${MUTATIONS.join('|')}] [--no-durable-check] [--trace]`;
@@ -66,16 +64,6 @@ export function parseArgs(argv: readonly string[]): CliOptions {
   return { ...seeds, chaosMs, mutation, noDurableCheck, jobs, worker };
 }
 
-/** What one seed's run reports to the aggregate: a worker sends this as one JSON line. */
-interface SeedReport {
-  readonly seed: number;
-  readonly ok: boolean;
-  readonly invariant?: string;
-  readonly violation?: string;
-  readonly atMs?: number;
-  readonly counters: Record<string, number>;
-}
-
 function reportOf(r: Sim2pcResult): SeedReport {
   const base = { seed: r.seed, ok: r.ok, counters: Object.fromEntries(r.counters) };
   return r.ok ? base : { ...base, invariant: r.invariant ?? '?', violation: (r.violation ?? '').split('\n')[0] ?? '', atMs: r.atMs ?? 0 };
@@ -106,21 +94,7 @@ async function single(opts: CliOptions, out: (line: string) => void): Promise<nu
 
 /** Every seed of this process (all of them, or a worker's share), reported as it ends. */
 async function local(opts: CliOptions, report: (r: SeedReport) => void): Promise<void> {
-  const { offset, stride } = opts.worker ?? { offset: 0, stride: 1 };
-  for (let k = offset; k < opts.seeds; k += stride) report(reportOf(await runOne(opts.seed + k, opts)));
-}
-
-/** Spreads the seeds over `jobs` child processes, each running every jobs-th seed. */
-async function parallel(opts: CliOptions, argv: readonly string[], report: (r: SeedReport) => void): Promise<void> {
-  const runs = Array.from({ length: opts.jobs }, (_, j) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', SELF, ...argv, '--worker', String(j), String(opts.jobs)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const lines = createInterface({ input: child.stdout });
-    lines.on('line', (line) => {
-      if (line.startsWith('{')) report(JSON.parse(line) as SeedReport);
-    });
-    return new Promise<void>((resolve, reject) => child.on('exit', (code) => (code === 0 || code === 1 ? resolve() : reject(new Error(`worker ${j} exited with ${String(code)}`)))));
-  });
-  await Promise.all(runs);
+  for (const seed of seedsOf(opts, opts.worker)) report(reportOf(await runOne(seed, opts)));
 }
 
 export async function main(argv: readonly string[], out: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<number> {
@@ -148,7 +122,7 @@ export async function main(argv: readonly string[], out: (line: string) => void 
     }
     progress.record(r.seed, r.ok);
   };
-  if (opts.jobs > 1) await parallel(opts, argv, report);
+  if (opts.jobs > 1) await runInWorkers(SELF, argv, opts.jobs, report);
   else await local(opts, report);
   out('totals:');
   for (const line of describeCounters(total)) out(line);

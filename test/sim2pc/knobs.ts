@@ -14,50 +14,15 @@ import { FAILPOINT_NAMES, type FailpointName } from '../../lib/failpoints.js';
 import type { CoordinatorConfig } from '../../coordinator/runtime/index.js';
 import type { ParticipantConfig } from '../../participant/config.js';
 import { defaultNodeConfig, type NodeConfig } from '../../store/node/config.js';
-import type { RaftConfig } from '../../store/raft/index.js';
 import { randomConfig } from '../sim/chaos.js';
 
 /** The runtimes' failpoints (lib/failpoints.ts), each a place a process can die. */
 export const FAILPOINTS = FAILPOINT_NAMES;
 
-export interface Knobs {
-  readonly raft: Partial<RaftConfig>;
-  /** Kept watch history: small values make watchers resynchronize after `compacted`. */
-  readonly watchHistoryEvents: number;
-  /** Automatic snapshots (store/node/node.ts), scaled down so restarts replay a short log. */
-  readonly snapshotEveryEntries: number;
-  readonly snapshotKeepEntries: number;
-  /** Fault rates, per simulated second. */
-  readonly storeCrashPerSec: number;
-  readonly storeCrashMidReady: number;
-  readonly transferPerSec: number;
-  readonly partitionPerSec: number;
-  readonly healPerSec: number;
-  readonly procCrashPerSec: number;
-  /** Restart delays. */
-  readonly storeRestartMs: number;
-  readonly procRestartMs: number;
-  /** Chance, per hit, that each failpoint kills its process. */
-  readonly failpoints: Readonly<Partial<Record<FailpointName, number>>>;
-  /** Upper bounds of the participants' fsync and service latencies. */
-  readonly maxFsyncMs: number;
-  readonly maxServiceMs: number;
-  /** Transactions started per simulated second, and their timeouts. */
-  readonly txPerSec: number;
-  readonly minTxTimeoutMs: number;
-  readonly maxTxTimeoutMs: number;
-  readonly emptyTxChance: number;
-  /** participant/watch.ts delays a watch-triggered prepare (0: the behaviour before that change). */
-  readonly watchPrepareDelayMs: number;
-  /** The participant log: retention of acknowledged records (short: compaction rewrites the file during the run). */
-  readonly logRetentionMs: number;
-  /** The participant log is rewritten without superseded lines past twice its live bytes plus this. */
-  readonly logRewriteFloorBytes: number;
-  /** Coordinator: live transactions at most (small: eviction and reloading happen). */
-  readonly maxLiveTxs: number;
-}
+/** One seed's knobs (fault rates per simulated second, restart delays, latencies, sizes). */
+export type Knobs = ReturnType<typeof drawKnobs>;
 
-export function drawKnobs(r: SeededRandom): Knobs {
+export function drawKnobs(r: SeededRandom) {
   const failpoints: Partial<Record<FailpointName, number>> = {};
   for (const name of FAILPOINTS) if (r.chance(0.35)) failpoints[name] = r.pick([0.03, 0.15, 0.5]);
   const minTxTimeoutMs = r.pick([150, 400, 800]);
@@ -66,10 +31,13 @@ export function drawKnobs(r: SeededRandom): Knobs {
     // One entry per message with one message in flight replicates a few hundred entries a second:
     // less than this workload writes, so every seed would end in a retry storm. Keep batches of 4+.
     raft: { ...raft, maxMsgEntries: Math.max(4, raft.maxMsgEntries ?? 4), maxInflightMsgs: Math.max(4, raft.maxInflightMsgs ?? 4) },
+    /** Kept watch history: small values make watchers resynchronize after `compacted`. */
     watchHistoryEvents: r.pick([25, 100, 2_000, 2_000]),
+    /** Automatic snapshots, scaled down so restarts replay a short log and followers install snapshots. */
     snapshotEveryEntries: r.pick([200, 500, 2_000]),
     snapshotKeepEntries: r.pick([0, 10, 100]),
     storeCrashPerSec: r.pick([0, 0.2, 0.6, 1.5]),
+    /** Chance that a store node dies inside an fsync. */
     storeCrashMidReady: r.pick([0, 0, 0.001, 0.005]),
     transferPerSec: r.pick([0, 0.2, 1]),
     partitionPerSec: r.pick([0, 0.3, 1, 2]),
@@ -77,7 +45,8 @@ export function drawKnobs(r: SeededRandom): Knobs {
     procCrashPerSec: r.pick([0, 0.05, 0.2, 0.5]),
     storeRestartMs: r.pick([50, 300, 1_000]),
     procRestartMs: r.pick([20, 200, 800]),
-    failpoints,
+    /** Chance, per hit, that each armed failpoint kills its process. */
+    failpoints: failpoints as Readonly<Partial<Record<FailpointName, number>>>,
     maxFsyncMs: r.pick([1, 4, 15]),
     maxServiceMs: r.pick([0, 2, 8]),
     txPerSec: r.pick([4, 8, 15]),
@@ -85,8 +54,10 @@ export function drawKnobs(r: SeededRandom): Knobs {
     maxTxTimeoutMs: minTxTimeoutMs + r.pick([200, 1_000]),
     emptyTxChance: r.pick([0, 0.05, 0.15]),
     watchPrepareDelayMs: r.pick([0, 40, 150]),
+    /** Short retention: the participant log compacts (and rewrites its file) during the run. */
     logRetentionMs: r.pick([500, 600_000]),
     logRewriteFloorBytes: r.pick([1_024, 1 << 20]),
+    /** Few live transactions per coordinator: eviction and reloading happen. */
     maxLiveTxs: r.pick([4, 64, 4_096]),
   };
 }

@@ -8,20 +8,17 @@
  * participant/routes.ts sends them; only express and node:http are left out.
  */
 import type { Decision, JsonValue } from '../../coordinator/protocol/index.js';
-import { AssertionError } from '../../lib/assert.js';
-import { isAppError } from '../../lib/errors.js';
-import type { Logger } from '../../lib/logger.js';
 import type { ParticipantConfig } from '../../participant/config.js';
 import { ParticipantNode, type ParticipantService, type PrepareAnswer } from '../../participant/participant.js';
 import { SafetyViolation } from '../sim/invariants.js';
 import type { Bank } from './bank.js';
 import { SimDisk } from './disk.js';
-import { SimHttpClient, isStreamChunk, type SimStreamChunk } from './http.js';
 import type { ParticipantAnswer, ParticipantCall } from './messages.js';
 import { mutatedStore, type Mutation } from './mutations.js';
-import { RpcClient, type Net, type Packet } from './net.js';
+import type { Net } from './net.js';
+import { ServiceProc, type ErrorReport } from './proc-service.js';
 import { simTxStore, type StoreAccessOptions } from './store-access.js';
-import { Proc, type World } from './world.js';
+import type { World } from './world.js';
 
 export interface ParticipantProcOptions {
   readonly config: Partial<ParticipantConfig>;
@@ -35,28 +32,25 @@ export interface ParticipantProcOptions {
   /** The bank found money spent twice or a decision applied both ways. */
   readonly onViolation: (e: SafetyViolation) => void;
   /** A log line at level error, or a fatal failure (an assertion inside the runtime is a violation). */
-  readonly onError: (participant: string, message: string, fields: Readonly<Record<string, unknown>> | undefined) => void;
+  readonly onError: ErrorReport;
 }
 
 /** Where the log lives on the simulated disk. */
 export const LOG_PATH = '/data/participant-log.jsonl';
 
-export class SimParticipant extends Proc {
+export class SimParticipant extends ServiceProc<ParticipantCall, ParticipantAnswer> {
   readonly disk: SimDisk;
   private node: ParticipantNode | undefined;
-  private rpc!: RpcClient;
-  private http!: SimHttpClient;
 
   constructor(
     name: string,
     world: World,
-    private readonly net: Net,
+    net: Net,
     readonly bank: Bank,
     private readonly opts: ParticipantProcOptions,
   ) {
-    super(name, world);
+    super(name, world, net, opts.onError, opts.store.requestTimeoutMs);
     this.disk = new SimDisk(this, world, { fsyncMs: opts.fsyncMs, fsyncLies: opts.mutation === 'fsync-lies' });
-    net.register(name, (p) => this.receive(p));
   }
 
   /** The live node (its log is what this participant knows), or undefined while down or opening. */
@@ -65,8 +59,7 @@ export class SimParticipant extends Proc {
   }
 
   protected onStart(): void {
-    this.rpc = new RpcClient(this, this.net);
-    this.http = new SimHttpClient(this, this.net, this.rpc, this.opts.store.requestTimeoutMs);
+    this.connect();
     const inc = this.incarnation;
     void ParticipantNode.open({
       name: this.name,
@@ -95,13 +88,6 @@ export class SimParticipant extends Proc {
     this.http.clear();
     this.bank.crashed();
     this.disk.crash();
-  }
-
-  private logger(): Logger {
-    return (level, message, fields) => {
-      if (level === 'error' || fields?.['error'] instanceof AssertionError) this.opts.onError(this.name, message, fields);
-      if (this.world.tracing && level !== 'debug') this.world.trace(`${this.name} ${level}: ${message}${fields === undefined ? '' : ` ${JSON.stringify(fields, (_k, v: unknown) => (v instanceof Error ? v.message : v))}`}`);
-    };
   }
 
   /**
@@ -142,45 +128,21 @@ export class SimParticipant extends Proc {
     };
   }
 
-  private receive(p: Packet): void {
-    if (!this.alive) return;
-    const pl = p.payload;
-    if (pl.kind === 'resp') {
-      if (isStreamChunk(p)) this.http.onChunk(pl.body as SimStreamChunk);
-      else this.rpc.onReply(pl.rid, pl.body);
-    } else if (pl.kind === 'req') {
-      void this.serve(p.from, pl.rid, pl.body as ParticipantCall);
-    }
-  }
-
-  private async serve(from: string, rid: string, call: ParticipantCall): Promise<void> {
-    const inc = this.incarnation;
-    const answer = await this.answer(call);
-    this.trace(() => `${call.kind} ${call.txId} from ${from}: ${JSON.stringify(answer)}`);
-    if (this.isLive(inc)) this.net.send(this.name, from, { kind: 'resp', rid, body: answer });
-  }
-
-  private async answer(call: ParticipantCall): Promise<ParticipantAnswer> {
+  protected call(call: ParticipantCall): Promise<ParticipantAnswer> | undefined {
     const node = this.node;
-    if (node === undefined) return { ok: false, code: 'not_ready', status: 503 };
-    try {
-      switch (call.kind) {
-        case 'work':
-          await node.receiveWork(call.txId, call.work);
-          return { ok: true };
-        case 'prepare':
-          return { ok: true, vote: (await node.prepare(call.txId, call.deadline)).vote };
-        case 'decision':
-          await node.decisionHint(call.txId, call.decision);
-          return { ok: true };
-      }
-    } catch (e) {
-      if (!isAppError(e)) {
-        // routes.ts would answer 500: a bug, not an expected failure.
-        this.opts.onError(this.name, 'internal error answering a call', { error: e });
-        return { ok: false, code: 'internal', status: 500 };
-      }
-      return { ok: false, code: e.code, status: e.status };
-    }
+    return node === undefined ? undefined : callNode(node, call);
+  }
+}
+
+async function callNode(node: ParticipantNode, call: ParticipantCall): Promise<ParticipantAnswer> {
+  switch (call.kind) {
+    case 'work':
+      await node.receiveWork(call.txId, call.work);
+      return { ok: true };
+    case 'prepare':
+      return { ok: true, vote: (await node.prepare(call.txId, call.deadline)).vote };
+    case 'decision':
+      await node.decisionHint(call.txId, call.decision);
+      return { ok: true };
   }
 }

@@ -1,3 +1,6 @@
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
 /**
  * What the two simulators' command lines share (test/sim/cli.ts,
  * test/sim2pc/cli.ts): `--seed S`, `--seeds N` and `--trace`, bounded
@@ -103,6 +106,46 @@ export function runSeeds(opts: SeedOptions, out: (line: string) => void, runOne:
   const progress = new SeedProgress(opts.seeds, out);
   for (let k = 0; k < opts.seeds; k++) progress.record(opts.seed + k, runOne(opts.seed + k));
   return { violations: progress.violations, seconds: progress.seconds };
+}
+
+/** One seed's summary as a `--jobs` worker prints it: one JSON line. */
+export interface SeedReport {
+  readonly seed: number;
+  readonly ok: boolean;
+  readonly invariant?: string;
+  readonly violation?: string;
+  readonly atMs?: number;
+  readonly counters: Readonly<Record<string, number>>;
+}
+
+/** `--worker J N`: this process is worker J of N, running seeds S+J, S+J+N, ... */
+export interface WorkerShare {
+  readonly offset: number;
+  readonly stride: number;
+}
+
+/** The seeds of a run, or of one worker's share of it. */
+export function seedsOf(opts: SeedOptions, share: WorkerShare = { offset: 0, stride: 1 }): number[] {
+  const out: number[] = [];
+  for (let k = share.offset; k < opts.seeds; k += share.stride) out.push(opts.seed + k);
+  return out;
+}
+
+/**
+ * Spreads a run over `jobs` child processes of `script` (run again with the
+ * same arguments plus `--worker J jobs`; each prints a SeedReport per line),
+ * and reports every seed as it ends. One process per core: a simulation is
+ * single-threaded.
+ */
+export async function runInWorkers(script: string, argv: readonly string[], jobs: number, report: (r: SeedReport) => void): Promise<void> {
+  const runs = Array.from({ length: jobs }, (_, j) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', script, ...argv, '--worker', String(j), String(jobs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      if (line.startsWith('{')) report(JSON.parse(line) as SeedReport);
+    });
+    return new Promise<void>((resolve, reject) => child.on('exit', (code) => (code === 0 || code === 1 ? resolve() : reject(new Error(`worker ${j} exited with ${String(code)}`)))));
+  });
+  await Promise.all(runs);
 }
 
 /** The last line, and the exit code it means. */
