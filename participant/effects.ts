@@ -20,7 +20,7 @@ import type { Logger } from '../lib/logger.js';
 import type { Counter } from '../lib/metrics.js';
 import { decodeVote, type Decision, type JsonValue } from '../coordinator/protocol/index.js';
 import { backoffDelayMs, type BackoffPolicy } from '../lib/retry.js';
-import { withStoreRetries, type CasResult, type TxStore } from '../coordinator/txstore/index.js';
+import { withStoreRetries, type TxCasResult, type TxStore } from '../coordinator/txstore/index.js';
 import { ParticipantLogError, type LogRecord, type ParticipantLog } from './log.js';
 import type { ParticipantEffect } from './machine.js';
 import type { OpenTx, OpenTxTable } from './open-tx.js';
@@ -177,10 +177,10 @@ export class ParticipantEffects {
    * checks first: a retry that outlived its transaction would recreate a key
    * garbage collection deleted (an orphan "yes" the 2PC simulation caught).
    */
-  private async storeWrite(tx: OpenTx, key: string, value: string): Promise<CasResult | undefined> {
+  private async storeWrite(tx: OpenTx, key: string, value: string): Promise<TxCasResult | undefined> {
     const d = this.deps;
     const signal = this.txs.stopSignal;
-    const attempt = (): Promise<CasResult> => (tx.gone ? Promise.reject(new AppError('tx_unloaded', 409, `${tx.id} is done here`)) : d.store.casCreate(key, value));
+    const attempt = (): Promise<TxCasResult> => (tx.gone ? Promise.reject(new AppError('tx_unloaded', 409, `${tx.id} is done here`)) : d.store.casCreate(key, value));
     for (let round = 0; !signal.aborted && !tx.gone; round++) {
       try {
         return await withStoreRetries(attempt, d.retry, d.random, d.timers, { signal });

@@ -6,7 +6,7 @@
  * the runtime's own retries (withRetries) are counted again, as they are new
  * calls. The store's revision, read by the driver, is the server-side check.
  */
-import type { CasResult, LeaseId, RangeOptions, TxGuard, TxKeyValue, TxStore, TxWatchEvent, TxWrite, WatchOptions, WriteOptions } from '../../coordinator/txstore/index.js';
+import type { TxCasResult, TxLeaseId, RangeOptions, TxGuard, TxKeyValue, TxStore, TxWatchEvent, TxWrite, WatchOptions, WriteOptions } from '../../coordinator/txstore/index.js';
 
 export const WRITE_CALLS = ['casCreate', 'casValue', 'put', 'delete', 'txn', 'grantLease', 'keepAlive', 'revokeLease'] as const;
 export const READ_CALLS = ['get', 'range'] as const;
@@ -28,12 +28,12 @@ export class CountingTxStore implements TxStore {
     return this.inner.get(key);
   }
 
-  casCreate(key: string, value: string, opts?: WriteOptions): Promise<CasResult> {
+  casCreate(key: string, value: string, opts?: WriteOptions): Promise<TxCasResult> {
     this.counts.casCreate++;
     return this.inner.casCreate(key, value, opts);
   }
 
-  casValue(key: string, expected: string, value: string, opts?: WriteOptions): Promise<CasResult> {
+  casValue(key: string, expected: string, value: string, opts?: WriteOptions): Promise<TxCasResult> {
     this.counts.casValue++;
     return this.inner.casValue(key, expected, value, opts);
   }
@@ -63,17 +63,17 @@ export class CountingTxStore implements TxStore {
     return this.inner.txn(guards, writes);
   }
 
-  grantLease(ttlMs: number): Promise<{ readonly id: LeaseId; readonly ttlMs: number }> {
+  grantLease(ttlMs: number): Promise<{ readonly id: TxLeaseId; readonly ttlMs: number }> {
     this.counts.grantLease++;
     return this.inner.grantLease(ttlMs);
   }
 
-  keepAlive(id: LeaseId): Promise<{ readonly id: LeaseId; readonly ttlMs: number }> {
+  keepAlive(id: TxLeaseId): Promise<{ readonly id: TxLeaseId; readonly ttlMs: number }> {
     this.counts.keepAlive++;
     return this.inner.keepAlive(id);
   }
 
-  revokeLease(id: LeaseId): Promise<{ readonly revoked: boolean }> {
+  revokeLease(id: TxLeaseId): Promise<{ readonly revoked: boolean }> {
     this.counts.revokeLease++;
     return this.inner.revokeLease(id);
   }

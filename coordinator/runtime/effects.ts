@@ -18,7 +18,7 @@ import type { LiveTx } from './live-tx.js';
 import { decodeTxRecord, txKey, type Decision, type Participant } from '../protocol/index.js';
 import type { BackoffPolicy } from '../../lib/retry.js';
 import { TxCollectedError, type RuntimeDeps } from './runtime-deps.js';
-import { casValueWithVote, guardedCreate, TxStoreError, withStoreRetries, type CasResult } from '../txstore/index.js';
+import { casValueWithVote, guardedCreate, TxStoreError, withStoreRetries, type TxCasResult } from '../txstore/index.js';
 
 /** The pause before a prepare hint is repeated: this many store backoff bases, jittered up to twice. */
 const PREPARE_RETRY_BACKOFF_BASES = 4;
@@ -159,7 +159,7 @@ export class EffectRunner {
     }
   }
 
-  private async writeTx(id: string, e: Extract<CoordinatorEffect, { type: 'writeTx' }>): Promise<CasResult & { voteCreated: boolean }> {
+  private async writeTx(id: string, e: Extract<CoordinatorEffect, { type: 'writeTx' }>): Promise<TxCasResult & { voteCreated: boolean }> {
     if (e.expected === null) return { ...(await this.createTx(id, e.key, e.value)), voteCreated: false };
     return casValueWithVote(this.deps.store, e.key, e.expected, e.value, e.withVote);
   }
@@ -169,7 +169,7 @@ export class EffectRunner {
    * id exists (an Idempotency-Key replayed after collection must not begin
    * the transaction again). Answers like a CAS create-if-absent.
    */
-  private async createTx(id: string, key: string, value: string): Promise<CasResult> {
+  private async createTx(id: string, key: string, value: string): Promise<TxCasResult> {
     for (let attempt = 0; attempt < CREATE_TX_ATTEMPTS; attempt++) {
       const r = await this.deps.store.txn(
         [

@@ -17,7 +17,7 @@ import type { Timers } from '../../lib/timers.js';
 import { doneKey, doneRecordOf, encodeDoneRecord, type DoneRecord } from '../protocol/index.js';
 import { ackKey, decisionKey, encodeDecision, txKey, voteKey, type TxSnapshot } from '../protocol/index.js';
 import type { BackoffPolicy } from '../../lib/retry.js';
-import { readTxSnapshot, TxStoreError, withStoreRetries, type LeaseId, type TxStore, type TxWrite } from '../txstore/index.js';
+import { readTxSnapshot, TxStoreError, withStoreRetries, type TxLeaseId, type TxStore, type TxWrite } from '../txstore/index.js';
 
 export type GcResult = { readonly collected: true; readonly record: DoneRecord } | { readonly collected: false; readonly reason: 'not_finished' | 'gone' | 'raced' };
 
@@ -28,8 +28,8 @@ const MIN_LEASE_WINDOW_MS = 1_000;
 const COLLECT_ATTEMPTS = 2;
 
 export class RetentionLeases {
-  private current: { id: LeaseId; grantedAtMs: number } | undefined;
-  private pending: Promise<LeaseId> | undefined;
+  private current: { id: TxLeaseId; grantedAtMs: number } | undefined;
+  private pending: Promise<TxLeaseId> | undefined;
   readonly windowMs: number;
 
   constructor(
@@ -40,7 +40,7 @@ export class RetentionLeases {
     this.windowMs = Math.max(MIN_LEASE_WINDOW_MS, Math.floor(retentionMs / LEASE_WINDOWS_PER_RETENTION));
   }
 
-  async lease(): Promise<LeaseId> {
+  async lease(): Promise<TxLeaseId> {
     const c = this.current;
     if (c !== undefined && this.clock.monotonicMs() - c.grantedAtMs < this.windowMs) return c.id;
     this.pending ??= this.grant().finally(() => (this.pending = undefined));
@@ -48,11 +48,11 @@ export class RetentionLeases {
   }
 
   /** The lease vanished early (store restored from an old snapshot, revoked by hand): take a new one. */
-  forget(id: LeaseId): void {
+  forget(id: TxLeaseId): void {
     if (this.current?.id === id) this.current = undefined;
   }
 
-  private async grant(): Promise<LeaseId> {
+  private async grant(): Promise<TxLeaseId> {
     const { id } = await this.store.grantLease(this.retentionMs + this.windowMs);
     this.current = { id, grantedAtMs: this.clock.monotonicMs() };
     return id;

@@ -2,8 +2,8 @@
  * The TxStore backend over the built-in store's client (store/client): CAS,
  * txn, range, watch and leases map one to one; lease ids travel as strings.
  */
-import { StoreError, type StoreClient } from '../../store/client/index.js';
-import { TxStoreError, type CasResult, type LeaseId, type RangeOptions, type TxGuard, type TxKeyValue, type TxStore, type TxWatchEvent, type TxWrite, type WatchOptions, type WriteOptions } from './txstore.js';
+import { StoreError, type KeyValue, type StoreClient } from '../../store/client/index.js';
+import { TxStoreError, type TxCasResult, type TxLeaseId, type RangeOptions, type TxGuard, type TxKeyValue, type TxStore, type TxWatchEvent, type TxWrite, type WatchOptions, type WriteOptions } from './txstore.js';
 
 
 function mapError(e: unknown): unknown {
@@ -11,13 +11,13 @@ function mapError(e: unknown): unknown {
   return e;
 }
 
-function leaseNumber(id: LeaseId): number {
+function leaseNumber(id: TxLeaseId): number {
   const n = Number(id);
   if (!Number.isSafeInteger(n) || n < 0) throw new TxStoreError('lease_not_found', 404, `no lease ${id}`);
   return n;
 }
 
-function toKv(kv: { key: string; value: string; version: number; createRevision: number; modRevision: number; lease?: number }): TxKeyValue {
+function toKv(kv: KeyValue): TxKeyValue {
   const base = { key: kv.key, value: kv.value, version: kv.version, createRevision: kv.createRevision, modRevision: kv.modRevision };
   return kv.lease === undefined || kv.lease === 0 ? base : { ...base, lease: String(kv.lease) };
 }
@@ -44,11 +44,11 @@ export class BuiltinTxStore implements TxStore {
     });
   }
 
-  casCreate(key: string, value: string, opts?: WriteOptions): Promise<CasResult> {
+  casCreate(key: string, value: string, opts?: WriteOptions): Promise<TxCasResult> {
     return this.call(() => this.client.cas(key, null, value, this.leaseOpts(opts)));
   }
 
-  casValue(key: string, expected: string, value: string, opts?: WriteOptions): Promise<CasResult> {
+  casValue(key: string, expected: string, value: string, opts?: WriteOptions): Promise<TxCasResult> {
     return this.call(() => this.client.cas(key, expected, value, this.leaseOpts(opts)));
   }
 
@@ -94,21 +94,21 @@ export class BuiltinTxStore implements TxStore {
     });
   }
 
-  grantLease(ttlMs: number): Promise<{ id: LeaseId; ttlMs: number }> {
+  grantLease(ttlMs: number): Promise<{ id: TxLeaseId; ttlMs: number }> {
     return this.call(async () => {
       const r = await this.client.grantLease(ttlMs);
       return { id: String(r.id), ttlMs: r.ttlMs };
     });
   }
 
-  keepAlive(id: LeaseId): Promise<{ id: LeaseId; ttlMs: number }> {
+  keepAlive(id: TxLeaseId): Promise<{ id: TxLeaseId; ttlMs: number }> {
     return this.call(async () => {
       const r = await this.client.keepAlive(leaseNumber(id));
       return { id: String(r.id), ttlMs: r.ttlMs };
     });
   }
 
-  revokeLease(id: LeaseId): Promise<{ revoked: boolean }> {
+  revokeLease(id: TxLeaseId): Promise<{ revoked: boolean }> {
     return this.call(async () => ({ revoked: (await this.client.revokeLease(leaseNumber(id))).revoked }));
   }
 }

@@ -7,7 +7,7 @@
  * test/coordinator/txstore.case.ts.
  */
 import { systemClock, type Clock } from '../../lib/clock.js';
-import { TxStoreError, type CasResult, type LeaseId, type RangeOptions, type TxGuard, type TxKeyValue, type TxStore, type TxWatchEvent, type TxWrite, type WatchOptions, type WriteOptions } from './txstore.js';
+import { TxStoreError, type TxCasResult, type TxLeaseId, type RangeOptions, type TxGuard, type TxKeyValue, type TxStore, type TxWatchEvent, type TxWrite, type WatchOptions, type WriteOptions } from './txstore.js';
 export interface MemoryTxStoreOptions {
   /** Lease expiry reads `monotonicMs()`; pass a ManualClock to drive it. */
   readonly clock?: Clock;
@@ -22,7 +22,7 @@ interface Entry {
   version: number;
   createRevision: number;
   modRevision: number;
-  lease: LeaseId | undefined;
+  lease: TxLeaseId | undefined;
 }
 
 interface MemoryLease {
@@ -47,7 +47,7 @@ export class MemoryTxStore implements TxStore {
   private readonly maxHistoryEvents: number;
   private readonly maxRangeLimit: number;
   private readonly entries = new Map<string, Entry>();
-  private readonly leases = new Map<LeaseId, MemoryLease>();
+  private readonly leases = new Map<TxLeaseId, MemoryLease>();
   private readonly watchers = new Set<MemoryWatcher>();
   /** Invariant: revisions strictly increase along the array, and history is contiguous up to `revision`. */
   private readonly history: TxWatchEvent[] = [];
@@ -79,7 +79,7 @@ export class MemoryTxStore implements TxStore {
     return e === undefined ? null : this.toKv(key, e);
   }
 
-  async casCreate(key: string, value: string, opts: WriteOptions = {}): Promise<CasResult> {
+  async casCreate(key: string, value: string, opts: WriteOptions = {}): Promise<TxCasResult> {
     this.expire();
     const current = this.entries.get(key);
     if (current !== undefined) return { succeeded: false, previous: current.value, revision: this.revision };
@@ -87,7 +87,7 @@ export class MemoryTxStore implements TxStore {
     return { succeeded: true, previous: null, revision };
   }
 
-  async casValue(key: string, expected: string, value: string, opts: WriteOptions = {}): Promise<CasResult> {
+  async casValue(key: string, expected: string, value: string, opts: WriteOptions = {}): Promise<TxCasResult> {
     this.expire();
     const current = this.entries.get(key);
     if (current === undefined || current.value !== expected) return { succeeded: false, previous: current?.value ?? null, revision: this.revision };
@@ -171,7 +171,7 @@ export class MemoryTxStore implements TxStore {
     return { succeeded: true, revision };
   }
 
-  async grantLease(ttlMs: number): Promise<{ id: LeaseId; ttlMs: number }> {
+  async grantLease(ttlMs: number): Promise<{ id: TxLeaseId; ttlMs: number }> {
     this.expire();
     if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) throw new TxStoreError('invalid_ttl', 400, 'ttlMs must be a positive integer');
     const id = String(this.nextLeaseId++);
@@ -179,7 +179,7 @@ export class MemoryTxStore implements TxStore {
     return { id, ttlMs };
   }
 
-  async keepAlive(id: LeaseId): Promise<{ id: LeaseId; ttlMs: number }> {
+  async keepAlive(id: TxLeaseId): Promise<{ id: TxLeaseId; ttlMs: number }> {
     this.expire();
     const lease = this.leases.get(id);
     if (lease === undefined) throw new TxStoreError('lease_not_found', 404, `no lease ${id}`);
@@ -187,7 +187,7 @@ export class MemoryTxStore implements TxStore {
     return { id, ttlMs: lease.ttlMs };
   }
 
-  async revokeLease(id: LeaseId): Promise<{ revoked: boolean }> {
+  async revokeLease(id: TxLeaseId): Promise<{ revoked: boolean }> {
     this.expire();
     const lease = this.leases.get(id);
     if (lease === undefined) return { revoked: false };
@@ -201,7 +201,7 @@ export class MemoryTxStore implements TxStore {
   }
 
   /** Writes at a new revision, or at `atRevision` (a txn's shared revision, already taken). */
-  private write(key: string, value: string, lease: LeaseId | undefined, atRevision?: number): number {
+  private write(key: string, value: string, lease: TxLeaseId | undefined, atRevision?: number): number {
     const holder = lease === undefined ? undefined : this.leases.get(lease);
     if (lease !== undefined && holder === undefined) throw new TxStoreError('lease_not_found', 404, `no lease ${lease}`);
     const revision = atRevision ?? ++this.revision;
@@ -231,7 +231,7 @@ export class MemoryTxStore implements TxStore {
     }
   }
 
-  private dropLease(id: LeaseId, lease: MemoryLease): void {
+  private dropLease(id: TxLeaseId, lease: MemoryLease): void {
     this.leases.delete(id);
     for (const key of [...lease.keys].sort()) {
       const e = this.entries.get(key);

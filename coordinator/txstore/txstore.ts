@@ -19,7 +19,7 @@ import type { Timers } from '../../lib/timers.js';
 import { snapshotFromKvs, txKey, type TxSnapshot } from '../protocol/index.js';
 
 /** Lease ids are strings here: etcd's are int64, beyond a JS number's safe range. */
-export type LeaseId = string;
+export type TxLeaseId = string;
 
 export interface TxKeyValue {
   readonly key: string;
@@ -27,10 +27,10 @@ export interface TxKeyValue {
   readonly version: number;
   readonly createRevision: number;
   readonly modRevision: number;
-  readonly lease?: LeaseId;
+  readonly lease?: TxLeaseId;
 }
 
-export interface CasResult {
+export interface TxCasResult {
   readonly succeeded: boolean;
   /** The value before the call, whether or not the CAS succeeded; null if the key was absent. */
   readonly previous: string | null;
@@ -46,7 +46,7 @@ export interface TxWatchEvent {
 }
 
 export interface WriteOptions {
-  readonly lease?: LeaseId;
+  readonly lease?: TxLeaseId;
 }
 
 export interface RangeOptions {
@@ -69,15 +69,15 @@ export interface TxGuard {
 }
 
 export type TxWrite =
-  | { readonly type: 'put'; readonly key: string; readonly value: string; readonly lease?: LeaseId }
+  | { readonly type: 'put'; readonly key: string; readonly value: string; readonly lease?: TxLeaseId }
   | { readonly type: 'delete'; readonly key: string };
 
 export interface TxStore {
   get(key: string): Promise<TxKeyValue | null>;
   /** CAS create-if-absent: succeeds only if the key does not exist. First writer wins. */
-  casCreate(key: string, value: string, opts?: WriteOptions): Promise<CasResult>;
+  casCreate(key: string, value: string, opts?: WriteOptions): Promise<TxCasResult>;
   /** CAS on the value: succeeds only if the key exists and holds exactly `expected`. */
-  casValue(key: string, expected: string, value: string, opts?: WriteOptions): Promise<CasResult>;
+  casValue(key: string, expected: string, value: string, opts?: WriteOptions): Promise<TxCasResult>;
   put(key: string, value: string, opts?: WriteOptions): Promise<{ readonly revision: number; readonly previous: string | null }>;
   delete(key: string): Promise<{ readonly deleted: boolean; readonly previous: string | null; readonly revision: number }>;
   /** Keys starting with `prefix`, ordered by key, read at one revision. */
@@ -97,9 +97,9 @@ export interface TxStore {
    * creates `tx/{id}` only if no compacted record of that id exists.
    */
   txn(guards: readonly TxGuard[], writes: readonly TxWrite[]): Promise<{ readonly succeeded: boolean; readonly revision: number }>;
-  grantLease(ttlMs: number): Promise<{ readonly id: LeaseId; readonly ttlMs: number }>;
-  keepAlive(id: LeaseId): Promise<{ readonly id: LeaseId; readonly ttlMs: number }>;
-  revokeLease(id: LeaseId): Promise<{ readonly revoked: boolean }>;
+  grantLease(ttlMs: number): Promise<{ readonly id: TxLeaseId; readonly ttlMs: number }>;
+  keepAlive(id: TxLeaseId): Promise<{ readonly id: TxLeaseId; readonly ttlMs: number }>;
+  revokeLease(id: TxLeaseId): Promise<{ readonly revoked: boolean }>;
 }
 
 /** A store failure with the store's code (`compacted`, `unavailable`, `lease_not_found`, ...). */
@@ -146,7 +146,7 @@ export async function rangeAll(store: TxStore, prefix: string, pageSize = 1_000)
 }
 
 /** A CAS create-if-absent's answer, or `guardFailed` when the guard no longer held (nothing written). */
-export type GuardedCasResult = CasResult & { readonly guardFailed: boolean };
+export type GuardedCasResult = TxCasResult & { readonly guardFailed: boolean };
 
 /** Attempts of `guardedCreate` when the reads after a failed txn cannot tell why it failed. */
 const GUARDED_CREATE_ATTEMPTS = 3;
@@ -184,7 +184,7 @@ export async function casValueWithVote(
   expected: string,
   value: string,
   vote: { readonly key: string; readonly value: string } | undefined,
-): Promise<CasResult & { readonly voteCreated: boolean }> {
+): Promise<TxCasResult & { readonly voteCreated: boolean }> {
   if (vote !== undefined) {
     const guards = [
       { key, value: expected },

@@ -10,72 +10,14 @@ import type { FailpointName } from '../../lib/failpoints.js';
 import { silentLogger } from '../../lib/logger.js';
 import { parseMetrics } from '../../lib/metrics.js';
 import { SeededRandom } from '../../lib/random.js';
-import { sleepWith, type Cancel, type Timers } from '../../lib/timers.js';
+import type { Timers } from '../../lib/timers.js';
+import { VirtualTimers } from '../support/virtual-timers.js';
 import { ackKey, decisionKey, encodeAck, encodeTxRecord, encodeVote, makeVote, txKey, voteKey, type Decision } from '../../coordinator/protocol/kernel.js';
 import { makeCoordinatorConfig, type CoordinatorConfig } from '../../coordinator/runtime/config.js';
 import type { HintResult, HintSender } from '../../coordinator/runtime/hints.js';
 import { CoordinatorService } from '../../coordinator/service/service.js';
 import { MemoryTxStore } from '../../coordinator/txstore/memory.js';
 import type { TxStore } from '../../coordinator/txstore/txstore.js';
-
-const EPOCH_MS = 1_700_000_000_000;
-
-/** Timers on virtual time: callbacks run only inside `advance`, in time order. */
-class VirtualTimers implements Timers {
-  private elapsedMs = 0;
-  private nextId = 0;
-  private readonly due = new Map<number, { readonly atMs: number; readonly fn: () => void }>();
-
-  nowMs(): number {
-    return EPOCH_MS + this.elapsedMs;
-  }
-  monotonicMs(): number {
-    return this.elapsedMs;
-  }
-  after(delayMs: number, fn: () => void): Cancel {
-    const id = this.nextId++;
-    this.due.set(id, { atMs: this.elapsedMs + Math.max(0, delayMs), fn });
-    return () => void this.due.delete(id);
-  }
-  every(intervalMs: number, fn: () => void): Cancel {
-    const tick = (): void => {
-      cancel = this.after(intervalMs, tick);
-      fn();
-    };
-    let cancel = this.after(intervalMs, tick);
-    return () => cancel();
-  }
-  soon(fn: () => void): void {
-    this.after(0, fn);
-  }
-  sleep(delayMs: number, signal?: AbortSignal): Promise<void> {
-    return sleepWith(this, delayMs, signal);
-  }
-  get pending(): number {
-    return this.due.size;
-  }
-
-  /** Moves time forward by `ms`, running what falls due and letting promise chains settle in between. */
-  async advance(ms: number): Promise<void> {
-    const endMs = this.elapsedMs + ms;
-    for (;;) {
-      await settle();
-      let first: [number, { atMs: number; fn: () => void }] | undefined;
-      for (const entry of this.due) if (entry[1].atMs <= endMs && (first === undefined || entry[1].atMs < first[1].atMs)) first = entry;
-      if (first === undefined) break;
-      this.due.delete(first[0]);
-      this.elapsedMs = first[1].atMs;
-      first[1].fn();
-    }
-    this.elapsedMs = endMs;
-    await settle();
-  }
-}
-
-/** Lets every promise chain started so far run (the memory store answers in microtasks). */
-async function settle(): Promise<void> {
-  for (let i = 0; i < 3; i++) await new Promise<void>((resolve) => setImmediate(resolve));
-}
 
 /** Participants that answer hints by writing to the store as a real one would: the vote on prepare, the ack on the decision. */
 class ScriptedParticipants implements HintSender {

@@ -11,7 +11,7 @@ import { MemoryRaftLog, MemorySnapshotStore, reopenMemoryStorage } from '../../s
 import { StoreNode } from '../../store/node/node.js';
 import { WalClosedError } from '../../store/node/wal-errors.js';
 import type { Message, NodeId } from '../../store/raft/index.js';
-import { VirtualTimers } from './fixtures/virtual-timers.js';
+import { VirtualTimers } from '../support/virtual-timers.js';
 
 /** Virtual ms a message takes between two nodes. */
 const NET_DELAY_MS = 1;

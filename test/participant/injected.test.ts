@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../lib/logger.js';
-import { sleepWith, type Cancel, type Timers } from '../../lib/timers.js';
+import { VirtualTimers } from '../support/virtual-timers.js';
 import { decodeVote, encodeTxRecord, txKey, voteKey } from '../../coordinator/protocol/index.js';
 import { MemoryTxStore } from '../../coordinator/txstore/index.js';
 import { DEFAULT_PARTICIPANT_CONFIG, makeParticipantConfig, ParticipantConfigError, ParticipantNode, type LogFileHandle, type LogFs, type ParticipantNodeOptions, type ParticipantService, type PrepareAnswer } from '../../participant/index.js';
@@ -60,50 +60,6 @@ class MemoryLogFs implements LogFs {
   }
 }
 
-/** Time that moves only in `advance`, which runs due callbacks in order and lets promises settle between them. */
-class ManualTimers implements Timers {
-  private now = 1_700_000_000_000;
-  private seq = 0;
-  private queue: { at: number; seq: number; fn: () => void; cancelled: boolean }[] = [];
-
-  nowMs(): number {
-    return this.now;
-  }
-  monotonicMs(): number {
-    return this.now;
-  }
-  after(delayMs: number, fn: () => void): Cancel {
-    const item = { at: this.now + Math.max(0, delayMs), seq: this.seq++, fn, cancelled: false };
-    this.queue.push(item);
-    return () => void (item.cancelled = true);
-  }
-  every(intervalMs: number, fn: () => void): Cancel {
-    let cancel: Cancel = () => undefined;
-    const arm = (): void => void (cancel = this.after(intervalMs, () => (arm(), fn())));
-    arm();
-    return () => cancel();
-  }
-  soon(fn: () => void): void {
-    this.after(0, fn);
-  }
-  sleep(delayMs: number, signal?: AbortSignal): Promise<void> {
-    return sleepWith(this, delayMs, signal);
-  }
-  async advance(ms: number): Promise<void> {
-    const end = this.now + ms;
-    for (;;) {
-      await new Promise((r) => setImmediate(r));
-      this.queue = this.queue.filter((t) => !t.cancelled).sort((a, b) => a.at - b.at || a.seq - b.seq);
-      const next = this.queue[0];
-      if (next === undefined || next.at > end) break;
-      this.queue.shift();
-      this.now = next.at;
-      next.fn();
-    }
-    this.now = end;
-  }
-}
-
 /** A service whose prepare answers "yes" only when released. */
 class GatedService implements ParticipantService {
   readonly calls: string[] = [];
@@ -148,7 +104,7 @@ describe('ParticipantNode with injected dependencies', () => {
 
   it('times out, prepares from the watch and helps decide only on the injected timers', async () => {
     const store = new MemoryTxStore();
-    const timers = new ManualTimers();
+    const timers = new VirtualTimers();
     const service = new GatedService();
     const node = await openNode({ store, logFs: new MemoryLogFs(), timers, service, config: { requestTimeoutMs: 5_000, watchPrepareDelayMs: 250, helpGraceMs: 100 } });
     await node.receiveWork('t1', { n: 1 });

@@ -16,7 +16,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../lib/logger.js';
 import { ackKey, decisionKey, decodeVote, encodeTxRecord, encodeVote, makeVote, txKey, voteKey, type JsonValue } from '../../coordinator/protocol/kernel.js';
 import { MemoryTxStore } from '../../coordinator/txstore/memory.js';
-import { type CasResult, type WriteOptions } from '../../coordinator/txstore/txstore.js';
+import { type TxCasResult, type WriteOptions } from '../../coordinator/txstore/txstore.js';
 import { ParticipantNode } from '../../participant/participant.js';
 import { RecordingService } from '../twopc/support/inprocess.js';
 import { waitUntil } from '../twopc/support/procs.js';
@@ -70,7 +70,7 @@ describe('ParticipantNode', () => {
   it('writes its vote to the store only after the log on disk holds it', async () => {
     const seen: string[] = [];
     const casCreate = store.casCreate.bind(store);
-    store.casCreate = async (key: string, value: string, opts?: WriteOptions): Promise<CasResult> => {
+    store.casCreate = async (key: string, value: string, opts?: WriteOptions): Promise<TxCasResult> => {
       if (key.includes('/vote/')) {
         // The log file as a restart would read it: lines of `<crc32> <record JSON>`, the newest one wins.
         const records = readFileSync(join(dir, 'a.json'), 'utf8').split('\n').slice(1, -1).map((l) => JSON.parse(l.slice(9)) as { txId: string; vote?: { vote: string } });

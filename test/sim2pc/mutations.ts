@@ -10,7 +10,7 @@
  *                         durable only later (a disk cache that lies)
  */
 import { parseKey } from '../../coordinator/protocol/index.js';
-import type { CasResult, TxGuard, TxStore, TxWrite, WriteOptions } from '../../coordinator/txstore/index.js';
+import type { TxCasResult, TxGuard, TxStore, TxWrite, WriteOptions } from '../../coordinator/txstore/index.js';
 
 export const MUTATIONS = ['decision-without-cas', 'vote-overwrites', 'fsync-lies'] as const;
 export type Mutation = (typeof MUTATIONS)[number];
@@ -22,7 +22,7 @@ type BlindKind = 'decision' | 'vote';
 export function blindPutStore(inner: TxStore, kind: BlindKind): TxStore {
   const blind = (key: string): boolean => parseKey(key)?.kind === kind;
   const overrides: Partial<TxStore> = {
-    casCreate: async (key: string, value: string, opts?: WriteOptions): Promise<CasResult> => {
+    casCreate: async (key: string, value: string, opts?: WriteOptions): Promise<TxCasResult> => {
       if (!blind(key)) return inner.casCreate(key, value, opts);
       const r = await inner.put(key, value, opts);
       return { succeeded: true, previous: r.previous, revision: r.revision };

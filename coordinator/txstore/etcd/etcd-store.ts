@@ -46,7 +46,7 @@ import {
 } from 'etcd3';
 import { mapEtcdError, requireLeader } from './grpc.js';
 import type { OpenedStore, StoreSpec } from '../open.js';
-import { TxStoreError, type CasResult, type LeaseId, type RangeOptions, type TxGuard, type TxKeyValue, type TxStore, type TxWatchEvent, type TxWrite, type WatchOptions, type WriteOptions } from '../txstore.js';
+import { TxStoreError, type TxCasResult, type TxLeaseId, type RangeOptions, type TxGuard, type TxKeyValue, type TxStore, type TxWatchEvent, type TxWrite, type WatchOptions, type WriteOptions } from '../txstore.js';
 import { closeDuplex, EtcdWatchStream, type EtcdWatchDuplex } from './watch.js';
 
 export interface EtcdTxStoreOptions {
@@ -219,12 +219,12 @@ export class EtcdTxStore implements TxStore {
     return b;
   }
 
-  private lease(id: LeaseId): string {
+  private lease(id: TxLeaseId): string {
     if (!isLeaseId(id)) throw new TxStoreError('lease_not_found', 404, `no lease ${id}`);
     return id;
   }
 
-  private putOp(key: string, value: string, lease: LeaseId | undefined, prevKv = false): IRequestOp {
+  private putOp(key: string, value: string, lease: TxLeaseId | undefined, prevKv = false): IRequestOp {
     const put = { key: this.key(key), value: this.value(value), prev_kv: prevKv };
     return { request_put: lease === undefined ? put : { ...put, lease: this.lease(lease) } };
   }
@@ -240,20 +240,20 @@ export class EtcdTxStore implements TxStore {
     });
   }
 
-  async casCreate(key: string, value: string, opts: WriteOptions = {}): Promise<CasResult> {
+  async casCreate(key: string, value: string, opts: WriteOptions = {}): Promise<TxCasResult> {
     const k = this.key(key);
     // create_revision is 0 exactly when the key is absent (etcd's "key does not exist" compare).
     return this.cas(k, { key: k, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 }, this.putOp(key, value, opts.lease), null);
   }
 
-  async casValue(key: string, expected: string, value: string, opts: WriteOptions = {}): Promise<CasResult> {
+  async casValue(key: string, expected: string, value: string, opts: WriteOptions = {}): Promise<TxCasResult> {
     const k = this.key(key);
     // A value compare on an absent key is false in etcd: CAS on value never creates.
     return this.cas(k, { key: k, target: CompareTarget.Value, result: CompareResult.Equal, value: this.value(expected, 'expected') }, this.putOp(key, value, opts.lease), expected);
   }
 
   /** One txn: the compare, the put on success, a read of the key on failure (so `previous` is at the same revision). */
-  private cas(k: Buffer, compare: ICompare, put: IRequestOp, expected: string | null): Promise<CasResult> {
+  private cas(k: Buffer, compare: ICompare, put: IRequestOp, expected: string | null): Promise<TxCasResult> {
     return this.call(async () => {
       const r = await this.client.kv.txn({ compare: [compare], success: [put], failure: [{ request_range: { key: k } }] });
       const revision = headerRevision(r.header);
@@ -317,7 +317,7 @@ export class EtcdTxStore implements TxStore {
     });
   }
 
-  async grantLease(ttlMs: number): Promise<{ id: LeaseId; ttlMs: number }> {
+  async grantLease(ttlMs: number): Promise<{ id: TxLeaseId; ttlMs: number }> {
     if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) throw new TxStoreError('invalid_ttl', 400, 'ttlMs must be a positive integer');
     return this.call(async () => {
       // etcd counts TTLs in whole seconds: round up, never grant less than asked.
@@ -328,7 +328,7 @@ export class EtcdTxStore implements TxStore {
   }
 
   /** One keepalive over a short-lived LeaseKeepAlive stream (the 2PC layers call it rarely). */
-  async keepAlive(id: LeaseId): Promise<{ id: LeaseId; ttlMs: number }> {
+  async keepAlive(id: TxLeaseId): Promise<{ id: TxLeaseId; ttlMs: number }> {
     const leaseId = this.lease(id);
     return this.call(async () => {
       const stream = await this.client.leaseClient.leaseKeepAlive();
@@ -352,7 +352,7 @@ export class EtcdTxStore implements TxStore {
     });
   }
 
-  async revokeLease(id: LeaseId): Promise<{ revoked: boolean }> {
+  async revokeLease(id: TxLeaseId): Promise<{ revoked: boolean }> {
     if (!isLeaseId(id)) return { revoked: false };
     return this.call(async () => {
       try {
