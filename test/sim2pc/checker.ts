@@ -1,30 +1,11 @@
 /**
- * The 2PC invariants of docs/API.md ("Invariants"), checked against the whole run.
- *
- * The checker sees every entry the store commits exactly once, in log order
- * (the first time any node applies its index), and keeps its own mirror of
- * the 2PC keys from the KV events. It also hears every decision a bank
- * applies and every outcome a coordinator tells a client.
- *
- *   raft agreement     no two nodes apply different data at one index
- *   stable decisions   the decision key, once written, never holds another
- *                      value (nor does the compacted record say otherwise)
- *   durable votes      a participant's "yes" reaches the store only once it
- *                      is on the participant's disk (fsync before the vote
- *                      key: a crash cannot lose a prepare that counted)
- *   stable votes       a vote key is never overwritten while its
- *                      transaction lives; a frozen record never changes
- *   commit rule        a decision is written on a frozen record and equals
- *                      the commit rule over the votes in the store
- *   client outcomes    what a coordinator tells a client is the decision
- *   atomicity          every bank applies the decision of the key; no commit
- *                      before the decision is recorded; at the end every
- *                      frozen participant applied it, and no one else did
- *   conservation       (bank.ts checks balances and holds as it goes) at
- *                      the end the money adds up to what it started as
- *   liveness           after healing, within a bound: every transaction
- *                      decided, applied, acknowledged and collected, and no
- *                      participant in doubt (sim.ts waits for `quiescent`)
+ * The 2PC invariants (docs/API.md "Invariants"; the table in docs/SIM2PC.md
+ * says how each is checked), judged against the whole run. The checker sees
+ * every entry the store commits exactly once, in log order (the first time
+ * any node applies its index), and keeps its own mirror of the 2PC keys from
+ * the KV events; it also hears every decision a bank applies and every
+ * outcome a coordinator tells a client. So it judges the store, not what an
+ * actor believes. Each violation names its invariant.
  */
 import { decide, decisionOfDone, decodeDoneRecord, decodeTxRecord, decodeVote, DONE_PREFIX, parseKey, type Decision } from '../../coordinator/protocol/index.js';
 import type { KvApplied } from '../../store/kv/index.js';

@@ -3,7 +3,7 @@
  *
  *   npm run sim:2pc -- --seed S [--trace]                one seed, replayed exactly (prints its digest)
  *   npm run sim:2pc -- --seeds N [--seed S]              N seeds starting at S (default 1)
- *   npm run sim:2pc -- ... [--jobs J]                    spread the seeds over J processes (one per core)
+ *   npm run sim:2pc -- ... [--jobs J]                    spread the seeds over J processes (default: one per core)
  *   npm run sim:2pc -- ... [--chaos-ms MS]               simulated ms of faults before healing
  *   npm run sim:2pc -- ... [--mutation NAME]             plant a bug at a seam (mutations.ts)
  *   npm run sim:2pc -- ... [--no-durable-check]          without the "durable votes" check
@@ -12,6 +12,7 @@
  * that replays it. The run ends with exactly `seeds=N violations=V`; the exit
  * code is 1 when V > 0, 2 on bad usage.
  */
+import { availableParallelism } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { finish, parseOrUsage, parseSeedArgs, runInWorkers, SeedProgress, seedsOf, UsageError, type SeedOptions, type SeedReport, type WorkerShare } from '../support/seed-cli.js';
 import { MUTATIONS, type Mutation } from './mutations.js';
@@ -35,7 +36,7 @@ export function parseArgs(argv: readonly string[]): CliOptions {
   let chaosMs = defaultChaosMs;
   let mutation: Mutation | undefined;
   let noDurableCheck = false;
-  let jobs = 1;
+  let jobs = 0;
   let worker: CliOptions['worker'];
   const seeds = parseSeedArgs(argv, (arg, read) => {
     switch (arg) {
@@ -61,6 +62,8 @@ export function parseArgs(argv: readonly string[]): CliOptions {
         return false;
     }
   });
+  // Default: one process per core for a multi-seed run (a simulation is single-threaded).
+  if (jobs === 0) jobs = Math.min(availableParallelism(), seeds.seeds);
   return { ...seeds, chaosMs, mutation, noDurableCheck, jobs, worker };
 }
 

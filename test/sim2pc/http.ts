@@ -79,6 +79,7 @@ export class SimHttpClient {
 
   /** Opens a stream; resolves with its status, and the body as chunks of bytes for the real SSE parser. */
   openStream(url: string, headers: Readonly<Record<string, string>>, signal?: AbortSignal): Promise<StreamOpened> {
+    if (!this.proc.alive) return new Promise<StreamOpened>(() => undefined);
     const sid = `${this.proc.name}.${this.proc.incarnation}.s${++this.nextStream}`;
     const host = hostOf(url);
     const onAbort = (): void => stream.end();

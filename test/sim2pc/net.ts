@@ -89,10 +89,16 @@ export class RpcClient {
   constructor(
     private readonly proc: Proc,
     private readonly net: Net,
-  ) {}
+  ) {
+    this.incarnation = proc.incarnation;
+  }
+
+  /** The incarnation this client belongs to: a dead one sends nothing (a killed process's code may still run on). */
+  private readonly incarnation: number;
 
   /** Resolves with the reply, or `undefined` on timeout: the request may or may not have been served. */
   call(to: string, body: unknown, timeoutMs: number): Promise<unknown> {
+    if (!this.proc.isLive(this.incarnation)) return new Promise<unknown>(() => undefined);
     const rid = `${this.proc.name}.${this.proc.incarnation}.${++this.next}`;
     return new Promise<unknown>((resolve) => {
       const cancel = this.proc.after(timeoutMs, () => {

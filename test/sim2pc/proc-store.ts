@@ -27,6 +27,8 @@ export interface StoreProcOptions {
   readonly fsyncMs: () => number;
   /** Chance that the node dies inside an fsync of its log or snapshots (that write is lost). */
   readonly crashInSaveChance: () => number;
+  /** The node stopped itself (it has crashed already): a violation. */
+  readonly onFatal: (node: string, error: unknown) => void;
   /** Every applied entry, with its KV result, for the checker. */
   readonly onApply: (node: string, entry: Entry, applied: KvApplied | undefined) => void;
 }
@@ -89,10 +91,8 @@ export class SimStoreNode extends Proc {
       transport: this.transport(),
       timers: skewed(this.timers, this.world.random, this.opts.skipTickChance),
       random: this.world.random,
-      fatal: (e) => {
-        this.world.trace(`${this.name} fatal: ${String(e)}`);
-        this.kill('fatal');
-      },
+      // No disk fails here: a fatal error is a broken invariant of the Raft core or the KV state machine.
+      fatal: (e) => this.opts.onFatal(this.name, e),
     };
   }
 

@@ -171,6 +171,7 @@ export class Simulation implements World {
           fsyncMs: () => this.random.int(2),
           crashInSaveChance: () => (this.phase === 'chaos' ? k.storeCrashMidReady : 0),
           onApply: (node, e, applied) => this.checked(() => this.checker.onStoreApply(node, e, applied)),
+          onFatal: (node, e) => this.fail(e instanceof Error ? e : new Error(`${node} fatal: ${String(e)}`)),
         }),
       );
     }

@@ -28,7 +28,8 @@ interface CliRun {
 }
 
 function cli(args: readonly string[]): CliRun {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/sim2pc/cli.ts', ...args], { encoding: 'utf8', timeout: chunkTimeoutMs });
+  // One process per chunk: Vitest already runs test files side by side.
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/sim2pc/cli.ts', '--jobs', '1', ...args], { encoding: 'utf8', timeout: chunkTimeoutMs });
   return { status: r.status, lines: `${r.stdout}${r.stderr}`.split('\n').filter((l) => l !== '') };
 }
 
