@@ -25,6 +25,13 @@ export type Payload =
   | { readonly kind: 'req'; readonly rid: string; readonly body: unknown }
   | { readonly kind: 'resp'; readonly rid: string; readonly body: unknown };
 
+/** What a packet adds to the run's digest: enough to tell two runs apart, cheaper than its JSON. */
+function digestOf(p: Payload): string {
+  if (p.kind === 'raft') return `${p.message.type}/${p.message.term}`;
+  const body = p.body as { readonly status?: number; readonly kind?: string; readonly url?: string } | undefined;
+  return `${p.kind}/${p.rid}/${body?.kind ?? ''}${body?.status ?? ''}${body?.url ?? ''}`;
+}
+
 export interface Packet {
   readonly from: string;
   readonly to: string;
@@ -48,7 +55,7 @@ export class Net {
 
   send(from: string, to: string, payload: Payload): void {
     this.sent++;
-    this.world.digest(`${from}>${to}:${JSON.stringify(payload)}`);
+    this.world.digest(`${from}>${to}:${digestOf(payload)}`);
     const delays = this.inFlight >= maxInFlightPackets ? [] : deliveryDelays(this.world.random, this.faults);
     if (delays.length === 0) this.dropped++;
     for (const steps of delays) this.deliverLater({ from, to, payload }, steps);
