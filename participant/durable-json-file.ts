@@ -12,7 +12,7 @@
  * does not import lowdb, not even for the type (test/participant/log.test.ts
  * checks the fit). Why not lowdb's own JSONFile: it writes through steno,
  * which renames a temp file but never fsyncs, so a write survives a killed
- * process, not a power loss (shared/STYLE.md). And never `JSONFilePreset`:
+ * process, not a power loss (docs/DECISIONS.md on lowdb). And never `JSONFilePreset`:
  * it silently swaps in memory when NODE_ENV === 'test'.
  *
  * Every write rewrites the whole document, so this suits documents of a few

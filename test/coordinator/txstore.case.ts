@@ -1,5 +1,5 @@
-// Goal: one contract every TxStore implementation must pass (shared/STYLE.md,
-// "a shared contract suite"), so the in-memory model used by the pure tests
+// Goal: one contract every TxStore implementation must pass (Kysely-style
+// dialects: one shared contract suite), so the in-memory model used by the pure tests
 // cannot drift from the real stores (the built-in Raft store and etcd):
 // CAS create-if-absent and CAS on value with `previous`, put/delete results,
 // ordered paged ranges, watches that replay from a revision with no gaps,
