@@ -113,10 +113,12 @@ export class WatchFeed {
 
   /**
    * Re-reads a transaction and feeds what the store holds (re-observations
-   * are no-ops). The watch keeps feeding while the read is in flight, so a
-   * snapshot may come back older than what the machine already learned (the
-   * chaos runner caught one showing the record `active` after the machine saw
-   * it frozen): such a snapshot is read again, and dropped if still behind.
+   * are no-ops). The watch and the machine's own writes keep feeding while
+   * the read is in flight, so a snapshot may come back older than what the
+   * machine already holds (the chaos runner caught one showing the record
+   * `active` after the watch showed it frozen; the 2PC simulation one older
+   * than the frozen record a failed begin CAS returned): such a snapshot is
+   * read again, and dropped if still behind.
    */
   async resync(tx: LiveTx): Promise<void> {
     tx.overflowed = false;
@@ -129,10 +131,10 @@ export class WatchFeed {
         if (tx.waiters.size === 0) this.host.unload(tx);
         return;
       }
-      if (snap.revision >= tx.knownRevision) break;
+      if (snap.revision >= newestKnown(tx)) break;
     }
-    if (snap === undefined || snap.revision < tx.knownRevision) {
-      this.log('info', 'resync snapshot older than what the watch delivered; kept the newer state', { id: tx.id, snapshotRevision: snap?.revision, knownRevision: tx.knownRevision });
+    if (snap === undefined || snap.revision < newestKnown(tx)) {
+      this.log('info', 'resync snapshot older than what the machine holds; kept the newer state', { id: tx.id, snapshotRevision: snap?.revision, knownRevision: newestKnown(tx) });
       return;
     }
     tx.knownRevision = snap.revision;
@@ -149,4 +151,9 @@ export class WatchFeed {
     for (const participant of snap.acks.keys()) events.push({ type: 'ackObserved', participant });
     for (const event of events) if (!this.isOrphan(tx, event, snap.revision)) this.host.step(tx, event);
   }
+}
+
+/** The newest store revision a live transaction's machine reflects: from watched events, snapshots, or its record's CAS answers. */
+function newestKnown(tx: LiveTx): number {
+  return Math.max(tx.knownRevision, tx.txRevision);
 }
