@@ -42,6 +42,14 @@ export interface ParticipantConfig {
   readonly watchPrepareDelayMs: number;
   /** Prepares held while start-up recovery runs; past it one is dropped (the deadline fills our vote with "no"). */
   readonly maxHeldPrepares: number;
+  /**
+   * How long work may wait with no vote before the participant checks that
+   * its transaction still exists in the store, and again at this interval.
+   * Work that arrives after its transaction was decided and collected (a
+   * slow client) would otherwise hold its locks forever; found gone, it is
+   * aborted locally.
+   */
+  readonly workCheckMs: number;
   /** Log records recovered at once at start. */
   readonly recoveryConcurrency: number;
 }
@@ -62,6 +70,7 @@ export const DEFAULT_PARTICIPANT_CONFIG: ParticipantConfig = Object.freeze({
   helpRetryIntervalMs: 1_000,
   watchPrepareDelayMs: 250,
   maxHeldPrepares: 10_000,
+  workCheckMs: 30_000,
   recoveryConcurrency: 16,
 });
 
@@ -104,6 +113,7 @@ export function makeParticipantConfig(overrides: Partial<ParticipantConfig> = {}
   int('helpRetryIntervalMs', 10, 600_000);
   int('watchPrepareDelayMs', 0, 60_000);
   int('maxHeldPrepares', 0, 1_000_000);
+  int('workCheckMs', 10, DAY_MS);
   int('recoveryConcurrency', 1, 1_024);
   if (problems.length > 0) throw new ParticipantConfigError(problems);
   return Object.freeze(c);

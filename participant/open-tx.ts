@@ -18,6 +18,8 @@ export class OpenTx {
   readonly waiters = new Map<string, Waiter>();
   /** Cancels the deadline (or help-again) timer, when one is set. */
   cancelTimer: Cancel | undefined;
+  /** Cancels the check that work without a vote still has a transaction in the store (config `workCheckMs`). */
+  cancelWorkCheck: Cancel | undefined;
   /** Resolves once the service has taken back this transaction's locks (recovery). */
   restoring: Promise<void> = Promise.resolve();
   gone = false;

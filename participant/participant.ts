@@ -48,7 +48,7 @@ import type { BackoffPolicy } from '../lib/retry.js';
 import { stderrLogger, type Logger } from '../lib/logger.js';
 import { MetricsRegistry } from '../lib/metrics.js';
 import { systemTimers, type Cancel, type Timers } from '../lib/timers.js';
-import { decisionKey, decodeDecision, isValidTxId, parseKey, ProtocolError, TX_PREFIX, type Decision, type JsonValue } from '../coordinator/protocol/index.js';
+import { decisionKey, decodeDecision, isValidTxId, parseKey, ProtocolError, TX_PREFIX, txKey, type Decision, type JsonValue } from '../coordinator/protocol/index.js';
 import { isRetryableStoreError, PrefixWatcher, rangeAll, readTxSnapshot, withStoreRetries, type TxStore } from '../coordinator/txstore/index.js';
 import { makeParticipantConfig, type ParticipantConfig } from './config.js';
 import { nodeLogFs } from './durable-json-file.js';
@@ -272,7 +272,30 @@ export class ParticipantNode {
     const tx = this.openTx(txId, true);
     const reply = await this.request(tx, (requestId) => ({ type: 'workReceived', requestId, work }));
     if (reply.kind === 'error') throw new AppError(reply.code, 409, reply.message);
+    this.armWorkCheck(tx);
     return { txId, accepted: true };
+  }
+
+  /** See config `workCheckMs`: the watch may have missed the collection (it restarted, or lags). */
+  private armWorkCheck(tx: OpenTx): void {
+    if (tx.gone || tx.cancelWorkCheck !== undefined) return;
+    tx.cancelWorkCheck = this.timers.after(this.config.workCheckMs, () => {
+      tx.cancelWorkCheck = undefined;
+      void this.track(this.checkWorkStillLive(tx));
+    });
+  }
+
+  private async checkWorkStillLive(tx: OpenTx): Promise<void> {
+    if (tx.gone || this.log.get(tx.id)?.vote !== undefined) return; // voting or voted: the protocol takes it from here
+    let live: boolean;
+    try {
+      live = (await this.store.get(txKey(tx.id))) !== null;
+    } catch {
+      live = true; // the store did not answer: look again later
+    }
+    if (tx.gone) return;
+    if (live) this.armWorkCheck(tx);
+    else this.step(tx, { type: 'excluded' });
   }
 
   /** The prepare hint (`POST /2pc/prepare`): votes (if not done yet) and answers with the vote the store holds. */
@@ -435,6 +458,8 @@ export class ParticipantNode {
     if (this.open.get(tx.id) === tx) this.open.delete(tx.id);
     tx.cancelTimer?.();
     tx.cancelTimer = undefined;
+    tx.cancelWorkCheck?.();
+    tx.cancelWorkCheck = undefined;
     for (const w of tx.waiters.values()) {
       w.cancelTimeout();
       w.reject(error ?? new AppError('unavailable', 503, `transaction ${tx.id} was closed before it answered`));

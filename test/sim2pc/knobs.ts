@@ -101,6 +101,7 @@ export function participantConfig(k: Knobs): Partial<ParticipantConfig> {
     watchPrepareDelayMs: k.watchPrepareDelayMs,
     logRetentionMs: k.logRetentionMs,
     logCompactIntervalMs: 500,
+    workCheckMs: 300,
     logRewriteFloorBytes: k.logRewriteFloorBytes,
   };
 }
