@@ -70,7 +70,7 @@ export const DEFAULT_PARTICIPANT_CONFIG: ParticipantConfig = Object.freeze({
   helpRetryIntervalMs: 1_000,
   watchPrepareDelayMs: 250,
   maxHeldPrepares: 10_000,
-  workCheckMs: 30_000,
+  workCheckMs: 120_000,
   recoveryConcurrency: 16,
 });
 
