@@ -47,7 +47,11 @@ beforeAll(async () => {
   DemoSupervisor.prepareDataDir(dir, { fresh: true });
   await sup.start();
   // The app learns the accounts from its first poll of the banks.
-  await waitFor('the app to know every bank', 20_000, async () => (await stateOf(app)).banks.every((b) => b.up && b.accounts.length === 4));
+  // Its state lists no bank at all until that first poll completes, so count them.
+  await waitFor('the app to know every bank', 20_000, async () => {
+    const banks = (await stateOf(app)).banks;
+    return banks.length === sup.banks.length && banks.every((b) => b.up && b.accounts.length === 4);
+  });
 }, 240_000); // nine processes on a shared 2-core machine
 
 afterAll(async () => {

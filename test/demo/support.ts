@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { PageState } from '../../demo/app/state.js';
+import { DEFAULT_BANKS } from '../../demo/supervisor/layout.js';
 import { fetchJson, type JsonAnswer } from '../../demo/common/http.js';
 
 export { waitFor } from '../support/wait.js';
@@ -28,7 +29,7 @@ export async function stateOf(appUrl: string): Promise<PageState> {
  * is in doubt anywhere (the app's feed, the banks, a coordinator's listing).
  */
 export function settled(s: PageState): boolean {
-  return s.banks.every((b) => b.up && b.holds === 0 && b.inDoubt === 0) && s.inDoubt.feed === 0 && s.inDoubt.coordinators === 0 && s.liveTotal !== null;
+  return s.banks.length === DEFAULT_BANKS.length && s.banks.every((b) => b.up && b.holds === 0 && b.inDoubt === 0) && s.inDoubt.feed === 0 && s.inDoubt.coordinators === 0 && s.liveTotal !== null;
 }
 
 /** Alive and not a zombie (an exited child nobody reaped yet is gone for our purposes). */
