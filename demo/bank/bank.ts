@@ -5,8 +5,9 @@
  * restart.
  *
  * Durability: the balances and the ids of the transfers applied here live
- * in one JSON file written as the participant log is (DurableJsonFile: temp
- * file, fsync, rename, fsync of the directory), and `commit` resolves only
+ * in one small JSON document, a lowdb `Low` over the durable adapter
+ * DurableJsonFile (temp file, fsync, rename, fsync of the directory), so
+ * lowdb keeps the document and the adapter its durability; `commit` resolves only
  * once the file holding its effect is durable. The library logs "applied"
  * only after that, so a crash in between replays the commit, and the
  * recorded id makes the replay a no-op. An abort and an audit change no
@@ -20,6 +21,7 @@ import { join } from 'node:path';
 import type { Clock } from '../../lib/clock.js';
 import { systemClock } from '../../lib/clock.js';
 import type { JsonValue } from '../../coordinator/protocol/index.js';
+import { Low } from 'lowdb';
 import { DurableJsonFile } from '../../participant/durable-json-file.js';
 import type { ParticipantService, PrepareAnswer } from '../../participant/participant.js';
 import { Ledger, type AccountView } from './ledger.js';
@@ -59,7 +61,7 @@ const MAX_AUDIT_READS = 128;
 
 export class Bank implements ParticipantService {
   readonly name: string;
-  private readonly file: DurableJsonFile<BankFile>;
+  private readonly db: Low<BankFile>;
   private readonly ledger: Ledger;
   private readonly committed: Record<string, number>;
   private readonly auditReads = new Map<string, AuditRead>();
@@ -73,12 +75,12 @@ export class Bank implements ParticipantService {
 
   private constructor(
     opts: BankOptions,
-    file: DurableJsonFile<BankFile>,
+    db: Low<BankFile>,
     readonly openingTotal: number,
     state: BankFile,
   ) {
     this.name = opts.name;
-    this.file = file;
+    this.db = db;
     this.ledger = new Ledger(state.balances);
     this.committed = { ...state.committed };
     this.auditWaitMs = opts.auditWaitMs ?? 1_500;
@@ -94,16 +96,16 @@ export class Bank implements ParticipantService {
   static async open(opts: BankOptions): Promise<Bank> {
     mkdirSync(opts.dataDir, { recursive: true });
     const file = new DurableJsonFile<BankFile>(join(opts.dataDir, 'bank.json'));
-    let state = await file.read();
-    if (state === null) {
-      const balances = { ...opts.openingBalances };
-      const openingTotal = Object.values(balances).reduce((a, b) => a + b, 0);
-      state = { version: 1, bank: opts.name, openingTotal, balances, committed: {} };
-      await file.write(state);
-    } else if (state.version !== 1 || state.bank !== opts.name) {
+    const balances = { ...opts.openingBalances };
+    const opening: BankFile = { version: 1, bank: opts.name, openingTotal: Object.values(balances).reduce((a, b) => a + b, 0), balances, committed: {} };
+    const db = new Low<BankFile>(file, opening);
+    await db.read(); // keeps `opening` when there is no file yet
+    const state = db.data;
+    if (state === opening) await db.write();
+    else if (state.version !== 1 || state.bank !== opts.name) {
       throw new Error(`${file.path} belongs to ${String(state.bank)} (version ${String(state.version)}), not ${opts.name}`);
     }
-    return new Bank(opts, file, state.openingTotal, state);
+    return new Bank(opts, db, state.openingTotal, state);
   }
 
   /**
@@ -265,7 +267,8 @@ export class Bank implements ParticipantService {
   private async persist(): Promise<void> {
     const state: BankFile = { version: 1, bank: this.name, openingTotal: this.openingTotal, balances: this.ledger.balancesRecord(), committed: { ...this.committed } };
     try {
-      await this.file.write(state);
+      this.db.data = state;
+      await this.db.write();
     } catch (e) {
       this.onFatal(e);
       throw e;

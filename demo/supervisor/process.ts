@@ -11,6 +11,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
+import { nodeArgsFor } from '../../lib/entry.js';
 import { keepAliveTimers } from '../../lib/timers.js';
 
 export type ProcessRole = 'store' | 'coordinator' | 'bank' | 'app';
@@ -24,7 +25,7 @@ export interface ProcessSpec {
   readonly port: number;
   /** Base URL of its HTTP API; `${url}/healthz` answers 200 when it is ready. */
   readonly url: string;
-  /** A TypeScript entry point, run with `node --import tsx`. */
+  /** The entry file: a .ts source (run through tsx) or a compiled .js (lib/entry.ts). */
   readonly script: string;
   readonly args: readonly string[];
   readonly logFile: string;
@@ -115,7 +116,7 @@ export class ManagedProcess {
     this.logOffset = existsSync(this.spec.logFile) ? statSync(this.spec.logFile).size : 0;
     const fd = openSync(this.spec.logFile, 'a');
     try {
-      const child = spawn(process.execPath, ['--import', 'tsx', this.spec.script, ...this.spec.args], { cwd: this.cwd, stdio: ['ignore', fd, fd], detached: true });
+      const child = spawn(process.execPath, [...nodeArgsFor(this.spec.script), ...this.spec.args], { cwd: this.cwd, stdio: ['ignore', fd, fd], detached: true });
       this.child = child;
     } finally {
       closeSync(fd); // the child holds its own copy

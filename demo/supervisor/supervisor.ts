@@ -12,8 +12,8 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { AppError } from '../../lib/errors.js';
+import { PACKAGE_ROOT, programPath } from '../../lib/entry.js';
 import { formatClusterSpec } from '../../store/node/config.js';
 import { fetchJson } from '../common/http.js';
 import { keepAliveTimers } from '../../lib/timers.js';
@@ -21,12 +21,11 @@ import { serveControl, type ControlHost, type ControlServer, type DemoTopology }
 import { DEFAULT_BANKS, demoLayout, layoutPorts, urlOf, type BankSpec, type DemoLayout } from './layout.js';
 import { ManagedProcess, type ProcessAction, type ProcessEvent, type ProcessInfo, type ProcessRole, type ProcessSpec } from './process.js';
 
-const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const SCRIPTS: Readonly<Record<ProcessRole, string>> = {
-  store: join(ROOT, 'store/node/main.ts'),
-  coordinator: join(ROOT, 'coordinator/service/main.ts'),
-  bank: join(ROOT, 'demo/bank/main.ts'),
-  app: join(ROOT, 'demo/app/main.ts'),
+  store: programPath('store/node/main'),
+  coordinator: programPath('coordinator/service/main'),
+  bank: programPath('demo/bank/main'),
+  app: programPath('demo/app/main'),
 };
 
 /** A file that marks a folder as the demo's, so `--fresh` never wipes anything else. */
@@ -65,7 +64,7 @@ export class DemoSupervisor {
     this.startTimeoutMs = opts.startTimeoutMs ?? 60_000;
     this.withControl = opts.control ?? true;
     const onEvent = opts.onEvent ?? (() => {});
-    for (const spec of this.specs(opts.extraArgs ?? {})) this.procs.set(spec.name, new ManagedProcess(spec, ROOT, onEvent));
+    for (const spec of this.specs(opts.extraArgs ?? {})) this.procs.set(spec.name, new ManagedProcess(spec, PACKAGE_ROOT, onEvent));
   }
 
   /**

@@ -5,12 +5,11 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, openSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { nodeArgsFor, PACKAGE_ROOT, programPath } from '../../lib/entry.js';
 import { formatClusterSpec, type MemberAddress } from './config.js';
 
-const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
-const MAIN = join(ROOT, 'store/node/main.ts');
+const MAIN = programPath('store/node/main');
 
 export interface LaunchOptions {
   readonly nodes: number;
@@ -52,7 +51,7 @@ export class StoreProcess {
   start(): void {
     if (this.running) return;
     const stdio: ('inherit' | number | 'ignore')[] = this.logFile ? ['ignore', openSync(this.logFile, 'a'), openSync(this.logFile, 'a')] : ['ignore', 'inherit', 'inherit'];
-    this.child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...this.args], { cwd: ROOT, stdio, env: { ...process.env, ...this.env } });
+    this.child = spawn(process.execPath, [...nodeArgsFor(MAIN), ...this.args], { cwd: PACKAGE_ROOT, stdio, env: { ...process.env, ...this.env } });
   }
 
   /** SIGKILL: the process gets no chance to flush anything. */
