@@ -8,63 +8,93 @@
  * started with one) and --json (print the app's answer as it is).
  * Exit status: 0 committed, 1 aborted or failed, 2 bad usage.
  */
-import { intFlag, parseFlags, stringFlag } from '../lib/args.js';
-import { errorMessage, fetchJson } from './common/http.js';
+import { defineCommand, defineGroup, isEntryPoint, runMain, type CommandContext } from '../lib/cli.js';
+import { errorMessage, fetchJson, type JsonAnswer } from './common/http.js';
 import { DEFAULT_BASE_PORT, HOST, urlOf } from './supervisor/layout.js';
 
-function usage(message: string): never {
-  process.stderr.write(`${message}\nusage: npm run transfer -- --from BANK:ACCOUNT --to BANK:ACCOUNT --amount N [--app URL | --base-port P] [--json]\n       npm run audit [-- --app URL | --base-port P] [--json]\n`);
-  process.exit(2);
+const APP_FLAGS = {
+  app: { type: 'string', placeholder: 'URL', description: "the transfer app's URL (default: the demo's, from --base-port)" },
+  'base-port': { type: 'int', default: DEFAULT_BASE_PORT, min: 1, max: 65_535, description: 'the base port the demo was started with' },
+  json: { type: 'boolean', description: "print the app's answer as it is" },
+} as const;
+
+/** Calls longer than this are given up (a transfer's own timeouts are far shorter). */
+const CALL_TIMEOUT_MS = 60_000;
+
+function appUrl(values: { readonly app: string | undefined; readonly 'base-port': number }): string {
+  return (values.app ?? urlOf(HOST, values['base-port'])).replace(/\/+$/, '');
 }
 
-function account(text: string | undefined, flag: string): { bank: string; account: string } {
-  const [bank, acct, extra] = (text ?? '').split(':');
-  if (bank === undefined || bank === '' || acct === undefined || acct === '' || extra !== undefined) usage(`--${flag} must be BANK:ACCOUNT, e.g. bank-a:alice`);
-  return { bank, account: acct };
+function parseAccountRef(text: string): { bank: string; account: string } {
+  const [bank, account, extra] = text.split(':');
+  if (bank === undefined || bank === '' || account === undefined || account === '' || extra !== undefined) throw new Error('want BANK:ACCOUNT, e.g. bank-a:alice');
+  return { bank, account };
 }
 
-const [command, ...rest] = process.argv.slice(2);
-let values: Record<string, string | boolean | undefined>;
-try {
-  values = parseFlags({ from: { type: 'string' }, to: { type: 'string' }, amount: { type: 'string' }, app: { type: 'string' }, 'base-port': { type: 'string' }, json: { type: 'boolean' } }, rest).values;
-} catch (e) {
-  usage(e instanceof Error ? e.message : String(e));
+/** Non-200: say why (and how to start the demo when nothing answered); true when it failed. */
+function failed(a: JsonAnswer, what: string, app: string, json: boolean, ctx: CommandContext): boolean {
+  if (a.status === 200) return false;
+  if (!json) ctx.err(`${what} failed: ${errorMessage(a)}${a.status === 0 ? ` (is the demo running? npm start; app at ${app})` : ''}`);
+  return true;
 }
-const app = (stringFlag(values, 'app') ?? urlOf(HOST, intFlag(values, 'base-port', DEFAULT_BASE_PORT))).replace(/\/+$/, '');
-const json = values['json'] === true;
 
-async function main(): Promise<number> {
-  if (command === 'transfer') {
-    const amountText = stringFlag(values, 'amount') ?? usage('--amount is required');
-    const body = { from: account(stringFlag(values, 'from'), 'from'), to: account(stringFlag(values, 'to'), 'to'), amount: Number(amountText) };
-    const a = await fetchJson(`${app}/v1/transfers`, { method: 'POST', body, timeoutMs: 60_000 });
-    if (json) console.log(JSON.stringify(a.body, null, 2));
-    if (a.status !== 200) {
-      if (!json) console.error(`transfer failed: ${errorMessage(a)}${a.status === 0 ? ` (is the demo running? npm start; app at ${app})` : ''}`);
-      return 1;
-    }
+const transferCommand = defineCommand({
+  name: 'transfer',
+  summary: 'move an amount between two accounts, in one transaction across banks',
+  flags: {
+    ...APP_FLAGS,
+    from: { type: 'string', required: true, parse: parseAccountRef, placeholder: 'BANK:ACCOUNT', description: 'the account debited' },
+    to: { type: 'string', required: true, parse: parseAccountRef, placeholder: 'BANK:ACCOUNT', description: 'the account credited' },
+    amount: { type: 'int', required: true, min: 1, description: 'how much' },
+  },
+  async run(values, _positionals, ctx) {
+    const app = appUrl(values);
+    const body = { from: values.from, to: values.to, amount: values.amount };
+    const a = await fetchJson(`${app}/v1/transfers`, { method: 'POST', body, timeoutMs: CALL_TIMEOUT_MS });
+    if (values.json) ctx.out(JSON.stringify(a.body, null, 2));
+    if (failed(a, 'transfer', app, values.json, ctx)) return 1;
     const o = a.body as { txId: string; outcome: string; reason?: string; elapsedMs: number };
-    if (!json) console.log(`${o.outcome}  ${body.from.bank}:${body.from.account} -> ${body.to.bank}:${body.to.account}  ${body.amount}  tx ${o.txId}  (${o.elapsedMs} ms)${o.reason === undefined ? '' : `\n  reason: ${o.reason}`}`);
+    if (!values.json) ctx.out(`${o.outcome}  ${body.from.bank}:${body.from.account} -> ${body.to.bank}:${body.to.account}  ${body.amount}  tx ${o.txId}  (${o.elapsedMs} ms)${o.reason === undefined ? '' : `\n  reason: ${o.reason}`}`);
     return o.outcome === 'committed' ? 0 : 1;
-  }
-  if (command === 'audit') {
-    const a = await fetchJson(`${app}/v1/audit`, { method: 'POST', body: {}, timeoutMs: 60_000 });
-    if (json) console.log(JSON.stringify(a.body, null, 2));
-    if (a.status !== 200) {
-      if (!json) console.error(`audit failed: ${errorMessage(a)}${a.status === 0 ? ` (is the demo running? npm start; app at ${app})` : ''}`);
-      return 1;
-    }
-    const o = a.body as { txId: string; outcome: string; reason?: string; attempts: number; total?: number; banks?: { name: string; total: number; accounts: { id: string; balance: number }[] }[] };
-    if (!json) {
-      if (o.outcome !== 'committed') console.log(`aborted after ${o.attempts} attempt(s): ${o.reason ?? ''}`);
+  },
+});
+
+interface AuditAnswer {
+  txId: string;
+  outcome: string;
+  reason?: string;
+  attempts: number;
+  total?: number;
+  banks?: { name: string; total: number; accounts: { id: string; balance: number }[] }[];
+}
+
+const auditCommand = defineCommand({
+  name: 'audit',
+  summary: 'read every balance in every bank at once, under locks, and add them up',
+  flags: APP_FLAGS,
+  async run(values, _positionals, ctx) {
+    const app = appUrl(values);
+    const a = await fetchJson(`${app}/v1/audit`, { method: 'POST', body: {}, timeoutMs: CALL_TIMEOUT_MS });
+    if (values.json) ctx.out(JSON.stringify(a.body, null, 2));
+    if (failed(a, 'audit', app, values.json, ctx)) return 1;
+    const o = a.body as AuditAnswer;
+    if (!values.json) {
+      if (o.outcome !== 'committed') ctx.out(`aborted after ${o.attempts} attempt(s): ${o.reason ?? ''}`);
       else {
-        for (const b of o.banks ?? []) console.log(`${b.name.padEnd(8)} ${b.accounts.map((x) => `${x.id}=${x.balance}`).join('  ')}   total ${b.total}`);
-        console.log(`total across banks: ${o.total}  (read under locks in every bank at once, tx ${o.txId})`);
+        for (const b of o.banks ?? []) ctx.out(`${b.name.padEnd(8)} ${b.accounts.map((x) => `${x.id}=${x.balance}`).join('  ')}   total ${b.total}`);
+        ctx.out(`total across banks: ${o.total}  (read under locks in every bank at once, tx ${o.txId})`);
       }
     }
     return o.outcome === 'committed' ? 0 : 1;
-  }
-  return usage(command === undefined ? 'which command? transfer or audit' : `unknown command ${command}`);
-}
+  },
+});
 
-process.exit(await main());
+export const demoCliCommand = defineGroup({
+  name: 'demo-cli',
+  summary: 'transfers and audits against a running demo (npm run transfer, npm run audit)',
+  details: 'exit status: 0 committed, 1 aborted or failed, 2 bad usage',
+  flags: APP_FLAGS,
+  subcommands: [transferCommand, auditCommand],
+});
+
+if (isEntryPoint(import.meta.url)) runMain(demoCliCommand);

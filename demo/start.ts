@@ -1,5 +1,5 @@
 /**
- * `npm start [-- --data-dir data/demo] [--fresh] [--base-port 7100]`
+ * `npm start [-- --data-dir data/demo] [--fresh] [--base-port 7100]`, or `raft2pc demo ...`
  *
  * Starts the whole demo on loopback, each part its own process: 3 store
  * nodes, 2 coordinators, 3 banks and the transfer app; prints the page's URL
@@ -7,89 +7,97 @@
  * and restarts nothing by itself. Ctrl-C (SIGINT) or SIGTERM stops every
  * process by pid (SIGTERM, wait, SIGKILL after 5 s), the app first and the
  * store last; a second Ctrl-C kills them at once. Ports: see
- * demo/supervisor/layout.ts and docs/DEMO.md.
+ * demo/supervisor/layout.ts and docs/DEMO.md. --log-level and --log-format
+ * are passed on to every process.
  */
 import { join } from 'node:path';
-import { parseFlags, intFlag, stringFlag } from '../lib/args.js';
+import { defineCommand, isEntryPoint, LOG_FLAGS, runMain, UsageError, type CommandContext } from '../lib/cli.js';
 import { DemoSupervisor } from './supervisor/supervisor.js';
 import { DEFAULT_BASE_PORT, openingTotal, DEFAULT_BANKS } from './supervisor/layout.js';
 import type { ProcessEvent } from './supervisor/process.js';
 
-let values: Record<string, string | boolean | undefined>;
-try {
-  values = parseFlags({ 'data-dir': { type: 'string' }, fresh: { type: 'boolean' }, 'base-port': { type: 'string' }, help: { type: 'boolean', short: 'h' } }).values;
-} catch (e) {
-  process.stderr.write(`${e instanceof Error ? e.message : String(e)}\nusage: npm start [-- --data-dir DIR] [--fresh] [--base-port P]\n`);
-  process.exit(2);
-}
-if (values['help'] === true) {
-  process.stdout.write('usage: npm start [-- --data-dir DIR (default data/demo)] [--fresh (wipe DIR first)] [--base-port P (default 7100)]\n');
-  process.exit(0);
-}
+export const demoCommand = defineCommand({
+  name: 'demo',
+  summary: 'start the bank-transfer demo: store, coordinators, banks and the app, as processes on loopback',
+  flags: {
+    'data-dir': { type: 'string', default: join('data', 'demo'), placeholder: 'DIR', description: "every process's data and logs" },
+    fresh: { type: 'boolean', description: 'wipe the data dir first (only a demo data dir: one with its marker file)' },
+    'base-port': { type: 'int', default: DEFAULT_BASE_PORT, min: 1024, max: 65_535 - 40, description: "the app's port; the others follow it (docs/DEMO.md)" },
+    ...LOG_FLAGS,
+  },
+  async run(values, _positionals, ctx) {
+    const logArgs = ['--log-level', values['log-level'], '--log-format', values['log-format']];
+    const state = { ready: false, stopping: false };
+    let supervisor: DemoSupervisor;
+    try {
+      // The layout is checked (by the constructor) before --fresh wipes anything.
+      supervisor = new DemoSupervisor({
+        dataDir: values['data-dir'],
+        basePort: values['base-port'],
+        extraArgs: { store: logArgs, coordinator: logArgs, bank: logArgs, app: logArgs },
+        onEvent: (e) => {
+          const line = state.ready ? describe(e) : undefined; // the table below says it all at start
+          if (line !== undefined && !state.stopping) ctx.out(line);
+        },
+      });
+      DemoSupervisor.prepareDataDir(values['data-dir'], { fresh: values.fresh });
+    } catch (e) {
+      throw new UsageError(undefined, e instanceof Error ? e.message : String(e));
+    }
+    onSignals(supervisor, state, ctx);
 
-const dataDir = stringFlag(values, 'data-dir') ?? join('data', 'demo');
-let ready = false;
-let stopping = false;
-const describe = (e: ProcessEvent): string | undefined => {
-  if (!ready) return undefined; // the table below says it all at start
+    const basePort = supervisor.layout.basePort;
+    ctx.out(`raft2pc demo: starting ${supervisor.list().length} processes on 127.0.0.1, ports ${basePort}-${basePort + 33}, data in ${supervisor.dataDir}`);
+    try {
+      await supervisor.start();
+    } catch (e) {
+      if (state.stopping) return undefined;
+      ctx.err(`the demo did not start: ${e instanceof Error ? e.message : String(e)}`);
+      return 1;
+    }
+    if (state.stopping) return undefined;
+    state.ready = true;
+    printTable(supervisor, ctx);
+    return undefined;
+  },
+});
+
+function describe(e: ProcessEvent): string {
   if (e.type === 'exited') return `${e.name} (pid ${e.pid}) exited${e.signal === null ? ` with code ${e.code}` : ` on ${e.signal}`}${e.expected ? '' : ' by itself'}; it stays down until you restart it from the page`;
   return `${e.name}: ${e.type} (pid ${e.pid})`;
-};
+}
 
-let supervisor: DemoSupervisor;
-try {
-  // The layout is checked (by the constructor) before --fresh wipes anything.
-  supervisor = new DemoSupervisor({
-    dataDir,
-    basePort: intFlag(values, 'base-port', DEFAULT_BASE_PORT),
-    onEvent: (e) => {
-      const line = describe(e);
-      if (line !== undefined && !stopping) console.log(line);
-    },
-  });
-  DemoSupervisor.prepareDataDir(dataDir, { fresh: values['fresh'] === true });
-} catch (e) {
-  process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
-  process.exit(2);
+/** SIGINT or SIGTERM stops every process, the app first; a second one kills them at once. */
+function onSignals(supervisor: DemoSupervisor, state: { stopping: boolean }, ctx: CommandContext): void {
+  const shutdown = async (signal: string): Promise<void> => {
+    if (state.stopping) {
+      ctx.out('killing every process now');
+      for (const p of supervisor.list()) if (p.pid !== null) supervisor.process(p.name).killNow();
+      process.exit(130);
+    }
+    state.stopping = true;
+    ctx.out(`${signal}: stopping every process (app, banks, coordinators, store)...`);
+    await supervisor.stopAll();
+    const left = supervisor.list().filter((p) => p.state === 'running' || p.state === 'paused');
+    ctx.out(left.length === 0 ? 'all stopped' : `still running: ${left.map((p) => `${p.name} (pid ${p.pid})`).join(', ')}`);
+    process.exit(left.length === 0 ? 0 : 1);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
 }
-const basePort = supervisor.layout.basePort;
 
-async function shutdown(signal: string): Promise<void> {
-  if (stopping) {
-    // A second Ctrl-C: no more waiting.
-    console.log('killing every process now');
-    for (const p of supervisor.list()) if (p.pid !== null) supervisor.process(p.name).killNow();
-    process.exit(130);
-  }
-  stopping = true;
-  console.log(`${signal}: stopping every process (app, banks, coordinators, store)...`);
-  await supervisor.stopAll();
-  const left = supervisor.list().filter((p) => p.state === 'running' || p.state === 'paused');
-  console.log(left.length === 0 ? 'all stopped' : `still running: ${left.map((p) => `${p.name} (pid ${p.pid})`).join(', ')}`);
-  process.exit(left.length === 0 ? 0 : 1);
+function printTable(supervisor: DemoSupervisor, ctx: CommandContext): void {
+  const basePort = supervisor.layout.basePort;
+  ctx.out('');
+  ctx.out(`  ${'role'.padEnd(12)}${'name'.padEnd(9)}${'port'.padEnd(7)}pid`);
+  for (const p of supervisor.list()) ctx.out(`  ${p.role.padEnd(12)}${p.name.padEnd(9)}${String(p.port).padEnd(7)}${p.pid ?? '-'}`);
+  ctx.out(`  ${'supervisor'.padEnd(12)}${'control'.padEnd(9)}${String(supervisor.layout.controlPort).padEnd(7)}${process.pid}`);
+  ctx.out('');
+  ctx.out(`logs: ${join(supervisor.dataDir, 'logs')}/<name>.log`);
+  ctx.out(`3 banks, 4 accounts each, ${openingTotal(DEFAULT_BANKS).toLocaleString('en-US')} in all (the total never changes)`);
+  ctx.out(`try: npm run transfer -- --from bank-a:alice --to bank-b:bob --amount 10${basePort === DEFAULT_BASE_PORT ? '' : ` --base-port ${basePort}`}`);
+  ctx.out('');
+  ctx.out(`open ${supervisor.appUrl}/   (Ctrl-C stops everything)`);
 }
-process.on('SIGINT', () => void shutdown('SIGINT'));
-process.on('SIGTERM', () => void shutdown('SIGTERM'));
 
-console.log(`raft2pc demo: starting ${supervisor.list().length} processes on 127.0.0.1, ports ${basePort}-${basePort + 33}, data in ${supervisor.dataDir}`);
-try {
-  await supervisor.start();
-} catch (e) {
-  if (!stopping) {
-    console.error(`the demo did not start: ${e instanceof Error ? e.message : String(e)}`);
-    process.exit(1);
-  }
-}
-if (!stopping) {
-  ready = true;
-  console.log('');
-  console.log(`  ${'role'.padEnd(12)}${'name'.padEnd(9)}${'port'.padEnd(7)}pid`);
-  for (const p of supervisor.list()) console.log(`  ${p.role.padEnd(12)}${p.name.padEnd(9)}${String(p.port).padEnd(7)}${p.pid ?? '-'}`);
-  console.log(`  ${'supervisor'.padEnd(12)}${'control'.padEnd(9)}${String(supervisor.layout.controlPort).padEnd(7)}${process.pid}`);
-  console.log('');
-  console.log(`logs: ${join(supervisor.dataDir, 'logs')}/<name>.log`);
-  console.log(`3 banks, 4 accounts each, ${openingTotal(DEFAULT_BANKS).toLocaleString('en-US')} in all (the total never changes)`);
-  console.log(`try: npm run transfer -- --from bank-a:alice --to bank-b:bob --amount 10${basePort === DEFAULT_BASE_PORT ? '' : ` --base-port ${basePort}`}`);
-  console.log('');
-  console.log(`open ${supervisor.appUrl}/   (Ctrl-C stops everything)`);
-}
+if (isEntryPoint(import.meta.url)) runMain(demoCommand);

@@ -135,6 +135,11 @@ export class Router implements Routes {
     return this;
   }
 
+  /** Every route as registered (method and pattern), in match order: what the OpenAPI coverage test compares. */
+  routeTable(): { readonly method: string; readonly pattern: string }[] {
+    return this.routes.map((r) => ({ method: r.method, pattern: `/${r.parts.join('/')}` }));
+  }
+
   match(method: string, path: string): RouteMatch {
     const segments = decodeSegments(path);
     let methodMismatch = false;

@@ -1,85 +1,120 @@
 /**
- * A minimal Prometheus registry (text exposition format 0.0.4): counters,
- * gauges read at scrape time, and histograms with fixed buckets. Enough for
- * the coordinator's and participant's `/metrics`, with no dependency.
+ * Metrics on prom-client, behind the small facade the services use:
+ * counters, counters and gauges read at scrape time, and histograms.
+ *
+ * Each `MetricsRegistry` owns its own prom-client `Registry`, never the
+ * global one: tests and the simulation run several services in one process,
+ * and two services must never share a counter. A standalone process adds
+ * the default process metrics (`collectProcessMetrics`); a library embedded
+ * in a host service (the participant) leaves them out, so the host can merge
+ * it into its own `/metrics`:
+ *
+ *   import { Registry } from 'prom-client';
+ *   const merged = Registry.merge([hostRegistry, participant.metrics.registry]);
+ *   app.get('/metrics', async (_req, res) => res.type(merged.contentType).send(await merged.metrics()));
+ *
+ * Conventions: counters end in `_total`; latencies are histograms in
+ * seconds (`LATENCY_BUCKETS_S`).
  */
+import client from 'prom-client';
+
+export type PromRegistry = client.Registry;
+
 export class Counter {
-  value = 0;
+  constructor(private readonly metric: client.Counter) {}
+
   inc(by = 1): void {
-    this.value += by;
+    this.metric.inc(by);
   }
 }
 
 export class Histogram {
-  private readonly counts: number[];
-  private sum = 0;
-  private count = 0;
+  constructor(private readonly metric: client.Histogram) {}
 
-  /** `buckets`: upper bounds in the metric's unit (seconds for latencies), ascending. */
-  constructor(readonly buckets: readonly number[]) {
-    for (let i = 1; i < buckets.length; i++) if (!((buckets[i] as number) > (buckets[i - 1] as number))) throw new Error('histogram buckets must ascend');
-    this.counts = buckets.map(() => 0);
-  }
-
+  /** `value` in the metric's unit (seconds for latencies). */
   observe(value: number): void {
-    this.sum += value;
-    this.count++;
-    for (let i = 0; i < this.buckets.length; i++) if (value <= (this.buckets[i] as number)) this.counts[i] = (this.counts[i] as number) + 1;
-  }
-
-  render(name: string): string[] {
-    const lines = this.buckets.map((b, i) => `${name}_bucket{le="${b}"} ${this.counts[i] as number}`);
-    lines.push(`${name}_bucket{le="+Inf"} ${this.count}`, `${name}_sum ${this.sum}`, `${name}_count ${this.count}`);
-    return lines;
+    this.metric.observe(value);
   }
 }
 
 /** Latency buckets in seconds, from 1 ms to 10 s. */
 export const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
 
-type Entry =
-  | { readonly kind: 'counter'; readonly help: string; readonly metric: Counter }
-  | { readonly kind: 'gauge'; readonly help: string; readonly read: () => number }
-  | { readonly kind: 'histogram'; readonly help: string; readonly metric: Histogram };
+export interface MetricsRegistryOptions {
+  /** Add the default process metrics (CPU, memory, event loop, GC) now; default false. */
+  readonly processMetrics?: boolean;
+}
 
 export class MetricsRegistry {
-  private readonly entries = new Map<string, Entry>();
+  /** The prom-client registry behind this one: merge it, or serve it with its own content type. */
+  readonly registry: PromRegistry = new client.Registry();
+  private processMetrics = false;
+
+  constructor(opts: MetricsRegistryOptions = {}) {
+    if (opts.processMetrics === true) this.collectProcessMetrics();
+  }
 
   counter(name: string, help: string): Counter {
-    const metric = new Counter();
-    this.add(name, { kind: 'counter', help, metric });
-    return metric;
+    assertCounterName(name);
+    return new Counter(new client.Counter({ name, help, registers: [this.registry] }));
+  }
+
+  /** A counter kept elsewhere as a plain number, read at each scrape; `read` must never decrease. */
+  counterFrom(name: string, help: string, read: () => number): void {
+    assertCounterName(name);
+    let seen = 0;
+    new client.Counter({
+      name,
+      help,
+      registers: [this.registry],
+      collect(this: client.Counter) {
+        const now = read();
+        if (now > seen) this.inc(now - seen);
+        seen = Math.max(seen, now);
+      },
+    });
   }
 
   gauge(name: string, help: string, read: () => number): void {
-    this.add(name, { kind: 'gauge', help, read });
+    if (name.endsWith('_total')) throw new Error(`gauge ${name}: a name ending in _total is a counter's`);
+    new client.Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      collect(this: client.Gauge) {
+        this.set(read());
+      },
+    });
   }
 
   histogram(name: string, help: string, buckets: readonly number[] = LATENCY_BUCKETS_S): Histogram {
-    const metric = new Histogram(buckets);
-    this.add(name, { kind: 'histogram', help, metric });
-    return metric;
+    for (let i = 1; i < buckets.length; i++) if (!((buckets[i] as number) > (buckets[i - 1] as number))) throw new Error(`histogram ${name}: buckets must ascend`);
+    return new Histogram(new client.Histogram({ name, help, buckets: [...buckets], registers: [this.registry] }));
   }
 
-  render(): string {
-    const lines: string[] = [];
-    for (const [name, e] of this.entries) {
-      lines.push(`# HELP ${name} ${e.help}`, `# TYPE ${name} ${e.kind}`);
-      if (e.kind === 'counter') lines.push(`${name} ${e.metric.value}`);
-      else if (e.kind === 'gauge') lines.push(`${name} ${e.read()}`);
-      else lines.push(...e.metric.render(name));
-    }
-    return lines.join('\n') + '\n';
+  /** The default process metrics (`process_cpu_seconds_total`, ...); for a standalone process only. Idempotent. */
+  collectProcessMetrics(): void {
+    if (this.processMetrics) return;
+    this.processMetrics = true;
+    client.collectDefaultMetrics({ register: this.registry });
   }
 
-  private add(name: string, e: Entry): void {
-    if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(name)) throw new Error(`bad metric name ${name}`);
-    if (this.entries.has(name)) throw new Error(`metric ${name} registered twice`);
-    this.entries.set(name, e);
+  /** The `Content-Type` a `/metrics` answer carries. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** The Prometheus text exposition of every metric. */
+  render(): Promise<string> {
+    return this.registry.metrics();
   }
 }
 
-/** Parses the text format back into name -> value (no labels except histogram buckets); for tests and tools. */
+function assertCounterName(name: string): void {
+  if (!name.endsWith('_total')) throw new Error(`counter ${name}: a counter's name ends in _total`);
+}
+
+/** Parses the text format back into `name{labels}` -> value (labels as written); for tests and tools. */
 export function parseMetrics(text: string): Map<string, number> {
   const out = new Map<string, number>();
   for (const line of text.split('\n')) {

@@ -52,6 +52,14 @@ export interface ParticipantConfig {
   readonly workCheckMs: number;
   /** Log records recovered at once at start. */
   readonly recoveryConcurrency: number;
+  /**
+   * TTL of the lease behind this node's name claim (claim.ts): how long a
+   * crashed instance keeps its name from another instance (a restart over
+   * the same log re-takes it at once), and how long the store may be out of
+   * reach before the node must assume the claim lost and stop. Kept alive
+   * every third of it.
+   */
+  readonly claimTtlMs: number;
 }
 
 export const DEFAULT_PARTICIPANT_CONFIG: ParticipantConfig = Object.freeze({
@@ -72,6 +80,7 @@ export const DEFAULT_PARTICIPANT_CONFIG: ParticipantConfig = Object.freeze({
   maxHeldPrepares: 10_000,
   workCheckMs: 120_000,
   recoveryConcurrency: 16,
+  claimTtlMs: 10_000,
 });
 
 const DAY_MS = 86_400_000;
@@ -104,7 +113,7 @@ export function makeParticipantConfig(overrides: Partial<ParticipantConfig> = {}
   int('requestTimeoutMs', 1, 600_000);
   int('storeWriteMaxAttempts', 1, 100);
   int('storeBackoffBaseMs', 1, 60_000);
-  int('storeBackoffMaxMs', Math.max(1, c.storeBackoffBaseMs), 600_000);
+  int('storeBackoffMaxMs', Number.isSafeInteger(c.storeBackoffBaseMs) ? Math.max(1, c.storeBackoffBaseMs) : 1, 600_000);
   int('logRetentionMs', 0, 30 * DAY_MS);
   int('logCompactIntervalMs', 10, DAY_MS);
   int('logMaxRecords', 1, 10_000_000);
@@ -115,6 +124,8 @@ export function makeParticipantConfig(overrides: Partial<ParticipantConfig> = {}
   int('maxHeldPrepares', 0, 1_000_000);
   int('workCheckMs', 10, DAY_MS);
   int('recoveryConcurrency', 1, 1_024);
+  // At least a second: a keepalive (a third of it) must fit a store round trip with a retry.
+  int('claimTtlMs', 1_000, 300_000);
   if (problems.length > 0) throw new ParticipantConfigError(problems);
   return Object.freeze(c);
 }

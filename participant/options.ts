@@ -6,13 +6,14 @@
  * and disk), the typed results of its calls, and the operator's view of one
  * logged transaction.
  */
-import type { Timers } from '../lib/timers.js';
-import type { Random } from '../lib/random.js';
+import { systemTimers, type Timers } from '../lib/timers.js';
+import { systemRandom, type Random } from '../lib/random.js';
+import type { BackoffPolicy } from '../lib/retry.js';
 import type { FailpointHook } from '../lib/failpoints.js';
-import type { Logger } from '../lib/logger.js';
+import { createLogger, type Logger } from '../lib/logger.js';
 import type { Decision, JsonValue, VoteValue } from '../coordinator/protocol/index.js';
 import type { TxStore } from '../coordinator/txstore/index.js';
-import type { ParticipantConfig } from './config.js';
+import { makeParticipantConfig, type ParticipantConfig } from './config.js';
 import type { LogFs } from './durable-json-file.js';
 import type { ParticipantPhase } from './machine.js';
 
@@ -65,11 +66,15 @@ export interface ParticipantNodeOptions {
   readonly logger?: Logger;
   /**
    * Called once when the participant cannot safely go on: a log write
-   * (fdatasync, rewrite) failed, so memory may be ahead of the disk, or an
-   * invariant broke. The node has already stopped serving (every call
-   * answers 503 `participant_failed`); only a restart, recovering from disk,
-   * brings it back. A process should exit here (a supervisor restarts it);
-   * a simulation crashes the simulated process. Default: log it.
+   * (fdatasync, rewrite) failed, so memory may be ahead of the disk; an
+   * invariant broke; or its name claim was lost (`participant_claim_lost`,
+   * claim.ts), so another instance may act under its name. The node has
+   * already stopped serving (every call answers 503 `participant_failed`);
+   * only a restart, recovering from disk, brings it back. A process should
+   * exit here (a supervisor restarts it); a simulation crashes the
+   * simulated process. The library itself never exits the process.
+   * Default: log the error at level `error` and leave the node stopped
+   * (the host keeps running; its `/readyz` answers 503).
    */
   readonly onFatal?: FatalHandler;
   /** Limits and timings; unknown fields and out-of-range values are refused (config.ts). */
@@ -105,4 +110,24 @@ export interface ParticipantTxView {
   readonly receivedAt: number;
   readonly appliedAt: number | null;
   readonly ackedAt: number | null;
+}
+
+/** What `open` resolves from the options, once, and builds the node with. */
+export interface NodeDefaults {
+  readonly config: ParticipantConfig;
+  readonly timers: Timers;
+  readonly random: Random;
+  readonly logger: Logger;
+  readonly retry: BackoffPolicy;
+}
+
+export function nodeDefaults(opts: ParticipantNodeOptions): NodeDefaults {
+  const config = makeParticipantConfig(opts.config);
+  return {
+    config,
+    timers: opts.timers ?? systemTimers,
+    random: opts.random ?? systemRandom,
+    logger: opts.logger ?? createLogger({ component: 'participant', fields: { participant: opts.name } }),
+    retry: { maxAttempts: config.storeWriteMaxAttempts, baseMs: config.storeBackoffBaseMs, maxMs: config.storeBackoffMaxMs },
+  };
 }

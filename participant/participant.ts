@@ -35,29 +35,37 @@
  * deterministic simulation (test/sim2pc) runs this very code on simulated
  * time, network and disk, calling those methods directly.
  *
- * Fail-stop: a failed log write (or a broken invariant) stops the node at
- * once (every call answers 503 `participant_failed`) and is reported to
- * `onFatal`; the library never exits the process: the process entry
- * decides (demo/bank/main.ts exits, so a supervisor restarts it).
+ * One live instance per name: `open` claims the name in the store before
+ * it touches the log, and `stop` gives it back (claim.ts).
+ *
+ * Fail-stop: a failed log write, a broken invariant or a lost name claim
+ * stops the node at once (every call answers 503 `participant_failed`) and
+ * is reported to `onFatal`; the library never exits the process: the
+ * process entry decides (demo/bank/main.ts exits, so a supervisor restarts
+ * it).
  */
 import { setMaxListeners } from 'node:events';
 import { AppError } from '../lib/errors.js';
 import { NO_FAILPOINTS } from '../lib/failpoints.js';
-import { systemRandom, type Random } from '../lib/random.js';
+import type { Random } from '../lib/random.js';
 import type { BackoffPolicy } from '../lib/retry.js';
-import { stderrLogger, type Logger } from '../lib/logger.js';
+import type { Logger } from '../lib/logger.js';
 import { MetricsRegistry } from '../lib/metrics.js';
-import { systemTimers, type Cancel, type Timers } from '../lib/timers.js';
-import { decisionKey, decodeDecision, isValidTxId, parseKey, ProtocolError, TX_PREFIX, txKey, type Decision, type JsonValue } from '../coordinator/protocol/index.js';
-import { isRetryableStoreError, PrefixWatcher, rangeAll, readTxSnapshot, withStoreRetries, type TxStore } from '../coordinator/txstore/index.js';
-import { makeParticipantConfig, type ParticipantConfig } from './config.js';
+import type { Cancel, Timers } from '../lib/timers.js';
+import { decisionKey, decodeDecision, isValidParticipantName, isValidTxId, ProtocolError, TX_PREFIX, txKey, type Decision, type JsonValue } from '../coordinator/protocol/index.js';
+import { PrefixWatcher, readTxSnapshot, type TxStore } from '../coordinator/txstore/index.js';
+import { NameClaim } from './claim.js';
+import { compactLog } from './compaction.js';
+import type { ParticipantConfig } from './config.js';
 import { nodeLogFs } from './durable-json-file.js';
 import { ParticipantEffects, type ParticipantCounters } from './effects.js';
 import { ParticipantLog, type LogRecord } from './log.js';
-import { isInDoubt, ParticipantTxMachine, phaseOf, type ParticipantEffect, type ParticipantEvent, type ParticipantPhase, type ParticipantReply, type RecoverEvent } from './machine.js';
+import { isInDoubt, ParticipantTxMachine, phaseOf, type ParticipantEffect, type ParticipantEvent, type ParticipantReply, type RecoverEvent } from './machine.js';
 import { OpenTx, type OpenTxTable } from './open-tx.js';
-import type { DecisionResult, FatalHandler, ParticipantNodeOptions, ParticipantTxView, PrepareResult, WorkResult } from './options.js';
+import { nodeDefaults, type DecisionResult, type FatalHandler, type NodeDefaults, type ParticipantNodeOptions, type ParticipantTxView, type PrepareResult, type WorkResult } from './options.js';
 import { recoverAll, type RecoveryHost } from './recovery.js';
+import { untilAnswered } from './store-calls.js';
+import { listTransactions, type TxListQuery } from './view.js';
 import { ParticipantWatch } from './watch.js';
 
 export type { DecisionResult, FatalHandler, ParticipantNodeOptions, ParticipantService, ParticipantTxView, PrepareAnswer, PrepareResult, WorkResult } from './options.js';
@@ -73,7 +81,7 @@ function failedError(): AppError {
   return new AppError('participant_failed', 503, 'the participant failed; it must restart to recover from disk', { retryAfterSeconds: 1 });
 }
 
-/** Counters of what this participant did, registered on `registry`. */
+/** Counters of what this participant did, registered on `r`. */
 function makeCounters(r: MetricsRegistry): ParticipantCounters {
   return {
     prepared: r.counter('twopc_participant_votes_yes_total', 'Yes votes written by this participant.'),
@@ -86,7 +94,7 @@ function makeCounters(r: MetricsRegistry): ParticipantCounters {
 
 export class ParticipantNode {
   readonly name: string;
-  readonly registry = new MetricsRegistry();
+  readonly metrics = new MetricsRegistry(); // no process metrics: a host merges `metrics.registry` into its own
   /** The validated limits and timings this node runs with. */
   readonly config: ParticipantConfig;
   readonly logger: Logger;
@@ -114,20 +122,21 @@ export class ParticipantNode {
   private constructor(
     /** The durable local log (log.ts). */
     readonly log: ParticipantLog,
+    /** This node's claim on its name (claim.ts). */
+    private readonly claim: NameClaim,
     opts: ParticipantNodeOptions,
-    config: ParticipantConfig,
+    d: NodeDefaults,
   ) {
     this.name = opts.name;
+    const { config, random, logger } = d;
     this.config = config;
     this.store = opts.store;
-    this.timers = opts.timers ?? systemTimers;
-    const random = opts.random ?? systemRandom;
+    this.timers = d.timers;
     this.random = random;
-    const logger = opts.logger ?? stderrLogger(`participant ${opts.name}`);
     this.logger = logger;
-    this.retry = { maxAttempts: config.storeWriteMaxAttempts, baseMs: config.storeBackoffBaseMs, maxMs: config.storeBackoffMaxMs };
+    this.retry = d.retry;
     this.onFatal = opts.onFatal ?? ((e) => logger('error', 'the participant failed and stopped; restart it to recover from disk', { error: e }));
-    const r = this.registry;
+    const r = this.metrics;
     const counters = makeCounters(r);
     r.gauge('twopc_participant_in_doubt', 'Transactions voted yes and not decided yet.', () => [...this.open.values()].filter((t) => isInDoubt(t.machine.logRecord)).length);
     r.gauge('twopc_participant_open_transactions', 'Transactions not acknowledged yet.', () => this.open.size);
@@ -140,25 +149,35 @@ export class ParticipantNode {
     this.watcher = new PrefixWatcher({ store: this.store, prefix: TX_PREFIX, onEvent: (e) => this.watch.onEvent(e), onResync: () => void this.watch.resyncAll(), random, timers, log: logger });
     // A background rewrite that fails is nobody's awaited write: stop now, not at the next one.
     log.onFailure((e) => this.fatal(e));
+    // Another instance may act under our name once the claim is gone: stop at once.
+    claim.whenLost((e) => this.fatal(e));
   }
 
   /**
-   * Validates the config, opens the log (through `logFs`) and builds the
-   * node; nothing runs until `start()`. Rejects with a ParticipantConfigError
-   * (`invalid_config`) or a ParticipantLogError (`log_corrupt`: damage
-   * before the last line, or another participant's log); the caller decides
-   * (a process exits; onFatal is for failures once running).
+   * Validates the name and the config, claims the name in the store
+   * (waiting out an unavailable store), opens the log (through `logFs`) and
+   * builds the node; nothing else runs until `start()`. Rejects with a
+   * ProtocolError (`invalid_participant`), a ParticipantConfigError
+   * (`invalid_config`), a ParticipantNameTakenError
+   * (`participant_name_taken`: another live instance holds the name), or a
+   * ParticipantLogError (`log_corrupt`: damage before the last line, or
+   * another participant's log); the caller decides (a process exits;
+   * onFatal is for failures once running). Call `stop()` to give the name
+   * back, even when the node never started.
    */
   static async open(opts: ParticipantNodeOptions): Promise<ParticipantNode> {
-    const config = makeParticipantConfig(opts.config);
-    const log = await ParticipantLog.open({
-      path: opts.logPath,
-      participant: opts.name,
-      fs: opts.logFs ?? nodeLogFs,
-      maxRecords: config.logMaxRecords,
-      rewriteFloorBytes: config.logRewriteFloorBytes,
-    });
-    return new ParticipantNode(log, opts, config);
+    if (!isValidParticipantName(opts.name)) throw new ProtocolError('invalid_participant', 'participant name must match [A-Za-z0-9][A-Za-z0-9._-]* and be at most 64 characters', { name: opts.name });
+    const d = nodeDefaults(opts);
+    const { config, timers, random, logger, retry } = d;
+    const claim = await NameClaim.take({ name: opts.name, logPath: opts.logPath, ttlMs: config.claimTtlMs, store: opts.store, timers, random, retry, logger });
+    let log: ParticipantLog;
+    try {
+      log = await ParticipantLog.open({ path: opts.logPath, participant: opts.name, fs: opts.logFs ?? nodeLogFs, maxRecords: config.logMaxRecords, rewriteFloorBytes: config.logRewriteFloorBytes });
+    } catch (e) {
+      await claim.release();
+      throw e;
+    }
+    return new ParticipantNode(log, claim, opts, d);
   }
 
   /** Recovery finished and the node has not stopped or failed: calls are served. */
@@ -195,37 +214,16 @@ export class ParticipantNode {
     await recoverAll(this.recoveryHost());
     if (this.stopped) return; // stopped or failed meanwhile
     this.watch.release();
-    this.cancelCompaction = this.timers.every(this.config.logCompactIntervalMs, () => void this.track(this.compactLog()));
+    const compaction = { log: this.log, store: this.store, timers: this.timers, logger: this.logger, retentionMs: this.config.logRetentionMs };
+    this.cancelCompaction = this.timers.every(this.config.logCompactIntervalMs, () => void this.track(compactLog(compaction).catch((e: unknown) => this.fatal(e))));
     this.readyFlag = true;
   }
 
   /**
-   * Drops acknowledged records past the retention, but only of transactions
-   * the store has collected: while `tx/{id}` lives, a watch resync or a
-   * recovery pass may show it to us again, and without our record we would
-   * take its frozen list for a new prepare (and our own "yes" in the store
-   * for one we never logged). A store that does not answer skips the pass.
+   * Stops serving, lets what is in flight settle (a log write cannot be
+   * taken back), closes the log, then gives the name back: no write of
+   * ours lands after another instance may have taken it. Idempotent.
    */
-  private async compactLog(): Promise<void> {
-    const now = this.timers.nowMs();
-    const due = this.log.list().some((r) => r.ackedAt !== undefined && r.ackedAt <= now - this.config.logRetentionMs);
-    if (!due) return;
-    let live: Set<string>;
-    try {
-      const { kvs } = await rangeAll(this.store, TX_PREFIX);
-      live = new Set(kvs.map((kv) => parseKey(kv.key)).flatMap((k) => (k?.kind === 'tx' ? [k.id] : [])));
-    } catch (e) {
-      this.logger('warn', 'log compaction skipped: the store did not answer', { error: e });
-      return;
-    }
-    try {
-      await this.log.compact(now, this.config.logRetentionMs, (txId) => !live.has(txId));
-    } catch (e) {
-      this.fatal(e);
-    }
-  }
-
-  /** Stops serving, lets what is in flight settle (a log write cannot be taken back) and closes the log. Idempotent. */
   stop(): Promise<void> {
     this.stopping ??= this.shutdown();
     return this.stopping;
@@ -236,6 +234,7 @@ export class ParticipantNode {
     await this.watcher.stop();
     await Promise.allSettled([...this.inflight]); // their results are ignored
     await this.log.close();
+    await this.claim.release();
   }
 
   /** Stops everything at once (no await): no step, timer, prepare or answer after this. */
@@ -343,26 +342,8 @@ export class ParticipantNode {
   }
 
   /** The operator's view of the local log, newest first (`GET /v1/participant/transactions`). */
-  transactions(opts: { readonly phase?: ParticipantPhase; readonly limit: number }): ParticipantTxView[] {
-    const out: ParticipantTxView[] = [];
-    const records = this.log.list();
-    for (let i = records.length - 1; i >= 0 && out.length < opts.limit; i--) {
-      const r = records[i] as LogRecord;
-      const phase = phaseOf(r);
-      if (opts.phase !== undefined && phase !== opts.phase) continue;
-      out.push({
-        txId: r.txId,
-        phase,
-        inDoubt: isInDoubt(r),
-        work: r.work,
-        vote: r.vote?.vote ?? null,
-        decision: r.applied?.decision ?? null,
-        receivedAt: r.receivedAt,
-        appliedAt: r.applied?.at ?? null,
-        ackedAt: r.ackedAt ?? null,
-      });
-    }
-    return out;
+  transactions(opts: TxListQuery): ParticipantTxView[] {
+    return listTransactions(this.log.list(), opts);
   }
 
   // -------------------------------------------------------------------------
@@ -406,24 +387,9 @@ export class ParticipantNode {
     await tx.restoring;
   }
 
-  /**
-   * A store read retried in rounds while the store is unavailable (an
-   * election, a partition), so a start during an outage waits instead of
-   * failing; undefined once the node stops. Other errors are thrown.
-   */
-  private async readUntilAnswered<T>(read: () => Promise<T>): Promise<T | undefined> {
-    const signal = this.stopAc.signal;
-    while (!signal.aborted) {
-      try {
-        return await withStoreRetries(read, this.retry, this.random, this.timers, { signal });
-      } catch (e) {
-        if (signal.aborted) break;
-        if (!isRetryableStoreError(e)) throw e;
-        this.logger('warn', 'store read failed; retrying', { error: e });
-        await this.timers.sleep(this.retry.maxMs, signal);
-      }
-    }
-    return undefined;
+  /** A store read that waits out an unavailable store (store-calls.ts); undefined once the node stops. */
+  private readUntilAnswered<T>(read: () => Promise<T>): Promise<T | undefined> {
+    return untilAnswered(read, { retry: this.retry, random: this.random, timers: this.timers, logger: this.logger, signal: this.stopAc.signal }, 'store read');
   }
 
   // -------------------------------------------------------------------------
@@ -497,10 +463,16 @@ export class ParticipantNode {
     if (record?.ackedAt !== undefined && tx.waiters.size === 0) this.unload(tx);
   }
 
-  /** Fail-stop, once: halt at once, then tell the embedder. A failure while stopping is not one. */
+  /**
+   * Fail-stop, once: halt at once, then tell the embedder. A failure while
+   * stopping is not one. The claim is no longer kept alive, but not given
+   * back either: writes still in flight may land, so the name frees when
+   * its lease expires, or when `stop()` has let them settle.
+   */
   private fatal(e: unknown): void {
     if (this.stopped) return;
     this.failure = e;
+    this.claim.abandon();
     this.halt(failedError());
     this.onFatal(e);
   }

@@ -5,53 +5,22 @@
  *   POST /2pc/prepare   {txId, deadline?}   -> 200 {txId, vote}             (the vote the store holds)
  *   POST /2pc/decision  {txId, decision}    -> 200 {txId, decision, phase}  (checked against the store)
  *   GET  /v1/participant/transactions?phase=&limit=   the local log, newest first
- *   GET  /v1/participant/metrics                      Prometheus text
+ *   GET  /v1/participant/metrics                      Prometheus text (served while recovering too)
+ *   GET  /readyz        200 once the log is open and recovery finished, else 503 {ready: false, reason}
+ *   GET  /openapi.json  this API as OpenAPI 3.1 (participantApp; openapi.ts builds it for a host to serve)
  *
- * Until start-up recovery has finished every call answers 503 not_ready.
+ * Until start-up recovery has finished every other call answers 503 not_ready.
  * Each route only checks its body and calls the node's public method of
  * the same meaning (the simulation calls those methods directly).
  */
 import express, { type RequestHandler } from 'express';
-import { ajv, check, errorMiddleware, jsonBody, route } from '../lib/express.js';
+import { AppError } from '../lib/errors.js';
+import { check, errorMiddleware, jsonBody, notFound, route } from '../lib/express.js';
+import { errorText, notReady, readinessStatus, ready, type Readiness } from '../lib/readiness.js';
 import type { Decision, JsonValue } from '../coordinator/protocol/index.js';
 import type { ParticipantPhase } from './machine.js';
+import { decisionBody, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, listQuery, participantOpenApi, prepareBody, workBody } from './openapi.js';
 import type { ParticipantNode } from './participant.js';
-
-const txId = { type: 'string', minLength: 1, maxLength: 128 } as const;
-
-/** Transactions one listing answers: by default, and at most. */
-const LIST_DEFAULT_LIMIT = 100;
-const LIST_MAX_LIMIT = 1_000;
-
-const workBody = ajv.compile({
-  type: 'object',
-  properties: { txId, work: {} },
-  required: ['txId', 'work'],
-  additionalProperties: false,
-});
-
-const prepareBody = ajv.compile({
-  type: 'object',
-  properties: { txId, deadline: { type: 'integer', minimum: 0 } },
-  required: ['txId'],
-  additionalProperties: false,
-});
-
-const decisionBody = ajv.compile({
-  type: 'object',
-  properties: { txId, decision: { enum: ['commit', 'abort'] } },
-  required: ['txId', 'decision'],
-  additionalProperties: false,
-});
-
-const listQuery = ajv.compile({
-  type: 'object',
-  properties: {
-    phase: { enum: ['new', 'received', 'prepared', 'refused', 'committed', 'aborted'] },
-    limit: { type: 'string', pattern: '^[0-9]{1,5}$' },
-  },
-  additionalProperties: false,
-});
 
 /** The routes as an express router; `maxBodyBytes` (default: the node's config) caps every body, work included. */
 export function participantRouter(node: ParticipantNode, opts: { readonly maxBodyBytes?: number } = {}): express.Router {
@@ -64,6 +33,17 @@ export function participantRouter(node: ParticipantNode, opts: { readonly maxBod
       next(e);
     }
   };
+  // Before the readiness gate: a scrape or a probe during recovery is answered.
+  r.get(
+    '/v1/participant/metrics',
+    route(async (_req, res) => {
+      res.type(node.metrics.contentType).send(await node.metrics.render());
+    }),
+  );
+  r.get('/readyz', (_req, res) => {
+    const readiness = participantReadiness(node);
+    res.status(readinessStatus(readiness)).json(readiness);
+  });
   r.use(['/2pc', '/v1/participant'], ready, jsonBody(opts.maxBodyBytes ?? node.config.maxBodyBytes));
 
   r.post(
@@ -99,19 +79,30 @@ export function participantRouter(node: ParticipantNode, opts: { readonly maxBod
     }),
   );
 
-  r.get('/v1/participant/metrics', (_req, res) => {
-    res.type('text/plain; version=0.0.4').send(node.registry.render());
-  });
-
   return r;
 }
 
-/** A ready-made app with only the participant routes and the JSON error mapping. */
-export function participantApp(node: ParticipantNode): express.Express {
+/** Ready once the node serves (its log is open, recovery finished, not stopped or failed); else the 503's reason. */
+export function participantReadiness(node: Pick<ParticipantNode, 'name' | 'assertServing'>): Readiness {
+  const id = { participant: node.name };
+  try {
+    node.assertServing();
+    return ready(id);
+  } catch (e) {
+    return notReady(errorText(e), e instanceof AppError ? { ...id, code: e.code } : id);
+  }
+}
+
+/** A ready-made app with only the participant routes, its OpenAPI document (/openapi.json) and the JSON error mapping. */
+export function participantApp(node: ParticipantNode, opts: { readonly fallThrough?: boolean } = {}): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
   app.use(participantRouter(node));
+  const openApi = participantOpenApi(node.config);
+  app.get('/openapi.json', (_req, res) => void res.json(openApi));
+  // Standalone, an unknown route is a JSON 404; inside a host (http-handler.ts) it goes on to the host's routes.
+  if (opts.fallThrough !== true) app.use(notFound);
   app.use(errorMiddleware((e) => node.logger('error', 'internal error', { error: e })));
   return app;
 }

@@ -69,7 +69,7 @@ const stop = (): void => {
     .then(() => opened.close())
     .finally(() => process.exit(0));
 };
-serveReports(() => ({ counts: store.counts, metricsText: node.registry.render() }), stop);
+serveReports(() => ({ counts: store.counts, metricsText: node.metrics.render() }), stop);
 for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, stop);
 log('info', 'ready', { port, pid: process.pid, store: spec.endpoints, kind: spec.kind });
 sendReady(port);

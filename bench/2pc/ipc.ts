@@ -20,12 +20,15 @@ export type FromChild =
   | { readonly type: 'report'; readonly seq: number; readonly report: ChildReport };
 
 /** Child side: answers reports, and exits when the driver is gone (nothing else would stop it). */
-export function serveReports(report: () => { counts: CallCounts; metricsText: string }, onDriverGone: () => void): void {
+export function serveReports(report: () => { counts: CallCounts; metricsText: Promise<string> }, onDriverGone: () => void): void {
   process.on('message', (m: ToChild) => {
     if (m.type !== 'report') return;
     const r = report();
-    const reply: FromChild = { type: 'report', seq: m.seq, report: { counts: { ...r.counts }, metrics: Object.fromEntries(parseMetrics(r.metricsText)) } };
-    process.send?.(reply);
+    const counts = { ...r.counts };
+    void r.metricsText.then((text) => {
+      const reply: FromChild = { type: 'report', seq: m.seq, report: { counts, metrics: Object.fromEntries(parseMetrics(text)) } };
+      process.send?.(reply);
+    });
   });
   process.on('disconnect', onDriverGone);
 }

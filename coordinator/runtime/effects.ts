@@ -197,7 +197,7 @@ export class EffectRunner {
       },
       (e: unknown) => {
         tx.inflight--;
-        if (!(e instanceof TxCollectedError)) this.deps.log('warn', 'store write failed; dropping the transaction until recovery', { id: tx.id, error: e });
+        if (!(e instanceof TxCollectedError)) this.deps.log('warn', 'store write failed; dropping the transaction until recovery', { txId: tx.id, error: e });
         // The machine still has this write in flight: drop it; a reload starts from the store.
         this.host.unload(tx, e);
       },
@@ -230,7 +230,7 @@ export class EffectRunner {
       const r = await this.deps.collector.collect(tx.id);
       if (r.collected) this.deps.metrics.collected.inc();
     } catch (e) {
-      this.deps.log('warn', 'garbage collection failed; the recovery loop will retry', { id: tx.id, error: e });
+      this.deps.log('warn', 'garbage collection failed; the recovery loop will retry', { txId: tx.id, error: e });
     } finally {
       tx.inflight--;
       this.host.unload(tx);

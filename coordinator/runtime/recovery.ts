@@ -115,7 +115,7 @@ export class RecoveryLoop {
       try {
         snap = snapshotFromKvs(id, kvs, scan.revision);
       } catch (e) {
-        this.deps.log('error', 'corrupt transaction in the store; leaving it alone', { id, error: e });
+        this.deps.log('error', 'corrupt transaction in the store; leaving it alone', { txId: id, error: e });
         continue;
       }
       const tx = snap.tx;
@@ -154,7 +154,7 @@ export class RecoveryLoop {
       try {
         if ((await this.deps.collector.collectSnapshot(snap)).collected) collected++;
       } catch (e) {
-        this.deps.log('warn', 'garbage collection failed', { id: snap.id, error: e });
+        this.deps.log('warn', 'garbage collection failed', { txId: snap.id, error: e });
       }
     }
     const orphansDeleted = await this.cleanOrphans(orphans);
@@ -180,7 +180,7 @@ export class RecoveryLoop {
         );
         if (r.succeeded) deleted += kvs.length;
       } catch (e) {
-        this.deps.log('warn', 'orphan cleanup failed', { id, error: e });
+        this.deps.log('warn', 'orphan cleanup failed', { txId: id, error: e });
       }
     }
     return deleted;

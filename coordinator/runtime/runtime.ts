@@ -143,7 +143,7 @@ export class CoordinatorRuntime {
       return true;
     } catch (e) {
       // No room, or the store did not answer, or it finished meanwhile: the next pass looks again.
-      this.deps.log('debug', 'recovery could not adopt a transaction', { id, error: e });
+      this.deps.log('debug', 'recovery could not adopt a transaction', { txId: id, error: e });
       return false;
     }
   }
@@ -272,7 +272,7 @@ export class CoordinatorRuntime {
     } catch (e) {
       if (!(e instanceof ProtocolError)) throw e; // an AssertionError is a bug: crash
       // A value in the store this protocol never writes: leave the transaction alone, loudly.
-      this.deps.log('error', 'corrupt transaction in the store', { id: tx.id, error: e });
+      this.deps.log('error', 'corrupt transaction in the store', { txId: tx.id, error: e });
       this.unload(tx, e);
       return;
     }

@@ -99,7 +99,7 @@ export class WatchFeed {
         orphan = view.decision !== undefined && view.decision !== event.decision;
       }
     }
-    if (orphan) this.log('warn', 'ignored a key written after its transaction was collected', { id: tx.id, event: event.type, revision });
+    if (orphan) this.log('warn', 'ignored a key written after its transaction was collected', { txId: tx.id, event: event.type, revision });
     return orphan;
   }
 
@@ -127,14 +127,14 @@ export class WatchFeed {
       try {
         snap = await readTxSnapshot(this.store, tx.id);
       } catch (e) {
-        this.log('warn', 'resync read failed; dropping the transaction until recovery', { id: tx.id, error: e });
+        this.log('warn', 'resync read failed; dropping the transaction until recovery', { txId: tx.id, error: e });
         if (tx.waiters.size === 0) this.host.unload(tx);
         return;
       }
       if (snap.revision >= newestKnown(tx)) break;
     }
     if (snap === undefined || snap.revision < newestKnown(tx)) {
-      this.log('info', 'resync snapshot older than what the machine holds; kept the newer state', { id: tx.id, snapshotRevision: snap?.revision, knownRevision: newestKnown(tx) });
+      this.log('info', 'resync snapshot older than what the machine holds; kept the newer state', { txId: tx.id, snapshotRevision: snap?.revision, knownRevision: newestKnown(tx) });
       return;
     }
     tx.knownRevision = snap.revision;

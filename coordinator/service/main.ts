@@ -1,94 +1,94 @@
 /**
- * `npm run coordinator -- --port P --store http://127.0.0.1:2379,... [--id c1]`
- * `npm run coordinator -- --port P --store etcd://10.0.0.1:2379,10.0.0.2:2379,...`
+ * The coordinator as a process:
+ *   raft2pc coordinator --port P --store http://127.0.0.1:2379,... [--id c1]
+ *   raft2pc coordinator --port P --store etcd://10.0.0.1:2379,10.0.0.2:2379,...
+ *   (or npm run coordinator -- ...; `--help` lists every flag)
  *
  * The store is the built-in one (http://...) or an existing etcd cluster
- * (etcd://...); without --store, the TWOPC_STORE environment variable names it.
- * Optional: --host H, --default-timeout-ms, --recovery-interval-ms,
- * --retention-ms, --ack-wait-ms, --max-live-txs, --max-participants,
- * --log-level debug|info|warn|error. Failpoints for crash tests come from
- * the TWOPC_FAILPOINTS environment variable (lib/failpoints.ts).
+ * (etcd://...); without --store, RAFT2PC_STORE or TWOPC_STORE names it.
+ * Failpoints for crash tests come from TWOPC_FAILPOINTS (lib/failpoints.ts).
+ * SIGTERM or SIGINT drains the API (requests in flight finish, up to
+ * --shutdown-timeout-ms), then stops the runtime and closes the store.
  */
 import { randomBytes } from 'node:crypto';
-import { intFlag, parseFlags, stringFlag } from '../../lib/args.js';
-import { makeCoordinatorConfig, type CoordinatorConfig } from '../runtime/index.js';
+import type { Server } from 'node:http';
+import { defineCommand, isEntryPoint, LOG_FLAGS, runMain, serviceLogger, UsageError } from '../../lib/cli.js';
 import { Failpoints } from '../../lib/failpoints.js';
-import { stderrLogger, type LogLevel } from '../../lib/logger.js';
-import { openTxStore, STORE_ENV, storeSpecFrom, type StoreSpec } from '../txstore/index.js';
+import { onShutdownSignals, SHUTDOWN_FLAGS } from '../../lib/shutdown.js';
+import { DEFAULT_COORDINATOR_CONFIG, makeCoordinatorConfig, type CoordinatorConfig } from '../runtime/index.js';
+import { openTxStore, STORE_FLAG } from '../txstore/index.js';
 import { CoordinatorServer } from './server.js';
 
-const { values } = parseFlags({
-  port: { type: 'string' },
-  host: { type: 'string' },
-  store: { type: 'string' },
-  id: { type: 'string' },
-  'default-timeout-ms': { type: 'string' },
-  'recovery-interval-ms': { type: 'string' },
-  'retention-ms': { type: 'string' },
-  'ack-wait-ms': { type: 'string' },
-  'max-live-txs': { type: 'string' },
-  'max-participants': { type: 'string' },
-  'log-level': { type: 'string' },
+const MAX_PORT = 65_535;
+
+type Limit = 'defaultTimeoutMs' | 'recoveryIntervalMs' | 'retentionMs' | 'ackWaitMs' | 'maxLiveTxs' | 'maxParticipants';
+
+/** A limit of CoordinatorConfig, with its default; makeCoordinatorConfig checks the range. */
+const limit = (field: Limit, description: string) => ({ type: 'int', default: DEFAULT_COORDINATOR_CONFIG[field], min: 0, description }) as const;
+
+const LIMIT_FLAGS = {
+  'default-timeout-ms': limit('defaultTimeoutMs', "a transaction's timeout when its begin names none, in ms"),
+  'recovery-interval-ms': limit('recoveryIntervalMs', 'how often the store is scanned for unfinished transactions, in ms'),
+  'retention-ms': limit('retentionMs', 'how long a finished transaction stays readable before collection, in ms'),
+  'ack-wait-ms': limit('ackWaitMs', 'how long a decision waits for every acknowledgement before it is collected anyway, in ms'),
+  'max-live-txs': limit('maxLiveTxs', 'most transactions held in memory at once'),
+  'max-participants': limit('maxParticipants', 'most participants in one transaction'),
+} as const;
+
+
+export const coordinatorCommand = defineCommand({
+  name: 'coordinator',
+  summary: 'run a 2PC coordinator: the transactions API over the store',
+  flags: {
+    port: { type: 'int', default: 7070, min: 0, max: MAX_PORT, description: 'the port to listen on (0: any free port)' },
+    host: { type: 'string', default: '127.0.0.1', description: 'the address to listen on' },
+    store: STORE_FLAG,
+    id: { type: 'string', placeholder: 'ID', description: "this coordinator's id, in its logs and the store's client ids (default: c-<random>)" },
+    ...LIMIT_FLAGS,
+    ...LOG_FLAGS,
+    ...SHUTDOWN_FLAGS,
+  },
+  async run(values, _positionals, ctx) {
+    const id = values.id ?? `c-${randomBytes(3).toString('hex')}`;
+    let config: CoordinatorConfig;
+    try {
+      config = makeCoordinatorConfig({
+        id,
+        defaultTimeoutMs: values['default-timeout-ms'],
+        recoveryIntervalMs: values['recovery-interval-ms'],
+        retentionMs: values['retention-ms'],
+        ackWaitMs: values['ack-wait-ms'],
+        maxLiveTxs: values['max-live-txs'],
+        maxParticipants: values['max-participants'],
+      });
+    } catch (e) {
+      throw new UsageError(undefined, e instanceof Error ? e.message : String(e));
+    }
+    const failpoints = Failpoints.fromEnv();
+    const spec = values.store;
+    const log = serviceLogger(values, 'coordinator', { coordinator: id });
+    // openTxStore gives the built-in store's client a fresh id per process: the store deduplicates
+    // writes by (client id, sequence), and a restarted process starts its sequences again.
+    const opened = await openTxStore(spec, id);
+    const coordinator = new CoordinatorServer({ config, store: opened.store, failpoints, log });
+    const bound = await coordinator.start({ port: values.port, host: values.host });
+    // CoordinatorServer keeps its node:http server to itself; shutdown needs it to drain.
+    const server = coordinator['server'] as Server;
+    onShutdownSignals({
+      servers: [server],
+      timeoutMs: values['shutdown-timeout-ms'],
+      log,
+      cleanup: async () => {
+        try {
+          await coordinator.stop();
+        } finally {
+          await opened.close();
+        }
+      },
+    });
+    log('info', 'listening', { port: bound, store: spec.kind, endpoints: spec.endpoints, pid: process.pid });
+    ctx.out(`coordinator ${id} listening on ${bound}`);
+  },
 });
 
-function fail(message: string): never {
-  process.stderr.write(`coordinator: ${message}\n`);
-  process.exit(2);
-}
-
-let spec: StoreSpec;
-try {
-  spec = storeSpecFrom(stringFlag(values, 'store')) ?? fail(`--store http://host:port,... (built-in store) or etcd://host:port,... is required, or ${STORE_ENV}`);
-} catch (e) {
-  fail(String((e as Error).message));
-}
-const DEFAULT_PORT = 7070;
-const port = intFlag(values, 'port', DEFAULT_PORT);
-const id = stringFlag(values, 'id') ?? `c-${randomBytes(3).toString('hex')}`;
-
-const overrides: Partial<Record<keyof CoordinatorConfig, number>> = {};
-const numeric: [string, keyof CoordinatorConfig][] = [
-  ['default-timeout-ms', 'defaultTimeoutMs'],
-  ['recovery-interval-ms', 'recoveryIntervalMs'],
-  ['retention-ms', 'retentionMs'],
-  ['ack-wait-ms', 'ackWaitMs'],
-  ['max-live-txs', 'maxLiveTxs'],
-  ['max-participants', 'maxParticipants'],
-];
-for (const [flag, key] of numeric) if (values[flag] !== undefined) overrides[key] = intFlag(values, flag, 0);
-
-let config: CoordinatorConfig;
-try {
-  config = makeCoordinatorConfig({ ...overrides, id });
-} catch (e) {
-  fail(String((e as Error).message));
-}
-
-let failpoints: Failpoints;
-try {
-  failpoints = Failpoints.fromEnv();
-} catch (e) {
-  fail(String((e as Error).message));
-}
-
-const log = stderrLogger(`coordinator ${id}`, (stringFlag(values, 'log-level') ?? 'info') as LogLevel);
-// openTxStore gives the built-in store's client a fresh id per process: the store deduplicates
-// writes by (client id, sequence), and a restarted process starts its sequences again.
-const opened = await openTxStore(spec, id);
-const server = new CoordinatorServer({ config, store: opened.store, failpoints, log });
-
-const bound = await server.start({ port, host: stringFlag(values, 'host') ?? '127.0.0.1' });
-log('info', 'listening', { port: bound, store: spec.kind, endpoints: spec.endpoints, pid: process.pid });
-process.stdout.write(`coordinator ${id} listening on ${bound}\n`);
-
-let stopping = false;
-for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(sig, () => {
-    if (stopping) return;
-    stopping = true;
-    void server
-      .stop()
-      .finally(() => opened.close())
-      .finally(() => process.exit(0));
-  });
-}
+if (isEntryPoint(import.meta.url)) runMain(coordinatorCommand);

@@ -1,6 +1,7 @@
 /**
  * The coordinator's REST routes (docs/API.md, "Coordinator contract"),
- * with ajv schemas for every body and query. Status codes: 201 begin, 200
+ * every body and query checked with the ajv schemas of openapi.ts (which
+ * also builds the document served at /openapi.json). Status codes: 201 begin, 200
  * otherwise; 400 bad input, 404 unknown transaction, 409 state conflicts
  * (tx_not_active, already_committed, participant_conflict), 413 body too
  * large, 503 store unavailable or too many transactions (with Retry-After),
@@ -9,9 +10,11 @@
  */
 import express, { type Request } from 'express';
 import { AppError } from '../../lib/errors.js';
-import { isValidTxId, PROTOCOL_LIMITS, type JsonObject, type ListedState } from '../protocol/index.js';
-import { ajv, check, errorMiddleware, jsonBody, notFound, route } from '../../lib/express.js';
+import { isValidTxId, type JsonObject, type ListedState } from '../protocol/index.js';
+import { check, errorMiddleware, jsonBody, notFound, route } from '../../lib/express.js';
 import type { Logger } from '../../lib/logger.js';
+import { readinessStatus } from '../../lib/readiness.js';
+import { abortBody, beginBody, commitBody, coordinatorOpenApi, enlistBody, faultsBody, listQuery } from './openapi.js';
 import type { CoordinatorService } from './service.js';
 
 /** The `:id` path parameter, checked against the protocol's id rule. */
@@ -21,50 +24,8 @@ function txIdParam(req: Request): string {
   return id;
 }
 
-const beginBody = ajv.compile({
-  type: 'object',
-  properties: {
-    timeoutMs: { type: 'integer' },
-    participants: { type: 'array', maxItems: PROTOCOL_LIMITS.maxParticipants, items: { type: 'object' } },
-    metadata: { type: 'object' },
-  },
-  additionalProperties: false,
-});
-
-const enlistBody = ajv.compile({
-  type: 'object',
-  properties: { name: { type: 'string' }, url: { type: 'string' } },
-  required: ['name', 'url'],
-  additionalProperties: false,
-});
-
-const faultsBody = ajv.compile({
-  type: 'object',
-  properties: { blockedUrls: { type: 'array', maxItems: 64, uniqueItems: true, items: { type: 'string', pattern: '^https?://', maxLength: 512 } } },
-  required: ['blockedUrls'],
-  additionalProperties: false,
-});
-
-const commitBody = ajv.compile({ type: 'object', additionalProperties: false });
-
-const abortBody = ajv.compile({
-  type: 'object',
-  properties: { reason: { type: 'string', maxLength: PROTOCOL_LIMITS.maxReasonChars } },
-  additionalProperties: false,
-});
-
-const listQuery = ajv.compile({
-  type: 'object',
-  properties: {
-    state: { enum: ['active', 'preparing', 'committed', 'aborted', 'in-doubt'] },
-    limit: { type: 'string', pattern: '^[0-9]{1,6}$' },
-    after: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._/-]{0,1100}$' },
-  },
-  additionalProperties: false,
-});
-
 /** What the routes use of the service. */
-export type CoordinatorApi = Pick<CoordinatorService, 'config' | 'liveCount' | 'metricsText' | 'begin' | 'enlist' | 'commit' | 'abort' | 'get' | 'list'>;
+export type CoordinatorApi = Pick<CoordinatorService, 'config' | 'liveCount' | 'metrics' | 'readiness' | 'begin' | 'enlist' | 'commit' | 'abort' | 'get' | 'list'>;
 
 export interface CoordinatorAppOptions {
   readonly log: Logger;
@@ -84,6 +45,8 @@ export function coordinatorApp(service: CoordinatorApi, opts: CoordinatorAppOpti
   writeRoutes(app, service);
   readRoutes(app, service);
   if (opts.blockedHintUrls !== undefined) faultRoutes(app, service.config.id, opts.blockedHintUrls);
+  const openApi = coordinatorOpenApi(service.config, { faultRoutes: opts.blockedHintUrls !== undefined });
+  app.get('/openapi.json', (_req, res) => void res.json(openApi));
   app.use(notFound);
   app.use(errorMiddleware((e) => opts.log('error', 'internal error', { error: e })));
   return app;
@@ -153,9 +116,20 @@ function readRoutes(app: express.Express, service: CoordinatorApi): void {
     res.json({ ok: true, id: service.config.id, liveTransactions: service.liveCount });
   });
 
-  app.get('/metrics', (_req, res) => {
-    res.type('text/plain; version=0.0.4').send(service.metricsText());
-  });
+  app.get(
+    '/readyz',
+    route(async (_req, res) => {
+      const readiness = await service.readiness();
+      res.status(readinessStatus(readiness)).json(readiness);
+    }),
+  );
+
+  app.get(
+    '/metrics',
+    route(async (_req, res) => {
+      res.type(service.metrics.contentType).send(await service.metrics.render());
+    }),
+  );
 }
 
 /** Chaos runs only: cut this coordinator off from chosen participants. */

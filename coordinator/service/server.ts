@@ -60,6 +60,8 @@ export class CoordinatorServer {
       failpoints: opts.failpoints ?? NO_FAILPOINTS,
       log: opts.log,
     });
+    // A server is its own process (or one of few in a test), so its /metrics carries the process's.
+    this.service.metrics.collectProcessMetrics();
     const faults = opts.faultInjection ?? faultInjectionEnabled();
     this.app = coordinatorApp(this.service, { log: opts.log, ...(faults ? { blockedHintUrls: this.hints.blockedUrls } : {}) });
   }

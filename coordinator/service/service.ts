@@ -16,9 +16,10 @@ import type { FailpointHook } from '../../lib/failpoints.js';
 import type { Logger } from '../../lib/logger.js';
 import { MetricsRegistry } from '../../lib/metrics.js';
 import type { Random } from '../../lib/random.js';
+import { errorText, notReady, READINESS_PROBE_TIMEOUT_MS, ready, withinMs, type Readiness } from '../../lib/readiness.js';
 import type { Timers } from '../../lib/timers.js';
 import type { CoordinatorReply } from '../core/index.js';
-import { decisionOfDone, encodeTxRecord, toParticipant, type DoneRecord, type JsonObject, type ListedState, type Participant, type TxRecord, type VoteValue } from '../protocol/index.js';
+import { decisionOfDone, encodeTxRecord, toParticipant, TX_PREFIX, type DoneRecord, type JsonObject, type ListedState, type Participant, type TxRecord, type VoteValue } from '../protocol/index.js';
 import {
   CappedHintSender,
   Collector,
@@ -67,6 +68,9 @@ export interface OutcomeBody {
   readonly votes: Readonly<Record<string, VoteValue | null>>;
   readonly reason?: string;
 }
+
+/** How long a successful store read vouches for the store's reachability (readiness). */
+const STORE_OK_FRESH_MS = 1_000;
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
@@ -137,8 +141,12 @@ export class CoordinatorService {
   readonly config: CoordinatorConfig;
   readonly store: TxStore;
   readonly timers: Timers;
-  /** This service's metrics (one registry per service: two services never share a counter). */
-  readonly registry = new MetricsRegistry();
+  /**
+   * This service's metrics (one registry per service: two services never
+   * share a counter). No process metrics here: a simulation runs many
+   * services in one process; the server adds them (server.ts).
+   */
+  readonly metrics = new MetricsRegistry();
   readonly runtime: CoordinatorRuntime;
   readonly recovery: RecoveryLoop;
   readonly collector: Collector;
@@ -146,6 +154,10 @@ export class CoordinatorService {
   readonly hints: CappedHintSender;
   private readonly random: Random;
   private phase: 'new' | 'running' | 'stopped' = 'new';
+  /** Set once a recovery pass finished after start: before it, a crashed coordinator's transactions may lie unadopted. */
+  private recovered = false;
+  /** When a store read last succeeded (readiness). */
+  private storeOkAtMs = -Infinity;
 
   constructor(deps: CoordinatorServiceDeps) {
     const c = deps.config;
@@ -156,14 +168,14 @@ export class CoordinatorService {
     const retry = { maxAttempts: c.storeWriteMaxAttempts, baseMs: c.storeBackoffBaseMs, maxMs: c.storeBackoffMaxMs };
     this.hints = new CappedHintSender(deps.hints, c.maxInflightHints);
     this.collector = new Collector({ store: this.store, retentionMs: c.retentionMs, timers: this.timers, random: this.random, retry });
-    const metrics = registerMetrics(this.registry);
+    const metrics = registerMetrics(this.metrics);
     const shared = { store: this.store, config: c, timers: this.timers, random: this.random, collector: this.collector, log: deps.log };
     this.runtime = new CoordinatorRuntime({ ...shared, hints: this.hints, failpoints: deps.failpoints, metrics: metrics.runtime });
     this.recovery = new RecoveryLoop({ ...shared, runtime: this.runtime, metrics: metrics.recovery });
-    const r = this.registry;
+    const r = this.metrics;
     r.gauge('twopc_transactions_in_doubt', 'Undecided transactions past their deadline in the last full recovery scan.', () => this.recovery.lastInDoubt);
     r.gauge('twopc_live_transactions', 'Transactions this coordinator drives now.', () => this.runtime.liveCount);
-    r.gauge('twopc_hints_skipped_total', 'Hints skipped because too many were in flight.', () => this.hints.skipped);
+    r.counterFrom('twopc_hints_skipped_total', 'Hints skipped because too many were in flight.', () => this.hints.skipped);
   }
 
   /** Starts the store watch, then the recovery loop (which also collects garbage). Once per service. */
@@ -187,8 +199,34 @@ export class CoordinatorService {
     return this.runtime.liveCount;
   }
 
-  metricsText(): string {
-    return this.registry.render();
+  metricsText(): Promise<string> {
+    return this.metrics.render();
+  }
+
+  /**
+   * For `/readyz`: running, the store answers a read (one that succeeded
+   * within STORE_OK_FRESH_MS counts), and a recovery pass finished since
+   * start (asking runs one now, sharing any pass in flight). Each wait is
+   * bounded, so a probe answers in about a second.
+   */
+  async readiness(): Promise<Readiness> {
+    const id = { id: this.config.id };
+    if (this.phase !== 'running') return notReady(this.phase === 'new' ? 'not started' : 'stopping', id);
+    try {
+      if (this.timers.nowMs() - this.storeOkAtMs > STORE_OK_FRESH_MS) {
+        await withinMs(this.timers, READINESS_PROBE_TIMEOUT_MS, this.store.range(TX_PREFIX, { limit: 1 }));
+        this.storeOkAtMs = this.timers.nowMs();
+      }
+    } catch (e) {
+      return notReady(`the store does not answer: ${errorText(e)}`, id);
+    }
+    try {
+      if (!this.recovered) await withinMs(this.timers, READINESS_PROBE_TIMEOUT_MS, this.recovery.runOnce());
+      this.recovered = true;
+    } catch (e) {
+      return notReady(`startup recovery has not finished: ${errorText(e)}`, id);
+    }
+    return ready(id);
   }
 
   // -------------------------------------------------------------------------

@@ -2,5 +2,5 @@
 export * from './txstore.js';
 export { BuiltinTxStore } from './builtin.js';
 export { MemoryTxStore, type MemoryTxStoreOptions } from './memory.js';
-export { openTxStore, parseStoreSpec, storeSpecFrom, STORE_ENV, type OpenedStore, type StoreKind, type StoreSpec } from './open.js';
+export { openTxStore, parseStoreSpec, storeSpecFrom, STORE_ENV, STORE_FLAG, type OpenedStore, type StoreKind, type StoreSpec } from './open.js';
 export { PrefixWatcher, type PrefixWatcherOptions } from './watcher.js';

@@ -67,3 +67,13 @@ export async function openTxStore(spec: StoreSpec, clientName: string): Promise<
   const { openEtcdTxStore } = await import('./etcd/etcd-store.js');
   return openEtcdTxStore(spec);
 }
+
+/** The coordination store, as every process that reaches it takes it (coordinators, participants, the demo app). */
+export const STORE_FLAG = {
+  type: 'string',
+  required: true,
+  parse: parseStoreSpec,
+  envAliases: [STORE_ENV],
+  placeholder: 'http://host:port,...|etcd://host:port,...',
+  description: 'the built-in store (http://...) or an etcd cluster (etcd://...)',
+} as const;

@@ -5,16 +5,21 @@
  *     --coordinators http://127.0.0.1:7101,http://127.0.0.1:7102 \
  *     --banks bank-a=http://127.0.0.1:7111,... [--control http://127.0.0.1:7109]
  *     [--tx-timeout-ms 5000] [--poll-ms 500] [--auto-audit-ms 10000 (0: off)] [--host 127.0.0.1]
+ *   (`--help` lists every flag)
  *
  * Serves the page and the API of server.ts. Without --control the page
- * works but its kill and restart buttons answer 503.
+ * works but its kill and restart buttons answer 503. SIGTERM or SIGINT ends
+ * the pages' event streams, lets requests in flight finish (up to
+ * --shutdown-timeout-ms), then stops the load, the monitor and the feed.
  */
-import { intFlag, parseFlags, stringFlag } from '../../lib/args.js';
-import { stderrLogger } from '../../lib/logger.js';
-import { openTxStore, storeSpecFrom } from '../../coordinator/txstore/index.js';
+import { defineCommand, isEntryPoint, LOG_FLAGS, runMain, serviceLogger } from '../../lib/cli.js';
+import { onShutdownSignals, SHUTDOWN_FLAGS } from '../../lib/shutdown.js';
+import { systemTimers } from '../../lib/timers.js';
+import { openTxStore } from '../../coordinator/txstore/index.js';
+import { STORE_FLAG } from '../../coordinator/txstore/open.js';
 import { isBankName } from '../bank/work.js';
 import { ControlClient } from '../supervisor/control.js';
-import { CoordinatorPool } from './coordinators.js';
+import { CoordinatorClient } from '../../client/index.js';
 import { TxFeed } from './feed.js';
 import { LoadRunner } from './load.js';
 import { Monitor } from './monitor.js';
@@ -22,83 +27,85 @@ import { transferApp } from './server.js';
 import { Auditor } from './state.js';
 import { TransferService, type AccountRef } from './transfers.js';
 
-function fail(message: string): never {
-  process.stderr.write(`app: ${message}\n`);
-  process.exit(2);
+/** `name=url,...` to the banks' URLs by name. */
+function parseBanks(text: string): Map<string, string> {
+  const banks = new Map<string, string>();
+  for (const entry of text.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    const [name, url] = entry.split('=');
+    if (name === undefined || url === undefined || !isBankName(name)) throw new Error(`bad entry "${entry}" (want name=url)`);
+    banks.set(name, url.replace(/\/+$/, ''));
+  }
+  if (banks.size === 0) throw new Error('names no bank');
+  return banks;
 }
 
-const { values } = parseFlags({
-  port: { type: 'string' },
-  host: { type: 'string' },
-  store: { type: 'string' },
-  coordinators: { type: 'string' },
-  banks: { type: 'string' },
-  control: { type: 'string' },
-  'tx-timeout-ms': { type: 'string' },
-  'poll-ms': { type: 'string' },
-  'auto-audit-ms': { type: 'string' },
+export const appCommand = defineCommand({
+  name: 'app',
+  summary: "run the demo's transfer app: its page and API",
+  flags: {
+    port: { type: 'int', default: 7100, min: 0, max: 65_535, description: 'the port to listen on' },
+    host: { type: 'string', default: '127.0.0.1', description: 'the address to listen on' },
+    store: STORE_FLAG,
+    coordinators: { type: 'list', required: true, placeholder: 'URL,...', description: "the coordinators' URLs" },
+    banks: { type: 'string', required: true, parse: parseBanks, placeholder: 'name=url,...', description: "the banks' names and URLs" },
+    control: { type: 'string', placeholder: 'URL', description: "the supervisor's control API (without it the page's kill and restart buttons answer 503)" },
+    'tx-timeout-ms': { type: 'int', default: 5_000, min: 1, description: "a transfer's transaction timeout, in ms" },
+    'poll-ms': { type: 'int', default: 500, min: 1, description: 'how often the processes are polled for the page, in ms' },
+    'auto-audit-ms': { type: 'int', default: 10_000, min: 0, description: 'how often an audit runs by itself, in ms (0: never)' },
+    ...LOG_FLAGS,
+    ...SHUTDOWN_FLAGS,
+  },
+  async run(values, _positionals, ctx) {
+    const { port, host, store: spec, coordinators, banks } = values;
+    const autoAuditMs = values['auto-audit-ms'];
+    const log = serviceLogger(values, 'app');
+    const opened = await openTxStore(spec, 'demo-app');
+    const control = values.control === undefined ? undefined : new ControlClient(values.control);
+    const monitor = new Monitor({ storeEndpoints: spec.endpoints, coordinators, banks, intervalMs: values['poll-ms'], ...(control === undefined ? {} : { control }) });
+    const feed = new TxFeed(opened.store, log);
+    const client = new CoordinatorClient({ coordinators, callTimeoutMs: 3_000 }); // a paused coordinator costs one 3 s attempt
+    const transfers = new TransferService({ client, banks, txTimeoutMs: values['tx-timeout-ms'] });
+    const everyAccount = (): AccountRef[] => [...banks.keys()].flatMap((bank) => (monitor.accountsOf(bank) ?? []).map((account) => ({ bank, account })));
+    const load = new LoadRunner((r) => transfers.transfer(r), everyAccount);
+    const auditor = new Auditor(transfers);
+    const web = transferApp({ monitor, feed, transfers, load, auditor, banks, ...(control === undefined ? {} : { control }) });
+
+    await feed.start();
+    monitor.onUpdate(() => web.broadcast());
+    monitor.start();
+    // A periodic audit shows the exact total live; one attempt each, so a down bank costs one abort per period.
+    const stopAudits =
+      autoAuditMs > 0
+        ? systemTimers.every(autoAuditMs, () => {
+            if (!auditor.busy) void auditor.run(1).catch(() => undefined);
+          })
+        : () => {};
+
+    const server = web.app.listen(port, host);
+    await new Promise<void>((resolve, reject) => {
+      server.once('listening', resolve);
+      server.once('error', reject);
+    });
+    onShutdownSignals({
+      servers: [server],
+      timeoutMs: values['shutdown-timeout-ms'],
+      log,
+      closeStreams: () => web.closeStreams(),
+      cleanup: async () => {
+        stopAudits();
+        load.stop();
+        monitor.stop();
+        try {
+          await feed.stop();
+        } finally {
+          client.close();
+          await opened.close();
+        }
+      },
+    });
+    log('info', 'ready', { url: `http://${host}:${port}/`, pid: process.pid });
+    ctx.out(`app listening on http://${host}:${port}/`);
+  },
 });
 
-const list = (text: string | undefined): string[] => (text ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
-const port = intFlag(values, 'port', 7100);
-const host = stringFlag(values, 'host') ?? '127.0.0.1';
-const spec = storeSpecFrom(stringFlag(values, 'store')) ?? fail('--store http://host:port,... (or TWOPC_STORE) is required');
-const coordinators = list(stringFlag(values, 'coordinators'));
-if (coordinators.length === 0) fail('--coordinators URL,... is required');
-const banks = new Map<string, string>();
-for (const entry of list(stringFlag(values, 'banks'))) {
-  const [name, url] = entry.split('=');
-  if (name === undefined || url === undefined || !isBankName(name)) fail(`bad --banks entry "${entry}" (want name=url)`);
-  banks.set(name, url.replace(/\/+$/, ''));
-}
-if (banks.size === 0) fail('--banks name=url,... is required');
-const controlUrl = stringFlag(values, 'control');
-const autoAuditMs = intFlag(values, 'auto-audit-ms', 10_000);
-
-const log = stderrLogger('app');
-const opened = await openTxStore(spec, 'demo-app');
-const control = controlUrl === undefined ? undefined : new ControlClient(controlUrl);
-const monitor = new Monitor({ storeEndpoints: spec.endpoints, coordinators, banks, intervalMs: intFlag(values, 'poll-ms', 500), ...(control === undefined ? {} : { control }) });
-const feed = new TxFeed(opened.store, log);
-const transfers = new TransferService({ pool: new CoordinatorPool(coordinators), banks, txTimeoutMs: intFlag(values, 'tx-timeout-ms', 5_000) });
-const everyAccount = (): AccountRef[] => [...banks.keys()].flatMap((bank) => (monitor.accountsOf(bank) ?? []).map((account) => ({ bank, account })));
-const load = new LoadRunner((r) => transfers.transfer(r), everyAccount);
-const auditor = new Auditor(transfers);
-const web = transferApp({ monitor, feed, transfers, load, auditor, banks, ...(control === undefined ? {} : { control }) });
-
-await feed.start();
-monitor.onUpdate(() => web.broadcast());
-monitor.start();
-// A periodic audit shows the exact total live; one attempt each, so a down bank costs one abort per period.
-const auditTimer =
-  autoAuditMs > 0
-    ? setInterval(() => {
-        if (!auditor.busy) void auditor.run(1).catch(() => undefined);
-      }, autoAuditMs)
-    : undefined;
-
-const server = web.app.listen(port, host);
-await new Promise<void>((resolve, reject) => {
-  server.once('listening', resolve);
-  server.once('error', reject);
-});
-log('info', 'ready', { url: `http://${host}:${port}/`, pid: process.pid });
-process.stdout.write(`app listening on http://${host}:${port}/\n`);
-
-let stopping = false;
-for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(sig, () => {
-    if (stopping) return;
-    stopping = true;
-    if (auditTimer !== undefined) clearInterval(auditTimer);
-    load.stop();
-    monitor.stop();
-    web.closeStreams();
-    server.closeAllConnections();
-    server.close();
-    void feed
-      .stop()
-      .then(() => opened.close())
-      .finally(() => process.exit(0));
-  });
-}
+if (isEntryPoint(import.meta.url)) runMain(appCommand);

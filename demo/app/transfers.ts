@@ -1,26 +1,22 @@
 /**
- * Transfers and audits as distributed transactions:
- *
- * 1. begin with a coordinator, naming the banks as participants (the list
- *    is fixed from the start, so a bank that never gets its work votes "no"
- *    as soon as the transaction freezes) and an Idempotency-Key (a begin
- *    retried on the other coordinator is the same transaction);
- * 2. give each bank its work (durable at the bank before it answers);
- * 3. commit, on whichever coordinator answers, and report the outcome.
+ * Transfers and audits as distributed transactions, each one `run` of the
+ * coordinator client SDK (raft2pc/client): begin naming the banks, give each
+ * bank its work, commit; failover between coordinators, retries, a commit
+ * whose answer was lost and an abort that means committed are the SDK's
+ * business (client/transaction.ts).
  *
  * A bank that cannot take its work gets the transaction aborted at once
  * (not at the deadline). An audit is the same with read-only work for every
  * bank; once committed, every bank held its read locks at one moment, so
  * what each read is one consistent cut (demo/bank/ledger.ts explains why).
  */
-import { randomUUID } from 'node:crypto';
 import { AppError } from '../../lib/errors.js';
 import type { JsonObject, JsonValue } from '../../coordinator/protocol/index.js';
+import { CoordinatorError, type CoordinatorClient, type RunOutcome } from '../../client/index.js';
 import { errorMessage, fetchJson } from '../common/http.js';
 import { systemTimers } from '../../lib/timers.js';
 import { AUDIT_CONFLICT, type AccountView } from '../bank/ledger.js';
 import { AUDIT_WORK, transferWork, type TransferOp } from '../bank/work.js';
-import type { CoordinatorPool } from './coordinators.js';
 
 export interface AccountRef {
   readonly bank: string;
@@ -33,14 +29,8 @@ export interface TransferRequest {
   readonly amount: number;
 }
 
-export interface TxOutcome {
-  readonly txId: string;
-  readonly outcome: 'committed' | 'aborted';
-  readonly reason?: string;
-  readonly votes?: Readonly<Record<string, string | null>>;
-  /** The coordinator that answered the commit. */
-  readonly coordinator: string;
-  readonly elapsedMs: number;
+/** The SDK's outcome, plus how many transactions a transfer took. */
+export interface TxOutcome extends RunOutcome {
   /** Transactions it took: more than 1 when an audit's locks were in the way (transfers only). */
   readonly attempts?: number;
 }
@@ -63,25 +53,24 @@ export interface AuditOutcome {
 }
 
 export interface TransferServiceOptions {
-  readonly pool: CoordinatorPool;
+  readonly client: CoordinatorClient;
   readonly banks: ReadonlyMap<string, string>;
   /** The transaction's timeout at the coordinator: past it, undecided means abort. */
   readonly txTimeoutMs?: number;
 }
 
-const BEGIN_TIMEOUT_MS = 3_000;
-const WORK_TIMEOUT_MS = 3_000;
-const WORK_ATTEMPTS = 2;
 /** Transactions one transfer may take when an audit's locks are in the way. */
 const TRANSFER_ATTEMPTS = 3;
+/** How long past its timeout a transaction's outcome is awaited before the app answers 504. */
+const RESOLVE_TIMEOUT_MS = 20_000;
 
 export class TransferService {
-  private readonly pool: CoordinatorPool;
+  private readonly client: CoordinatorClient;
   private readonly banks: ReadonlyMap<string, string>;
   private readonly txTimeoutMs: number;
 
   constructor(opts: TransferServiceOptions) {
-    this.pool = opts.pool;
+    this.client = opts.client;
     this.banks = opts.banks;
     this.txTimeoutMs = opts.txTimeoutMs ?? 5_000;
   }
@@ -152,61 +141,12 @@ export class TransferService {
   }
 
   private async run(work: ReadonlyMap<string, JsonValue>, metadata: JsonObject): Promise<TxOutcome> {
-    const started = Date.now();
-    const participants = [...work.keys()].map((name) => ({ name, url: this.bankUrl(name) }));
-    const begun = await this.pool.call('POST', '/v1/transactions', {
-      body: { timeoutMs: this.txTimeoutMs, participants, metadata },
-      headers: { 'idempotency-key': `demo-${randomUUID()}` },
-      attemptTimeoutMs: BEGIN_TIMEOUT_MS,
-      deadlineMs: Date.now() + 10_000,
-    });
-    if (begun.status !== 201) throw coordinatorError('begin', begun.status, errorMessage(begun));
-    const { id: txId, deadline } = begun.body as { id: string; deadline: number };
-
-    const refused = (await Promise.all([...work].map(([bank, w]) => this.giveWork(bank, txId, w)))).find((r) => r !== undefined);
-    if (refused !== undefined) return this.abort(txId, refused, started);
-
-    const committed = await this.pool.call('POST', `/v1/transactions/${txId}/commit`, {
-      body: {},
-      // The coordinator answers by the deadline (plus its grace); a paused one must not hold us past that.
-      attemptTimeoutMs: Math.max(3_000, deadline - Date.now() + 3_000),
-      deadlineMs: deadline + 20_000,
-    });
-    if (committed.status !== 200) throw coordinatorError('commit', committed.status, errorMessage(committed), txId);
-    return this.outcome(txId, committed.body, committed.coordinator, started);
-  }
-
-  /** Undefined once the bank holds its work durably; otherwise why not. */
-  private async giveWork(bank: string, txId: string, work: JsonValue): Promise<string | undefined> {
-    let why = '';
-    for (let attempt = 1; attempt <= WORK_ATTEMPTS; attempt++) {
-      const a = await fetchJson(`${this.bankUrl(bank)}/2pc/work`, { method: 'POST', body: { txId, work }, timeoutMs: WORK_TIMEOUT_MS });
-      if (a.status === 200) return undefined;
-      why = errorMessage(a);
-      if (a.status !== 0 && a.status !== 503) break; // a 4xx will not change
-      if (attempt < WORK_ATTEMPTS) await systemTimers.sleep(200);
+    const participants = [...work].map(([name, w]) => ({ name, url: this.bankUrl(name), work: w }));
+    try {
+      return await this.client.run({ participants, metadata, timeoutMs: this.txTimeoutMs, resolveTimeoutMs: RESOLVE_TIMEOUT_MS });
+    } catch (e) {
+      throw e instanceof CoordinatorError ? appError(e) : e;
     }
-    return `${bank} did not take its work: ${why}`;
-  }
-
-  private async abort(txId: string, reason: string, started: number): Promise<TxOutcome> {
-    const a = await this.pool.call('POST', `/v1/transactions/${txId}/abort`, { body: { reason: reason.slice(0, 500) }, attemptTimeoutMs: 3_000, deadlineMs: Date.now() + 10_000 });
-    // A bank whose work request timed out may still have logged it and voted yes: only a recorded outcome counts.
-    if (a.status !== 200 && a.status !== 409) throw coordinatorError('abort', a.status, errorMessage(a), txId);
-    if (a.status === 409) return { txId, outcome: 'committed', coordinator: a.coordinator, elapsedMs: Date.now() - started };
-    return { ...this.outcome(txId, a.body, a.coordinator, started), reason };
-  }
-
-  private outcome(txId: string, body: unknown, coordinator: string, started: number): TxOutcome {
-    const b = body as { outcome: 'committed' | 'aborted'; votes?: Record<string, string | null>; reason?: string };
-    return {
-      txId,
-      outcome: b.outcome,
-      ...(b.reason === undefined ? {} : { reason: b.reason }),
-      ...(b.votes === undefined ? {} : { votes: b.votes }),
-      coordinator,
-      elapsedMs: Date.now() - started,
-    };
   }
 
   private bankUrl(name: string): string {
@@ -216,10 +156,10 @@ export class TransferService {
   }
 }
 
-/** No coordinator could do it: 503 when none answered, 504 when the outcome is unknown, 502 for an unexpected answer. */
-function coordinatorError(step: string, status: number, message: string, txId?: string): AppError {
-  const details = txId === undefined ? {} : { txId };
-  if (status === 0 || status === 503) return new AppError('coordinators_unavailable', 503, `${step}: no coordinator could take the call (${message})`, { ...details, retryAfterSeconds: 1 });
-  if (status === 504 || status === 502) return new AppError('outcome_unknown', 504, `${step}: no coordinator gave the outcome in time (${message}); GET the transaction later`, details);
-  return new AppError('coordinator_error', 502, `${step}: a coordinator answered ${message}`, details);
+/** The app's answer when the SDK could not give an outcome: 504 when it is unknown, 503 when nothing could take the call, else 502. */
+function appError(e: CoordinatorError): AppError {
+  const details = e.txId === undefined ? {} : { txId: e.txId };
+  if (e.code === 'outcome_unknown' || e.code === 'timeout') return new AppError('outcome_unknown', 504, `no coordinator gave the outcome in time (${e.message}); GET the transaction later`, details, { cause: e });
+  if (e.retryable) return new AppError('coordinators_unavailable', 503, `no coordinator could take the call (${e.message})`, { ...details, retryAfterSeconds: 1 }, { cause: e });
+  return new AppError('coordinator_error', 502, `a coordinator answered ${e.status} ${e.code}: ${e.message}`, details, { cause: e });
 }

@@ -20,7 +20,9 @@ import { ok, type ApiNode, type RouteDeps } from './common.js';
 import { addFaultRoutes, type FaultSlot } from './faults.js';
 import { LeaderForwarder } from './forward.js';
 import { addKvReadRoutes, addKvWriteRoutes } from './kv.js';
-import { renderMetrics } from './metrics.js';
+import { addHealthRoutes } from './health.js';
+import { storeMetrics } from './metrics.js';
+import { storeOpenApi } from './openapi.js';
 import { WatchHub, defaultWatchLimits, type WatchLimits, type WatchRequest, type WatchSink } from './watch.js';
 
 /** What the process's TCP transport adds: a fault filter slot (chaos runs) and a drop counter (metrics). */
@@ -45,6 +47,8 @@ export interface StoreApiOptions {
   readonly watchLimits?: WatchLimits;
   /** The process id `/v1/status` reports. Default: this process's; a simulated node has its own. */
   readonly pid?: number;
+  /** Add the default process metrics to /metrics: true when the node is its own process (server.ts). Default false. */
+  readonly processMetrics?: boolean;
 }
 
 /** Lease ids from node:crypto, as before injection; the range fits randomInt's 2^48 limit. */
@@ -66,24 +70,28 @@ export class StoreApi implements Routes {
     const timers = opts.timers ?? node.timers;
     this.watches = new WatchHub(node, timers, opts.watchLimits ?? defaultWatchLimits);
     const deps: RouteDeps = { node, clock: timers, random: opts.random ?? cryptoRandom, onLeader: new LeaderForwarder(node, opts.forwarder, opts.forwardTimeoutMs).onLeader };
-    this.addStatusRoutes(opts.transport, opts.pid ?? process.pid);
+    addHealthRoutes(this.router, node, timers);
+    this.addStatusRoutes(opts.transport, opts.pid ?? process.pid, opts.processMetrics ?? false);
     addKvReadRoutes(this.router, deps);
     addKvWriteRoutes(this.router, deps);
     this.router.on('GET', '/v1/watch', (req) => this.watches.reply(req));
     addLeaseRoutes(this.router, deps);
     addMemberRoutes(this.router, deps);
-    if (opts.transport && (opts.faultRoutes ?? faultInjectionEnabled())) addFaultRoutes(this.router, node.cfg.id, opts.transport);
+    const faults = opts.transport !== undefined && (opts.faultRoutes ?? faultInjectionEnabled());
+    if (opts.transport && faults) addFaultRoutes(this.router, node.cfg.id, opts.transport);
+    const openApi = storeOpenApi({ maxBodyBytes: node.cfg.maxBodyBytes, faultRoutes: faults });
+    this.router.on('GET', '/openapi.json', () => ok(openApi));
     this.onApplied = (_index, events) => {
       if (events) this.watches.pump();
     };
     node.onApplied = this.onApplied;
   }
 
-  private addStatusRoutes(transport: TransportHooks | undefined, pid: number): void {
+  private addStatusRoutes(transport: TransportHooks | undefined, pid: number, processMetrics: boolean): void {
     const node = this.node;
     const r = this.router;
-    r.on('GET', '/healthz', () => ok({ ok: true, id: node.cfg.id }));
-    r.on('GET', '/metrics', () => ({ status: 200, text: renderMetrics(node, transport?.droppedMessages() ?? 0), headers: { 'content-type': 'text/plain; version=0.0.4' } }));
+    const metrics = storeMetrics(node, { droppedMessages: () => transport?.droppedMessages() ?? 0, processMetrics });
+    r.on('GET', '/metrics', async () => ({ status: 200, text: await metrics.render(), headers: { 'content-type': metrics.contentType } }));
     r.on('GET', '/v1/status', () => {
       const st = node.raftStatus();
       return ok({

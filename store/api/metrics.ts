@@ -1,26 +1,29 @@
-/** Prometheus text exposition of a node's counters and Raft state. */
+/** A store node's Prometheus metrics: its Raft state and counters, read from the node at each scrape. */
+import { MetricsRegistry } from '../../lib/metrics.js';
 import type { ApiNode } from './common.js';
 
-/** `droppedMessages`: Raft messages the peer transport dropped (full or broken queues), as far as it counts them. */
-export function renderMetrics(node: ApiNode, droppedMessages: number): string {
-  const st = node.raftStatus();
+export interface StoreMetricsOptions {
+  /** Raft messages the peer transport dropped (full or broken queues), as far as it counts them. */
+  readonly droppedMessages: () => number;
+  /** Add the default process metrics: a node that is its own process does; simulated nodes sharing one process do not. */
+  readonly processMetrics: boolean;
+}
+
+export function storeMetrics(node: ApiNode, opts: StoreMetricsOptions): MetricsRegistry {
+  const r = new MetricsRegistry({ processMetrics: opts.processMetrics });
   const m = node.metrics;
-  const lines: string[] = [];
-  const gauge = (name: string, help: string, value: number, type = 'gauge'): void => {
-    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${value}`);
-  };
-  gauge('store_raft_term', 'Current Raft term.', st.term);
-  gauge('store_raft_is_leader', '1 if this node is the leader.', st.role === 'leader' ? 1 : 0);
-  gauge('store_raft_commit_index', 'Raft commit index.', st.commitIndex);
-  gauge('store_raft_applied_index', 'Index applied to the KV state machine.', node.applied);
-  gauge('store_kv_revision', 'KV store revision.', node.kvState.revision);
-  gauge('store_kv_keys', 'Number of keys.', node.kvState.keyCount);
-  gauge('store_proposals_total', 'Writes proposed by this node as leader.', m.proposals, 'counter');
-  gauge('store_proposal_batches_total', 'Proposal batches (one append each).', m.proposalBatches, 'counter');
-  gauge('store_applied_entries_total', 'Log entries applied.', m.appliedEntries, 'counter');
-  gauge('store_snapshots_taken_total', 'Snapshots taken.', m.snapshotsTaken, 'counter');
-  gauge('store_snapshots_installed_total', 'Snapshots received from a leader.', m.snapshotsInstalled, 'counter');
-  gauge('store_leader_changes_total', 'Leader changes seen.', m.leaderChanges, 'counter');
-  gauge('store_transport_dropped_messages_total', 'Raft messages dropped by full or broken peer queues.', droppedMessages, 'counter');
-  return lines.join('\n') + '\n';
+  r.gauge('store_raft_term', 'Current Raft term.', () => node.raftStatus().term);
+  r.gauge('store_raft_is_leader', '1 if this node is the leader.', () => (node.raftStatus().role === 'leader' ? 1 : 0));
+  r.gauge('store_raft_commit_index', 'Raft commit index.', () => node.raftStatus().commitIndex);
+  r.gauge('store_raft_applied_index', 'Index applied to the KV state machine.', () => node.applied);
+  r.gauge('store_kv_revision', 'KV store revision.', () => node.kvState.revision);
+  r.gauge('store_kv_keys', 'Number of keys.', () => node.kvState.keyCount);
+  r.counterFrom('store_proposals_total', 'Writes proposed by this node as leader.', () => m.proposals);
+  r.counterFrom('store_proposal_batches_total', 'Proposal batches (one append each).', () => m.proposalBatches);
+  r.counterFrom('store_applied_entries_total', 'Log entries applied.', () => m.appliedEntries);
+  r.counterFrom('store_snapshots_taken_total', 'Snapshots taken.', () => m.snapshotsTaken);
+  r.counterFrom('store_snapshots_installed_total', 'Snapshots received from a leader.', () => m.snapshotsInstalled);
+  r.counterFrom('store_leader_changes_total', 'Leader changes seen.', () => m.leaderChanges);
+  r.counterFrom('store_transport_dropped_messages_total', 'Raft messages dropped by full or broken peer queues.', opts.droppedMessages);
+  return r;
 }

@@ -17,7 +17,7 @@ const KEEP_ALIVE_TIMEOUT_MS = 30_000;
 export async function listenStoreApi(node: StoreNode, host: string, port: number): Promise<http.Server> {
   // Follower-to-leader forwards ride keep-alive connections (lib/http-client.ts says why not fetch).
   const forwarder = new HttpClient({ requestTimeoutMs: FORWARD_TIMEOUT_MS });
-  const api = new StoreApi({ node, forwarder, transport: node.transport });
+  const api = new StoreApi({ node, forwarder, transport: node.transport, processMetrics: true });
   const server = http.createServer({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, nodeListener(api, node.cfg.maxBodyBytes));
   server.once('close', () => {
     api.close();

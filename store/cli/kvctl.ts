@@ -1,7 +1,8 @@
 /**
  * kvctl: the built-in store's command-line client, in the manner of etcdctl.
  *
- *   npm run kvctl -- [--endpoints http://127.0.0.1:2379,...] [--json] COMMAND ...
+ *   raft2pc kvctl [--endpoints http://127.0.0.1:2379,...] [--json] COMMAND ...
+ *   (or npm run kvctl -- ...; `raft2pc kvctl --help`, `raft2pc kvctl get --help`)
  *
  * Commands:
  *   get KEY [--serializable]            print the key and its value
@@ -21,35 +22,25 @@
  * JSON document. Exit codes: 0 ok; 1 the store answered an error (its code is
  * printed, e.g. `Error: key_not_found: ...`, or as {"error":{...}} with
  * --json, on stderr); 2 bad usage or input; 3 a CAS whose compare failed.
- * Endpoints default to $KVCTL_ENDPOINTS, else the three of `npm start`.
+ * Endpoints default to $RAFT2PC_ENDPOINTS, else $KVCTL_ENDPOINTS, else the
+ * three of `npm run cluster`.
  */
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { defineCommand, defineGroup, isEntryPoint, runMain, UsageError, type Command, type FlagSpecs, type FlagValues } from '../../lib/cli.js';
 import { StoreClient, StoreError, type KeyValue, type TxnCompare, type TxnOp } from '../client/index.js';
 
 const DEFAULT_ENDPOINTS = 'http://127.0.0.1:2379,http://127.0.0.1:2380,http://127.0.0.1:2381';
 
-const USAGE = `usage: kvctl [--endpoints URL,...] [--json] [--timeout-ms N] COMMAND
-commands:
-  get KEY [--serializable]
-  put KEY [VALUE]                 (VALUE from stdin when omitted)
-  cas KEY EXPECTED VALUE | cas KEY --absent VALUE
-  del KEY
-  range --prefix P [--limit N] [--after KEY] [--serializable]
-  txn [--file FILE]               ({compare, success, failure} JSON; stdin without --file)
-  status
-  members [add ID CLIENT_URL PEER_ADDRESS [--voter] | promote ID | remove ID]
-  leader transfer ID
-exit codes: 0 ok, 1 store error, 2 usage or input error, 3 CAS compare failed`;
+/** Every subcommand's flags (the group's). */
+const KVCTL_FLAGS = {
+  endpoints: { type: 'list', default: DEFAULT_ENDPOINTS.split(','), envAliases: ['KVCTL_ENDPOINTS'], placeholder: 'URL,...', description: "the store's members (http://host:port)" },
+  json: { type: 'boolean', description: "print the store's answer (and errors) as JSON" },
+  'timeout-ms': { type: 'int', default: 10_000, min: 1, description: 'how long one command may take, retries included, in ms' },
+} as const satisfies FlagSpecs;
 
-/** A usage or input error: exit 2. */
-class UsageError extends Error {
-  constructor(
-    message: string,
-    readonly code = 'invalid_usage',
-  ) {
-    super(message);
-  }
+/** Bad input (not the command line: stdin, a file): exit 2, reported like a store error. */
+class InputError extends Error {
+  readonly code = 'invalid_input';
 }
 
 interface Output {
@@ -58,8 +49,9 @@ interface Output {
   err(text: string): void;
 }
 
+/** Exactly `n` positional arguments, or a usage error quoting the synopsis. */
 function need(positionals: readonly string[], n: number, usage: string): string[] {
-  if (positionals.length !== n) throw new UsageError(`expected: ${usage}`);
+  if (positionals.length !== n) throw new UsageError(undefined, `expected: ${usage}`);
   return positionals.slice();
 }
 
@@ -67,7 +59,7 @@ function readStdin(): string {
   try {
     return readFileSync(0, 'utf8');
   } catch (e) {
-    throw new UsageError(`cannot read standard input: ${String(e)}`, 'invalid_input');
+    throw new InputError(`cannot read standard input: ${String(e)}`);
   }
 }
 
@@ -87,69 +79,90 @@ function parseTxn(text: string): { compare: TxnCompare[]; success: TxnOp[]; fail
   try {
     doc = JSON.parse(text);
   } catch {
-    throw new UsageError('the transaction is not valid JSON', 'invalid_input');
+    throw new InputError('the transaction is not valid JSON');
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new UsageError('the transaction must be a JSON object {compare, success, failure}', 'invalid_input');
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new InputError('the transaction must be a JSON object {compare, success, failure}');
   const d = doc as Record<string, unknown>;
   for (const k of Object.keys(d)) {
-    if (!['compare', 'success', 'failure'].includes(k)) throw new UsageError(`unknown transaction field "${k}"`, 'invalid_input');
+    if (!['compare', 'success', 'failure'].includes(k)) throw new InputError(`unknown transaction field "${k}"`);
   }
   const list = (name: string): unknown[] => {
     const v = d[name];
     if (v === undefined) return [];
-    if (!Array.isArray(v)) throw new UsageError(`"${name}" must be an array`, 'invalid_input');
+    if (!Array.isArray(v)) throw new InputError(`"${name}" must be an array`);
     return v;
   };
   // The store validates each element; the CLI only checks the shape.
   return { compare: list('compare') as TxnCompare[], success: list('success') as TxnOp[], failure: list('failure') as TxnOp[] };
 }
 
-function parseCommandLine(argv: readonly string[]) {
-  return parseArgs({
-    args: [...argv],
-    options: {
-      endpoints: { type: 'string' },
-      json: { type: 'boolean' },
-      'timeout-ms': { type: 'string' },
-      absent: { type: 'boolean' },
-      prefix: { type: 'string' },
-      limit: { type: 'string' },
-      after: { type: 'string' },
-      serializable: { type: 'boolean' },
-      file: { type: 'string' },
-      voter: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    allowPositionals: true,
-    strict: true,
-  });
-}
-
-type Flags = ReturnType<typeof parseCommandLine>['values'];
+type KvValues<F extends FlagSpecs> = FlagValues<typeof KVCTL_FLAGS & F>;
 
 /** One subcommand's inputs: its positional arguments, the flags, the client and the output. */
-interface Invocation {
+interface Invocation<F extends FlagSpecs> {
   readonly args: readonly string[];
-  readonly values: Flags;
+  readonly values: KvValues<F>;
   readonly client: StoreClient;
   readonly o: Output;
 }
 
-/** A subcommand: resolves to the exit code; a store error or usage error is thrown. */
-type Command = (c: Invocation) => Promise<number>;
-
-/** The client for --endpoints (or $KVCTL_ENDPOINTS, or the demo's three) and --timeout-ms. */
-function connect(values: Flags): StoreClient {
-  const endpoints = (values.endpoints ?? process.env['KVCTL_ENDPOINTS'] ?? DEFAULT_ENDPOINTS)
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '');
+/** The client for --endpoints and --timeout-ms. */
+function connect(endpoints: readonly string[], timeoutMs: number): StoreClient {
   for (const e of endpoints) {
-    if (!/^http:\/\/[^/]+\/?$/.test(e)) throw new UsageError(`bad endpoint "${e}": want http://host:port`);
+    if (!/^http:\/\/[^/]+\/?$/.test(e)) throw new UsageError('--endpoints', `bad endpoint "${e}": want http://host:port`);
   }
-  const timeoutMs = values['timeout-ms'] === undefined ? 10_000 : Number(values['timeout-ms']);
-  if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new UsageError('--timeout-ms must be a positive integer');
-  return new StoreClient({ endpoints, deadlineMs: timeoutMs, requestTimeoutMs: Math.min(timeoutMs, 3_000) });
+  return new StoreClient({ endpoints: [...endpoints], deadlineMs: timeoutMs, requestTimeoutMs: Math.min(timeoutMs, 3_000) });
+}
+
+/**
+ * A kvctl subcommand: `handler` resolves to the exit code; what it throws is
+ * reported here, as `Error: code: message` or {"error": {...}} with --json:
+ * a store error exits 1, bad input 2. A command-line mistake (UsageError)
+ * goes to lib/cli.ts, which prints it with the usage.
+ */
+function kvCommand<const F extends FlagSpecs>(
+  name: string,
+  summary: string,
+  args: string | undefined,
+  flags: F,
+  handler: (c: Invocation<F>) => Promise<number>,
+): Command {
+  return defineCommand({
+    name,
+    summary,
+    ...(args === undefined ? {} : { args }),
+    flags: { ...KVCTL_FLAGS, ...flags },
+    async run(values, positionals, ctx) {
+      // The group's flags, typed as such (TypeScript does not resolve them through the generic F).
+      const common = values as unknown as FlagValues<typeof KVCTL_FLAGS>;
+      const o: Output = { json: common.json, out: ctx.out, err: ctx.err };
+      const client = connect(common.endpoints, common['timeout-ms']);
+      try {
+        return await handler({ args: positionals, values: values as KvValues<F>, client, o });
+      } catch (e) {
+        if (e instanceof UsageError) throw e;
+        return report(e, o);
+      }
+    },
+  });
+}
+
+function report(e: unknown, o: Output): number {
+  let body: { code: string; message: string; status?: number; [k: string]: unknown };
+  let code: number;
+  if (e instanceof StoreError) {
+    body = { ...e.details, code: e.code, message: e.message, status: e.status };
+    code = 1;
+  } else if (e instanceof InputError) {
+    body = { code: e.code, message: e.message };
+    code = 2;
+  } else {
+    body = { code: 'internal', message: e instanceof Error ? e.message : String(e) };
+    code = 1;
+  }
+  if (o.json) o.err(JSON.stringify({ error: body }));
+  else o.err(`Error: ${body.code}: ${body.message}`);
+  return code;
 }
 
 /** The store's answer as one JSON document with --json, else the human-readable form. */
@@ -158,28 +171,28 @@ function answer(o: Output, res: unknown, human: () => void): void {
   else human();
 }
 
-async function getCommand({ args, values, client, o }: Invocation): Promise<number> {
+const getCommand = kvCommand('get', 'print a key and its value', 'KEY', { serializable: { type: 'boolean', description: "read this member's copy (may be stale) instead of the leader's" } }, async ({ args, values, client, o }) => {
   const [key] = need(args, 1, 'get KEY') as [string];
-  const kv = await client.get(key, { serializable: values.serializable === true });
+  const kv = await client.get(key, { serializable: values.serializable });
   if (kv === null) throw new StoreError('key_not_found', 404, `key ${JSON.stringify(key)} not found`, { key });
   answer(o, kv, () => printKv(o, kv));
   return 0;
-}
+});
 
-async function putCommand({ args, client, o }: Invocation): Promise<number> {
-  if (args.length !== 1 && args.length !== 2) throw new UsageError('expected: put KEY [VALUE]');
+const putCommand = kvCommand('put', 'set a key (VALUE from stdin when omitted); prints OK', 'KEY [VALUE]', {}, async ({ args, client, o }) => {
+  if (args.length !== 1 && args.length !== 2) throw new UsageError(undefined, 'expected: put KEY [VALUE]');
   const key = args[0] as string;
   const value = args[1] ?? readStdin();
   const res = await client.put(key, value);
   answer(o, res, () => o.out('OK'));
   return 0;
-}
+});
 
-async function casCommand({ args, values, client, o }: Invocation): Promise<number> {
+const casCommand = kvCommand('cas', 'compare-and-swap; exit 3 when the compare failed', 'KEY EXPECTED VALUE | KEY --absent VALUE', { absent: { type: 'boolean', description: 'create the key only if it is absent' } }, async ({ args, values, client, o }) => {
   let key: string;
   let expected: string | null;
   let value: string;
-  if (values.absent === true) {
+  if (values.absent) {
     [key, value] = need(args, 2, 'cas KEY --absent VALUE') as [string, string];
     expected = null;
   } else {
@@ -188,27 +201,27 @@ async function casCommand({ args, values, client, o }: Invocation): Promise<numb
   const res = await client.cas(key, expected, value);
   answer(o, res, () => o.out(res.succeeded ? `OK (revision ${res.revision})` : `FAILED: the current value is ${res.previous === null ? 'absent' : JSON.stringify(res.previous)}`));
   return res.succeeded ? 0 : 3;
-}
+});
 
-async function deleteCommand({ args, client, o }: Invocation): Promise<number> {
+const deleteHandler = async ({ args, client, o }: Invocation<Record<never, never>>): Promise<number> => {
   const [key] = need(args, 1, 'del KEY') as [string];
   const res = await client.delete(key);
   answer(o, res, () => o.out(res.deleted ? '1' : '0'));
   return 0;
-}
+};
 
-async function rangeCommand({ args, values, client, o }: Invocation): Promise<number> {
-  need(args, 0, 'range --prefix P [--limit N] [--after KEY]');
-  if (values.prefix === undefined) throw new UsageError('range needs --prefix (use --prefix "" for every key)');
-  let limit: number | undefined;
-  if (values.limit !== undefined) {
-    limit = Number(values.limit);
-    if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit must be a positive integer');
-  }
+const RANGE_FLAGS = {
+  prefix: { type: 'string', required: true, placeholder: 'P', description: 'the keys that start with P (--prefix "" for every key)' },
+  limit: { type: 'int', min: 1, description: 'most keys to print' },
+  after: { type: 'string', placeholder: 'KEY', description: 'start after this key (to page on)' },
+  serializable: { type: 'boolean', description: "read this member's copy (may be stale) instead of the leader's" },
+} as const satisfies FlagSpecs;
+
+const rangeCommand = kvCommand('range', 'list the keys under a prefix, in order', undefined, RANGE_FLAGS, async ({ values, client, o }) => {
   const res = await client.range(values.prefix, {
-    ...(limit === undefined ? {} : { limit }),
+    ...(values.limit === undefined ? {} : { limit: values.limit }),
     ...(values.after === undefined ? {} : { after: values.after }),
-    serializable: values.serializable === true,
+    serializable: values.serializable,
   });
   answer(o, res, () => {
     for (const kv of res.kvs) printKv(o, kv);
@@ -216,16 +229,15 @@ async function rangeCommand({ args, values, client, o }: Invocation): Promise<nu
     if (res.more && last) o.err(`(more keys: continue with --after ${JSON.stringify(last.key)})`);
   });
   return 0;
-}
+});
 
-async function txnCommand({ args, values, client, o }: Invocation): Promise<number> {
-  need(args, 0, 'txn [--file FILE]');
+const txnCommand = kvCommand('txn', 'run {compare, success, failure} (JSON from --file or stdin) as one transaction', undefined, { file: { type: 'string', placeholder: 'FILE', description: 'read the transaction from FILE instead of stdin' } }, async ({ values, client, o }) => {
   let text: string;
   if (values.file !== undefined) {
     try {
       text = readFileSync(values.file, 'utf8');
     } catch (e) {
-      throw new UsageError(`cannot read ${values.file}: ${String(e)}`, 'invalid_input');
+      throw new InputError(`cannot read ${values.file}: ${String(e)}`);
     }
   } else text = readStdin();
   const t = parseTxn(text);
@@ -236,7 +248,7 @@ async function txnCommand({ args, values, client, o }: Invocation): Promise<numb
     for (const r of res.results) o.out(JSON.stringify(r));
   });
   return 0;
-}
+});
 
 /** Every endpoint's status, or the error it gave: one row each. */
 function statusRows(client: StoreClient): Promise<Record<string, unknown>[]> {
@@ -261,8 +273,7 @@ function statusTable(rows: readonly Record<string, unknown>[]): string {
   return table([head, ...body]);
 }
 
-async function statusCommand({ args, client, o }: Invocation): Promise<number> {
-  need(args, 0, 'status');
+const statusCommand = kvCommand('status', "every endpoint's Raft status", undefined, {}, async ({ client, o }) => {
   const rows = await statusRows(client);
   answer(o, rows, () => o.out(statusTable(rows)));
   if (rows.every((r) => r['error'] !== undefined)) {
@@ -270,13 +281,15 @@ async function statusCommand({ args, client, o }: Invocation): Promise<number> {
     throw new StoreError(first?.code ?? 'unavailable', 503, `no endpoint answered: ${first?.message ?? ''}`);
   }
   return 0;
-}
+});
 
-async function membersCommand({ args, values, client, o }: Invocation): Promise<number> {
+const MEMBERS_ARGS = '[list | add ID CLIENT_URL PEER_ADDRESS | promote ID | remove ID]';
+
+const membersCommand = kvCommand('members', "list the cluster's members, or change them", MEMBERS_ARGS, { voter: { type: 'boolean', description: 'members add: add a voter at once, not a learner' } }, async ({ args, values, client, o }) => {
   const [sub, ...rest] = args;
   if (sub === 'add') {
     const [id, clientUrl, peerAddress] = need(rest, 3, 'members add ID CLIENT_URL PEER_ADDRESS [--voter]') as [string, string, string];
-    const res = await client.addMember({ id, clientUrl, peerAddress }, { voter: values.voter === true });
+    const res = await client.addMember({ id, clientUrl, peerAddress }, { voter: values.voter });
     answer(o, res, () => o.out(`added ${id} as ${res.learner ? 'learner' : 'voter'}`));
     return 0;
   }
@@ -286,7 +299,8 @@ async function membersCommand({ args, values, client, o }: Invocation): Promise<
     answer(o, res, () => o.out(`${sub === 'promote' ? 'promoted' : 'removed'} ${id}`));
     return 0;
   }
-  if (sub !== undefined && sub !== 'list') throw new UsageError(`unknown members command "${sub}"`);
+  if (sub !== undefined && sub !== 'list') throw new UsageError(sub, `unknown members command; want ${MEMBERS_ARGS}`);
+  need(rest, 0, 'members list');
   const res = await client.members();
   answer(o, res, () => {
     const head = ['ID', 'ROLE', 'CLIENT URL', 'PEER ADDRESS'];
@@ -294,73 +308,33 @@ async function membersCommand({ args, values, client, o }: Invocation): Promise<
     o.out(table([head, ...body]));
   });
   return 0;
-}
+});
 
-async function leaderCommand({ args, client, o }: Invocation): Promise<number> {
+const leaderCommand = kvCommand('leader', 'hand leadership to a member', 'transfer ID', {}, async ({ args, client, o }) => {
   const [sub, id] = need(args, 2, 'leader transfer ID') as [string, string];
-  if (sub !== 'transfer') throw new UsageError(`unknown leader command "${sub}"`);
+  if (sub !== 'transfer') throw new UsageError(sub, 'unknown leader command; want leader transfer ID');
   const res = await client.transferLeader(id);
   answer(o, res, () => o.out(`leader is now ${res.leaderId}`));
   return 0;
-}
+});
 
-const COMMANDS: ReadonlyMap<string, Command> = new Map([
-  ['get', getCommand],
-  ['put', putCommand],
-  ['cas', casCommand],
-  ['del', deleteCommand],
-  ['delete', deleteCommand],
-  ['range', rangeCommand],
-  ['txn', txnCommand],
-  ['status', statusCommand],
-  ['members', membersCommand],
-  ['leader', leaderCommand],
-]);
+export const kvctlCommand = defineGroup({
+  name: 'kvctl',
+  summary: "the built-in store's command-line client",
+  details: 'exit codes: 0 ok, 1 store error, 2 usage or input error, 3 CAS compare failed',
+  flags: KVCTL_FLAGS,
+  subcommands: [
+    getCommand,
+    putCommand,
+    casCommand,
+    kvCommand('del', 'delete a key; prints how many keys went (0 or 1)', 'KEY', {}, deleteHandler),
+    kvCommand('delete', 'the same as del', 'KEY', {}, deleteHandler),
+    rangeCommand,
+    txnCommand,
+    statusCommand,
+    membersCommand,
+    leaderCommand,
+  ],
+});
 
-async function run(argv: readonly string[], o: Output): Promise<number> {
-  const { values, positionals } = parseCommandLine(argv);
-  const [command, ...args] = positionals;
-  if (values.help === true || command === undefined || command === 'help') {
-    o.out(USAGE);
-    return command === undefined && values.help !== true ? 2 : 0;
-  }
-  const client = connect(values);
-  const handler = COMMANDS.get(command);
-  if (handler === undefined) throw new UsageError(`unknown command "${command}"\n${USAGE}`);
-  return handler({ args, values, client, o });
-}
-
-async function main(): Promise<void> {
-  const argv = process.argv.slice(2);
-  const wantsJson = argv.includes('--json');
-  const o: Output = {
-    json: wantsJson,
-    out: (t) => process.stdout.write(`${t}\n`),
-    err: (t) => process.stderr.write(`${t}\n`),
-  };
-  let code: number;
-  try {
-    code = await run(argv, o);
-  } catch (e) {
-    let body: { code: string; message: string; status?: number; [k: string]: unknown };
-    if (e instanceof StoreError) {
-      body = { ...e.details, code: e.code, message: e.message, status: e.status };
-      code = 1;
-    } else if (e instanceof UsageError) {
-      body = { code: e.code, message: e.message };
-      code = 2;
-    } else if (e instanceof TypeError && 'code' in e && typeof e.code === 'string' && e.code.startsWith('ERR_PARSE_ARGS')) {
-      body = { code: 'invalid_usage', message: `${e.message}\n${USAGE}` };
-      code = 2;
-    } else {
-      body = { code: 'internal', message: e instanceof Error ? e.message : String(e) };
-      code = 1;
-    }
-    if (wantsJson) o.err(JSON.stringify({ error: body }));
-    else o.err(`Error: ${body.code}: ${body.message}`);
-  }
-  // Flush stdout before exiting (pipes are asynchronous).
-  process.stdout.write('', () => process.exit(code));
-}
-
-void main();
+if (isEntryPoint(import.meta.url)) runMain(kvctlCommand);

@@ -1,5 +1,6 @@
 /**
- * `npm run cluster -- --nodes 3 --base-port 2379 --data-dir data/cluster [--grow-to 5]`
+ * `raft2pc cluster --nodes 3 --base-port 2379 --data-dir data/cluster [--grow-to 5]`
+ * (or `npm run cluster -- ...`; `--help` lists every flag)
  * Starts a local cluster in the foreground, prints each node's URL and pid,
  * and stops every node cleanly on Ctrl-C. Node i serves clients on
  * base-port+i-1 and peers on base-port+100+i-1.
@@ -22,7 +23,8 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { intFlag, parseFlags, stringFlag } from '../../lib/args.js';
+import { defineCommand, isEntryPoint, LOG_FLAGS, runMain, type CommandContext } from '../../lib/cli.js';
+import { keepAliveTimers } from '../../lib/timers.js';
 import { formatClusterSpec, type MemberAddress } from './config.js';
 import { LocalCluster, StoreProcess, clusterMembers } from './launcher.js';
 
@@ -201,74 +203,84 @@ class ClusterControl {
   }
 }
 
+/** The CLI's own waits: nothing else may hold the process open while it polls. */
 function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+  return keepAliveTimers.sleep(ms);
 }
 
-async function main(): Promise<void> {
-  const { values } = parseFlags({
-    nodes: { type: 'string' },
-    'base-port': { type: 'string' },
-    'data-dir': { type: 'string' },
-    'grow-to': { type: 'string' },
-  });
-  const basePort = intFlag(values, 'base-port', 2379);
-  const cluster = new LocalCluster({
-    nodes: intFlag(values, 'nodes', 3),
-    basePort,
-    dataDir: stringFlag(values, 'data-dir', 'data/cluster') as string,
-    logToFiles: true,
-  });
-  const control = new ClusterControl(cluster, basePort);
-  let stopping = false;
-  const stop = (): void => {
-    if (stopping) return;
-    stopping = true;
-    console.log('stopping...');
-    control.stopAll().then(() => process.exit(0));
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+export const clusterCommand = defineCommand({
+  name: 'cluster',
+  summary: 'run a local store cluster in the foreground: grow, shrink and inspect it from stdin',
+  details: 'stdin commands: status | add | remove <id> | transfer <id> | quit (Ctrl-C stops every node too)',
+  flags: {
+    nodes: { type: 'int', default: 3, min: 1, max: 99, description: 'founding members (n1..nN)' },
+    'base-port': { type: 'int', default: 2379, min: 1, max: 65_535 - 200, description: 'node i serves clients on base-port+i-1 and peers on base-port+100+i-1' },
+    'data-dir': { type: 'string', default: 'data/cluster', placeholder: 'DIR', description: "every node's data, and its log as <id>.log" },
+    'grow-to': { type: 'int', default: 0, min: 0, max: 99, description: 'add members right after start until there are this many' },
+    ...LOG_FLAGS,
+  },
+  async run(values, _positionals, ctx) {
+    const basePort = values['base-port'];
+    const cluster = new LocalCluster({
+      nodes: values.nodes,
+      basePort,
+      dataDir: values['data-dir'],
+      logToFiles: true,
+      // Every node logs as asked, the ones `add` starts later too.
+      extraArgs: ['--log-level', values['log-level'], '--log-format', values['log-format']],
+    });
+    const control = new ClusterControl(cluster, basePort);
+    let stopping = false;
+    const stop = (): void => {
+      if (stopping) return;
+      stopping = true;
+      ctx.out('stopping...');
+      void control.stopAll().then(() => process.exit(0));
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
 
-  try {
-    await Promise.all(cluster.processes.map((p) => control.launch(p)));
-    const leader = await cluster.waitForLeader(60_000);
-    for (const p of cluster.processes) {
-      console.log(`${p.member.id}  ${p.member.clientUrl}  peer ${p.member.peerAddress}  pid ${p.pid}${p.member.id === leader ? '  (leader)' : ''}`);
+    try {
+      await Promise.all(cluster.processes.map((p) => control.launch(p)));
+      const leader = await cluster.waitForLeader(60_000);
+      for (const p of cluster.processes) {
+        ctx.out(`${p.member.id}  ${p.member.clientUrl}  peer ${p.member.peerAddress}  pid ${p.pid}${p.member.id === leader ? '  (leader)' : ''}`);
+      }
+      ctx.out(`logs in ${cluster.opts.dataDir}/<id>.log; Ctrl-C stops every node`);
+      while (!stopping && control.procs.size < values['grow-to']) await control.add();
+    } catch (e) {
+      // Never leave nodes running behind a CLI that gives up.
+      await control.stopAll();
+      throw e;
     }
-    console.log(`logs in ${cluster.opts.dataDir}/<id>.log; Ctrl-C stops every node`);
-    const growTo = intFlag(values, 'grow-to', 0);
-    while (!stopping && control.procs.size < growTo) await control.add();
-  } catch (e) {
-    // Never leave nodes running behind a CLI that gives up.
-    console.error(e instanceof Error ? e.message : e);
-    await control.stopAll();
-    process.exit(1);
-  }
-  console.log('commands: status | add | remove <id> | transfer <id> | quit');
+    readCommands(control, ctx, () => stopping, stop);
+    return undefined;
+  },
+});
 
-  // One command at a time, in order, even when stdin delivers several lines at once.
+const COMMANDS_HELP = 'commands: status | add | remove <id> | transfer <id> | quit';
+
+/** One command at a time, in order, even when stdin delivers several lines at once. */
+function readCommands(control: ClusterControl, ctx: CommandContext, stopping: () => boolean, stop: () => void): void {
+  ctx.out(COMMANDS_HELP);
   let queue = Promise.resolve();
   const rl = createInterface({ input: process.stdin, terminal: false });
   rl.on('line', (line) => {
     const [cmd, arg] = line.trim().split(/\s+/);
     queue = queue.then(async () => {
-      if (stopping || !cmd) return;
+      if (stopping() || !cmd) return;
       try {
         if (cmd === 'status') await control.printStatus();
         else if (cmd === 'add') await control.add();
         else if (cmd === 'remove' && arg) await control.remove(arg);
         else if (cmd === 'transfer' && arg) await control.transfer(arg);
         else if (cmd === 'quit') stop();
-        else console.log('commands: status | add | remove <id> | transfer <id> | quit');
+        else ctx.out(COMMANDS_HELP);
       } catch (e) {
-        console.log(`error: ${e instanceof Error ? e.message : String(e)}`);
+        ctx.out(`error: ${e instanceof Error ? e.message : String(e)}`);
       }
     });
   });
 }
 
-main().catch((e: unknown) => {
-  console.error(e instanceof Error ? e.message : e);
-  process.exit(1);
-});
+if (isEntryPoint(import.meta.url)) runMain(clusterCommand);

@@ -1,72 +1,83 @@
 /**
  * One store node as a process:
- *   npm run store -- --id n1 --cluster n1=127.0.0.1:2379:2380,n2=...,n3=... --data-dir data/n1
- * Flags: --id (this member), --cluster (founding members, id=host:clientPort:peerPort;
- * this member's ports come from its own entry), --data-dir, --join (start empty and
- * wait to be added by the leader), --tick-ms, --election-ticks, --heartbeat-ticks,
- * --snapshot-every (entries), --request-timeout-ms, --watch-history-events (events kept
- * for watch resume; must be the same on every member, like every KV limit).
+ *   raft2pc store --id n1 --cluster n1=127.0.0.1:2379:2380,n2=...,n3=... --data-dir data/n1
+ *   (or npm run store -- ...; `--help` lists every flag)
+ * This member's ports come from its own entry in --cluster unless
+ * --client-port / --peer-port say otherwise. SIGTERM or SIGINT drains the API
+ * (lib/shutdown.ts: watch streams end at once, requests in flight finish up
+ * to --shutdown-timeout-ms), then stops the node (the fsync in flight
+ * finishes, the log closes).
  */
-import { intFlag, parseFlags, stringFlag } from '../../lib/args.js';
+import type { IncomingMessage } from 'node:http';
+import { defineCommand, isEntryPoint, LOG_FLAGS, runMain, serviceLogger, UsageError } from '../../lib/cli.js';
+import { onShutdownSignals, SHUTDOWN_FLAGS } from '../../lib/shutdown.js';
 import { listenStoreApi } from '../api/server.js';
-import { defaultNodeConfig, parseClusterSpec, type NodeConfig } from './config.js';
+import { defaultNodeConfig, parseClusterSpec, type MemberAddress, type NodeConfig } from './config.js';
 import { StoreNode } from './node.js';
 
-async function main(): Promise<void> {
-  const { values } = parseFlags({
-    id: { type: 'string' },
-    cluster: { type: 'string' },
-    'data-dir': { type: 'string' },
-    join: { type: 'boolean' },
-    'client-port': { type: 'string' },
-    'peer-port': { type: 'string' },
-    'tick-ms': { type: 'string' },
-    'election-ticks': { type: 'string' },
-    'heartbeat-ticks': { type: 'string' },
-    'snapshot-every': { type: 'string' },
-    'request-timeout-ms': { type: 'string' },
-    'watch-history-events': { type: 'string' },
-  });
-  const id = stringFlag(values, 'id');
-  const spec = stringFlag(values, 'cluster');
-  const dataDir = stringFlag(values, 'data-dir');
-  if (!id || !spec || !dataDir) throw new Error('usage: --id ID --cluster id=host:clientPort:peerPort,... --data-dir DIR');
-  const members = parseClusterSpec(spec);
-  const self = members.find((m) => m.id === id);
-  if (!self) throw new Error(`--cluster has no entry for --id ${id}`);
-  const clientUrl = new URL(self.clientUrl);
-  const cfg: NodeConfig = {
-    ...defaultNodeConfig,
-    id,
-    dataDir,
-    host: clientUrl.hostname,
-    clientPort: intFlag(values, 'client-port', Number(clientUrl.port)),
-    peerPort: intFlag(values, 'peer-port', Number(self.peerAddress.split(':')[1])),
-    initialCluster: members,
-    join: values['join'] === true,
-    tickMs: intFlag(values, 'tick-ms', defaultNodeConfig.tickMs),
-    electionTicks: intFlag(values, 'election-ticks', defaultNodeConfig.electionTicks),
-    heartbeatTicks: intFlag(values, 'heartbeat-ticks', defaultNodeConfig.heartbeatTicks),
-    snapshotEveryEntries: intFlag(values, 'snapshot-every', defaultNodeConfig.snapshotEveryEntries),
-    requestTimeoutMs: intFlag(values, 'request-timeout-ms', defaultNodeConfig.requestTimeoutMs),
-    ...(values['watch-history-events'] === undefined ? {} : { watchHistoryEvents: intFlag(values, 'watch-history-events', 0) }),
-  };
-  const node = await StoreNode.start(cfg);
-  const server = await listenStoreApi(node, cfg.host, cfg.clientPort);
-  console.log(JSON.stringify({ event: 'ready', id, pid: process.pid, clientUrl: self.clientUrl, peerAddress: self.peerAddress }));
-  const shutdown = (): void => {
-    server.close();
-    server.closeAllConnections();
-    node.stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.on('SIGINT', shutdown);
-  process.on('SIGTERM', shutdown);
+const MAX_PORT = 65_535;
+
+export const storeCommand = defineCommand({
+  name: 'store',
+  summary: 'run one store node: a Raft member serving the key-value API',
+  flags: {
+    id: { type: 'string', required: true, placeholder: 'ID', description: "this member's id, as named in --cluster" },
+    cluster: { type: 'string', required: true, placeholder: 'id=host:clientPort:peerPort,...', description: 'the founding members' },
+    'data-dir': { type: 'string', required: true, placeholder: 'DIR', description: 'where the WAL and snapshots live' },
+    join: { type: 'boolean', description: 'start empty and wait to be added by the leader (a new member)' },
+    'client-port': { type: 'int', min: 1, max: MAX_PORT, description: "the API's port (default: this member's entry in --cluster)" },
+    'peer-port': { type: 'int', min: 1, max: MAX_PORT, description: "the Raft transport's port (default: this member's entry in --cluster)" },
+    'tick-ms': { type: 'int', default: defaultNodeConfig.tickMs, min: 1, description: 'the Raft tick, in ms' },
+    'election-ticks': { type: 'int', default: defaultNodeConfig.electionTicks, min: 2, description: 'ticks without a leader before an election' },
+    'heartbeat-ticks': { type: 'int', default: defaultNodeConfig.heartbeatTicks, min: 1, description: "ticks between the leader's heartbeats" },
+    'snapshot-every': { type: 'int', default: defaultNodeConfig.snapshotEveryEntries, min: 1, description: 'applied entries between snapshots' },
+    'request-timeout-ms': { type: 'int', default: defaultNodeConfig.requestTimeoutMs, min: 1, description: 'how long a write may wait to commit, in ms' },
+    'watch-history-events': { type: 'int', min: 1, description: 'events kept for watches to resume from (the same on every member, like every KV limit; default: the KV default)' },
+    ...LOG_FLAGS,
+    ...SHUTDOWN_FLAGS,
+  },
+  async run(values, _positionals, ctx) {
+    const members = clusterFlag(values.cluster);
+    const self = members.find((m) => m.id === values.id);
+    if (self === undefined) throw new UsageError('--cluster', `has no entry for --id ${values.id}`);
+    const clientUrl = new URL(self.clientUrl);
+    const cfg: NodeConfig = {
+      ...defaultNodeConfig,
+      id: values.id,
+      dataDir: values['data-dir'],
+      host: clientUrl.hostname,
+      clientPort: values['client-port'] ?? Number(clientUrl.port),
+      peerPort: values['peer-port'] ?? Number(self.peerAddress.split(':')[1]),
+      initialCluster: members,
+      join: values.join,
+      tickMs: values['tick-ms'],
+      electionTicks: values['election-ticks'],
+      heartbeatTicks: values['heartbeat-ticks'],
+      snapshotEveryEntries: values['snapshot-every'],
+      requestTimeoutMs: values['request-timeout-ms'],
+      ...(values['watch-history-events'] === undefined ? {} : { watchHistoryEvents: values['watch-history-events'] }),
+    };
+    const log = serviceLogger(values, 'store', { node: values.id });
+    const node = await StoreNode.start(cfg);
+    const server = await listenStoreApi(node, cfg.host, cfg.clientPort);
+    onShutdownSignals({ servers: [server], timeoutMs: values['shutdown-timeout-ms'], log, isStream: isWatch, cleanup: () => node.stop() });
+    // Launchers read this line (one JSON object) to learn the node is up.
+    ctx.out(JSON.stringify({ event: 'ready', id: values.id, pid: process.pid, clientUrl: self.clientUrl, peerAddress: self.peerAddress }));
+    log('info', 'ready', { clientUrl: self.clientUrl, peerAddress: self.peerAddress });
+  },
+});
+
+function clusterFlag(spec: string): MemberAddress[] {
+  try {
+    return parseClusterSpec(spec);
+  } catch (e) {
+    throw new UsageError('--cluster', e instanceof Error ? e.message : String(e));
+  }
 }
 
-main().catch((e: unknown) => {
-  console.error(e instanceof Error ? e.message : e);
-  process.exit(1);
-});
+/** A watch is an SSE stream that lasts until the client leaves: shutdown ends it instead of waiting for it. */
+function isWatch(req: IncomingMessage): boolean {
+  return (req.url ?? '').split('?')[0] === '/v1/watch';
+}
+
+if (isEntryPoint(import.meta.url)) runMain(storeCommand);

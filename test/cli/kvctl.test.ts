@@ -189,10 +189,12 @@ describe('kvctl against a 3-node cluster', () => {
     expect(m.members.map((x) => x.id).sort()).toEqual(['n1', 'n2', 'n3']);
   });
 
-  it('bad usage exits 2', async () => {
+  it('bad usage exits 2 with one line saying what is wrong, then the usage', async () => {
     const r = await kvctl(['--json', 'frobnicate']);
     expect(r.code).toBe(2);
-    expect(errorOf(r).code).toBe('invalid_usage');
-    expect((await kvctl(['put'])).code).toBe(2);
+    expect(r.stderr.split('\n')[0]).toBe('raft2pc kvctl: frobnicate: unknown command');
+    const put = await kvctl(['put']);
+    expect(put.code).toBe(2);
+    expect(put.stderr.split('\n')[0]).toBe('raft2pc kvctl put: expected: put KEY [VALUE]');
   });
 });

@@ -154,7 +154,7 @@ describe('small parts', () => {
     NO_FAILPOINTS.hit('coordinator.afterBegin'); // does nothing
   });
 
-  it('metrics render in the Prometheus text format and parse back', () => {
+  it('metrics render in the Prometheus text format and parse back', async () => {
     const r = new MetricsRegistry();
     r.counter('x_total', 'X.').inc(3);
     r.gauge('y', 'Y.', () => 7);
@@ -162,7 +162,7 @@ describe('small parts', () => {
     h.observe(0.05);
     h.observe(0.5);
     h.observe(5);
-    const text = r.render();
+    const text = await r.render();
     expect(text).toContain('# TYPE x_total counter');
     const m = parseMetrics(text);
     expect(m.get('x_total')).toBe(3);

@@ -95,8 +95,8 @@ describe('CoordinatorService without HTTP, on injected timers', () => {
     expect(await drive(w, a.get(begun.id))).toMatchObject({ id: begun.id, state: 'committed', collected: true });
     expect(await drive(w, b.list({}))).toMatchObject({ transactions: [{ id: begun.id, state: 'committed' }] });
     expect(hits).toEqual(expect.arrayContaining(['coordinator.afterBegin', 'coordinator.afterFreeze', 'coordinator.afterVotes', 'coordinator.afterDecision']));
-    expect(parseMetrics(a.metricsText()).get('twopc_transactions_committed_total')).toBe(1);
-    expect(parseMetrics(b.metricsText()).get('twopc_transactions_committed_total')).toBe(0);
+    expect(parseMetrics(await a.metricsText()).get('twopc_transactions_committed_total')).toBe(1);
+    expect(parseMetrics(await b.metricsText()).get('twopc_transactions_committed_total')).toBe(0);
     await a.stop();
     await b.stop();
     expect(w.timers.pending, 'stop cancels every timer the services set').toBe(0);

@@ -2,7 +2,8 @@
  * Goal: `npm start` does what the README says, run exactly that way:
  * `npm start -- --data-dir <tmp> --fresh --base-port P` prints every
  * process's role, port and pid and the page's URL, the page answers, the
- * CLI (`npm run transfer`, `npm run audit`) works against it, and one SIGINT
+ * coordinators answer /openapi.json, /readyz and /metrics (with the process
+ * metrics), the CLI (`npm run transfer`, `npm run audit`) works against it, and one SIGINT
  * to the terminal's process group (what Ctrl-C sends) stops everything: npm
  * exits and no printed pid is left alive. Ports 38500-38533.
  */
@@ -60,6 +61,18 @@ describe('npm start', () => {
       return s.status === 200 && body.banks.length === 3 && body.banks.every((b) => b.up) ? body : undefined;
     });
     expect(state.expectedTotal).toBe(12_000);
+
+    // What an operator scrapes and probes, on a coordinator of the running demo.
+    const c1 = `http://127.0.0.1:${printed.get('c1')?.port}`;
+    const api = await get(`${c1}/openapi.json`);
+    expect(api.status).toBe(200);
+    const doc = api.body as { openapi: string; paths: Record<string, unknown> };
+    expect(doc.openapi).toMatch(/^3\./);
+    expect(Object.keys(doc.paths)).toContain('/v1/transactions');
+    expect((await waitFor('c1 to be ready', 20_000, async () => ((await get(`${c1}/readyz`)).status === 200 ? true : undefined)))).toBe(true);
+    const metrics = await fetch(`${c1}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(await metrics.text()).toMatch(/^process_cpu_seconds_total \d/m);
 
     const t = await run('npm', ['run', '--silent', 'transfer', '--', '--from', 'bank-a:alice', '--to', 'bank-b:bob', '--amount', '10', '--base-port', String(BASE_PORT)], { cwd: ROOT, timeout: 60_000 });
     expect(t.stdout).toMatch(/^committed {2}bank-a:alice -> bank-b:bob {2}10 {2}tx /);

@@ -1,6 +1,6 @@
 /**
  * The service a simulated participant embeds: a bank with a few accounts,
- * in the manner of test/twopc/support/inventory.ts. Prepare validates a
+ * in the manner of examples/inventory/inventory.ts. Prepare validates a
  * transfer's change to one account and holds the money a debit needs;
  * commit applies the change; abort releases the hold. Balances and the
  * applied decisions are durable (written before the callback returns);

@@ -28,7 +28,7 @@ import { forgetPid, reapStale, recordPid } from '../../support/pid-files.js';
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
 const COORDINATOR_MAIN = join(ROOT, 'coordinator/service/main.ts');
-const INVENTORY_MAIN = join(ROOT, 'test/twopc/support/inventory-main.ts');
+const INVENTORY_MAIN = join(ROOT, 'examples/inventory/main.ts');
 
 const everything = new Set<Proc>();
 const clusters = new Set<LocalCluster>();

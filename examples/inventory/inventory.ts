@@ -9,8 +9,8 @@
  */
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
-import type { JsonValue } from '../../../coordinator/protocol/index.js';
-import { DurableJsonFile, type ParticipantService, type PrepareAnswer } from '../../../participant/index.js';
+import type { JsonValue } from '../../coordinator/protocol/index.js';
+import { DurableJsonFile, type ParticipantService, type PrepareAnswer } from '../../participant/index.js';
 
 export interface InventoryItem {
   readonly sku: string;
