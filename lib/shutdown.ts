@@ -147,3 +147,22 @@ export class GracefulShutdown {
 export function onShutdownSignals(opts: ShutdownOptions): GracefulShutdown {
   return new GracefulShutdown(opts).install();
 }
+
+/** Resolves once `server` listens; rejects on a listen error (EADDRINUSE and the like). */
+export function listening<S extends Server>(server: S): Promise<S> {
+  return new Promise((resolve, reject) => {
+    server.once('listening', () => resolve(server));
+    server.once('error', reject);
+  });
+}
+
+/** A cleanup that stops the service, then closes what it ran on even if stopping failed. */
+export function stopThenClose(stop: () => Promise<void>, close: () => Promise<void>): () => Promise<void> {
+  return async () => {
+    try {
+      await stop();
+    } finally {
+      await close();
+    }
+  };
+}

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import { defineCommand, isEntryPoint, LOG_FLAGS, runMain, serviceLogger, UsageError } from '../../lib/cli.js';
 import { Failpoints } from '../../lib/failpoints.js';
-import { onShutdownSignals, SHUTDOWN_FLAGS } from '../../lib/shutdown.js';
+import { onShutdownSignals, SHUTDOWN_FLAGS, stopThenClose } from '../../lib/shutdown.js';
 import { DEFAULT_COORDINATOR_CONFIG, makeCoordinatorConfig, type CoordinatorConfig } from '../runtime/index.js';
 import { openTxStore, STORE_FLAG } from '../txstore/index.js';
 import { CoordinatorServer } from './server.js';
@@ -72,19 +72,11 @@ export const coordinatorCommand = defineCommand({
     const opened = await openTxStore(spec, id);
     const coordinator = new CoordinatorServer({ config, store: opened.store, failpoints, log });
     const bound = await coordinator.start({ port: values.port, host: values.host });
-    // CoordinatorServer keeps its node:http server to itself; shutdown needs it to drain.
-    const server = coordinator['server'] as Server;
     onShutdownSignals({
-      servers: [server],
+      servers: [coordinator.httpServer as Server],
       timeoutMs: values['shutdown-timeout-ms'],
       log,
-      cleanup: async () => {
-        try {
-          await coordinator.stop();
-        } finally {
-          await opened.close();
-        }
-      },
+      cleanup: stopThenClose(() => coordinator.stop(), () => opened.close()),
     });
     log('info', 'listening', { port: bound, store: spec.kind, endpoints: spec.endpoints, pid: process.pid });
     ctx.out(`coordinator ${id} listening on ${bound}`);

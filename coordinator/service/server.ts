@@ -4,6 +4,7 @@
  * node:http server. Only this file (and main.ts) listens on a socket; a
  * simulation builds the CoordinatorService itself (service.ts).
  */
+import { listening } from '../../lib/shutdown.js';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type express from 'express';
@@ -48,6 +49,11 @@ export class CoordinatorServer {
   readonly app: express.Express;
   private server: Server | undefined;
 
+  /** The node:http server once started (graceful shutdown drains it). */
+  get httpServer(): Server | undefined {
+    return this.server;
+  }
+
   constructor(opts: CoordinatorServerOptions) {
     const c = opts.config;
     this.hints = new HttpHintSender({ timeoutMs: c.hintTimeoutMs, timers: systemTimers });
@@ -71,10 +77,7 @@ export class CoordinatorServer {
     await this.service.start();
     const server = this.app.listen(listen.port, listen.host ?? '127.0.0.1');
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('listening', resolve);
-      server.once('error', reject);
-    });
+    await listening(server);
     server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
     server.headersTimeout = HEADERS_TIMEOUT_MS;
     return (server.address() as AddressInfo).port;

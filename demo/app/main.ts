@@ -13,7 +13,7 @@
  * --shutdown-timeout-ms), then stops the load, the monitor and the feed.
  */
 import { defineCommand, isEntryPoint, LOG_FLAGS, runMain, serviceLogger } from '../../lib/cli.js';
-import { onShutdownSignals, SHUTDOWN_FLAGS } from '../../lib/shutdown.js';
+import { listening, onShutdownSignals, SHUTDOWN_FLAGS } from '../../lib/shutdown.js';
 import { systemTimers } from '../../lib/timers.js';
 import { openTxStore } from '../../coordinator/txstore/index.js';
 import { STORE_FLAG } from '../../coordinator/txstore/open.js';
@@ -61,10 +61,11 @@ export const appCommand = defineCommand({
     const log = serviceLogger(values, 'app');
     const opened = await openTxStore(spec, 'demo-app');
     const control = values.control === undefined ? undefined : new ControlClient(values.control);
-    const monitor = new Monitor({ storeEndpoints: spec.endpoints, coordinators, banks, intervalMs: values['poll-ms'], ...(control === undefined ? {} : { control }) });
+
     const feed = new TxFeed(opened.store, log);
     const client = new CoordinatorClient({ coordinators, callTimeoutMs: 3_000 }); // a paused coordinator costs one 3 s attempt
     const transfers = new TransferService({ client, banks, txTimeoutMs: values['tx-timeout-ms'] });
+    const monitor = new Monitor({ storeEndpoints: spec.endpoints, coordinators, client, banks, intervalMs: values['poll-ms'], ...(control === undefined ? {} : { control }) });
     const everyAccount = (): AccountRef[] => [...banks.keys()].flatMap((bank) => (monitor.accountsOf(bank) ?? []).map((account) => ({ bank, account })));
     const load = new LoadRunner((r) => transfers.transfer(r), everyAccount);
     const auditor = new Auditor(transfers);
@@ -81,11 +82,7 @@ export const appCommand = defineCommand({
           })
         : () => {};
 
-    const server = web.app.listen(port, host);
-    await new Promise<void>((resolve, reject) => {
-      server.once('listening', resolve);
-      server.once('error', reject);
-    });
+    const server = await listening(web.app.listen(port, host));
     onShutdownSignals({
       servers: [server],
       timeoutMs: values['shutdown-timeout-ms'],

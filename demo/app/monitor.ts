@@ -7,6 +7,7 @@
  * has a short timeout, so a paused process shows as "not answering" instead
  * of stalling the page.
  */
+import type { CoordinatorClient } from '../../client/index.js';
 import { errorMessage, fetchJson } from '../common/http.js';
 import type { AccountView } from '../bank/ledger.js';
 import type { ControlClient } from '../supervisor/control.js';
@@ -62,6 +63,8 @@ export interface SystemView {
 export interface MonitorOptions {
   readonly storeEndpoints: readonly string[];
   readonly coordinators: readonly string[];
+  /** The SDK client over the same coordinators, for the in-doubt listing. */
+  readonly client: CoordinatorClient;
   readonly banks: ReadonlyMap<string, string>;
   readonly control?: ControlClient;
   readonly intervalMs?: number;
@@ -151,12 +154,12 @@ export class Monitor {
     return view;
   }
 
-  /** The first coordinator that answers the in-doubt listing; null if none does. */
+  /** The in-doubt listing of the first coordinator that answers (the SDK fails over); null if none does. */
   private async coordinatorInDoubt(): Promise<number | null> {
-    for (const url of this.opts.coordinators) {
-      const a = await fetchJson(`${url}/v1/transactions?state=in-doubt&limit=100`, { timeoutMs: REQUEST_TIMEOUT_MS });
-      if (a.status === 200) return (a.body as { transactions: unknown[] }).transactions.length;
+    try {
+      return (await this.opts.client.list({ state: 'in-doubt', limit: 100 }, { timeoutMs: REQUEST_TIMEOUT_MS, attempts: this.opts.coordinators.length })).transactions.length;
+    } catch {
+      return null;
     }
-    return null;
   }
 }

@@ -16,7 +16,7 @@
 import { join } from 'node:path';
 import { defineCommand, isEntryPoint, LOG_FLAGS, runMain, serviceLogger } from '../../lib/cli.js';
 import { Failpoints } from '../../lib/failpoints.js';
-import { onShutdownSignals, SHUTDOWN_FLAGS } from '../../lib/shutdown.js';
+import { listening, onShutdownSignals, SHUTDOWN_FLAGS, stopThenClose } from '../../lib/shutdown.js';
 import { openTxStore } from '../../coordinator/txstore/index.js';
 import { STORE_FLAG } from '../../coordinator/txstore/open.js';
 import { ParticipantNode } from '../../participant/index.js';
@@ -86,22 +86,12 @@ export const bankCommand = defineCommand({
     const app = bankApp({ name, bank, node, log });
 
     // Listen first (health says 503 until ready), then recover: in-doubt locks come back before anything is served.
-    const server = app.listen(port, host);
-    await new Promise<void>((resolve, reject) => {
-      server.once('listening', resolve);
-      server.once('error', reject);
-    });
+    const server = await listening(app.listen(port, host));
     onShutdownSignals({
       servers: [server],
       timeoutMs: values['shutdown-timeout-ms'],
       log,
-      cleanup: async () => {
-        try {
-          await node.stop();
-        } finally {
-          await opened.close();
-        }
-      },
+      cleanup: stopThenClose(() => node.stop(), () => opened.close()),
     });
     await node.start().catch(exitOnFatal);
     const inDoubt = node.transactions({ phase: 'prepared', limit: 1_000 }).length;

@@ -23,7 +23,7 @@ import { openTxStore } from '../../coordinator/txstore/open.js';
 import { STORE_FLAG } from '../../coordinator/txstore/open.js';
 import { Failpoints } from '../../lib/failpoints.js';
 import { errorMiddleware } from '../../lib/express.js';
-import { onShutdownSignals, SHUTDOWN_FLAGS } from '../../lib/shutdown.js';
+import { listening, onShutdownSignals, SHUTDOWN_FLAGS, stopThenClose } from '../../lib/shutdown.js';
 import { ParticipantNode, participantRouter } from '../../participant/index.js';
 import { Inventory } from './inventory.js';
 
@@ -86,22 +86,12 @@ export const participantExampleCommand = defineCommand({
     app.use(errorMiddleware((e) => log('error', 'internal error', { error: e })));
 
     // Listen first (health says 503 until ready), recover, then serve.
-    const server = app.listen(port, '127.0.0.1');
-    await new Promise<void>((resolve, reject) => {
-      server.once('listening', resolve);
-      server.once('error', reject);
-    });
+    const server = await listening(app.listen(port, '127.0.0.1'));
     onShutdownSignals({
       servers: [server],
       timeoutMs: values['shutdown-timeout-ms'],
       log,
-      cleanup: async () => {
-        try {
-          await node.stop();
-        } finally {
-          await opened.close();
-        }
-      },
+      cleanup: stopThenClose(() => node.stop(), () => opened.close()),
     });
     await node.start().catch(exitOnFatal);
     log('info', 'ready', { port, pid: process.pid, store: spec.kind, recoveredOpen: node.transactions({ limit: 1_000 }).filter((t) => t.inDoubt).length });

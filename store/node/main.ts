@@ -58,7 +58,7 @@ export const storeCommand = defineCommand({
       ...(values['watch-history-events'] === undefined ? {} : { watchHistoryEvents: values['watch-history-events'] }),
     };
     const log = serviceLogger(values, 'store', { node: values.id });
-    const node = await StoreNode.start(cfg);
+    const node = await StoreNode.start(cfg, log);
     const server = await listenStoreApi(node, cfg.host, cfg.clientPort);
     onShutdownSignals({ servers: [server], timeoutMs: values['shutdown-timeout-ms'], log, isStream: isWatch, cleanup: () => node.stop() });
     // Launchers read this line (one JSON object) to learn the node is up.

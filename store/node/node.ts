@@ -13,6 +13,7 @@
 import { assert } from '../../lib/assert.js';
 import { AppError } from '../../lib/errors.js';
 import type { Cancel, Timers } from '../../lib/timers.js';
+import { stderrLogger, type Logger } from '../../lib/logger.js';
 import { LeaseKeeper, type LeaseHost } from './leases.js';
 import { KvStateMachine, type KvApplied, type KvResult, type KvWriteCommand } from '../kv/index.js';
 import {
@@ -141,12 +142,10 @@ export class StoreNode<T extends PeerTransport = Transport> {
   }
 
   /** A node on the process's real I/O: the data directory, the TCP transport, the system clock. */
-  static async start(cfg: NodeConfig): Promise<StoreNode> {
+  static async start(cfg: NodeConfig, log: Logger = stderrLogger('store')): Promise<StoreNode> {
     let node: StoreNode | undefined;
-    const { io, stored } = await openProcessIo(cfg, {
-      onMessages: (msgs) => node?.receive(msgs),
-      onUnreachable: (peer) => node?.reportUnreachable(peer),
-    });
+    const inbound = { onMessages: (msgs: Message[]) => node?.receive(msgs), onUnreachable: (peer: NodeId) => node?.reportUnreachable(peer) };
+    const { io, stored } = await openProcessIo(cfg, inbound, log);
     try {
       node = await StoreNode.create(cfg, io, stored);
     } catch (e) {

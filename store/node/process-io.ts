@@ -9,7 +9,8 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { systemRandom } from '../../lib/random.js';
 import { systemTimers } from '../../lib/timers.js';
-import type { NodeId, Snapshot, StorageState } from '../raft/index.js';
+import type { Snapshot, StorageState } from '../raft/index.js';
+import type { Logger } from '../../lib/logger.js';
 import type { NodeConfig } from './config.js';
 import type { NodeIo, SnapshotStore } from './io.js';
 import { loadNewestSnapshot, saveSnapshot } from './snapshot-file.js';
@@ -30,7 +31,7 @@ export interface ProcessIo {
  * it) and starts listening for peers. `inbound` receives peers' messages; it
  * may drop them until the node exists (Raft tolerates loss).
  */
-export async function openProcessIo(cfg: NodeConfig, inbound: TransportHandlers): Promise<ProcessIo> {
+export async function openProcessIo(cfg: NodeConfig, inbound: TransportHandlers, log: Logger): Promise<ProcessIo> {
   const snapDir = join(cfg.dataDir, 'snap');
   await mkdir(snapDir, { recursive: true });
   const snapshot = await loadNewestSnapshot(snapDir);
@@ -40,7 +41,7 @@ export async function openProcessIo(cfg: NodeConfig, inbound: TransportHandlers)
   });
   if (state.repairedTail) {
     const t = state.repairedTail;
-    console.error(`[${cfg.id}] WAL: truncated a torn tail in ${t.path} at ${t.offset} (${t.reason})`);
+    log('warn', 'WAL: truncated a torn tail', { path: t.path, offset: t.offset, reason: t.reason });
   }
   const transport = new Transport(cfg.id, inbound);
   try {
@@ -56,7 +57,7 @@ export async function openProcessIo(cfg: NodeConfig, inbound: TransportHandlers)
     transport,
     timers: systemTimers,
     random: systemRandom,
-    fatal: (e) => exitFatal(cfg.id, e),
+    fatal: (e) => exitFatal(log, e),
   };
   return { io, stored: { hardState: state.hardState, snapshot, entries: state.entries } };
 }
@@ -71,7 +72,7 @@ export function snapshotFiles(dir: string): SnapshotStore {
 }
 
 /** A failed fsync or a corrupt state: the replica can no longer be trusted, so the process ends now. */
-function exitFatal(id: NodeId, error: unknown): never {
-  console.error(`[${id}] fatal:`, error);
+function exitFatal(log: Logger, error: unknown): never {
+  log('error', 'fatal: the replica can no longer be trusted; exiting', { error });
   process.exit(FATAL_EXIT_CODE);
 }
