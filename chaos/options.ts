@@ -19,6 +19,8 @@ export interface ChaosOptions {
   readonly basePort: number;
   /** Concurrent transfer clients. */
   readonly clients: number;
+  /** Transfers started per second across the clients (chaos/pacer.ts); undefined: each client as fast as it goes. */
+  readonly rate: number | undefined;
   /** Mean time between audits. */
   readonly auditEveryMs: number;
   /** Where runs write data, logs and reports (a folder per run inside). */
@@ -33,6 +35,7 @@ export const LIMITS = Object.freeze({
   minDurationS: 5,
   maxDurationS: 86_400,
   maxClients: 32,
+  maxRate: 100_000,
   minAuditEveryMs: 500,
 });
 
@@ -43,7 +46,7 @@ export class UsageError extends Error {
 }
 
 export const USAGE = `usage: npm run chaos -- --duration SECONDS --seed N [--faults kill,pause,partition,disk|none]
-                      [--store builtin|etcd] [--base-port P] [--clients N] [--audit-every-ms MS]
+                      [--store builtin|etcd] [--base-port P] [--clients N] [--rate TX_PER_S] [--audit-every-ms MS]
                       [--out-dir DIR] [--keep] [--summary FILE]`;
 
 function int(name: string, raw: string | boolean | undefined, fallback: number, min: number, max: number): number {
@@ -64,6 +67,7 @@ export function parseChaosArgs(argv: readonly string[]): ChaosOptions {
         store: { type: 'string' },
         'base-port': { type: 'string' },
         clients: { type: 'string' },
+        rate: { type: 'string' },
         'audit-every-ms': { type: 'string' },
         'out-dir': { type: 'string' },
         keep: { type: 'boolean' },
@@ -89,6 +93,7 @@ export function parseChaosArgs(argv: readonly string[]): ChaosOptions {
     store,
     basePort: int('base-port', values['base-port'], DEFAULT_BASE_PORT, 1024, 65_000),
     clients: int('clients', values['clients'], 4, 1, LIMITS.maxClients),
+    rate: values['rate'] === undefined ? undefined : int('rate', values['rate'], 0, 1, LIMITS.maxRate),
     auditEveryMs: int('audit-every-ms', values['audit-every-ms'], 3_000, LIMITS.minAuditEveryMs, 600_000),
     outDir: typeof values['out-dir'] === 'string' ? values['out-dir'] : '.artifacts/chaos',
     keep: values['keep'] === true,
@@ -100,6 +105,7 @@ export function parseChaosArgs(argv: readonly string[]): ChaosOptions {
 export function replayCommand(o: ChaosOptions): string {
   const parts = ['npm run chaos --', `--duration ${o.durationS}`, `--seed ${o.seed}`, `--faults ${o.faults.length === 0 ? 'none' : o.faults.join(',')}`, `--store ${o.store}`];
   if (o.clients !== 4) parts.push(`--clients ${o.clients}`);
+  if (o.rate !== undefined) parts.push(`--rate ${o.rate}`);
   if (o.auditEveryMs !== 3_000) parts.push(`--audit-every-ms ${o.auditEveryMs}`);
   return parts.join(' ');
 }

@@ -11,6 +11,7 @@
  *
  * Every wait has a deadline; every loop a bound.
  */
+import { setMaxListeners } from 'node:events';
 import { createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { openTxStore, parseStoreSpec, type OpenedStore } from '../coordinator/txstore/index.js';
@@ -94,7 +95,7 @@ function beginRun(o: ChaosOptions, out: (line: string) => void): RunSetup {
     log: (line) => out(`[${((setup.record?.now() ?? performance.now() - t0) / 1000).toFixed(1).padStart(6)}s] ${line}`),
     record: undefined,
   };
-  out(`chaos: seed=${o.seed} duration=${o.durationS}s faults=${o.faults.join(',') || 'none'} store=${o.store} clients=${o.clients} data=${runDir}`);
+  out(`chaos: seed=${o.seed} duration=${o.durationS}s faults=${o.faults.join(',') || 'none'} store=${o.store} clients=${o.clients}${o.rate === undefined ? '' : ` rate=${o.rate}/s`} data=${runDir}`);
   out(`chaos: replay with: ${replay}   (the fault schedule follows the seed; timing does not replay)`);
   if (o.store === 'etcd') out('chaos: --store etcd: store-node faults (kill, pause, partition and disk on store nodes) do not apply; coordinators and banks are faulted');
   return setup;
@@ -148,6 +149,8 @@ async function runLoad(setup: RunSetup, cluster: ChaosCluster, obs: Observers, a
   const { o, log, runTag } = setup;
   const rec = obs.rec;
   const load = new AbortController();
+  // Paced transfer clients (--rate) each wait on the signal, beside every other task.
+  setMaxListeners(o.clients + 16, load.signal);
   const onAbort = (): void => load.abort();
   abort.addEventListener('abort', onAbort, { once: true });
   const stopTimer = setTimeout(() => load.abort(), o.durationS * 1000);
@@ -158,7 +161,7 @@ async function runLoad(setup: RunSetup, cluster: ChaosCluster, obs: Observers, a
   const accounts = DEFAULT_BANKS.flatMap((b) => Object.keys(b.accounts).map((account) => ({ bank: b.name, account })));
   const client = new BankClient(cluster.coordinators, cluster.banks);
   const tasks = [
-    runWorkload({ client, record: rec, seed: o.seed, runTag, clients: o.clients, coordinators: cluster.coordinators.length, accounts, auditEveryMs: o.auditEveryMs, signal: load.signal }),
+    runWorkload({ client, record: rec, seed: o.seed, runTag, clients: o.clients, rate: o.rate, coordinators: cluster.coordinators.length, accounts, auditEveryMs: o.auditEveryMs, signal: load.signal }),
     runLinWorkload({ storeSpec: cluster.storeSpec, clients: LIN_CLIENTS, seed: o.seed, runTag, recorder: obs.recorder, now: () => rec.now(), signal: load.signal }),
     obs.observer.run(load.signal),
     runNemesis({ cluster, record: rec, seed: o.seed, faults: o.faults, stopAtMs: o.durationS * 1000, log, signal: load.signal }),

@@ -1,13 +1,16 @@
 /**
  * The load: `clients` loops of random transfers between random accounts
  * (same bank or not, amounts that sometimes exceed what is available, so
- * some transfers abort on their own), and one loop of audits. Each loop is
+ * some transfers abort on their own), and one loop of audits. With a rate,
+ * the transfer loops share a pacer (pacer.ts): starts are spaced 1/rate
+ * apart across the clients, a sustained load rather than flat out. Each loop is
  * sequential and stops when the signal aborts or after a fixed number of
  * iterations; each call inside is bounded by the client's timeouts.
  */
 import { keepAliveTimers } from '../lib/timers.js';
 import { SeededRandom } from '../lib/random.js';
 import { BankClient, type AccountRef } from './bank-client.js';
+import { pacerFor, type Pacer } from './pacer.js';
 import type { RunRecord } from './record.js';
 
 export interface WorkloadOptions {
@@ -17,6 +20,8 @@ export interface WorkloadOptions {
   /** Names idempotency keys, so two runs never share a transaction id. */
   readonly runTag: string;
   readonly clients: number;
+  /** Transfers started per second across the clients; undefined: each client as fast as it goes. */
+  readonly rate?: number | undefined;
   readonly coordinators: number;
   readonly accounts: readonly AccountRef[];
   readonly auditEveryMs: number;
@@ -29,12 +34,15 @@ const MAX_ITERATIONS = 10_000_000;
 
 export async function runWorkload(o: WorkloadOptions): Promise<void> {
   let next = 0;
-  const transfers = Array.from({ length: o.clients }, (_, i) => transferLoop(o, new SeededRandom((o.seed * 7919 + i + 1) >>> 0), () => next++));
+  const pacer = pacerFor(o.rate);
+  const transfers = Array.from({ length: o.clients }, (_, i) => transferLoop(o, new SeededRandom((o.seed * 7919 + i + 1) >>> 0), () => next++, pacer));
   await Promise.all([...transfers, auditLoop(o, new SeededRandom((o.seed * 7919 + 104_729) >>> 0))]);
 }
 
-async function transferLoop(o: WorkloadOptions, rnd: SeededRandom, nextN: () => number): Promise<void> {
+async function transferLoop(o: WorkloadOptions, rnd: SeededRandom, nextN: () => number, pacer: Pacer | undefined): Promise<void> {
   for (let i = 0; i < MAX_ITERATIONS && !o.signal.aborted; i++) {
+    await pacer?.next(o.signal);
+    if (o.signal.aborted) return;
     const n = nextN();
     const from = rnd.pick(o.accounts);
     let to = rnd.pick(o.accounts);

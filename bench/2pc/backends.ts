@@ -24,7 +24,8 @@ export interface BackendOptions {
   readonly etcdBasePort: number;
   /** The coordinator's port; participants at +2 and +4. */
   readonly appBasePort: number;
-  readonly snapshotEvery: number;
+  /** Our store's --snapshot-every; undefined: the node's default. */
+  readonly snapshotEvery: number | undefined;
   /** Where --cpu-prof writes the coordinator's and participants' profiles, if profiling. */
   readonly profileDir: string | undefined;
   /** Most concurrent clients of any row (sizes the HTTP agents). */
@@ -59,7 +60,7 @@ export interface StoreStarter {
 
 export function storeStarter(text: string, opts: BackendOptions, dir: string): StoreStarter {
   if (text === 'builtin') {
-    const cluster = new LocalCluster({ nodes: 3, basePort: opts.basePort, dataDir: join(dir, 'store'), logToFiles: true, extraArgs: ['--snapshot-every', String(opts.snapshotEvery)] });
+    const cluster = new LocalCluster({ nodes: 3, basePort: opts.basePort, dataDir: join(dir, 'store'), logToFiles: true, extraArgs: opts.snapshotEvery === undefined ? [] : ['--snapshot-every', String(opts.snapshotEvery)] });
     return {
       label: 'builtin',
       spec: { kind: 'builtin', endpoints: cluster.endpoints },

@@ -8,6 +8,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { FaultPlan, parseChaosArgs, replayCommand, UsageError, type PlannedFault } from '../../chaos/index.js';
+import { Pacer } from '../../chaos/pacer.js';
 
 const TARGETS = { store: ['n1', 'n2', 'n3'], coordinators: ['c1', 'c2'], banks: ['bank-a', 'bank-b', 'bank-c'] };
 const ALL = ['kill', 'pause', 'partition', 'disk'] as const;
@@ -64,6 +65,22 @@ describe('fault schedule', () => {
   });
 });
 
+describe('pacer', () => {
+  it('spaces starts 1/rate apart across its clients, never in the past, and gives no burst after a lull', async () => {
+    let now = 0;
+    const waits: number[] = [];
+    const pacer = new Pacer(100, () => now, async (ms) => void waits.push(ms));
+    for (let k = 0; k < 4; k++) await pacer.next();
+    expect(waits).toEqual([10, 20, 30]); // the first starts at once; four clients asking together
+    now = 1_000; // a lull: the slots that passed are gone
+    waits.length = 0;
+    await pacer.next();
+    await pacer.next();
+    expect(waits).toEqual([10]);
+    expect(() => new Pacer(0)).toThrow(/positive rate/);
+  });
+});
+
 describe('options', () => {
   it('parse, default, and replay', () => {
     const o = parseChaosArgs(['--duration', '60', '--seed', '9', '--faults', 'kill,disk']);
@@ -71,6 +88,16 @@ describe('options', () => {
     expect(replayCommand(o)).toBe('npm run chaos -- --duration 60 --seed 9 --faults kill,disk --store builtin');
     expect(parseChaosArgs(['--seed', '1', '--faults', 'none']).faults).toEqual([]);
     expect(parseChaosArgs(replayCommand(o).split(' ').slice(4))).toEqual(o); // after "npm run chaos --"
+  });
+
+  it('--rate: a sustained transfer rate, kept in the replay command', () => {
+    expect(parseChaosArgs(['--seed', '1']).rate).toBeUndefined();
+    const o = parseChaosArgs(['--seed', '1', '--rate', '40', '--clients', '8']);
+    expect(o).toMatchObject({ rate: 40, clients: 8 });
+    expect(replayCommand(o)).toBe('npm run chaos -- --duration 120 --seed 1 --faults kill,pause,partition,disk --store builtin --clients 8 --rate 40');
+    expect(parseChaosArgs(replayCommand(o).split(' ').slice(4))).toEqual(o);
+    expect(() => parseChaosArgs(['--seed', '1', '--rate', '0'])).toThrow(/--rate must be an integer from 1/);
+    expect(() => parseChaosArgs(['--seed', '1', '--rate', 'fast'])).toThrow(UsageError);
   });
 
   it('refuse bad input with a clear message', () => {
