@@ -50,11 +50,33 @@ export interface CoordinatorConfig {
   readonly ackWaitMs: number;
   /** How long the compacted record of a collected transaction stays for GET; 0: none is kept. */
   readonly retentionMs: number;
+  /**
+   * The compacted records' budget, in UTF-8 bytes of keys and values, per
+   * coordinator process: past it the oldest are deleted first (gc.ts).
+   */
+  readonly retentionMaxBytes: number;
+  /**
+   * Back-pressure: new begins get 429 store_nearly_full (with Retry-After)
+   * while the store holds more than this percentage of its quota, or its
+   * NOSPACE alarm is raised. Transactions already begun are never refused.
+   */
+  readonly storeHighWaterPercent: number;
+  /**
+   * The store's quota, for a store that does not report one (etcd: its
+   * --quota-backend-bytes, which its endpoint status does not tell). The
+   * built-in store reports its own in /v1/status.
+   */
+  readonly storeQuotaBytes: number;
+  /** How often the store's usage is read for back-pressure; also the Retry-After of a 429 (rounded up to seconds). */
+  readonly storeUsageCheckMs: number;
   /** Listing: default and most transactions per page, and most keys read per request. */
   readonly listDefaultLimit: number;
   readonly listMaxLimit: number;
   readonly listScanMaxKeys: number;
 }
+
+const MIB = 1024 * 1024;
+const GIB = 1024 * MIB;
 
 export const DEFAULT_COORDINATOR_CONFIG: Omit<CoordinatorConfig, 'id'> = Object.freeze({
   defaultTimeoutMs: 10_000,
@@ -76,6 +98,10 @@ export const DEFAULT_COORDINATOR_CONFIG: Omit<CoordinatorConfig, 'id'> = Object.
   decisionHintDelayMs: 1_000,
   ackWaitMs: 30_000,
   retentionMs: 3_600_000,
+  retentionMaxBytes: 16 * MIB, // a small share of the built-in store's 128 MiB quota per coordinator process
+  storeHighWaterPercent: 90,
+  storeQuotaBytes: 2 * GIB,
+  storeUsageCheckMs: 1_000,
   listDefaultLimit: 100,
   listMaxLimit: 1_000,
   listScanMaxKeys: 20_000,
@@ -110,6 +136,10 @@ export function makeCoordinatorConfig(overrides: Partial<CoordinatorConfig> & { 
   int('ackWaitMs', 0, 86_400_000);
   int('decisionHintDelayMs', 0, Math.max(0, c.ackWaitMs - 1));
   int('retentionMs', 0, 30 * 86_400_000);
+  int('retentionMaxBytes', 64 * 1024, 8 * GIB);
+  int('storeHighWaterPercent', 1, 100);
+  int('storeQuotaBytes', MIB, 8 * GIB);
+  int('storeUsageCheckMs', 10, 600_000);
   int('listMaxLimit', 1, 10_000);
   int('listDefaultLimit', 1, c.listMaxLimit);
   int('listScanMaxKeys', 1, 10_000_000);

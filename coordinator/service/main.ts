@@ -18,10 +18,11 @@ import { onShutdownSignals, SHUTDOWN_FLAGS, stopThenClose } from '../../lib/shut
 import { DEFAULT_COORDINATOR_CONFIG, makeCoordinatorConfig, type CoordinatorConfig } from '../runtime/index.js';
 import { openTxStore, STORE_FLAG } from '../txstore/index.js';
 import { CoordinatorServer } from './server.js';
+import { storeUsageSource } from './store-usage.js';
 
 const MAX_PORT = 65_535;
 
-type Limit = 'defaultTimeoutMs' | 'recoveryIntervalMs' | 'retentionMs' | 'ackWaitMs' | 'maxLiveTxs' | 'maxParticipants';
+type Limit = 'defaultTimeoutMs' | 'recoveryIntervalMs' | 'retentionMs' | 'ackWaitMs' | 'maxLiveTxs' | 'maxParticipants' | 'retentionMaxBytes' | 'storeHighWaterPercent' | 'storeQuotaBytes' | 'storeUsageCheckMs';
 
 /** A limit of CoordinatorConfig, with its default; makeCoordinatorConfig checks the range. */
 const limit = (field: Limit, description: string) => ({ type: 'int', default: DEFAULT_COORDINATOR_CONFIG[field], min: 0, description }) as const;
@@ -33,6 +34,10 @@ const LIMIT_FLAGS = {
   'ack-wait-ms': limit('ackWaitMs', 'how long a decision waits for every acknowledgement before it is collected anyway, in ms'),
   'max-live-txs': limit('maxLiveTxs', 'most transactions held in memory at once'),
   'max-participants': limit('maxParticipants', 'most participants in one transaction'),
+  'retention-max-bytes': limit('retentionMaxBytes', "the compacted records' budget in bytes (this process's): past it the oldest are deleted first"),
+  'store-high-water-percent': limit('storeHighWaterPercent', "new begins get 429 store_nearly_full while the store holds more than this percentage of its quota"),
+  'store-quota-bytes': limit('storeQuotaBytes', "etcd's --quota-backend-bytes, for back-pressure (the built-in store reports its own quota)"),
+  'store-usage-check-ms': limit('storeUsageCheckMs', "how often the store's fill level is read for back-pressure, in ms (also the 429's Retry-After)"),
 } as const;
 
 
@@ -60,6 +65,10 @@ export const coordinatorCommand = defineCommand({
         ackWaitMs: values['ack-wait-ms'],
         maxLiveTxs: values['max-live-txs'],
         maxParticipants: values['max-participants'],
+        retentionMaxBytes: values['retention-max-bytes'],
+        storeHighWaterPercent: values['store-high-water-percent'],
+        storeQuotaBytes: values['store-quota-bytes'],
+        storeUsageCheckMs: values['store-usage-check-ms'],
       });
     } catch (e) {
       throw new UsageError(undefined, e instanceof Error ? e.message : String(e));
@@ -70,7 +79,8 @@ export const coordinatorCommand = defineCommand({
     // openTxStore gives the built-in store's client a fresh id per process: the store deduplicates
     // writes by (client id, sequence), and a restarted process starts its sequences again.
     const opened = await openTxStore(spec, id);
-    const coordinator = new CoordinatorServer({ config, store: opened.store, failpoints, log });
+    const storeUsage = storeUsageSource(spec, config.storeQuotaBytes);
+    const coordinator = new CoordinatorServer({ config, store: opened.store, failpoints, log, storeUsage });
     const bound = await coordinator.start({ port: values.port, host: values.host });
     onShutdownSignals({
       servers: [coordinator.httpServer as Server],

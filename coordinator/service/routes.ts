@@ -4,7 +4,8 @@
  * also builds the document served at /openapi.json). Status codes: 201 begin, 200
  * otherwise; 400 bad input, 404 unknown transaction, 409 state conflicts
  * (tx_not_active, already_committed, participant_conflict), 413 body too
- * large, 503 store unavailable or too many transactions (with Retry-After),
+ * large, 429 store_nearly_full on begin (back-pressure, with Retry-After),
+ * 503 store unavailable or too many transactions (with Retry-After),
  * 504 when the answer did not come in time (every call is idempotent: retry).
  * Each route only checks its input and calls the service (service.ts).
  */

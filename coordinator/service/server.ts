@@ -17,6 +17,7 @@ import { HttpHintSender, type CoordinatorConfig } from '../runtime/index.js';
 import type { TxStore } from '../txstore/index.js';
 import { coordinatorApp } from './routes.js';
 import { CoordinatorService } from './service.js';
+import type { StoreUsageSource } from './store-usage.js';
 
 /**
  * Requests wait for the store up to their own timeouts (requestTimeoutMs,
@@ -32,6 +33,8 @@ export interface CoordinatorServerOptions {
   readonly log: Logger;
   /** Default: none (the process entry passes `Failpoints.fromEnv()`). */
   readonly failpoints?: FailpointHook;
+  /** The store's fill level for back-pressure on begins (store-usage.ts); default: none. */
+  readonly storeUsage?: StoreUsageSource;
   /** Serve `/v1/admin/faults`; default: RAFT2PC_FAULTS=1 in the environment (lib/faults.ts). */
   readonly faultInjection?: boolean;
 }
@@ -65,6 +68,7 @@ export class CoordinatorServer {
       hints: this.hints,
       failpoints: opts.failpoints ?? NO_FAILPOINTS,
       log: opts.log,
+      ...(opts.storeUsage === undefined ? {} : { storeUsage: opts.storeUsage }),
     });
     // A server is its own process (or one of few in a test), so its /metrics carries the process's.
     this.service.metrics.collectProcessMetrics();

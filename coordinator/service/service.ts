@@ -38,6 +38,7 @@ import {
   type TxView,
 } from '../runtime/index.js';
 import type { TxStore } from '../txstore/index.js';
+import { BackPressure, type StoreUsageSource } from './store-usage.js';
 
 /** What a coordinator service is built from: every effect on the world outside this object. */
 export interface CoordinatorServiceDeps {
@@ -51,6 +52,8 @@ export interface CoordinatorServiceDeps {
   readonly hints: HintSender;
   readonly failpoints: FailpointHook;
   readonly log: Logger;
+  /** The store's fill level, for back-pressure on begins (store-usage.ts); without it begins are never refused for it. */
+  readonly storeUsage?: StoreUsageSource;
 }
 
 /** The former name of CoordinatorServiceDeps. */
@@ -158,6 +161,8 @@ export class CoordinatorService {
   private recovered = false;
   /** When a store read last succeeded (readiness). */
   private storeOkAtMs = -Infinity;
+  /** Refuses begins while the store is nearly full; undefined without a usage source. */
+  readonly backPressure: BackPressure | undefined;
 
   constructor(deps: CoordinatorServiceDeps) {
     const c = deps.config;
@@ -167,7 +172,8 @@ export class CoordinatorService {
     this.random = deps.random;
     const retry = { maxAttempts: c.storeWriteMaxAttempts, baseMs: c.storeBackoffBaseMs, maxMs: c.storeBackoffMaxMs };
     this.hints = new CappedHintSender(deps.hints, c.maxInflightHints);
-    this.collector = new Collector({ store: this.store, retentionMs: c.retentionMs, timers: this.timers, random: this.random, retry });
+    this.collector = new Collector({ store: this.store, retentionMs: c.retentionMs, retentionMaxBytes: c.retentionMaxBytes, timers: this.timers, random: this.random, retry });
+    this.backPressure = deps.storeUsage === undefined ? undefined : new BackPressure({ source: deps.storeUsage, highWaterPercent: c.storeHighWaterPercent, checkMs: c.storeUsageCheckMs, timers: this.timers });
     const metrics = registerMetrics(this.metrics);
     const shared = { store: this.store, config: c, timers: this.timers, random: this.random, collector: this.collector, log: deps.log };
     this.runtime = new CoordinatorRuntime({ ...shared, hints: this.hints, failpoints: deps.failpoints, metrics: metrics.runtime });
@@ -176,6 +182,13 @@ export class CoordinatorService {
     r.gauge('twopc_transactions_in_doubt', 'Undecided transactions past their deadline in the last full recovery scan.', () => this.recovery.lastInDoubt);
     r.gauge('twopc_live_transactions', 'Transactions this coordinator drives now.', () => this.runtime.liveCount);
     r.counterFrom('twopc_hints_skipped_total', 'Hints skipped because too many were in flight.', () => this.hints.skipped);
+    r.gauge('twopc_compacted_bytes', "Bytes of the compacted records this process keeps (retentionMaxBytes bounds them).", () => this.collector.retainedBytes);
+    r.counterFrom('twopc_retention_budget_revokes_total', 'Retention leases revoked to keep the compacted records within retentionMaxBytes.', () => this.collector.budgetRevokes);
+    r.counterFrom('twopc_begins_refused_store_full_total', 'Begins refused with 429 store_nearly_full (back-pressure).', () => this.backPressure?.refused ?? 0);
+    r.gauge('twopc_store_used_ratio', "The store's used bytes over its quota, as last read for back-pressure (0 when unknown).", () => {
+      const u = this.backPressure?.last;
+      return u === undefined || u.quotaBytes === 0 ? 0 : u.usedBytes / u.quotaBytes;
+    });
   }
 
   /** Starts the store watch, then the recovery loop (which also collects garbage). Once per service. */
@@ -250,6 +263,7 @@ export class CoordinatorService {
     }
     const nowMs = this.timers.nowMs();
     const id = idempotencyKey === undefined ? freshTxId(nowMs, this.random) : idForIdempotencyKey(idempotencyKey);
+    await this.checkBackPressure(id, idempotencyKey !== undefined);
     const record: TxRecord = { participants, state: 'active', deadline: nowMs + timeoutMs, createdAt: nowMs, ...(input.metadata === undefined ? {} : { metadata: input.metadata }) };
     encodeTxRecord(record); // validates (metadata size): 400 before anything is written
     let reply: CoordinatorReply;
@@ -264,6 +278,21 @@ export class CoordinatorService {
     if (reply.kind === 'error') throw replyError(reply);
     if (reply.kind !== 'begun') throw new Error(`unexpected reply ${reply.kind} to begin`);
     return { id: reply.id, state: reply.state, deadline: reply.deadline };
+  }
+
+  /**
+   * Back-pressure on new work only: enlist, commit and abort of begun
+   * transactions never ask, and neither does a keyed begin repeated for a
+   * transaction that exists.
+   */
+  private async checkBackPressure(id: string, keyed: boolean): Promise<void> {
+    try {
+      await this.backPressure?.checkBegin();
+    } catch (e) {
+      if (!keyed) throw e;
+      const exists = (await this.store.get(TX_PREFIX + id)) !== null || (await readDone(this.store, id)) !== null;
+      if (!exists) throw e;
+    }
   }
 
   async enlist(id: string, participant: unknown): Promise<{ id: string; participant: Participant }> {

@@ -16,6 +16,7 @@ import { Router, errorReply, serveWire, type PlainRequest, type Reply, type Rout
 import type { Random } from '../../lib/random.js';
 import type { Timers } from '../../lib/timers.js';
 import { addLeaseRoutes, addMemberRoutes } from './admin.js';
+import { addAlarmRoutes, quotaView } from './alarms.js';
 import { ok, type ApiNode, type RouteDeps } from './common.js';
 import { addFaultRoutes, type FaultSlot } from './faults.js';
 import { LeaderForwarder } from './forward.js';
@@ -77,6 +78,7 @@ export class StoreApi implements Routes {
     this.router.on('GET', '/v1/watch', (req) => this.watches.reply(req));
     addLeaseRoutes(this.router, deps);
     addMemberRoutes(this.router, deps);
+    addAlarmRoutes(this.router, deps);
     const faults = opts.transport !== undefined && (opts.faultRoutes ?? faultInjectionEnabled());
     if (opts.transport && faults) addFaultRoutes(this.router, node.cfg.id, opts.transport);
     const openApi = storeOpenApi({ maxBodyBytes: node.cfg.maxBodyBytes, faultRoutes: faults });
@@ -103,6 +105,7 @@ export class StoreApi implements Routes {
         commitIndex: st.commitIndex,
         appliedIndex: node.applied,
         revision: node.kvState.revision,
+        ...quotaView(node),
         members: node.memberList().map((m) => ({ ...m, learner: st.conf.learners.includes(m.id) })),
       });
     });

@@ -15,6 +15,7 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   lease_not_found: 404,
   lease_exists: 409,
   request_id_stale: 409,
+  still_over_quota: 409,
   // Capacity limits: the caller must free space or wait; not the server's fault.
   too_many_leases: 429,
   store_full: 429,

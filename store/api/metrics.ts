@@ -18,6 +18,9 @@ export function storeMetrics(node: ApiNode, opts: StoreMetricsOptions): MetricsR
   r.gauge('store_raft_applied_index', 'Index applied to the KV state machine.', () => node.applied);
   r.gauge('store_kv_revision', 'KV store revision.', () => node.kvState.revision);
   r.gauge('store_kv_keys', 'Number of keys.', () => node.kvState.keyCount);
+  r.gauge('store_kv_bytes', 'Key and value bytes of all live keys (what the quota limits).', () => node.kvState.storeBytes);
+  r.gauge('store_quota_bytes', 'The store quota (--quota-bytes).', () => node.kvState.config.maxStoreBytes);
+  r.gauge('store_alarm_nospace', '1 while the NOSPACE alarm is raised.', () => (node.kvState.alarms.length > 0 ? 1 : 0));
   r.counterFrom('store_proposals_total', 'Writes proposed by this node as leader.', () => m.proposals);
   r.counterFrom('store_proposal_batches_total', 'Proposal batches (one append each).', () => m.proposalBatches);
   r.counterFrom('store_applied_entries_total', 'Log entries applied.', () => m.appliedEntries);

@@ -28,6 +28,19 @@ const deleteResult = strictObject({ type: { const: 'delete' }, deleted: bool, pr
 
 const member = strictObject({ id: str, clientUrl: str, peerAddress: str });
 
+const alarm = strictObject({
+  type: { const: 'NOSPACE' },
+  raisedAtRevision: int,
+  storeBytes: { ...int, description: 'Stored key and value bytes when it was raised.' },
+  growthBytes: { ...int, description: 'What the refused write would have added: the room a disarm needs.' },
+});
+/** The quota facts of /v1/status and /v1/alarms. */
+const quotaFields = {
+  storeBytes: { ...int, description: 'Key and value bytes of all live keys (what the quota limits).' },
+  quotaBytes: { ...int, description: 'The quota (--quota-bytes).' },
+  alarms: { type: 'array', items: alarm, description: 'Raised alarms: NOSPACE while growing writes are refused.' },
+} as const;
+
 const keyParam: ParamDoc = {
   name: 'key',
   in: 'path',
@@ -92,6 +105,7 @@ function statusRoutes(): RouteDoc[] {
             commitIndex: int,
             appliedIndex: int,
             revision: int,
+            ...quotaFields,
             members: { type: 'array', items: strictObject({ id: str, clientUrl: str, peerAddress: str, learner: bool }) },
           }),
         },
@@ -185,6 +199,19 @@ function memberRoutes(): RouteDoc[] {
   ];
 }
 
+function alarmRoutes(): RouteDoc[] {
+  return [
+    { method: 'get', path: '/v1/alarms', summary: "Raised alarms, stored bytes and the quota (this node's view, like etcdctl alarm list)", ok: { 200: { description: 'Alarms', json: strictObject(quotaFields) } } },
+    {
+      method: 'post',
+      path: '/v1/alarms/disarm',
+      summary: 'Disarm NOSPACE (etcdctl alarm disarm), once the write that raised it would fit',
+      ok: { 200: { description: 'Disarmed (`disarmed: false`: none was raised)', json: strictObject({ disarmed: bool, storeBytes: int, quotaBytes: int }) } },
+      errors: merge(LEADER_ERRORS, { 409: ['still_over_quota'] }),
+    },
+  ];
+}
+
 function faultRoutes(): RouteDoc[] {
   const state: JsonSchema = strictObject({ id: str, blockedPeers: { type: 'array', items: str } });
   const ok = { 200: { description: 'The peers this node drops Raft messages to and from', json: state } };
@@ -204,6 +231,6 @@ export function storeOpenApi(opts: StoreOpenApiOptions): OpenApiDocument {
       `Request bodies are JSON, at most ${opts.maxBodyBytes} bytes. Every error is \`{"error": {"code", "message", ...details}}\`; a path with no route is \`404 not_found\`, a known path with another method \`405 method_not_allowed\` (schema: components.schemas.ErrorBody).`,
     ].join('\n\n'),
     commonErrors: { 400: ['invalid_path'], 500: ['internal'] },
-    routes: [...statusRoutes(), ...kvRoutes(), ...leaseRoutes(), ...memberRoutes(), ...(opts.faultRoutes ? faultRoutes() : [])],
+    routes: [...statusRoutes(), ...kvRoutes(), ...leaseRoutes(), ...memberRoutes(), ...alarmRoutes(), ...(opts.faultRoutes ? faultRoutes() : [])],
   });
 }

@@ -11,9 +11,11 @@
  * CAS, delete of a missing key, read-only txn) keeps the current revision.
  */
 import { assert } from '../../lib/assert.js';
+import { AlarmState } from './alarm.js';
 import type { KvConfig } from './config.js';
 import { fail } from './failure.js';
 import { Keyspace } from './keyspace.js';
+import type { KeyStore } from './keystore.js';
 import { LeaseTable } from './leases.js';
 import type {
   Compare,
@@ -52,13 +54,21 @@ export class Changes {
 
 export type WriteOutcome = KvOkResult | KvFailure;
 
+/** A disarm needs the refused write's growth free, but never more than 1/this of the quota. */
+const DISARM_ROOM_SHARE = 10;
+
 export class KvEngine {
   /** Invariant: >= 1, and >= the modRevision of every key. */
   revision = 1;
-  readonly keyspace = new Keyspace();
   readonly leaseTable = new LeaseTable();
+  /** The NOSPACE alarm (alarm.ts): raised by storeFull, cleared by disarmAlarm. */
+  readonly alarm = new AlarmState();
 
-  constructor(private readonly config: KvConfig) {}
+  /** `keyspace` holds the live keys: in memory unless an on-disk KeyStore is injected. */
+  constructor(
+    private readonly config: KvConfig,
+    readonly keyspace: KeyStore = new Keyspace(),
+  ) {}
 
   get(op: CheckedGet): KvOkResult<GetResult> {
     return { ok: true, ...this.getAt(op, this.revision) };
@@ -148,6 +158,8 @@ export class KvEngine {
     if (this.leaseTable.has(op.id)) {
       return fail('lease_exists', `lease ${op.id} already exists`, { lease: op.id });
     }
+    // A lease grows the store too (etcd refuses LeaseGrant under NOSPACE).
+    if (this.alarm.raised !== undefined) return this.refusedByAlarm(0);
     if (this.leaseTable.size >= this.config.maxLeases) {
       return fail('too_many_leases', `at most ${this.config.maxLeases} leases`, {
         maxLeases: this.config.maxLeases,
@@ -235,7 +247,11 @@ export class KvEngine {
     return undefined;
   }
 
-  /** Refuses writes that would grow the store past maxStoreBytes; shrinking writes always pass. */
+  /**
+   * The quota, as etcd's NOSPACE alarm: a write that would grow the store
+   * past maxStoreBytes fails and raises the alarm; while it is raised every
+   * write that grows the store fails. Writes that do not grow it always pass.
+   */
   private storeFull(ops: readonly CheckedTxnOp[]): KvFailure | undefined {
     let growthBytes = 0;
     for (const op of ops) {
@@ -244,13 +260,47 @@ export class KvEngine {
       if (old !== undefined) growthBytes -= old.keyBytes + old.valueBytes;
       if (op.type === 'put') growthBytes += op.keyBytes + op.valueBytes;
     }
+    if (growthBytes <= 0) return undefined;
+    if (this.alarm.raised !== undefined) return this.refusedByAlarm(growthBytes);
     const total = this.keyspace.totalBytes + growthBytes;
-    if (growthBytes <= 0 || total <= this.config.maxStoreBytes) return undefined;
+    if (total <= this.config.maxStoreBytes) return undefined;
+    this.alarm.raise(this.revision, this.keyspace.totalBytes, growthBytes);
     const max = this.config.maxStoreBytes;
-    return fail('store_full', `the write would grow the store to ${total} bytes, at most ${max}`, {
+    return fail('store_full', `the write would grow the store to ${total} bytes, at most ${max}; the NOSPACE alarm is raised`, {
       maxStoreBytes: max,
       storeBytes: this.keyspace.totalBytes,
+      alarm: 'NOSPACE',
     });
+  }
+
+  private refusedByAlarm(growthBytes: number): KvFailure {
+    const max = this.config.maxStoreBytes;
+    const message = 'the NOSPACE alarm is raised: writes that grow the store are refused until it is disarmed (delete keys, then POST /v1/alarms/disarm)';
+    return fail('store_full', message, { maxStoreBytes: max, storeBytes: this.keyspace.totalBytes, growthBytes, alarm: 'NOSPACE' });
+  }
+
+  /**
+   * Clears the alarm once the write that raised it would fit (its growth,
+   * counted as at most a tenth of the quota, so a write bigger than the
+   * whole quota does not make the alarm permanent); refused
+   * (still_over_quota) before.
+   */
+  disarmAlarm(): WriteOutcome {
+    const alarm = this.alarm.raised;
+    const max = this.config.maxStoreBytes;
+    const storeBytes = this.keyspace.totalBytes;
+    const roomBytes = alarm === undefined ? 0 : Math.min(alarm.growthBytes, Math.floor(max / DISARM_ROOM_SHARE));
+    if (alarm !== undefined && storeBytes + roomBytes > max) {
+      const need = storeBytes + roomBytes - max;
+      return fail('still_over_quota', `the store holds ${storeBytes} bytes and needs ${roomBytes} free under the quota of ${max} (the write that raised the alarm): delete at least ${need} bytes first`, {
+        maxStoreBytes: max,
+        storeBytes,
+        growthBytes: roomBytes,
+        alarm: 'NOSPACE',
+      });
+    }
+    this.alarm.disarm();
+    return { ok: true, type: 'alarmDisarm', disarmed: alarm !== undefined, storeBytes, maxStoreBytes: max, revision: this.revision };
   }
 }
 

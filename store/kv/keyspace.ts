@@ -1,5 +1,6 @@
 /**
- * The live keys, ordered for range scans.
+ * The live keys in the JS heap, ordered for range scans: the in-memory
+ * KeyStore (keystore.ts), the default and the simulation's.
  *
  * Structure: a Map for O(1) point lookups, plus the keys in order as a
  * sorted list of sorted blocks (at most MAX_BLOCK_KEYS each, the layout of
@@ -12,22 +13,20 @@
  * sizes the store quota (maxStoreBytes) allows.
  */
 import { assert } from '../../lib/assert.js';
+import type { KeyRange, KeyStore, StoredKey } from './keystore.js';
 import type { KeyValue } from './types.js';
 import { compareKeys } from './utf8.js';
 
-/** A live key with its sizes, kept so quota and history accounting never rescan values. */
-export interface StoredKey {
-  readonly kv: KeyValue;
-  readonly keyBytes: number;
-  readonly valueBytes: number;
-}
+export type { StoredKey } from './keystore.js';
 
-export class Keyspace {
-  private readonly byKey = new Map<string, StoredKey>();
+/** The in-memory KeyStore: the default, and the simulation's. */
+export class Keyspace implements KeyStore {
+  private byKey = new Map<string, StoredKey>();
   /** Invariant: exactly the keys of byKey, in compareKeys order. */
-  private readonly order = new SortedKeys();
+  private order = new SortedKeys();
   /** Invariant: the sum of keyBytes + valueBytes over byKey. */
   private bytes = 0;
+  private applied = 0;
 
   get size(): number {
     return this.byKey.size;
@@ -36,6 +35,10 @@ export class Keyspace {
   /** Key and value UTF-8 bytes of all live keys (what maxStoreBytes limits). */
   get totalBytes(): number {
     return this.bytes;
+  }
+
+  get appliedIndex(): number {
+    return this.applied;
   }
 
   get(key: string): StoredKey | undefined {
@@ -70,7 +73,7 @@ export class Keyspace {
     prefix: string,
     after: string | undefined,
     limit: number,
-  ): { kvs: KeyValue[]; more: boolean } {
+  ): KeyRange {
     assert(limit >= 1, 'range limit must be positive');
     const keys =
       after !== undefined && compareKeys(after, prefix) >= 0
@@ -88,6 +91,28 @@ export class Keyspace {
   /** Every live key in key order (for snapshots). */
   *inOrder(): IterableIterator<StoredKey> {
     for (const key of this.order.from('', true)) yield this.byKey.get(key) as StoredKey;
+  }
+
+  clear(): void {
+    this.byKey = new Map();
+    this.order = new SortedKeys();
+    this.bytes = 0;
+    this.applied = 0;
+  }
+
+  /** Memory has nothing to commit: runs `apply` and notes the applied index. */
+  batch<T>(apply: () => T, appliedIndex: () => number): T {
+    const result = apply();
+    this.applied = appliedIndex();
+    return result;
+  }
+
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
   }
 }
 

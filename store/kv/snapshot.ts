@@ -13,6 +13,7 @@
  * diverging quietly.
  */
 import { assert } from '../../lib/assert.js';
+import { decodeAlarms, type NoSpaceAlarm } from './alarm.js';
 import type { Session } from './sessions.js';
 import type { KeyValue, KvEvent, KvOkResult, LeaseId } from './types.js';
 import { compareKeys } from './utf8.js';
@@ -31,6 +32,8 @@ export interface SnapshotImage {
   /** Sessions least recently used first. */
   readonly sessions: readonly Session[];
   readonly history: { readonly droppedThrough: number; readonly events: readonly KvEvent[] };
+  /** Raised alarms (alarm.ts); absent when none is. */
+  readonly alarms?: readonly NoSpaceAlarm[];
 }
 
 export function encodeSnapshot(image: SnapshotImage): string {
@@ -59,7 +62,9 @@ export function decodeSnapshot(data: string): SnapshotImage {
   const history = object(root['history'], 'history');
   const droppedThrough = int(history['droppedThrough'], 'history.droppedThrough', 0);
   assert(droppedThrough <= revision, 'snapshot history dropped revisions after the snapshot');
+  const alarms = decodeAlarms(root['alarms']);
   return {
+    ...(alarms.length === 0 ? {} : { alarms }),
     appliedIndex: int(root['appliedIndex'], 'appliedIndex', 0),
     revision,
     clockMs,

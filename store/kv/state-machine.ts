@@ -12,12 +12,14 @@
  *    (expiring idle sessions), and record the result in the session.
  */
 import { assert } from '../../lib/assert.js';
+import type { NoSpaceAlarm } from './alarm.js';
 import { type KvConfig, resolveKvConfig } from './config.js';
 import { Changes, KvEngine } from './engine.js';
 import { fail, isFailure } from './failure.js';
 import { WatchHistory } from './history.js';
+import type { KeyStore } from './keystore.js';
 import { SessionTable } from './sessions.js';
-import { decodeSnapshot, encodeSnapshot } from './snapshot.js';
+import { decodeSnapshot, encodeSnapshot, type SnapshotImage } from './snapshot.js';
 import type {
   EventsResult,
   GetResult,
@@ -56,9 +58,14 @@ export class KvStateMachine {
    */
   private clockMs = 0;
 
-  constructor(config: Partial<KvConfig> = {}) {
+  /**
+   * An empty state machine. `keys` (empty) holds its live keys: a new
+   * in-memory Keyspace unless an on-disk KeyStore is injected.
+   */
+  constructor(config: Partial<KvConfig> = {}, keys?: KeyStore) {
     this.config = resolveKvConfig(config);
-    this.engine = new KvEngine(this.config);
+    assert(keys === undefined || keys.size === 0, 'a new state machine needs an empty key store');
+    this.engine = new KvEngine(this.config, keys);
     this.sessions = new SessionTable(this.config.maxSessions, this.config.sessionIdleMs);
     this.history = new WatchHistory(this.config.watchHistoryEvents, this.config.watchHistoryBytes);
   }
@@ -82,13 +89,32 @@ export class KvStateMachine {
     return this.engine.keyspace.totalBytes;
   }
 
+  /** The raised alarms (NOSPACE at most): replicated state, the same on every member. */
+  get alarms(): NoSpaceAlarm[] {
+    return this.engine.alarm.list();
+  }
+
   /**
    * Applies one committed command. `raftIndex` must be above every index
    * applied before. The command is checked at run time too (it came through
    * the log as JSON), so any input gives a result and none throws.
    */
   apply(command: KvCommand, raftIndex: number): KvApplied {
+    return this.batch(() => this.applyNow(command, raftIndex));
+  }
+
+  /**
+   * Runs `applyAll` (calls of apply and applyData) as one write batch of the
+   * key store, committed with the applied index it reaches (keystore.ts):
+   * the node applies each Ready's committed entries in one batch.
+   */
+  batch<T>(applyAll: () => T): T {
+    return this.engine.keyspace.batch(applyAll, () => this.applied);
+  }
+
+  private applyNow(command: KvCommand, raftIndex: number): KvApplied {
     this.advanceIndex(raftIndex);
+    if (isObject(command) && command.type === 'alarmDisarm') return { result: this.engine.disarmAlarm(), events: NO_EVENTS };
     const checked = checkCommand(command, this.config);
     if (isFailure(checked)) return { result: checked, events: NO_EVENTS };
     if (checked.kind === 'read') {
@@ -104,8 +130,10 @@ export class KvStateMachine {
     try {
       command = JSON.parse(data);
     } catch {
-      this.advanceIndex(raftIndex);
-      return { result: fail('invalid_command', 'entry data is not JSON'), events: NO_EVENTS };
+      return this.batch(() => {
+        this.advanceIndex(raftIndex);
+        return { result: fail('invalid_command', 'entry data is not JSON'), events: NO_EVENTS };
+      });
     }
     return this.apply(command as KvCommand, raftIndex);
   }
@@ -150,32 +178,47 @@ export class KvStateMachine {
       leases: this.engine.leaseTable.list().map(({ id, ttlMs }) => ({ id, ttlMs })),
       sessions: this.sessions.list(),
       history: this.history.save(),
+      // Only when raised, so a snapshot without alarms is what it was before alarms existed.
+      ...(this.engine.alarm.raised === undefined ? {} : { alarms: this.engine.alarm.list() }),
     });
   }
 
   /**
    * Builds a state machine from `snapshot()` output. Use the same config as
    * the replica that wrote it (see config.ts). Throws an AssertionError on
-   * a malformed snapshot: that is corruption, not user input.
+   * a malformed snapshot: that is corruption, not user input. `keys` is
+   * cleared and refilled from the snapshot in one batch (default: a new
+   * in-memory Keyspace).
    */
-  static restore(data: string, config: Partial<KvConfig> = {}): KvStateMachine {
+  static restore(data: string, config: Partial<KvConfig> = {}, keys?: KeyStore): KvStateMachine {
     const image = decodeSnapshot(data);
-    const kv = new KvStateMachine(config);
-    kv.applied = image.appliedIndex;
-    kv.clockMs = image.clockMs;
-    kv.engine.revision = image.revision;
-    for (const { id, ttlMs } of image.leases) kv.engine.leaseTable.grant(id, ttlMs);
+    const build = (): KvStateMachine => {
+      keys?.clear();
+      const kv = new KvStateMachine(config, keys);
+      kv.load(image);
+      return kv;
+    };
+    // One batch: an on-disk store holds either its old state or the snapshot's, never a mix.
+    return keys === undefined ? build() : keys.batch(build, () => image.appliedIndex);
+  }
+
+  /** Fills a new state machine with a snapshot's state. */
+  private load(image: SnapshotImage): void {
+    this.applied = image.appliedIndex;
+    this.clockMs = image.clockMs;
+    this.engine.revision = image.revision;
+    for (const { id, ttlMs } of image.leases) this.engine.leaseTable.grant(id, ttlMs);
     for (const stored of image.keys) {
       const keyBytes = utf8ByteLength(stored.key);
       const valueBytes = utf8ByteLength(stored.value);
       assert(keyBytes > 0 && valueBytes >= 0, `snapshot key ${stored.key} is not valid UTF-8`);
-      kv.engine.keyspace.set({ kv: stored, keyBytes, valueBytes });
-      if (stored.lease !== undefined) kv.engine.leaseTable.attach(stored.lease, stored.key);
+      this.engine.keyspace.set({ kv: stored, keyBytes, valueBytes });
+      if (stored.lease !== undefined) this.engine.leaseTable.attach(stored.lease, stored.key);
     }
     const sizes = image.history.events.map(eventBytes);
-    kv.history.load(image.history.droppedThrough, image.history.events, sizes);
-    kv.sessions.load(image.sessions);
-    return kv;
+    this.history.load(image.history.droppedThrough, image.history.events, sizes);
+    this.sessions.load(image.sessions);
+    this.engine.alarm.load(image.alarms ?? []);
   }
 
   private applyWrite(checked: Extract<CheckedCommand, { kind: 'write' }>): KvApplied {
@@ -225,6 +268,10 @@ export class KvStateMachine {
     this.clockMs = nowMs;
     this.sessions.expire(nowMs);
   }
+}
+
+function isObject(v: unknown): v is { readonly type?: unknown } {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** The history size of an event, as the engine counts it when the event is made. */

@@ -137,6 +137,15 @@ export interface LeaseRevokeCommand extends WriteMeta {
   readonly id: LeaseId;
 }
 
+/**
+ * Clears the NOSPACE alarm (alarm.ts), etcd's `alarm disarm`: refused with
+ * still_over_quota while the write that raised it would still not fit.
+ * Idempotent; no session, no revision.
+ */
+export interface AlarmDisarmCommand extends WriteMeta {
+  readonly type: 'alarmDisarm';
+}
+
 export type KvReadCommand = GetCommand | RangeCommand;
 export type KvWriteCommand =
   | PutCommand
@@ -144,7 +153,8 @@ export type KvWriteCommand =
   | DeleteCommand
   | TxnCommand
   | LeaseGrantCommand
-  | LeaseRevokeCommand;
+  | LeaseRevokeCommand
+  | AlarmDisarmCommand;
 export type KvCommand = KvReadCommand | KvWriteCommand;
 
 export interface GetResult {
@@ -213,6 +223,15 @@ export interface LeaseRevokeResult {
   readonly revision: number;
 }
 
+export interface AlarmDisarmResult {
+  readonly type: 'alarmDisarm';
+  /** False when no alarm was raised. */
+  readonly disarmed: boolean;
+  readonly storeBytes: number;
+  readonly maxStoreBytes: number;
+  readonly revision: number;
+}
+
 export type KvSuccess =
   | GetResult
   | RangeResult
@@ -221,7 +240,8 @@ export type KvSuccess =
   | DeleteResult
   | TxnResult
   | LeaseGrantResult
-  | LeaseRevokeResult;
+  | LeaseRevokeResult
+  | AlarmDisarmResult;
 
 export interface KvOk {
   readonly ok: true;
@@ -248,8 +268,14 @@ export type KvErrorCode =
   | 'lease_not_found'
   | 'lease_exists'
   | 'too_many_leases'
-  /** The write would grow the stored key and value bytes past maxStoreBytes. */
+  /**
+   * The write would grow the stored key and value bytes past maxStoreBytes
+   * (it raises the NOSPACE alarm), or it would grow them while the alarm is
+   * raised. The one failure that changes state: the alarm.
+   */
   | 'store_full'
+  /** alarmDisarm while the write that raised the alarm would still not fit. */
+  | 'still_over_quota'
   /** The write's seq is older than the last one its session applied. */
   | 'request_id_stale'
   /** eventsSince: fromRevision is older than the kept watch history. */

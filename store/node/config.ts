@@ -36,6 +36,19 @@ export interface NodeConfig {
   readonly walSegmentSizeBytes: number;
   /** How often the leader checks lease deadlines; keys outlive their TTL by at most two of these (a new lease's clock starts at the first check). */
   readonly leaseCheckMs: number;
+  /**
+   * The store quota on key and value bytes (KvConfig.maxStoreBytes, etcd's
+   * --quota-backend-bytes): past it the NOSPACE alarm refuses growing
+   * writes. The same on every member, like every KV limit. Default
+   * DEFAULT_QUOTA_BYTES (128 MiB, the ceiling too until snapshots stream).
+   */
+  readonly quotaBytes?: number;
+  /**
+   * Where the KV state machine keeps its live keys: 'memory' (the default, a
+   * Keyspace in the JS heap) or 'lmdb' (store/engine/lmdb-keyspace.ts, on
+   * disk in `<dataDir>/kv`, rebuilt from the snapshot and WAL at each start).
+   */
+  readonly engine?: 'memory' | 'lmdb';
   /** Most events kept for watchers to resume from (KvConfig.watchHistoryEvents); the KV default when absent. */
   readonly watchHistoryEvents?: number;
   /** Raft's own limits (entries per message, in-flight window, uncommitted entries, pending reads, pre-vote, check quorum); store/raft's defaults when absent. */

@@ -26,6 +26,6 @@ export function decodeImage(data: string): SnapshotImage {
  * defaults would silently change limits and the watch history's size.
  */
 export function kvConfigOf(cfg: NodeConfig): Partial<KvConfig> {
-  const base = { maxKeyBytes: cfg.maxKeyBytes, maxValueBytes: cfg.maxValueBytes };
+  const base = { maxKeyBytes: cfg.maxKeyBytes, maxValueBytes: cfg.maxValueBytes, ...(cfg.quotaBytes === undefined ? {} : { maxStoreBytes: cfg.quotaBytes }) };
   return cfg.watchHistoryEvents === undefined ? base : { ...base, watchHistoryEvents: cfg.watchHistoryEvents };
 }

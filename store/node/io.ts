@@ -9,6 +9,7 @@
  */
 import type { Timers } from '../../lib/timers.js';
 import type { Random } from '../../lib/random.js';
+import type { KeyStore } from '../kv/keystore.js';
 import type { Entry, HardState, Message, NodeId, Snapshot } from '../raft/index.js';
 import type { SnapshotMarker } from './wal-format.js';
 
@@ -52,6 +53,13 @@ export interface NodeIo<T extends PeerTransport = PeerTransport> {
   readonly transport: T;
   readonly timers: Timers;
   readonly random: Random;
+  /**
+   * Where the KV state machine keeps its live keys (an on-disk KeyStore);
+   * when absent, each state machine gets a fresh in-memory Keyspace. The
+   * node clears it at start and on every snapshot install and refills it
+   * from the snapshot and the log, then closes it in stop().
+   */
+  readonly keys?: KeyStore;
   /**
    * A failed fsync or a corrupt state: this replica can no longer be trusted
    * (a process exits; a simulated one crashes). The node has already stopped

@@ -12,10 +12,12 @@ import type { IncomingMessage } from 'node:http';
 import { defineCommand, isEntryPoint, LOG_FLAGS, runMain, serviceLogger, UsageError } from '../../lib/cli.js';
 import { onShutdownSignals, SHUTDOWN_FLAGS } from '../../lib/shutdown.js';
 import { listenStoreApi } from '../api/server.js';
+import { DEFAULT_QUOTA_BYTES, MAX_QUOTA_BYTES, MIN_QUOTA_BYTES } from '../kv/index.js';
 import { defaultNodeConfig, parseClusterSpec, type MemberAddress, type NodeConfig } from './config.js';
 import { StoreNode } from './node.js';
 
 const MAX_PORT = 65_535;
+const ENGINES = ['memory', 'lmdb'] as const;
 
 export const storeCommand = defineCommand({
   name: 'store',
@@ -33,6 +35,8 @@ export const storeCommand = defineCommand({
     'snapshot-every': { type: 'int', default: defaultNodeConfig.snapshotEveryEntries, min: 1, description: 'applied entries between snapshots' },
     'request-timeout-ms': { type: 'int', default: defaultNodeConfig.requestTimeoutMs, min: 1, description: 'how long a write may wait to commit, in ms' },
     'watch-history-events': { type: 'int', min: 1, description: 'events kept for watches to resume from (the same on every member, like every KV limit; default: the KV default)' },
+    'quota-bytes': { type: 'int', default: DEFAULT_QUOTA_BYTES, min: MIN_QUOTA_BYTES, max: MAX_QUOTA_BYTES, description: "the store quota on key and value bytes (etcd's --quota-backend-bytes): past it the NOSPACE alarm refuses growing writes until POST /v1/alarms/disarm; the same on every member" },
+    engine: { type: 'enum', values: ENGINES, default: 'memory', description: 'where the live keys are kept: memory (the JS heap) or lmdb (on disk in DATA-DIR/kv, rebuilt from the snapshot and WAL at each start)' },
     ...LOG_FLAGS,
     ...SHUTDOWN_FLAGS,
   },
@@ -55,6 +59,8 @@ export const storeCommand = defineCommand({
       heartbeatTicks: values['heartbeat-ticks'],
       snapshotEveryEntries: values['snapshot-every'],
       requestTimeoutMs: values['request-timeout-ms'],
+      engine: values.engine,
+      quotaBytes: values['quota-bytes'],
       ...(values['watch-history-events'] === undefined ? {} : { watchHistoryEvents: values['watch-history-events'] }),
     };
     const log = serviceLogger(values, 'store', { node: values.id });

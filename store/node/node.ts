@@ -15,10 +15,9 @@ import { AppError } from '../../lib/errors.js';
 import type { Cancel, Timers } from '../../lib/timers.js';
 import { stderrLogger, type Logger } from '../../lib/logger.js';
 import { LeaseKeeper, type LeaseHost } from './leases.js';
-import { KvStateMachine, type KvApplied, type KvResult, type KvWriteCommand } from '../kv/index.js';
+import type { KvStateMachine, KvApplied, KvResult, KvWriteCommand } from '../kv/index.js';
 import {
   RawNode,
-  bootstrapStorage,
   type ConfChange,
   type Entry,
   type Message,
@@ -31,7 +30,8 @@ import {
 } from '../raft/index.js';
 import { type MemberAddress, type NodeConfig } from './config.js';
 import { BusyError, NoLeaderError, ProposalDroppedError } from './errors.js';
-import { decodeImage, encodeImage, kvConfigOf } from './image.js';
+import { decodeImage, encodeImage } from './image.js';
+import { bootstrapIfEmpty, buildKv } from './startup.js';
 import type { NodeIo, PeerTransport, RaftLogStore } from './io.js';
 import { WaitTable } from './pending.js';
 import { openProcessIo } from './process-io.js';
@@ -134,7 +134,7 @@ export class StoreNode<T extends PeerTransport = Transport> {
     this.proposals = new WaitTable('write', io.timers);
     this.reads = new WaitTable('linearizable read', io.timers);
     const image = snapshot && snapshot.data !== '' ? decodeImage(snapshot.data) : undefined;
-    this.kv = image ? KvStateMachine.restore(image.kv, kvConfigOf(cfg)) : new KvStateMachine(kvConfigOf(cfg));
+    this.kv = buildKv(image?.kv, cfg, io.keys);
     for (const m of image?.members ?? cfg.initialCluster) this.setMember(m);
     this.appliedIndex = snapshot?.meta.index ?? 0;
     this.lastSnapshotIndex = this.appliedIndex;
@@ -151,6 +151,7 @@ export class StoreNode<T extends PeerTransport = Transport> {
     } catch (e) {
       await io.transport.close();
       await io.log.close();
+      await io.keys?.close();
       throw e;
     }
     return node;
@@ -326,7 +327,7 @@ export class StoreNode<T extends PeerTransport = Transport> {
 
   private installSnapshot(s: Snapshot): void {
     const image = decodeImage(s.data);
-    this.kv = KvStateMachine.restore(image.kv, kvConfigOf(this.cfg));
+    this.kv = buildKv(image.kv, this.cfg, this.io.keys);
     this.members.clear();
     for (const m of image.members) this.setMember(m);
     // Proposals at or before the snapshot may or may not be in it: their outcome is unknown.
@@ -338,7 +339,12 @@ export class StoreNode<T extends PeerTransport = Transport> {
     this.metrics.snapshotsInstalled++;
   }
 
+  /** One key-store batch per Ready: an on-disk store commits the entries with their applied index at once. */
   private applyEntries(entries: readonly Entry[]): void {
+    if (entries.length > 0) this.kv.batch(() => this.applyEach(entries));
+  }
+
+  private applyEach(entries: readonly Entry[]): void {
     for (const e of entries) {
       assert(e.index === this.appliedIndex + 1, `apply ${e.index} after ${this.appliedIndex}`);
       let result: KvResult | undefined;
@@ -538,6 +544,7 @@ export class StoreNode<T extends PeerTransport = Transport> {
     const giveUpAt = this.timers.monotonicMs() + STOP_DRAIN_LIMIT_MS;
     while ((this.looping || this.snapshotSaving) && this.timers.monotonicMs() < giveUpAt) await this.timers.sleep(STOP_POLL_MS);
     await this.log.close();
+    await this.io.keys?.close();
   }
 
   /**
@@ -563,17 +570,4 @@ export class StoreNode<T extends PeerTransport = Transport> {
     this.cancelTicker = undefined;
     this.leases.stop();
   }
-}
-
-/**
- * The storage a node starts from: what is stored, or, when nothing is and
- * this node founds the cluster, the founding configuration, made durable
- * before Raft sees it (every founder writes the same entries at term 1).
- */
-async function bootstrapIfEmpty(cfg: NodeConfig, log: RaftLogStore, stored: StorageState): Promise<StorageState> {
-  const empty = stored.snapshot === undefined && stored.entries.length === 0 && stored.hardState.term === 0;
-  if (!empty || cfg.join) return stored;
-  const founding = bootstrapStorage(cfg.initialCluster.map((m) => ({ id: m.id, context: JSON.stringify(m) })));
-  await log.save(founding.entries, founding.hardState);
-  return founding;
 }

@@ -119,7 +119,11 @@ describe('Collector', () => {
     expect([...store.dump().keys()]).toEqual([`${DONE_PREFIX}t`]);
     const done = await store.get(doneKey('t'));
     expect(done?.lease).toBeDefined();
-    expect(decodeDoneRecord(done!.value)).toMatchObject({ id: 't', outcome: 'committed', acks: { p: 5, q: 6 } });
+    // The compact record (docs/2PC.md): names and the outcome; ack times are not kept (every one had acked by collectedAt).
+    const back = decodeDoneRecord(done!.value);
+    expect(back).toMatchObject({ id: 't', outcome: 'committed', participants: [{ name: 'p' }, { name: 'q' }] });
+    expect(back.acks).toEqual({ p: back.collectedAt, q: back.collectedAt });
+    expect(r.collected && r.record.acks).toEqual({ p: 5, q: 6 });
     expect(await gc.collect('t')).toEqual({ collected: false, reason: 'gone' });
   });
 });

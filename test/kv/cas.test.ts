@@ -2,11 +2,11 @@
 // "must be absent", `previous` is the value before the call whether or not it
 // succeeded, and a failed CAS changes nothing (no revision, no event).
 import { describe, expect, it } from 'vitest';
-import { KvStateMachine } from '../../store/kv/index.js';
 import type { KvApplied, KvCommand } from '../../store/kv/index.js';
+import { newKv } from './kv-factory.js';
 
 function setup() {
-  const kv = new KvStateMachine();
+  const kv = newKv();
   let index = 0;
   const apply = (command: KvCommand): KvApplied => kv.apply(command, ++index);
   return { kv, apply, run: (command: KvCommand) => apply(command).result };

@@ -2,11 +2,11 @@
 // move and detach, list for the leader's expiry timer, and revoke, which
 // deletes every attached key at one revision with one delete event each.
 import { describe, expect, it } from 'vitest';
-import { KvStateMachine } from '../../store/kv/index.js';
 import type { KvApplied, KvCommand } from '../../store/kv/index.js';
+import { newKv } from './kv-factory.js';
 
 function setup(config = {}) {
-  const kv = new KvStateMachine(config);
+  const kv = newKv(config);
   let index = 0;
   const apply = (command: KvCommand): KvApplied => kv.apply(command, ++index);
   return { kv, apply, run: (command: KvCommand) => apply(command).result };

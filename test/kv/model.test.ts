@@ -5,8 +5,8 @@
 // snapshotted and restored, which must not change any later answer.
 import { describe, expect, it } from 'vitest';
 import { SeededRandom } from '../../lib/random.js';
-import { KvStateMachine } from '../../store/kv/index.js';
 import type { Compare, KeyValue, KvCommand, KvEvent, TxnOp } from '../../store/kv/index.js';
+import { newKv, restoreKv } from './kv-factory.js';
 
 type Json = Record<string, unknown>;
 
@@ -208,7 +208,7 @@ describe('randomized against a reference model', () => {
       const random = new SeededRandom(seed);
       const next = generator(random);
       const model = new Model();
-      let kv = new KvStateMachine();
+      let kv = newKv();
       const clients = ['c1', 'c2', 'c3'];
       const seqs = new Map<string, number>();
       const last = new Map<string, KvCommand>();
@@ -247,7 +247,7 @@ describe('randomized against a reference model', () => {
         }
         if (step % 97 === 0) {
           const data = kv.snapshot();
-          kv = KvStateMachine.restore(data);
+          kv = restoreKv(data);
           expect(kv.snapshot(), `${where}: snapshot round trip`).toBe(data);
         }
       }

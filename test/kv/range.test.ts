@@ -3,11 +3,12 @@
 // more keys remain, and refuse limits above maxRangeLimit.
 import { describe, expect, it } from 'vitest';
 import { SeededRandom } from '../../lib/random.js';
-import { KvStateMachine, compareKeys } from '../../store/kv/index.js';
+import { type KvStateMachine, compareKeys } from '../../store/kv/index.js';
 import type { KeyValue } from '../../store/kv/index.js';
+import { newKv } from './kv-factory.js';
 
 function store(keys: readonly string[], config = {}): KvStateMachine {
-  const kv = new KvStateMachine(config);
+  const kv = newKv(config);
   keys.forEach((key, i) => kv.apply({ type: 'put', key, value: `v-${key}` }, i + 1));
   return kv;
 }
@@ -109,7 +110,7 @@ describe('range', () => {
   it('stays ordered across block splits and merges with thousands of keys', () => {
     const seed = 77;
     const random = new SeededRandom(seed);
-    const kv = new KvStateMachine();
+    const kv = newKv();
     const live = new Set<string>();
     let index = 0;
     for (let step = 0; step < 6000; step++) {

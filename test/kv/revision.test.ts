@@ -3,11 +3,11 @@
 // version counts puts within one life of the key, and reads change nothing.
 import { describe, expect, it } from 'vitest';
 import { AssertionError } from '../../lib/assert.js';
-import { KvStateMachine } from '../../store/kv/index.js';
 import type { KvCommand, KvResult } from '../../store/kv/index.js';
+import { newKv } from './kv-factory.js';
 
 function setup() {
-  const kv = new KvStateMachine();
+  const kv = newKv();
   let index = 0;
   const run = (command: KvCommand): KvResult => kv.apply(command, ++index).result;
   return { kv, run };
@@ -99,7 +99,7 @@ describe('revisions and versions', () => {
   });
 
   it('asserts that raft indexes increase, and allows gaps for entries it never sees', () => {
-    const kv = new KvStateMachine();
+    const kv = newKv();
     kv.apply({ type: 'put', key: 'a', value: 'x' }, 5);
     expect(kv.appliedIndex).toBe(5);
     expect(() => kv.apply({ type: 'get', key: 'a' }, 5)).toThrow(AssertionError);
@@ -109,7 +109,7 @@ describe('revisions and versions', () => {
   });
 
   it('applies entry data given as JSON, and answers non-JSON data with invalid_command', () => {
-    const kv = new KvStateMachine();
+    const kv = newKv();
     const put = kv.applyData(JSON.stringify({ type: 'put', key: 'a', value: 'x' }), 1);
     expect(put.result).toMatchObject({ ok: true, revision: 2 });
     const bad = kv.applyData('{not json', 2);

@@ -3,11 +3,11 @@
 // refused as stale, failures are not cached, and sessions expire by the
 // commands' nowMs and are bounded with least-recently-used eviction.
 import { describe, expect, it } from 'vitest';
-import { KvStateMachine } from '../../store/kv/index.js';
 import type { KvApplied, KvCommand, KvConfig } from '../../store/kv/index.js';
+import { newKv } from './kv-factory.js';
 
 function setup(config: Partial<KvConfig> = {}) {
-  const kv = new KvStateMachine(config);
+  const kv = newKv(config);
   let index = 0;
   const apply = (command: KvCommand): KvApplied => kv.apply(command, ++index);
   return { kv, apply, run: (command: KvCommand) => apply(command).result };

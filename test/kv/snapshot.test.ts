@@ -4,8 +4,9 @@
 // watch exactly like the replica that wrote it.
 import { describe, expect, it } from 'vitest';
 import { AssertionError } from '../../lib/assert.js';
-import { KvStateMachine } from '../../store/kv/index.js';
+import type { KvStateMachine } from '../../store/kv/index.js';
 import type { KvCommand, KvConfig } from '../../store/kv/index.js';
+import { newKv, restoreKv } from './kv-factory.js';
 
 const CONFIG: Partial<KvConfig> = { watchHistoryEvents: 6, maxSessions: 4, sessionIdleMs: 50 };
 
@@ -42,7 +43,7 @@ const CONTINUATION: KvCommand[] = [
 ];
 
 function build(): KvStateMachine {
-  const kv = new KvStateMachine(CONFIG);
+  const kv = newKv(CONFIG);
   SCRIPT.forEach((command, i) => kv.apply(command, 10 + i));
   return kv;
 }
@@ -51,7 +52,7 @@ describe('snapshot', () => {
   it('restores a state that snapshots to the same string', () => {
     const kv = build();
     const data = kv.snapshot();
-    const copy = KvStateMachine.restore(data, CONFIG);
+    const copy = restoreKv(data, CONFIG);
     expect(copy.snapshot()).toBe(data);
     expect(copy.revision).toBe(kv.revision);
     expect(copy.appliedIndex).toBe(kv.appliedIndex);
@@ -67,7 +68,7 @@ describe('snapshot', () => {
 
   it('applies later commands exactly like the original', () => {
     const kv = build();
-    const copy = KvStateMachine.restore(kv.snapshot(), CONFIG);
+    const copy = restoreKv(kv.snapshot(), CONFIG);
     let index = kv.appliedIndex;
     for (const command of CONTINUATION) {
       index += 3;
@@ -76,7 +77,7 @@ describe('snapshot', () => {
       expect(copy.snapshot()).toBe(kv.snapshot());
     }
     // The continuation really exercised sessions: duplicates, a stale seq and expiry.
-    const replay = KvStateMachine.restore(build().snapshot(), CONFIG);
+    const replay = restoreKv(build().snapshot(), CONFIG);
     const results = CONTINUATION.map((c, i) => replay.apply(c, 1000 + i).result);
     expect(results[0]).toMatchObject({ duplicate: true });
     expect(results[1]).toMatchObject({ duplicate: true });
@@ -85,8 +86,8 @@ describe('snapshot', () => {
   });
 
   it('round-trips an empty state', () => {
-    const kv = new KvStateMachine();
-    const copy = KvStateMachine.restore(kv.snapshot());
+    const kv = newKv();
+    const copy = restoreKv(kv.snapshot());
     expect(copy.snapshot()).toBe(kv.snapshot());
     expect(copy.revision).toBe(1);
     copy.apply({ type: 'put', key: 'a', value: 'b' }, 1);
@@ -94,7 +95,7 @@ describe('snapshot', () => {
   });
 
   it('keeps the applied index, so restored replicas refuse an old index', () => {
-    const copy = KvStateMachine.restore(build().snapshot(), CONFIG);
+    const copy = restoreKv(build().snapshot(), CONFIG);
     expect(() => copy.apply({ type: 'get', key: 'a' }, 10)).toThrow(AssertionError);
   });
 
@@ -102,7 +103,7 @@ describe('snapshot', () => {
     const kv = build();
     const oldest = kv.eventsSince(1, { prefix: '' }, 10);
     expect(oldest).toMatchObject({ ok: false, error: { code: 'compacted' } });
-    expect(KvStateMachine.restore(kv.snapshot(), CONFIG).eventsSince(1, { prefix: '' }, 10)).toEqual(oldest);
+    expect(restoreKv(kv.snapshot(), CONFIG).eventsSince(1, { prefix: '' }, 10)).toEqual(oldest);
   });
 
   it('fails loudly on a snapshot that is corrupt or not a KV snapshot', () => {
@@ -117,6 +118,6 @@ describe('snapshot', () => {
       JSON.stringify({ ...parsed, keys: [...(parsed['keys'] as unknown[])].reverse() }),
       JSON.stringify({ ...parsed, leases: [] }), // keys refer to leases that are gone
     ];
-    for (const data of bad) expect(() => KvStateMachine.restore(data, CONFIG)).toThrow(AssertionError);
+    for (const data of bad) expect(() => restoreKv(data, CONFIG)).toThrow(AssertionError);
   });
 });

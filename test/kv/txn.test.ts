@@ -3,11 +3,12 @@
 // runs atomically at one shared revision, later ops see earlier writes, and a
 // txn that cannot run completely changes nothing.
 import { describe, expect, it } from 'vitest';
-import { KvStateMachine } from '../../store/kv/index.js';
+import type { KvStateMachine } from '../../store/kv/index.js';
 import type { Compare, CompareOp, KvApplied, KvCommand, TxnOp } from '../../store/kv/index.js';
+import { newKv } from './kv-factory.js';
 
 function setup(config = {}) {
-  const kv = new KvStateMachine(config);
+  const kv = newKv(config);
   let index = 0;
   const apply = (command: KvCommand): KvApplied => kv.apply(command, ++index);
   return { kv, apply, run: (command: KvCommand) => apply(command).result };

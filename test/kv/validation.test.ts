@@ -4,8 +4,9 @@
 // the applied index.
 import { describe, expect, it } from 'vitest';
 import { SeededRandom } from '../../lib/random.js';
-import { KvStateMachine } from '../../store/kv/index.js';
+import type { KvStateMachine } from '../../store/kv/index.js';
 import type { KvCommand, KvConfig, KvErrorCode } from '../../store/kv/index.js';
+import { newKv } from './kv-factory.js';
 
 const CONFIG: Partial<KvConfig> = {
   maxKeyBytes: 8,
@@ -18,7 +19,7 @@ const CONFIG: Partial<KvConfig> = {
 
 /** A store with some keys and a lease, so a wrongly applied command would show. */
 function seeded(): KvStateMachine {
-  const kv = new KvStateMachine(CONFIG);
+  const kv = newKv(CONFIG);
   kv.apply({ type: 'leaseGrant', id: 1, ttlMs: 10 }, 1);
   kv.apply({ type: 'put', key: 'a', value: 'x', lease: 1 }, 2);
   kv.apply({ type: 'put', key: 'b', value: 'y', requestId: { clientId: 'c', seq: 2 }, nowMs: 5 }, 3);
@@ -97,7 +98,8 @@ describe('bad input', () => {
       expect(out.result).toMatchObject({ ok: false, error: { code } });
       expect(out.events).toEqual([]);
       if (!out.result.ok) expect(typeof out.result.error.message).toBe('string');
-      expect(stateOf(kv)).toEqual(before);
+      // store_full raises the NOSPACE alarm (store/kv/alarm.ts): the one state change a failure makes.
+      expect(stateOf(kv)).toEqual(code === 'store_full' ? { ...(before as object), alarms: [expect.objectContaining({ type: 'NOSPACE' })] } : before);
       expect(kv.appliedIndex).toBe(10);
     });
   }
@@ -117,11 +119,13 @@ describe('bad input', () => {
   });
 
   it('always lets writes that shrink the store through, even when full', () => {
-    const kv = new KvStateMachine({ maxStoreBytes: 10 });
+    const kv = newKv({ maxStoreBytes: 10 });
     kv.apply({ type: 'put', key: 'a', value: 'x'.repeat(9) }, 1);
     expect(kv.apply({ type: 'put', key: 'b', value: 'y' }, 2).result).toMatchObject({ error: { code: 'store_full' } });
     expect(kv.apply({ type: 'put', key: 'a', value: 'x' }, 3).result).toMatchObject({ ok: true });
-    expect(kv.apply({ type: 'put', key: 'b', value: 'y' }, 4).result).toMatchObject({ ok: true });
+    // The refused write raised the NOSPACE alarm: growing writes wait for a disarm.
+    expect(kv.apply({ type: 'alarmDisarm' }, 4).result).toMatchObject({ ok: true, disarmed: true });
+    expect(kv.apply({ type: 'put', key: 'b', value: 'y' }, 5).result).toMatchObject({ ok: true });
     expect(kv.storeBytes).toBe(4);
   });
 

@@ -3,11 +3,12 @@
 // prefix, pages never split a revision, and a revision older than the kept
 // history is refused as compacted with the oldest revision still available.
 import { describe, expect, it } from 'vitest';
-import { KvStateMachine } from '../../store/kv/index.js';
+import type { KvStateMachine } from '../../store/kv/index.js';
 import type { EventsResult, KvApplied, KvCommand, KvConfig, KvEvent, WatchFilter } from '../../store/kv/index.js';
+import { newKv } from './kv-factory.js';
 
 function setup(config: Partial<KvConfig> = {}) {
-  const kv = new KvStateMachine(config);
+  const kv = newKv(config);
   let index = 0;
   const apply = (command: KvCommand): KvApplied => kv.apply(command, ++index);
   return { kv, apply };
@@ -49,7 +50,7 @@ describe('watch history', () => {
     apply({ type: 'put', key: 'a', value: '1' });
     expect(events(kv, 3)).toEqual({ ok: true, events: [], nextRevision: 3, more: false });
     expect(events(kv, 10)).toEqual({ ok: true, events: [], nextRevision: 10, more: false });
-    expect(events(new KvStateMachine(), 1)).toEqual({ ok: true, events: [], nextRevision: 2, more: false });
+    expect(events(newKv(), 1)).toEqual({ ok: true, events: [], nextRevision: 2, more: false });
   });
 
   it('pages by whole revisions, so resuming at nextRevision neither skips nor repeats', () => {

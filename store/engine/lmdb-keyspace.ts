@@ -1,0 +1,187 @@
+/**
+ * `LmdbKeyStore`: the KeyStore contract (store/kv/keystore.ts) on LMDB, a
+ * memory-mapped B+tree on disk (the `lmdb` package), in the manner of etcd's
+ * bbolt. The live keys are not held in the JS heap: reads are synchronous
+ * LMDB gets and cursor scans, served from the OS page cache.
+ *
+ * Layout, in one LMDB environment (a directory, the node's `<data-dir>/kv`):
+ * - database `keys`: key = the key's UTF-8 bytes (LMDB orders keys by memcmp,
+ *   which for UTF-8 is code point order, the order of compareKeys; string
+ *   keys are encoded as Buffers on purpose: lmdb's default ordered-binary
+ *   encoding escapes some leading bytes); value = the msgpack tuple
+ *   [value, createRevision, modRevision, version, valueBytes, lease (0: none)].
+ * - database `meta`: one entry `state` = { appliedIndex, count, bytes }, so
+ *   opening a store reads its size without a scan.
+ *
+ * Writes: every batch (`batch`, one per applied Ready on a node) is one LMDB
+ * write transaction holding its sets, deletes and the `meta` entry with the
+ * applied index, so the store on disk is always the state after some whole
+ * batch. The environment runs with `noSync`: a commit reaches the OS (it
+ * survives a process crash, SIGKILL included) but is not fsynced; the Raft
+ * WAL is the durability point, and `flush` (mdb_env_sync) makes everything
+ * committed durable, to be called before dropping WAL entries that only
+ * this store's state would still cover. After a power loss the store may be
+ * behind its `meta` at worst to an earlier whole batch (LMDB keeps its own
+ * consistency without fsync only for a process crash; after a machine crash
+ * a noSync environment can be damaged, so a node must then rebuild it from
+ * its snapshot and WAL, as the first step does at every start).
+ */
+import { mkdirSync } from 'node:fs';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { assert } from '../../lib/assert.js';
+import type { KeyRange, KeyStore, StoredKey } from '../kv/keystore.js';
+import type { KeyValue } from '../kv/types.js';
+import { compareKeys } from '../kv/utf8.js';
+
+/** [value, createRevision, modRevision, version, valueBytes, lease or 0]. */
+type Row = [string, number, number, number, number, number];
+
+interface Meta {
+  readonly appliedIndex: number;
+  readonly count: number;
+  readonly bytes: number;
+}
+
+const META_KEY = 'state';
+
+export class LmdbKeyStore implements KeyStore {
+  /** Batches open around the current call; writes commit when the outermost ends. */
+  private depth = 0;
+  private count: number;
+  private bytes: number;
+  private applied: number;
+
+  private constructor(
+    /** The environment's directory. */
+    readonly path: string,
+    private readonly env: RootDatabase,
+    private readonly keys: Database<Row, Buffer>,
+    private readonly meta: Database<Meta, string>,
+  ) {
+    const m = meta.get(META_KEY) ?? { appliedIndex: 0, count: 0, bytes: 0 };
+    this.count = m.count;
+    this.bytes = m.bytes;
+    this.applied = m.appliedIndex;
+    const stats = keys.getStats() as { entryCount: number };
+    assert(stats.entryCount === this.count, `LMDB key store at ${path}: meta counts ${this.count} keys, the database holds ${stats.entryCount}`);
+  }
+
+  /** Opens (creating if absent) the store in directory `path`. */
+  static open(path: string): LmdbKeyStore {
+    mkdirSync(path, { recursive: true });
+    const env = open({ path, noSync: true, maxDbs: 4 });
+    const keys = env.openDB<Row, Buffer>({ name: 'keys', keyEncoding: 'binary', encoding: 'msgpack' });
+    const meta = env.openDB<Meta, string>({ name: 'meta', encoding: 'msgpack' });
+    return new LmdbKeyStore(path, env, keys, meta);
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  get totalBytes(): number {
+    return this.bytes;
+  }
+
+  get appliedIndex(): number {
+    return this.applied;
+  }
+
+  get(key: string): StoredKey | undefined {
+    const row = this.keys.get(encodeKey(key));
+    return row === undefined ? undefined : stored(key, row);
+  }
+
+  set(s: StoredKey): void {
+    if (this.depth === 0) return this.batch(() => this.set(s), () => this.applied);
+    const key = encodeKey(s.kv.key);
+    assert(key.length === s.keyBytes, `key ${JSON.stringify(s.kv.key)} is not ${s.keyBytes} UTF-8 bytes`);
+    const old = this.keys.get(key);
+    if (old === undefined) this.count++;
+    else this.bytes -= key.length + old[4];
+    const { value, createRevision, modRevision, version, lease } = s.kv;
+    this.keys.putSync(key, [value, createRevision, modRevision, version, s.valueBytes, lease ?? 0]);
+    this.bytes += s.keyBytes + s.valueBytes;
+  }
+
+  delete(key: string): StoredKey | undefined {
+    if (this.depth === 0) return this.batch(() => this.delete(key), () => this.applied);
+    const k = encodeKey(key);
+    const old = this.keys.get(k);
+    if (old === undefined) return undefined;
+    this.keys.removeSync(k);
+    this.count--;
+    this.bytes -= k.length + old[4];
+    return stored(key, old);
+  }
+
+  range(prefix: string, after: string | undefined, limit: number): KeyRange {
+    assert(limit >= 1, 'range limit must be positive');
+    const fromAfter = after !== undefined && compareKeys(after, prefix) >= 0;
+    const start = fromAfter ? after : prefix;
+    const kvs: KeyValue[] = [];
+    for (const { key, value } of this.keys.getRange({ start: encodeKey(start) })) {
+      const k = key.toString('utf8');
+      if (fromAfter && k === after) continue;
+      if (!k.startsWith(prefix)) return { kvs, more: false };
+      if (kvs.length === limit) return { kvs, more: true };
+      kvs.push(stored(k, value).kv);
+    }
+    return { kvs, more: false };
+  }
+
+  *inOrder(): IterableIterator<StoredKey> {
+    for (const { key, value } of this.keys.getRange({})) yield stored(key.toString('utf8'), value);
+  }
+
+  clear(): void {
+    if (this.depth === 0) return this.batch(() => this.clear(), () => 0);
+    this.keys.clearSync();
+    this.count = 0;
+    this.bytes = 0;
+    this.applied = 0;
+  }
+
+  batch<T>(apply: () => T, appliedIndex: () => number): T {
+    if (this.depth > 0) return apply();
+    const before = { count: this.count, bytes: this.bytes, applied: this.applied };
+    this.depth++;
+    try {
+      return this.env.transactionSync(() => {
+        const result = apply();
+        this.applied = appliedIndex();
+        this.meta.putSync(META_KEY, { appliedIndex: this.applied, count: this.count, bytes: this.bytes });
+        return result;
+      });
+    } catch (e) {
+      // The transaction was aborted: the counters go back to what is on disk.
+      ({ count: this.count, bytes: this.bytes, applied: this.applied } = before);
+      throw e;
+    } finally {
+      this.depth--;
+    }
+  }
+
+  /** fsyncs the environment: every batch committed so far is durable when this resolves. */
+  flush(): Promise<void> {
+    const env = this.env as unknown as { sync(callback: (error?: unknown) => void): void };
+    return new Promise((resolve, reject) => {
+      env.sync((error) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve()));
+    });
+  }
+
+  async close(): Promise<void> {
+    assert(this.depth === 0, 'LMDB key store closed inside a batch');
+    await this.env.close();
+  }
+}
+
+function encodeKey(key: string): Buffer {
+  return Buffer.from(key, 'utf8');
+}
+
+function stored(key: string, row: Row): StoredKey {
+  const [value, createRevision, modRevision, version, valueBytes, lease] = row;
+  const kv: KeyValue = lease === 0 ? { key, value, version, createRevision, modRevision } : { key, value, version, createRevision, modRevision, lease };
+  return { kv, keyBytes: Buffer.byteLength(key, 'utf8'), valueBytes };
+}
