@@ -177,7 +177,8 @@ function viewLines(v: GetAnswer): string[] {
   const rows = v.participants.map((p) => {
     const vote = v.votes[p.name];
     const ack = v.acks[p.name];
-    return [p.name, p.url, vote === undefined ? '-' : `${vote.vote}${vote.by === p.name ? '' : ` (by ${vote.by})`}`, ack === undefined ? '-' : iso(ack), vote?.reason ?? ''];
+    // A collected transaction's compacted record keeps names, not urls.
+    return [p.name, p.url === '' ? '-' : p.url, vote === undefined ? '-' : `${vote.vote}${vote.by === p.name ? '' : ` (by ${vote.by})`}`, ack === undefined ? '-' : iso(ack), vote?.reason ?? ''];
   });
   lines.push('', ...(rows.length === 0 ? ['no participants'] : table(['PARTICIPANT', 'URL', 'VOTE', 'ACKED', 'REASON'], rows)));
   return lines;

@@ -28,6 +28,8 @@ export const COORDINATOR_ANSWER_CODES = [
   'participant_conflict',
   // 413
   'body_too_large',
+  // 429: the store is near its quota; new begins wait (Retry-After), begun transactions go on
+  'store_nearly_full',
   // 500
   'corrupt_value',
   'internal',
@@ -81,7 +83,7 @@ export type WorkAnswerCode = (typeof WORK_ANSWER_CODES)[number];
 export type WorkErrorCode = WorkAnswerCode | ClientCode;
 
 /** Codes after which the same call, repeated (here or elsewhere), may succeed: every call is idempotent. */
-const RETRYABLE: ReadonlySet<string> = new Set(['unavailable', 'timeout', 'store_unavailable', 'too_many_transactions', 'shutting_down', 'not_ready', 'log_full']);
+const RETRYABLE: ReadonlySet<string> = new Set(['unavailable', 'timeout', 'store_unavailable', 'store_nearly_full', 'too_many_transactions', 'shutting_down', 'not_ready', 'log_full']);
 
 /** Where an error came from, beyond its code. */
 export interface ErrorContext {
