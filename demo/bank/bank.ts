@@ -5,9 +5,9 @@
  * restart.
  *
  * Durability: the balances and the ids of the transfers applied here live
- * in one small JSON document, a lowdb `Low` over the durable adapter
- * DurableJsonFile (temp file, fsync, rename, fsync of the directory), so
- * lowdb keeps the document and the adapter its durability; `commit` resolves only
+ * in one small JSON document: a lowdb `Low` over the adapter DurableJsonFile
+ * (temp file, fsync, rename, fsync of the directory), so lowdb holds the
+ * document and the adapter makes each write durable. `commit` resolves only
  * once the file holding its effect is durable. The library logs "applied"
  * only after that, so a crash in between replays the commit, and the
  * recorded id makes the replay a no-op. An abort and an audit change no
