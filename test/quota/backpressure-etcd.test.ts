@@ -11,6 +11,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/wait.js';
 import { NO_FAILPOINTS } from '../../lib/failpoints.js';
 import { silentLogger } from '../../lib/logger.js';
 import { SeededRandom } from '../../lib/random.js';
@@ -86,13 +87,10 @@ describe.skipIf(bin === undefined)('back-pressure on etcd', () => {
     let n = 0;
     while ((await dbSize()) <= 0.95 * QUOTA) await store.put(`fill/${String(n++).padStart(4, '0')}`, value);
 
-    let refused: request.Response | undefined;
-    const deadline = Date.now() + 10_000;
-    while (refused === undefined && Date.now() < deadline) {
+    const refused = await waitFor('a begin refused with 429', 10_000, async () => {
       const r = await begin();
-      if (r.status === 429) refused = r;
-      else await new Promise((res) => setTimeout(res, 100));
-    }
+      return r.status === 429 ? r : undefined;
+    }, 100);
     expect(refused?.body).toMatchObject({ error: { code: 'store_nearly_full', quotaBytes: QUOTA } });
     expect(Number(refused?.headers['retry-after'])).toBeGreaterThanOrEqual(1);
 
@@ -104,12 +102,6 @@ describe.skipIf(bin === undefined)('back-pressure on etcd', () => {
     await gateway('/v3/kv/compaction', { revision, physical: true });
     await gateway('/v3/maintenance/defragment', {});
     expect(await dbSize()).toBeLessThan(0.9 * QUOTA);
-    let accepted = false;
-    const until = Date.now() + 10_000;
-    while (!accepted && Date.now() < until) {
-      accepted = (await begin()).status === 201;
-      if (!accepted) await new Promise((res) => setTimeout(res, 100));
-    }
-    expect(accepted).toBe(true);
+    await waitFor('a begin accepted again after compaction and defragmentation', 10_000, async () => (await begin()).status === 201, 100);
   }, 120_000);
 });

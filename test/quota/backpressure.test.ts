@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type express from 'express';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/wait.js';
 import { NO_FAILPOINTS } from '../../lib/failpoints.js';
 import { silentLogger } from '../../lib/logger.js';
 import type { OpenApiDocument } from '../../lib/openapi.js';
@@ -80,14 +81,10 @@ describe('back-pressure on begin', () => {
 
     const doc = (await request(app).get('/openapi.json')).body as OpenApiDocument;
     const checker = new ResponseChecker(doc);
-    let refused: request.Response | undefined;
-    const deadline = Date.now() + 10_000;
-    while (refused === undefined && Date.now() < deadline) {
+    const refused = await waitFor('a begin refused with 429', 10_000, async () => {
       const r = await begin();
-      if (r.status === 429) refused = r;
-      else await new Promise((res) => setTimeout(res, 100));
-    }
-    expect(refused).toBeDefined();
+      return r.status === 429 ? r : undefined;
+    }, 100);
     checker.check('post', '/v1/transactions', refused as request.Response, 429, 'store_nearly_full');
     expect(Number(refused?.headers['retry-after'])).toBeGreaterThanOrEqual(1);
     expect(refused?.body).toMatchObject({ error: { code: 'store_nearly_full', quotaBytes: QUOTA, highWaterPercent: 90 } });
@@ -100,14 +97,7 @@ describe('back-pressure on begin', () => {
 
     // Room again: begins are accepted.
     for (const key of keys) await client.delete(key);
-    let accepted = false;
-    const until = Date.now() + 10_000;
-    while (!accepted && Date.now() < until) {
-      const r = await begin();
-      accepted = r.status === 201;
-      if (!accepted) await new Promise((res) => setTimeout(res, Number(r.headers['retry-after'] ?? 1) * 100));
-    }
-    expect(accepted).toBe(true);
+    await waitFor('a begin accepted again after the deletes', 10_000, async () => (await begin()).status === 201, 100);
     expect(await service.metricsText()).toMatch(/twopc_begins_refused_store_full_total [1-9]/);
   }, 120_000);
 });

@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/wait.js';
 import type { OpenApiDocument } from '../../lib/openapi.js';
 import { LocalCluster } from '../../store/node/launcher.js';
 import { ResponseChecker } from '../openapi/support.js';
@@ -56,11 +57,7 @@ async function call(method: string, path: string, body?: unknown, node = 0): Pro
 const code = (a: Answer): unknown => (a.body['error'] as Record<string, unknown> | undefined)?.['code'];
 
 async function eventually(check: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor(what, timeoutMs, check, 100);
 }
 
 describe('the NOSPACE alarm', () => {
