@@ -63,9 +63,14 @@ export class LiveTx {
 
   constructor(readonly id: string) {}
 
-  /** Idle: nothing waits on it and nothing of its own is in flight, so dropping it loses nothing. */
+  /**
+   * Idle: nothing waits on it, nothing of its own is in flight and it is not
+   * loading, so dropping it loses nothing. A loading transaction is never idle:
+   * a buffered deletion (collected meanwhile) fed during the load must not drop
+   * it before the request that loads it is stepped and answered tx_not_found.
+   */
   get idle(): boolean {
-    return this.waiters.size === 0 && this.inflight === 0;
+    return this.waiters.size === 0 && this.inflight === 0 && this.loading === undefined;
   }
 
   clearTimers(): void {

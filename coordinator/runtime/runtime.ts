@@ -139,7 +139,8 @@ export class CoordinatorRuntime {
   async adopt(id: string): Promise<boolean> {
     if (this.live.has(id)) return true;
     try {
-      await this.load(id, true);
+      const tx = await this.load(id, true);
+      this.maybeUnload(tx); // no request follows to step it: drop it here if it needs nothing
       return true;
     } catch (e) {
       // No room, or the store did not answer, or it finished meanwhile: the next pass looks again.

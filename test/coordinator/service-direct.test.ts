@@ -17,7 +17,7 @@ import { makeCoordinatorConfig, type CoordinatorConfig } from '../../coordinator
 import type { HintResult, HintSender } from '../../coordinator/runtime/hints.js';
 import { CoordinatorService } from '../../coordinator/service/service.js';
 import { MemoryTxStore } from '../../coordinator/txstore/memory.js';
-import type { TxStore } from '../../coordinator/txstore/txstore.js';
+import type { TxStore, TxWrite } from '../../coordinator/txstore/txstore.js';
 
 /** Participants that answer hints by writing to the store as a real one would: the vote on prepare, the ack on the decision. */
 class ScriptedParticipants implements HintSender {
@@ -58,9 +58,9 @@ function world(): World {
   return { timers, store, hints: new ScriptedParticipants(store, timers) };
 }
 
-function service(w: World, id: string, hits: FailpointName[] = [], overrides: Partial<CoordinatorConfig> = {}): CoordinatorService {
+function service(w: World, id: string, hits: FailpointName[] = [], overrides: Partial<CoordinatorConfig> = {}, store: TxStore = w.store): CoordinatorService {
   const config = makeCoordinatorConfig({ id, ...overrides });
-  return new CoordinatorService({ config, store: w.store, timers: w.timers, random: new SeededRandom(1), hints: w.hints, failpoints: { hit: (n) => hits.push(n) }, log: silentLogger });
+  return new CoordinatorService({ config, store, timers: w.timers, random: new SeededRandom(1), hints: w.hints, failpoints: { hit: (n) => hits.push(n) }, log: silentLogger });
 }
 
 /** Resolves `p` by moving virtual time in steps of `stepMs`, at most `maxMs`. */
@@ -70,6 +70,31 @@ async function drive<T>(w: World, p: Promise<T>, stepMs = 10, maxMs = 60_000): P
   for (let t = 0; t < maxMs && !done; t += stepMs) await w.timers.advance(stepMs);
   expect(done, 'the promise settled within the virtual time').toBe(true);
   return watched;
+}
+
+/** A promise held shut until `open()`, counting who waits on it. */
+function gate(): { readonly opened: Promise<void>; open(): void; waiting: number } {
+  let open!: () => void;
+  const g = { opened: new Promise<void>((r) => (open = r)), open: () => open(), waiting: 0 };
+  const opened = g.opened;
+  Object.defineProperty(g, 'opened', { get: () => (g.waiting++, opened) });
+  return g;
+}
+
+/** `store` with one method wrapped: `before` runs before the call, `after` after it, before its result is returned. */
+function intercept(store: TxStore, method: keyof TxStore, before?: (args: unknown[]) => Promise<void>, after?: (args: unknown[]) => Promise<void>): TxStore {
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      const value: unknown = Reflect.get(target, prop, receiver);
+      if (prop !== method || typeof value !== 'function') return value;
+      return async (...args: unknown[]) => {
+        await before?.(args);
+        const result: unknown = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        await after?.(args);
+        return result;
+      };
+    },
+  });
 }
 
 const parts = (...names: string[]): { name: string; url: string }[] => names.map((name) => ({ name, url: `http://${name}:1` }));
@@ -112,6 +137,42 @@ describe('CoordinatorService without HTTP, on injected timers', () => {
     expect(outcome).toMatchObject({ outcome: 'aborted', votes: { p: 'yes', s: 'no' }, reason: 's vote filled with no by a: no vote before the deadline' });
     expect(w.timers.monotonicMs()).toBeGreaterThanOrEqual(5_000);
     await a.stop();
+  });
+
+  it('a commit on another service whose load races the collection answers the outcome, not store_unavailable', async () => {
+    // Seen in CI on etcd: b read the snapshot after the ack and before a
+    // collected the transaction, the deletion reached b's watch before the
+    // read returned, and b dropped the half-loaded transaction (idle, record
+    // gone) and answered 503 store_unavailable.
+    const w = world();
+    const gcGate = gate();
+    const readGate = gate();
+    let id = '';
+    const storeA = intercept(w.store, 'txn', async (args) => {
+      const [, writes] = args as [unknown, readonly TxWrite[]];
+      if (id !== '' && writes.some((x) => x.type === 'delete' && x.key === txKey(id))) await gcGate.opened;
+    });
+    const storeB = intercept(w.store, 'range', undefined, async (args) => {
+      if (id !== '' && args[0] === txKey(id)) await readGate.opened;
+    });
+    const a = service(w, 'a', [], {}, storeA);
+    const b = service(w, 'b', [], {}, storeB);
+    await a.start();
+    await b.start();
+    id = (await drive(w, a.begin({ participants: parts('p') }, undefined))).id;
+    const first = await drive(w, a.commit(id));
+    for (let i = 0; i < 100 && gcGate.waiting === 0; i++) await w.timers.advance(100);
+    expect(gcGate.waiting, 'a holds its collection until b has read the acked transaction').toBe(1);
+    const other = b.commit(id);
+    for (let i = 0; i < 100 && readGate.waiting === 0; i++) await w.timers.advance(10);
+    gcGate.open();
+    for (let i = 0; i < 100 && (await w.store.get(txKey(id))) !== null; i++) await w.timers.advance(10);
+    await w.timers.advance(10); // the deletion reaches b's watch
+    readGate.open();
+    expect(await drive(w, other)).toEqual(first);
+    expect(b.runtime.liveCount, 'the collected transaction is dropped once answered').toBe(0);
+    await a.stop();
+    await b.stop();
   });
 
   it('the recovery loop of another service decides what a stopped one left in doubt', async () => {
