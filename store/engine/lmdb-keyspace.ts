@@ -12,6 +12,10 @@
  *   [value, createRevision, modRevision, version, valueBytes, lease (0: none)].
  * - database `meta`: one entry `state` = { appliedIndex, count, bytes }, so
  *   opening a store reads its size without a scan.
+ * - the rest of the state machine (revision, clock, leases and their keys,
+ *   sessions, watch history, alarms): lmdb-state.ts, written in the same
+ *   transaction, so a reopened store is the whole state machine at its
+ *   applied index (KvStateMachine.reopen).
  *
  * Writes: every batch (`batch`, one per applied Ready on a node) is one LMDB
  * write transaction holding its sets, deletes and the `meta` entry with the
@@ -30,8 +34,9 @@ import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { assert } from '../../lib/assert.js';
 import type { KeyRange, KeyStore, StoredKey } from '../kv/keystore.js';
-import type { KeyValue } from '../kv/types.js';
+import type { KeyValue, LeaseId } from '../kv/types.js';
 import { compareKeys } from '../kv/utf8.js';
+import { leaseKeyOf, LmdbStateStore, openStateDatabases, type StateDatabases } from './lmdb-state.js';
 
 /** [value, createRevision, modRevision, version, valueBytes, lease or 0]. */
 type Row = [string, number, number, number, number, number];
@@ -50,6 +55,7 @@ export class LmdbKeyStore implements KeyStore {
   private count: number;
   private bytes: number;
   private applied: number;
+  readonly state: LmdbStateStore;
 
   private constructor(
     /** The environment's directory. */
@@ -57,7 +63,9 @@ export class LmdbKeyStore implements KeyStore {
     private readonly env: RootDatabase,
     private readonly keys: Database<Row, Buffer>,
     private readonly meta: Database<Meta, string>,
+    private readonly stateDbs: StateDatabases,
   ) {
+    this.state = new LmdbStateStore(stateDbs);
     const m = meta.get(META_KEY) ?? { appliedIndex: 0, count: 0, bytes: 0 };
     this.count = m.count;
     this.bytes = m.bytes;
@@ -69,10 +77,10 @@ export class LmdbKeyStore implements KeyStore {
   /** Opens (creating if absent) the store in directory `path`. */
   static open(path: string): LmdbKeyStore {
     mkdirSync(path, { recursive: true });
-    const env = open({ path, noSync: true, maxDbs: 4 });
+    const env = open({ path, noSync: true, maxDbs: 8 });
     const keys = env.openDB<Row, Buffer>({ name: 'keys', keyEncoding: 'binary', encoding: 'msgpack' });
     const meta = env.openDB<Meta, string>({ name: 'meta', encoding: 'msgpack' });
-    return new LmdbKeyStore(path, env, keys, meta);
+    return new LmdbKeyStore(path, env, keys, meta, openStateDatabases(env));
   }
 
   get size(): number {
@@ -100,6 +108,7 @@ export class LmdbKeyStore implements KeyStore {
     if (old === undefined) this.count++;
     else this.bytes -= key.length + old[4];
     const { value, createRevision, modRevision, version, lease } = s.kv;
+    this.moveLease(key, old?.[5] ?? 0, lease ?? 0);
     this.keys.putSync(key, [value, createRevision, modRevision, version, s.valueBytes, lease ?? 0]);
     this.bytes += s.keyBytes + s.valueBytes;
   }
@@ -109,6 +118,7 @@ export class LmdbKeyStore implements KeyStore {
     const k = encodeKey(key);
     const old = this.keys.get(k);
     if (old === undefined) return undefined;
+    this.moveLease(k, old[5], 0);
     this.keys.removeSync(k);
     this.count--;
     this.bytes -= k.length + old[4];
@@ -137,9 +147,17 @@ export class LmdbKeyStore implements KeyStore {
   clear(): void {
     if (this.depth === 0) return this.batch(() => this.clear(), () => 0);
     this.keys.clearSync();
+    this.state.clear();
     this.count = 0;
     this.bytes = 0;
     this.applied = 0;
+  }
+
+  /** Keeps `leasekeys` (lmdb-state.ts) in step with the key's lease (0: none). */
+  private moveLease(key: Buffer, from: LeaseId, to: LeaseId): void {
+    if (from === to) return;
+    if (from !== 0) this.stateDbs.leaseKeys.removeSync(leaseKeyOf(from, key));
+    if (to !== 0) this.stateDbs.leaseKeys.putSync(leaseKeyOf(to, key), true);
   }
 
   batch<T>(apply: () => T, appliedIndex: () => number): T {

@@ -95,6 +95,16 @@ export class WatchHistory {
     };
   }
 
+  /** Every event at or below this revision is dropped (0: none). */
+  get dropped(): number {
+    return this.droppedThrough;
+  }
+
+  /** Kept events with revision > `revision`, oldest first. */
+  eventsAfter(revision: number): KvEvent[] {
+    return this.events.slice(this.firstAtOrAfter(revision + 1)) as KvEvent[];
+  }
+
   /** Kept events, oldest first, and the revision through which history was dropped (for snapshots). */
   save(): { droppedThrough: number; events: KvEvent[] } {
     return { droppedThrough: this.droppedThrough, events: this.events.slice(this.head) as KvEvent[] };

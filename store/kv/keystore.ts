@@ -10,6 +10,7 @@
  * uses). Every method is synchronous: the state machine is applied
  * synchronously, in log order.
  */
+import type { StateStore } from './durable-state.js';
 import type { KeyValue } from './types.js';
 
 /** A live key with its sizes, kept so quota and history accounting never rescan values. */
@@ -37,6 +38,12 @@ export interface KeyStore {
    * (`batch`), 0 when none has; `clear` resets it to 0.
    */
   readonly appliedIndex: number;
+  /**
+   * Where an on-disk store keeps the rest of the state machine with each
+   * batch (durable-state.ts), so a restart resumes at `appliedIndex`
+   * instead of rebuilding; undefined for the in-memory Keyspace.
+   */
+  readonly state?: StateStore;
 
   get(key: string): StoredKey | undefined;
   /** Inserts or replaces the key `stored.kv.key`. */

@@ -4,6 +4,7 @@
  * so every replica deletes the same keys at the same revision.
  */
 import { assert } from '../../lib/assert.js';
+import { ChangeSet } from './durable-state.js';
 import type { LeaseId, LeaseInfo } from './types.js';
 import { compareKeys } from './utf8.js';
 
@@ -17,6 +18,8 @@ interface Lease {
 export class LeaseTable {
   /** In grant order, which `list()` keeps. */
   private readonly byId = new Map<LeaseId, Lease>();
+  /** Leases granted or revoked since the last takeChanges (for an on-disk store, durable-state.ts). */
+  private readonly changes = new ChangeSet<LeaseId>();
 
   get size(): number {
     return this.byId.size;
@@ -29,6 +32,7 @@ export class LeaseTable {
   grant(id: LeaseId, ttlMs: number): void {
     assert(!this.byId.has(id), `lease ${id} granted twice`);
     this.byId.set(id, { id, ttlMs, keys: new Set() });
+    this.changes.mark(id);
   }
 
   /** The lease's keys in key order (the order revoke deletes them in). */
@@ -43,6 +47,7 @@ export class LeaseTable {
     const lease = this.byId.get(id);
     assert(lease !== undefined && lease.keys.size === 0, `revoke of unknown or non-empty lease ${id}`);
     this.byId.delete(id);
+    this.changes.mark(id);
   }
 
   attach(id: LeaseId, key: string): void {
@@ -55,6 +60,23 @@ export class LeaseTable {
     const lease = this.byId.get(id);
     assert(lease !== undefined && lease.keys.has(key), `detach of ${key} from lease ${id}`);
     lease.keys.delete(key);
+  }
+
+  /** What changed since the last call: leases granted (in grant order) and revoked. */
+  takeChanges(): { granted: { id: LeaseId; ttlMs: number }[]; revoked: LeaseId[] } {
+    const granted: { id: LeaseId; ttlMs: number }[] = [];
+    const revoked: LeaseId[] = [];
+    for (const id of this.changes.take()) {
+      const lease = this.byId.get(id);
+      if (lease === undefined) revoked.push(id);
+      else granted.push({ id, ttlMs: lease.ttlMs });
+    }
+    return { granted, revoked };
+  }
+
+  /** Counts every lease as changed (the next takeChanges grants them all, in grant order). */
+  markAllChanged(): void {
+    for (const id of this.byId.keys()) this.changes.mark(id);
   }
 
   /** Leases in grant order. */

@@ -11,6 +11,7 @@
  * clients must stop retrying well within sessionIdleMs.
  */
 import { assert } from '../../lib/assert.js';
+import { ChangeSet } from './durable-state.js';
 import type { KvOkResult } from './types.js';
 
 export interface Session {
@@ -37,6 +38,8 @@ export class SessionTable {
   private readonly byClient = new Map<string, Session>();
   /** The newest lastSeenMs stored; the order invariant above holds while puts never go below it. */
   private latestMs = -Infinity;
+  /** Sessions put or dropped since the last takeChanges (for an on-disk store, durable-state.ts). */
+  private readonly changes = new ChangeSet<string>();
 
   constructor(
     private readonly maxSessions: number,
@@ -60,7 +63,7 @@ export class SessionTable {
   expire(nowMs: number): void {
     for (const session of this.byClient.values()) {
       if (!this.isExpired(session, nowMs)) return;
-      this.byClient.delete(session.clientId);
+      this.drop(session.clientId);
     }
   }
 
@@ -76,7 +79,7 @@ export class SessionTable {
     this.put({ clientId, seq, lastSeenMs: nowMs, result });
     for (const oldest of this.byClient.keys()) {
       if (this.byClient.size <= this.maxSessions) break;
-      this.byClient.delete(oldest);
+      this.drop(oldest);
     }
   }
 
@@ -98,11 +101,34 @@ export class SessionTable {
     this.latestMs = lastSeenMs;
   }
 
+  /** What changed since the last call: sessions put (in use order) and client ids dropped. */
+  takeChanges(): { put: Session[]; dropped: string[] } {
+    const put: Session[] = [];
+    const dropped: string[] = [];
+    for (const id of this.changes.take()) {
+      const session = this.byClient.get(id);
+      if (session === undefined) dropped.push(id);
+      else put.push(session);
+    }
+    return { put, dropped };
+  }
+
+  /** Counts every session as changed (the next takeChanges returns them all, in use order). */
+  markAllChanged(): void {
+    for (const id of this.byClient.keys()) this.changes.mark(id);
+  }
+
   private put(session: Session): void {
     assert(session.lastSeenMs >= this.latestMs, 'session clock went back');
     this.latestMs = session.lastSeenMs;
     this.byClient.delete(session.clientId);
     this.byClient.set(session.clientId, session);
+    this.changes.mark(session.clientId);
+  }
+
+  private drop(clientId: string): void {
+    this.byClient.delete(clientId);
+    this.changes.mark(clientId);
   }
 
   private isExpired(session: Session, nowMs: number): boolean {

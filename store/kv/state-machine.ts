@@ -17,6 +17,7 @@ import { type KvConfig, resolveKvConfig } from './config.js';
 import { Changes, KvEngine } from './engine.js';
 import { fail, isFailure } from './failure.js';
 import { WatchHistory } from './history.js';
+import type { PersistedState, StateDelta, StateStore } from './durable-state.js';
 import type { KeyStore } from './keystore.js';
 import { SessionTable } from './sessions.js';
 import { decodeSnapshot, encodeSnapshot, type SnapshotImage } from './snapshot.js';
@@ -57,6 +58,13 @@ export class KvStateMachine {
    * Invariant: never decreases (so session LRU order is also time order).
    */
   private clockMs = 0;
+  /** Where an on-disk key store keeps the rest of the state (durable-state.ts); undefined in memory. */
+  private readonly durable: StateStore | undefined;
+  /** The revision of the last history event recorded in `durable`. */
+  private historyRecorded = 0;
+  /** Host entries set since the last record. */
+  private readonly auxChanges = new Map<string, string>();
+  private auxAtReopen: Readonly<Record<string, string>> = {};
 
   /**
    * An empty state machine. `keys` (empty) holds its live keys: a new
@@ -64,10 +72,23 @@ export class KvStateMachine {
    */
   constructor(config: Partial<KvConfig> = {}, keys?: KeyStore) {
     this.config = resolveKvConfig(config);
-    assert(keys === undefined || keys.size === 0, 'a new state machine needs an empty key store');
+    assert(keys === undefined || keys.size === 0 || keys.state !== undefined, 'a new state machine needs an empty key store');
     this.engine = new KvEngine(this.config, keys);
     this.sessions = new SessionTable(this.config.maxSessions, this.config.sessionIdleMs);
     this.history = new WatchHistory(this.config.watchHistoryEvents, this.config.watchHistoryBytes);
+    this.durable = keys?.state;
+  }
+
+  /**
+   * The state machine an on-disk key store holds, at its applied index, or
+   * undefined when the store never recorded a state (new, or cleared).
+   */
+  static reopen(config: Partial<KvConfig>, keys: KeyStore): KvStateMachine | undefined {
+    const state = keys.state?.load();
+    if (state === undefined || keys.appliedIndex === 0) return undefined;
+    const kv = new KvStateMachine(config, keys);
+    kv.loadPersisted(state, keys.appliedIndex);
+    return kv;
   }
 
   /** The store revision: 1 when empty, +1 for each command that changed a key. */
@@ -109,7 +130,21 @@ export class KvStateMachine {
    * the node applies each Ready's committed entries in one batch.
    */
   batch<T>(applyAll: () => T): T {
-    return this.engine.keyspace.batch(applyAll, () => this.applied);
+    return this.engine.keyspace.batch(() => {
+      const result = applyAll();
+      this.recordState();
+      return result;
+    }, () => this.applied);
+  }
+
+  /** An opaque entry the host keeps with the state (the node's members), recorded with the current batch. */
+  setAux(name: string, value: string): void {
+    this.auxChanges.set(name, value);
+  }
+
+  /** The host entries a reopened store held (empty for any other state machine). */
+  get reopenedAux(): Readonly<Record<string, string>> {
+    return this.auxAtReopen;
   }
 
   private applyNow(command: KvCommand, raftIndex: number): KvApplied {
@@ -196,6 +231,11 @@ export class KvStateMachine {
       keys?.clear();
       const kv = new KvStateMachine(config, keys);
       kv.load(image);
+      // The store was cleared: everything is new to it.
+      kv.sessions.markAllChanged();
+      kv.engine.leaseTable.markAllChanged();
+      kv.historyRecorded = image.history.droppedThrough;
+      kv.recordState();
       return kv;
     };
     // One batch: an on-disk store holds either its old state or the snapshot's, never a mix.
@@ -219,6 +259,44 @@ export class KvStateMachine {
     this.history.load(image.history.droppedThrough, image.history.events, sizes);
     this.sessions.load(image.sessions);
     this.engine.alarm.load(image.alarms ?? []);
+  }
+
+  /** Fills a state machine on a reopened store with the rest of its state. */
+  private loadPersisted(state: PersistedState, appliedIndex: number): void {
+    this.applied = appliedIndex;
+    this.clockMs = state.clockMs;
+    this.engine.revision = state.revision;
+    for (const { id, ttlMs } of state.leases) this.engine.leaseTable.grant(id, ttlMs);
+    for (const [id, key] of state.leaseKeys) this.engine.leaseTable.attach(id, key);
+    this.engine.leaseTable.takeChanges();
+    this.history.load(state.history.droppedThrough, state.history.events, state.history.events.map(eventBytes));
+    this.historyRecorded = state.history.events.at(-1)?.revision ?? state.history.droppedThrough;
+    this.sessions.load(state.sessions);
+    this.engine.alarm.load(state.alarms);
+    this.auxAtReopen = state.aux;
+  }
+
+  /** Records what the batch changed besides the keys in an on-disk store (durable-state.ts). */
+  private recordState(): void {
+    if (this.durable === undefined) return;
+    const sessions = this.sessions.takeChanges();
+    const leases = this.engine.leaseTable.takeChanges();
+    const appended = this.history.eventsAfter(this.historyRecorded);
+    this.historyRecorded = appended.at(-1)?.revision ?? this.historyRecorded;
+    const delta: StateDelta = {
+      revision: this.engine.revision,
+      clockMs: this.clockMs,
+      alarms: this.engine.alarm.list(),
+      leasesGranted: leases.granted,
+      leasesRevoked: leases.revoked,
+      sessionsPut: sessions.put,
+      sessionsDropped: sessions.dropped,
+      historyAppended: appended,
+      historyDroppedThrough: this.history.dropped,
+      aux: Object.fromEntries(this.auxChanges),
+    };
+    this.auxChanges.clear();
+    this.durable.record(delta);
   }
 
   private applyWrite(checked: Extract<CheckedCommand, { kind: 'write' }>): KvApplied {
