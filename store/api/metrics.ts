@@ -26,6 +26,10 @@ export function storeMetrics(node: ApiNode, opts: StoreMetricsOptions): MetricsR
   r.counterFrom('store_applied_entries_total', 'Log entries applied.', () => m.appliedEntries);
   r.counterFrom('store_snapshots_taken_total', 'Snapshots taken.', () => m.snapshotsTaken);
   r.counterFrom('store_snapshots_installed_total', 'Snapshots received from a leader.', () => m.snapshotsInstalled);
+  r.counterFrom('store_skipped_entries_total', 'Entries delivered again after a restart that the reopened on-disk state already held.', () => m.skippedEntries);
+  r.gauge('store_watch_history_events', 'Events kept in the watch history (bounded by its event limit).', () => node.kvState.memoryUse.historyEvents);
+  r.gauge('store_watch_history_bytes', 'Key and value bytes kept in the watch history (bounded by its byte limit).', () => node.kvState.memoryUse.historyBytes);
+  r.gauge('store_sessions', 'Client sessions kept for exactly-once writes (bounded by their count limit).', () => node.kvState.memoryUse.sessions);
   r.counterFrom('store_leader_changes_total', 'Leader changes seen.', () => m.leaderChanges);
   r.counterFrom('store_transport_dropped_messages_total', 'Raft messages dropped by full or broken peer queues.', opts.droppedMessages);
   return r;

@@ -64,6 +64,7 @@ export class LmdbKeyStore implements KeyStore {
     private readonly keys: Database<Row, Buffer>,
     private readonly meta: Database<Meta, string>,
     private readonly stateDbs: StateDatabases,
+    private readonly onClosed: (() => Promise<void>) | undefined,
   ) {
     this.state = new LmdbStateStore(stateDbs);
     const m = meta.get(META_KEY) ?? { appliedIndex: 0, count: 0, bytes: 0 };
@@ -74,13 +75,13 @@ export class LmdbKeyStore implements KeyStore {
     assert(stats.entryCount === this.count, `LMDB key store at ${path}: meta counts ${this.count} keys, the database holds ${stats.entryCount}`);
   }
 
-  /** Opens (creating if absent) the store in directory `path`. */
-  static open(path: string): LmdbKeyStore {
+  /** Opens (creating if absent) the store in directory `path`; `onClosed` runs after a clean close (flushed). */
+  static open(path: string, options: { onClosed?: () => Promise<void> } = {}): LmdbKeyStore {
     mkdirSync(path, { recursive: true });
     const env = open({ path, noSync: true, maxDbs: 8 });
     const keys = env.openDB<Row, Buffer>({ name: 'keys', keyEncoding: 'binary', encoding: 'msgpack' });
     const meta = env.openDB<Meta, string>({ name: 'meta', encoding: 'msgpack' });
-    return new LmdbKeyStore(path, env, keys, meta, openStateDatabases(env));
+    return new LmdbKeyStore(path, env, keys, meta, openStateDatabases(env), options.onClosed);
   }
 
   get size(): number {
@@ -188,9 +189,12 @@ export class LmdbKeyStore implements KeyStore {
     });
   }
 
+  /** Flushes, then closes: a closed store is durable as a whole. */
   async close(): Promise<void> {
     assert(this.depth === 0, 'LMDB key store closed inside a batch');
+    await this.flush();
     await this.env.close();
+    await this.onClosed?.();
   }
 }
 

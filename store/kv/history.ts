@@ -95,6 +95,11 @@ export class WatchHistory {
     };
   }
 
+  /** Key, value and previous value UTF-8 bytes of the kept events (what watchHistoryBytes limits). */
+  get byteSize(): number {
+    return this.bytes;
+  }
+
   /** Every event at or below this revision is dropped (0: none). */
   get dropped(): number {
     return this.droppedThrough;

@@ -110,6 +110,11 @@ export class KvStateMachine {
     return this.engine.keyspace.totalBytes;
   }
 
+  /** What the bounded in-memory parts hold: watch history events and bytes, client sessions. */
+  get memoryUse(): { historyEvents: number; historyBytes: number; sessions: number } {
+    return { historyEvents: this.history.length, historyBytes: this.history.byteSize, sessions: this.sessions.size };
+  }
+
   /** The raised alarms (NOSPACE at most): replicated state, the same on every member. */
   get alarms(): NoSpaceAlarm[] {
     return this.engine.alarm.list();
@@ -139,7 +144,7 @@ export class KvStateMachine {
 
   /** An opaque entry the host keeps with the state (the node's members), recorded with the current batch. */
   setAux(name: string, value: string): void {
-    this.auxChanges.set(name, value);
+    if (this.durable !== undefined) this.auxChanges.set(name, value);
   }
 
   /** The host entries a reopened store held (empty for any other state machine). */

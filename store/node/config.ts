@@ -1,6 +1,10 @@
 /** Configuration of one store node process, with named limits and their units. */
 import type { NodeId, RaftConfig } from '../raft/index.js';
 
+/** Where a node keeps its state machine (the node's --engine). */
+export const ENGINES = ['memory', 'lmdb'] as const;
+export type Engine = (typeof ENGINES)[number];
+
 export interface MemberAddress {
   readonly id: NodeId;
   /** Where clients reach this member's HTTP API, e.g. http://127.0.0.1:2379. */
@@ -48,7 +52,7 @@ export interface NodeConfig {
    * Keyspace in the JS heap) or 'lmdb' (store/engine/lmdb-keyspace.ts, on
    * disk in `<dataDir>/kv`, rebuilt from the snapshot and WAL at each start).
    */
-  readonly engine?: 'memory' | 'lmdb';
+  readonly engine?: Engine;
   /** Most events kept for watchers to resume from (KvConfig.watchHistoryEvents); the KV default when absent. */
   readonly watchHistoryEvents?: number;
   /** Raft's own limits (entries per message, in-flight window, uncommitted entries, pending reads, pre-vote, check quorum); store/raft's defaults when absent. */

@@ -13,11 +13,10 @@ import { defineCommand, isEntryPoint, LOG_FLAGS, runMain, serviceLogger, UsageEr
 import { onShutdownSignals, SHUTDOWN_FLAGS } from '../../lib/shutdown.js';
 import { listenStoreApi } from '../api/server.js';
 import { DEFAULT_QUOTA_BYTES, MAX_QUOTA_BYTES, MIN_QUOTA_BYTES } from '../kv/index.js';
-import { defaultNodeConfig, parseClusterSpec, type MemberAddress, type NodeConfig } from './config.js';
+import { defaultNodeConfig, ENGINES, parseClusterSpec, type MemberAddress, type NodeConfig } from './config.js';
 import { StoreNode } from './node.js';
 
 const MAX_PORT = 65_535;
-const ENGINES = ['memory', 'lmdb'] as const;
 
 export const storeCommand = defineCommand({
   name: 'store',
@@ -36,7 +35,7 @@ export const storeCommand = defineCommand({
     'request-timeout-ms': { type: 'int', default: defaultNodeConfig.requestTimeoutMs, min: 1, description: 'how long a write may wait to commit, in ms' },
     'watch-history-events': { type: 'int', min: 1, description: 'events kept for watches to resume from (the same on every member, like every KV limit; default: the KV default)' },
     'quota-bytes': { type: 'int', default: DEFAULT_QUOTA_BYTES, min: MIN_QUOTA_BYTES, max: MAX_QUOTA_BYTES, description: "the store quota on key and value bytes (etcd's --quota-backend-bytes): past it the NOSPACE alarm refuses growing writes until POST /v1/alarms/disarm; the same on every member" },
-    engine: { type: 'enum', values: ENGINES, default: 'memory', description: 'where the live keys are kept: memory (the JS heap) or lmdb (on disk in DATA-DIR/kv, rebuilt from the snapshot and WAL at each start)' },
+    engine: { type: 'enum', values: ENGINES, default: 'memory', description: 'where the state machine is kept: memory (the JS heap, rebuilt from the snapshot and WAL at each start) or lmdb (on disk in DATA-DIR/kv with its applied index; a restart replays only the WAL after it)' },
     ...LOG_FLAGS,
     ...SHUTDOWN_FLAGS,
   },

@@ -31,7 +31,7 @@ import {
 import { type MemberAddress, type NodeConfig } from './config.js';
 import { BusyError, NoLeaderError, ProposalDroppedError } from './errors.js';
 import { decodeImage, encodeImage } from './image.js';
-import { bootstrapIfEmpty, buildKv } from './startup.js';
+import { bootstrapIfEmpty, buildKv, MEMBERS_AUX, startingKv } from './startup.js';
 import type { NodeIo, PeerTransport, RaftLogStore } from './io.js';
 import { WaitTable } from './pending.js';
 import { openProcessIo } from './process-io.js';
@@ -62,6 +62,8 @@ export interface NodeMetrics {
   snapshotsTaken: number;
   snapshotsInstalled: number;
   leaderChanges: number;
+  /** Entries delivered again after a restart that the reopened on-disk state already held. */
+  skippedEntries: number;
 }
 
 /**
@@ -108,6 +110,7 @@ export class StoreNode<T extends PeerTransport = Transport> {
     snapshotsTaken: 0,
     snapshotsInstalled: 0,
     leaderChanges: 0,
+    skippedEntries: 0,
   };
   /** Called after every applied batch (watches and the lease keeper hook in); `events` is false when no key changed. */
   onApplied: ((appliedIndex: number, events: boolean) => void) | undefined;
@@ -134,8 +137,11 @@ export class StoreNode<T extends PeerTransport = Transport> {
     this.proposals = new WaitTable('write', io.timers);
     this.reads = new WaitTable('linearizable read', io.timers);
     const image = snapshot && snapshot.data !== '' ? decodeImage(snapshot.data) : undefined;
-    this.kv = buildKv(image?.kv, cfg, io.keys);
-    for (const m of image?.members ?? cfg.initialCluster) this.setMember(m);
+    const start = startingKv(image?.kv, snapshot?.meta.index ?? 0, cfg, io.keys);
+    this.kv = start.kv;
+    for (const m of start.members ?? image?.members ?? cfg.initialCluster) this.setMember(m);
+    // Raft's applied index: the log after it is delivered again, and entries the
+    // reopened state machine already holds are skipped (applyEach).
     this.appliedIndex = snapshot?.meta.index ?? 0;
     this.lastSnapshotIndex = this.appliedIndex;
     this.leases = new LeaseKeeper(this.leaseHost(), io.timers, cfg.leaseCheckMs);
@@ -330,6 +336,7 @@ export class StoreNode<T extends PeerTransport = Transport> {
     this.kv = buildKv(image.kv, this.cfg, this.io.keys);
     this.members.clear();
     for (const m of image.members) this.setMember(m);
+    this.kv.batch(() => this.recordMembers());
     // Proposals at or before the snapshot may or may not be in it: their outcome is unknown.
     for (const [index] of this.proposalTerms) {
       if (index <= s.meta.index) this.proposals.reject(index, new AppError('outcome_unknown', 504, 'a snapshot replaced the log; the write may or may not have been applied'));
@@ -352,6 +359,9 @@ export class StoreNode<T extends PeerTransport = Transport> {
       if (e.type === 'conf') {
         this.applyConfEntry(e);
         result = CONF_APPLIED;
+      } else if (e.index <= this.kv.appliedIndex) {
+        // Already in the reopened on-disk state (a restart): not applied twice.
+        this.metrics.skippedEntries++;
       } else if (e.data !== '') {
         applied = this.kv.applyData(e.data, e.index);
         result = applied.result;
@@ -376,6 +386,12 @@ export class StoreNode<T extends PeerTransport = Transport> {
     } else if (cc.context !== undefined) {
       this.setMember(JSON.parse(cc.context) as MemberAddress);
     }
+    this.recordMembers();
+  }
+
+  /** Inside a KV batch: an on-disk store keeps the members with the state they belong to. */
+  private recordMembers(): void {
+    this.kv.setAux(MEMBERS_AUX, JSON.stringify([...this.members.values()]));
   }
 
   private setMember(m: MemberAddress): void {

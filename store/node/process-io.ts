@@ -5,15 +5,15 @@
  * system's timers and randomness, and a fatal path that ends the process.
  * `StoreNode.start` uses it; the deterministic simulation composes its own.
  */
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { systemRandom } from '../../lib/random.js';
 import { systemTimers } from '../../lib/timers.js';
 import type { Snapshot, StorageState } from '../raft/index.js';
 import type { Logger } from '../../lib/logger.js';
-import type { LmdbKeyStore } from '../engine/lmdb-keyspace.js';
 import type { NodeConfig } from './config.js';
 import type { NodeIo, SnapshotStore } from './io.js';
+import { openLmdbKeys } from './lmdb-open.js';
 import { loadNewestSnapshot, saveSnapshot } from './snapshot-file.js';
 import { Transport, type TransportHandlers } from './transport.js';
 import { WriteAheadLog } from './wal.js';
@@ -44,7 +44,7 @@ export async function openProcessIo(cfg: NodeConfig, inbound: TransportHandlers,
     const t = state.repairedTail;
     log('warn', 'WAL: truncated a torn tail', { path: t.path, offset: t.offset, reason: t.reason });
   }
-  const keys = cfg.engine === 'lmdb' ? await openLmdbKeys(join(cfg.dataDir, 'kv')) : undefined;
+  const keys = cfg.engine === 'lmdb' ? await openLmdbKeys(join(cfg.dataDir, 'kv'), log) : undefined;
   const transport = new Transport(cfg.id, inbound);
   try {
     await transport.listen(cfg.host, cfg.peerPort);
@@ -73,20 +73,6 @@ export function snapshotFiles(dir: string): SnapshotStore {
       await saveSnapshot(dir, snapshot);
     },
   };
-}
-
-/**
- * --engine lmdb: the live keys on disk (store/engine/lmdb-keyspace.ts). The
- * node rebuilds them from the snapshot and the WAL at every start (this
- * first step does not yet trust the store's applied index), so the old
- * environment is removed first: after a power loss a noSync LMDB file may be
- * damaged, and a fresh file carries no free pages from the last run.
- */
-async function openLmdbKeys(dir: string): Promise<LmdbKeyStore> {
-  // Loaded only here: a memory-engine node never loads lmdb's native module.
-  const { LmdbKeyStore } = await import('../engine/lmdb-keyspace.js');
-  await rm(dir, { recursive: true, force: true });
-  return LmdbKeyStore.open(dir);
 }
 
 /** A failed fsync or a corrupt state: the replica can no longer be trusted, so the process ends now. */

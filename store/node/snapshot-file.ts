@@ -9,12 +9,12 @@
  * directory is fsynced: a crash leaves either the old set of snapshots or the
  * new one, never a half-written `.snap`.
  */
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { assert } from '../../lib/assert.js';
 import type { Snapshot } from '../raft/types.js';
 import { crc32 } from './crc32.js';
-import { errnoCode, fsyncDir, writeFully } from './wal-fs.js';
+import { errnoCode, fsyncDir, replaceFileDurably } from './wal-fs.js';
 
 export const DEFAULT_SNAPSHOT_RETAIN_COUNT = 2;
 
@@ -52,19 +52,7 @@ export async function saveSnapshot(dir: string, snapshot: Snapshot, options: Sav
   const created = await mkdir(dir, { recursive: true });
   if (created !== undefined) await fsyncDir(dirname(created));
   const path = join(dir, snapshotFileName(snapshot.meta.term, snapshot.meta.index));
-  const temp = path + TEMP_SUFFIX;
-  const handle = await open(temp, 'w');
-  try {
-    await writeFully(handle, encodeSnapshot(snapshot), 0);
-    await handle.sync();
-  } catch (e) {
-    await handle.close();
-    await rm(temp, { force: true });
-    throw e;
-  }
-  await handle.close();
-  await rename(temp, path);
-  await fsyncDir(dir);
+  await replaceFileDurably(path, encodeSnapshot(snapshot), TEMP_SUFFIX);
   await pruneSnapshots(dir, retainCount);
   return path;
 }

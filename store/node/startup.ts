@@ -1,12 +1,12 @@
 /**
  * What a store node is built from at start and on a snapshot install: the
  * Raft storage (bootstrapped when empty) and the KV state machine on its key
- * store (io.ts `NodeIo.keys`).
+ * store (io.ts `NodeIo.keys`), reopened from an on-disk store when it can be.
  */
 import { KvStateMachine } from '../kv/index.js';
 import type { KeyStore } from '../kv/keystore.js';
 import { bootstrapStorage, type StorageState } from '../raft/index.js';
-import type { NodeConfig } from './config.js';
+import type { MemberAddress, NodeConfig } from './config.js';
 import { kvConfigOf } from './image.js';
 import type { RaftLogStore } from './io.js';
 
@@ -23,12 +23,32 @@ export async function bootstrapIfEmpty(cfg: NodeConfig, log: RaftLogStore, store
   return founding;
 }
 
+/** Where a node's KV state machine comes from at start. */
+export interface StartingKv {
+  readonly kv: KvStateMachine;
+  /** The members as the on-disk store recorded them, when the machine was reopened from it. */
+  readonly members?: readonly MemberAddress[];
+}
+
+/**
+ * At start: the state machine an on-disk key store holds, when it reaches at
+ * least the snapshot's index (the node then skips the log entries it already
+ * applied); otherwise the one the snapshot's KV JSON describes (or an empty one).
+ */
+export function startingKv(kvJson: string | undefined, snapshotIndex: number, cfg: NodeConfig, keys: KeyStore | undefined): StartingKv {
+  const reopened = keys === undefined ? undefined : KvStateMachine.reopen(kvConfigOf(cfg), keys);
+  if (reopened === undefined || reopened.appliedIndex < snapshotIndex) return { kv: buildKv(kvJson, cfg, keys) };
+  const members = reopened.reopenedAux[MEMBERS_AUX];
+  return members === undefined ? { kv: reopened } : { kv: reopened, members: JSON.parse(members) as MemberAddress[] };
+}
+
+/** The aux entry (KvStateMachine.setAux) where a node keeps its members with the state. */
+export const MEMBERS_AUX = 'members';
+
 /**
  * The KV state machine of a snapshot's KV JSON, or an empty one. With an
- * on-disk key store, whatever it held is cleared first (in the restore's
- * batch): this first step rebuilds the keys from the snapshot and the log
- * replayed after it at every start and install, exactly as the in-memory
- * store does, rather than trusting the store's own applied index.
+ * on-disk key store, whatever it held is cleared first, in the restore's
+ * batch (a snapshot install replaces the whole state).
  */
 export function buildKv(kvJson: string | undefined, cfg: NodeConfig, keys: KeyStore | undefined): KvStateMachine {
   if (kvJson !== undefined) return KvStateMachine.restore(kvJson, kvConfigOf(cfg), keys);

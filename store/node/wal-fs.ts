@@ -2,7 +2,8 @@
  * Small file-system helpers shared by the WAL and the snapshot files: the two
  * places where the node promises that data is on stable storage.
  */
-import { open } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { open, rename, rm } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 
 /**
@@ -16,6 +17,27 @@ export async function fsyncDir(path: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * Replaces the file at `path` with `bytes` durably: written to a temp file,
+ * fsynced, renamed into place, then the directory fsynced, so a crash leaves
+ * either the old file or the new one, whole.
+ */
+export async function replaceFileDurably(path: string, bytes: Uint8Array, tempSuffix = '.tmp'): Promise<void> {
+  const temp = path + tempSuffix;
+  const handle = await open(temp, 'w');
+  try {
+    await writeFully(handle, bytes, 0);
+    await handle.sync();
+  } catch (e) {
+    await handle.close();
+    await rm(temp, { force: true });
+    throw e;
+  }
+  await handle.close();
+  await rename(temp, path);
+  await fsyncDir(dirname(path));
 }
 
 /** Write all of `bytes` at `position`, looping over short writes. */

@@ -3,7 +3,8 @@
  * <data-dir>/kv) behaves as the in-memory one: it serves writes, a node
  * killed with SIGKILL and restarted holds every acknowledged write, a
  * follower that falls behind past the leader's compaction catches up by
- * snapshot, and the keys a node serves are the ones in its LMDB files.
+ * snapshot, and the keys a node serves are the ones in its LMDB files. A
+ * restarted node reopens its store and skips the log it had applied.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -74,6 +75,8 @@ describe('--engine lmdb on a 3-node cluster', () => {
       await ackedGrows(writers, 50, `writes while ${follower} is down`);
       await tc.restart(follower);
       await ackedGrows(writers, 50, `writes after ${follower} restarted`);
+      // The restarted follower reopened its store at its applied index: the log it had applied came again and was skipped.
+      expect(await tc.metric(follower, 'store_skipped_entries_total'), `${follower} skipped what its store held`).toBeGreaterThan(0);
     } finally {
       await writers.stop();
     }
