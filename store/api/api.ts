@@ -22,6 +22,7 @@ import { addFaultRoutes, type FaultSlot } from './faults.js';
 import { LeaderForwarder } from './forward.js';
 import { addKvReadRoutes, addKvWriteRoutes } from './kv.js';
 import { addHealthRoutes } from './health.js';
+import { addSnapshotRoutes } from './snapshots.js';
 import { storeMetrics } from './metrics.js';
 import { storeOpenApi } from './openapi.js';
 import { WatchHub, defaultWatchLimits, type WatchLimits, type WatchRequest, type WatchSink } from './watch.js';
@@ -79,6 +80,7 @@ export class StoreApi implements Routes {
     addLeaseRoutes(this.router, deps);
     addMemberRoutes(this.router, deps);
     addAlarmRoutes(this.router, deps);
+    addSnapshotRoutes(this.router, node);
     const faults = opts.transport !== undefined && (opts.faultRoutes ?? faultInjectionEnabled());
     if (opts.transport && faults) addFaultRoutes(this.router, node.cfg.id, opts.transport);
     const openApi = storeOpenApi({ maxBodyBytes: node.cfg.maxBodyBytes, faultRoutes: faults });

@@ -26,6 +26,9 @@ export function storeMetrics(node: ApiNode, opts: StoreMetricsOptions): MetricsR
   r.counterFrom('store_applied_entries_total', 'Log entries applied.', () => m.appliedEntries);
   r.counterFrom('store_snapshots_taken_total', 'Snapshots taken.', () => m.snapshotsTaken);
   r.counterFrom('store_snapshots_installed_total', 'Snapshots received from a leader.', () => m.snapshotsInstalled);
+  r.counterFrom('store_snapshot_streams_pulled_total', 'Snapshot streams pulled from a leader into the on-disk engine.', () => node.snapshotStreamCounts.pulled);
+  r.counterFrom('store_snapshot_stream_failures_total', 'Snapshot stream pulls that failed (the next snapshot message starts again).', () => node.snapshotStreamCounts.failed);
+  r.gauge('store_snapshot_offers_open', 'Snapshot streams this node offers as leader, open now.', () => node.snapshotOffers?.size ?? 0);
   r.counterFrom('store_skipped_entries_total', 'Entries delivered again after a restart that the reopened on-disk state already held.', () => m.skippedEntries);
   r.gauge('store_watch_history_events', 'Events kept in the watch history (bounded by its event limit).', () => node.kvState.memoryUse.historyEvents);
   r.gauge('store_watch_history_bytes', 'Key and value bytes kept in the watch history (bounded by its byte limit).', () => node.kvState.memoryUse.historyBytes);

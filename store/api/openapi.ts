@@ -212,6 +212,15 @@ function alarmRoutes(): RouteDoc[] {
   ];
 }
 
+function snapshotRoutes(): RouteDoc[] {
+  const gone = { 404: ['snapshot_offer_not_found'] };
+  const any = { type: 'object' } as JsonSchema;
+  return [
+    { method: 'get', path: '/internal/v1/snapshots/{id}/header', summary: 'Peer use: the header of a snapshot stream the leader offered (state besides the keys)', ok: { 200: { description: 'Header', json: strictObject({ appliedIndex: int, state: any }) } }, errors: gone },
+    { method: 'get', path: '/internal/v1/snapshots/{id}/keys', summary: 'Peer use: the next page of keys of a snapshot stream, after `after`', ok: { 200: { description: 'A page', json: strictObject({ rows: { type: 'array', items: { type: 'array' } }, more: bool }) } }, errors: gone },
+  ];
+}
+
 function faultRoutes(): RouteDoc[] {
   const state: JsonSchema = strictObject({ id: str, blockedPeers: { type: 'array', items: str } });
   const ok = { 200: { description: 'The peers this node drops Raft messages to and from', json: state } };
@@ -231,6 +240,6 @@ export function storeOpenApi(opts: StoreOpenApiOptions): OpenApiDocument {
       `Request bodies are JSON, at most ${opts.maxBodyBytes} bytes. Every error is \`{"error": {"code", "message", ...details}}\`; a path with no route is \`404 not_found\`, a known path with another method \`405 method_not_allowed\` (schema: components.schemas.ErrorBody).`,
     ].join('\n\n'),
     commonErrors: { 400: ['invalid_path'], 500: ['internal'] },
-    routes: [...statusRoutes(), ...kvRoutes(), ...leaseRoutes(), ...memberRoutes(), ...alarmRoutes(), ...(opts.faultRoutes ? faultRoutes() : [])],
+    routes: [...statusRoutes(), ...kvRoutes(), ...leaseRoutes(), ...memberRoutes(), ...alarmRoutes(), ...snapshotRoutes(), ...(opts.faultRoutes ? faultRoutes() : [])],
   });
 }

@@ -33,7 +33,7 @@
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { assert } from '../../lib/assert.js';
-import type { KeyRange, KeyStore, StoredKey } from '../kv/keystore.js';
+import type { KeyRange, KeyStore, KeyStoreView, StoredKey } from '../kv/keystore.js';
 import type { KeyValue, LeaseId } from '../kv/types.js';
 import { compareKeys } from '../kv/utf8.js';
 import { leaseKeyOf, LmdbStateStore, openStateDatabases, type StateDatabases } from './lmdb-state.js';
@@ -78,7 +78,8 @@ export class LmdbKeyStore implements KeyStore {
   /** Opens (creating if absent) the store in directory `path`; `onClosed` runs after a clean close (flushed). */
   static open(path: string, options: { onClosed?: () => Promise<void> } = {}): LmdbKeyStore {
     mkdirSync(path, { recursive: true });
-    const env = open({ path, noSync: true, maxDbs: 8 });
+    // noSubdir false: a directory name with a dot (kv.1) would otherwise be taken for a file.
+    const env = open({ path, noSync: true, maxDbs: 8, noSubdir: false });
     const keys = env.openDB<Row, Buffer>({ name: 'keys', keyEncoding: 'binary', encoding: 'msgpack' });
     const meta = env.openDB<Meta, string>({ name: 'meta', encoding: 'msgpack' });
     return new LmdbKeyStore(path, env, keys, meta, openStateDatabases(env), options.onClosed);
@@ -152,6 +153,27 @@ export class LmdbKeyStore implements KeyStore {
     this.count = 0;
     this.bytes = 0;
     this.applied = 0;
+  }
+
+  /** An LMDB read transaction over the keys as committed now (KeyStore.openView). */
+  openView(): KeyStoreView {
+    const txn = this.env.useReadTransaction();
+    const keys = this.keys;
+    return {
+      page(after, maxKeys, maxBytes) {
+        const out: StoredKey[] = [];
+        let bytes = 0;
+        const start = after === undefined ? undefined : encodeKey(after);
+        for (const { key, value } of keys.getRange({ ...(start === undefined ? {} : { start, exclusiveStart: true }), transaction: txn })) {
+          if (out.length >= maxKeys || (out.length > 0 && bytes >= maxBytes)) return { keys: out, more: true };
+          const s = stored(key.toString('utf8'), value);
+          bytes += s.keyBytes + s.valueBytes;
+          out.push(s);
+        }
+        return { keys: out, more: false };
+      },
+      close: () => txn.done(),
+    };
   }
 
   /** Keeps `leasekeys` (lmdb-state.ts) in step with the key's lease (0: none). */

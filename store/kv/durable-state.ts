@@ -59,6 +59,25 @@ export interface StateStore {
   record(delta: StateDelta): void;
 }
 
+/** The state besides the keys as a snapshot stream carries it (lease attachments travel with the keys). */
+export type StateImage = Omit<PersistedState, 'leaseKeys'>;
+
+/** The delta that writes a whole image into an empty store. */
+export function deltaOfImage(image: StateImage): StateDelta {
+  return {
+    revision: image.revision,
+    clockMs: image.clockMs,
+    alarms: image.alarms,
+    leasesGranted: image.leases,
+    leasesRevoked: [],
+    sessionsPut: image.sessions,
+    sessionsDropped: [],
+    historyAppended: image.history.events,
+    historyDroppedThrough: image.history.droppedThrough,
+    aux: image.aux,
+  };
+}
+
 /** Ids changed since the last take, in the order of their last change. */
 export class ChangeSet<T> {
   private readonly changed = new Set<T>();

@@ -75,4 +75,17 @@ export interface KeyStore {
   flush(): Promise<void>;
   /** Releases the store's resources; no call may follow. */
   close(): Promise<void>;
+  /**
+   * A consistent read view of the keys as of now, unchanged by later
+   * batches, paged in key order (an on-disk store's read transaction, sent
+   * to a lagging follower as a snapshot stream); undefined in memory.
+   */
+  openView?(): KeyStoreView;
+}
+
+/** A frozen view of a key store's keys; `close` releases it (an LMDB read transaction pins pages until then). */
+export interface KeyStoreView {
+  /** Keys after `after` (exclusive; from the first when undefined), at most `maxKeys` and about `maxBytes` of keys and values. */
+  page(after: string | undefined, maxKeys: number, maxBytes: number): { readonly keys: StoredKey[]; readonly more: boolean };
+  close(): void;
 }

@@ -17,7 +17,7 @@ import { type KvConfig, resolveKvConfig } from './config.js';
 import { Changes, KvEngine } from './engine.js';
 import { fail, isFailure } from './failure.js';
 import { WatchHistory } from './history.js';
-import type { PersistedState, StateDelta, StateStore } from './durable-state.js';
+import type { PersistedState, StateDelta, StateImage, StateStore } from './durable-state.js';
 import type { KeyStore } from './keystore.js';
 import { SessionTable } from './sessions.js';
 import { decodeSnapshot, encodeSnapshot, type SnapshotImage } from './snapshot.js';
@@ -164,6 +164,15 @@ export class KvStateMachine {
     return this.applyWrite(checked);
   }
 
+  /**
+   * Marks a log index applied that carries no command (a leader's no-op, a
+   * membership change), so `appliedIndex` is the log's and an on-disk store
+   * reopened later holds at least the node's last snapshot index.
+   */
+  markApplied(raftIndex: number): void {
+    this.batch(() => this.advanceIndex(raftIndex));
+  }
+
   /** Applies a committed entry's data (a command as JSON); data that is not JSON is invalid_command. */
   applyData(data: string, raftIndex: number): KvApplied {
     let command: unknown;
@@ -221,6 +230,19 @@ export class KvStateMachine {
       // Only when raised, so a snapshot without alarms is what it was before alarms existed.
       ...(this.engine.alarm.raised === undefined ? {} : { alarms: this.engine.alarm.list() }),
     });
+  }
+
+  /** The state besides the keys, now, with the host's `aux` entries (a snapshot stream's header). */
+  stateImage(aux: Readonly<Record<string, string>>): StateImage {
+    return {
+      revision: this.engine.revision,
+      clockMs: this.clockMs,
+      alarms: this.engine.alarm.list(),
+      leases: this.engine.leaseTable.list().map(({ id, ttlMs }) => ({ id, ttlMs })),
+      sessions: this.sessions.list(),
+      history: this.history.save(),
+      aux,
+    };
   }
 
   /**

@@ -7,6 +7,8 @@
  * simulated network, and runs the same driver. memory-io.ts holds in-memory
  * log and snapshot stores with the WAL's contract, for tests and simulations.
  */
+import type { HttpRequester } from '../../lib/http-client.js';
+import type { Logger } from '../../lib/logger.js';
 import type { Timers } from '../../lib/timers.js';
 import type { Random } from '../../lib/random.js';
 import type { KeyStore } from '../kv/keystore.js';
@@ -42,6 +44,24 @@ export interface PeerTransport {
   close(): Promise<void>;
 }
 
+/** A fresh on-disk key store beside the live one, that a snapshot stream is pulled into. */
+export interface SideKeyStore {
+  readonly keys: KeyStore;
+  /**
+   * Makes it the live store, synchronously (a restart opens it from now on);
+   * `old`, the live store until now, is closed and removed in the background.
+   */
+  swapIn(old: KeyStore): void;
+  /** Closes and removes it (a failed or unneeded pull). */
+  discard(): Promise<void>;
+}
+
+export interface SnapshotStreamIo {
+  /** Pulls offers from the leader's client URL. */
+  readonly http: HttpRequester;
+  openSide(): Promise<SideKeyStore>;
+}
+
 /**
  * Everything a StoreNode's driver touches outside its own memory. `T` is the
  * transport's concrete type, kept so the process's composition can still reach
@@ -60,6 +80,13 @@ export interface NodeIo<T extends PeerTransport = PeerTransport> {
    * from the snapshot and the log, then closes it in stop().
    */
   readonly keys?: KeyStore;
+  /**
+   * Snapshot streams (snapshot-offers.ts, snapshot-pull.ts) for an on-disk
+   * key store: without them a node sends and installs whole JSON snapshots.
+   */
+  readonly streams?: SnapshotStreamIo;
+  /** Where the node reports what an operator may want to know (a snapshot pulled); default: nowhere. */
+  readonly logger?: Logger;
   /**
    * A failed fsync or a corrupt state: this replica can no longer be trusted
    * (a process exits; a simulated one crashes). The node has already stopped

@@ -13,9 +13,10 @@
 import { assert } from '../../lib/assert.js';
 import { AppError } from '../../lib/errors.js';
 import type { Cancel, Timers } from '../../lib/timers.js';
-import { stderrLogger, type Logger } from '../../lib/logger.js';
+import { silentLogger, stderrLogger, type Logger } from '../../lib/logger.js';
 import { LeaseKeeper, type LeaseHost } from './leases.js';
-import type { KvStateMachine, KvApplied, KvResult, KvWriteCommand } from '../kv/index.js';
+import { KvStateMachine, type KvApplied, type KvResult, type KvWriteCommand } from '../kv/index.js';
+import type { KeyStore } from '../kv/keystore.js';
 import {
   RawNode,
   type ConfChange,
@@ -30,10 +31,12 @@ import {
 } from '../raft/index.js';
 import { type MemberAddress, type NodeConfig } from './config.js';
 import { BusyError, NoLeaderError, ProposalDroppedError } from './errors.js';
-import { decodeImage, encodeImage } from './image.js';
+import { decodeImage, encodeExternalImage, encodeImage, kvConfigOf } from './image.js';
 import { bootstrapIfEmpty, buildKv, MEMBERS_AUX, startingKv } from './startup.js';
 import type { NodeIo, PeerTransport, RaftLogStore } from './io.js';
 import { WaitTable } from './pending.js';
+import type { SnapshotOffers } from './snapshot-offers.js';
+import { SnapshotStreamer } from './snapshot-stream.js';
 import { openProcessIo } from './process-io.js';
 import type { Transport } from './transport.js';
 
@@ -74,6 +77,10 @@ export interface NodeMetrics {
  */
 export class StoreNode<T extends PeerTransport = Transport> {
   private kv: KvStateMachine;
+  /** The on-disk key store the KV state machine runs on (NodeIo.keys), replaced when a pulled snapshot is swapped in. */
+  private keys: KeyStore | undefined;
+  /** Snapshot streams, with an on-disk key store and NodeIo.streams; else whole JSON snapshots. */
+  private readonly streamer: SnapshotStreamer | undefined;
   private readonly members = new Map<NodeId, MemberAddress>();
   private readonly proposals: WaitTable<number, KvResult>;
   private readonly proposalTerms = new Map<number, number>();
@@ -136,8 +143,9 @@ export class StoreNode<T extends PeerTransport = Transport> {
     this.log = io.log;
     this.proposals = new WaitTable('write', io.timers);
     this.reads = new WaitTable('linearizable read', io.timers);
+    this.keys = io.keys;
     const image = snapshot && snapshot.data !== '' ? decodeImage(snapshot.data) : undefined;
-    const start = startingKv(image?.kv, snapshot?.meta.index ?? 0, cfg, io.keys);
+    const start = startingKv(image, snapshot?.meta.index ?? 0, cfg, io.keys);
     this.kv = start.kv;
     for (const m of start.members ?? image?.members ?? cfg.initialCluster) this.setMember(m);
     // Raft's applied index: the log after it is delivered again, and entries the
@@ -145,6 +153,12 @@ export class StoreNode<T extends PeerTransport = Transport> {
     this.appliedIndex = snapshot?.meta.index ?? 0;
     this.lastSnapshotIndex = this.appliedIndex;
     this.leases = new LeaseKeeper(this.leaseHost(), io.timers, cfg.leaseCheckMs);
+    this.streamer = io.streams === undefined || io.keys?.openView === undefined ? undefined : this.makeStreamer(io.streams, io.logger ?? silentLogger);
+  }
+
+  private makeStreamer(streams: NonNullable<NodeIo['streams']>, log: Logger): SnapshotStreamer {
+    const host = { id: this.cfg.id, kv: () => this.kv, keys: () => this.keys as KeyStore, members: () => [...this.members.values()] };
+    return new SnapshotStreamer(streams, this.timers, host, log, () => this.schedule());
   }
 
   /** A node on the process's real I/O: the data directory, the TCP transport, the system clock. */
@@ -199,7 +213,8 @@ export class StoreNode<T extends PeerTransport = Transport> {
   receive(msgs: readonly Message[]): void {
     if (this.stopped) return;
     for (const m of msgs) {
-      if (m.to === this.cfg.id) this.raw.step(m);
+      if (m.to !== this.cfg.id || this.streamer?.incoming(m) === true) continue;
+      this.raw.step(m);
     }
     this.schedule();
   }
@@ -220,8 +235,9 @@ export class StoreNode<T extends PeerTransport = Transport> {
 
   private async loop(): Promise<void> {
     try {
-      while (!this.stopped && this.raw.hasReady()) {
+      while (!this.stopped && (this.installPulled() || this.raw.hasReady())) {
         const rd = this.raw.ready();
+        const messages = this.outgoing(rd.messages);
         if (rd.softState) this.role = rd.softState.role;
         // Raft dissertation §10.2.1 (as etcd does): a leader sends its appends
         // before its own fsync, so the leader's and the followers' disk writes
@@ -229,7 +245,7 @@ export class StoreNode<T extends PeerTransport = Transport> {
         // loop turn, which starts only after this persist is durable. Never when
         // this Ready changes term or vote: those must be durable before any send.
         const sendFirst = this.role === 'leader' && !this.changesTermOrVote(rd.hardState);
-        if (sendFirst) this.transport.send(rd.messages);
+        if (sendFirst) this.transport.send(messages);
         // Committed entries that an earlier Ready already made durable here are
         // applied (and their clients answered) while this Ready's fsync runs,
         // rather than one fsync later, as etcd's apply runs beside its WAL save.
@@ -240,7 +256,7 @@ export class StoreNode<T extends PeerTransport = Transport> {
         await this.persist(rd);
         // A crashed process does nothing after its fsync returns.
         if (this.halted) return;
-        if (!sendFirst) this.transport.send(rd.messages);
+        if (!sendFirst) this.transport.send(messages);
         if (rd.snapshot) this.installSnapshot(rd.snapshot);
         if (!applyFirst) this.applyEntries(rd.committedEntries);
         for (const rs of rd.readStates) {
@@ -262,7 +278,41 @@ export class StoreNode<T extends PeerTransport = Transport> {
       this.looping = false;
     }
     // Work that arrived during the last await of the loop.
-    if (!this.stopped && this.raw.hasReady()) this.schedule();
+    if (!this.stopped && (this.raw.hasReady() || this.streamer?.hasPulled === true)) this.schedule();
+  }
+
+  /** Snapshot messages rewritten to name a stream of the on-disk state (snapshot-stream.ts). */
+  private outgoing(messages: readonly Message[]): readonly Message[] {
+    if (this.streamer === undefined || !messages.some((m) => m.type === 'snap')) return messages;
+    return messages.flatMap((m) => this.streamer?.outgoing(m) ?? []);
+  }
+
+  /**
+   * At a safe point of the loop (no batch half applied): swaps in a state
+   * pulled from the leader's stream, then hands Raft the snapshot message
+   * that named it. Returns true when Raft has new work from it.
+   */
+  private installPulled(): boolean {
+    const pulled = this.streamer?.take();
+    if (pulled === undefined || this.keys === undefined) return false;
+    if (pulled.appliedIndex <= this.kv.appliedIndex) {
+      void pulled.side.discard(); // the log brought this node as far meanwhile
+      return false;
+    }
+    pulled.side.swapIn(this.keys);
+    this.keys = pulled.side.keys;
+    const kv = KvStateMachine.reopen(kvConfigOf(this.cfg), this.keys);
+    assert(kv !== undefined && kv.appliedIndex === pulled.appliedIndex, 'a pulled snapshot reopens at its applied index');
+    this.kv = kv;
+    this.rejectProposalsThrough(kv.appliedIndex);
+    const members = kv.reopenedAux[MEMBERS_AUX];
+    if (members !== undefined) {
+      this.members.clear();
+      for (const m of JSON.parse(members) as MemberAddress[]) this.setMember(m);
+    }
+    this.metrics.snapshotsInstalled++;
+    this.raw.step(pulled.message);
+    return this.raw.hasReady();
   }
 
   private async persist(rd: Ready): Promise<void> {
@@ -333,17 +383,26 @@ export class StoreNode<T extends PeerTransport = Transport> {
 
   private installSnapshot(s: Snapshot): void {
     const image = decodeImage(s.data);
-    this.kv = buildKv(image.kv, this.cfg, this.io.keys);
-    this.members.clear();
-    for (const m of image.members) this.setMember(m);
-    this.kv.batch(() => this.recordMembers());
-    // Proposals at or before the snapshot may or may not be in it: their outcome is unknown.
-    for (const [index] of this.proposalTerms) {
-      if (index <= s.meta.index) this.proposals.reject(index, new AppError('outcome_unknown', 504, 'a snapshot replaced the log; the write may or may not have been applied'));
+    if (image.kv === undefined) {
+      // A streamed snapshot: installPulled swapped its state in before Raft saw the message.
+      assert(this.kv.appliedIndex >= s.meta.index, `snapshot ${s.meta.index} installed without its state (at ${this.kv.appliedIndex})`);
+    } else {
+      this.kv = buildKv(image.kv, this.cfg, this.keys);
+      this.members.clear();
+      for (const m of image.members) this.setMember(m);
+      this.kv.batch(() => this.recordMembers());
+      this.metrics.snapshotsInstalled++;
     }
+    this.rejectProposalsThrough(s.meta.index);
     this.appliedIndex = s.meta.index;
     this.lastSnapshotIndex = s.meta.index;
-    this.metrics.snapshotsInstalled++;
+  }
+
+  /** Proposals at or before `index` may or may not be in an installed snapshot: their outcome is unknown. */
+  private rejectProposalsThrough(index: number): void {
+    for (const [i] of this.proposalTerms) {
+      if (i <= index) this.proposals.reject(i, new AppError('outcome_unknown', 504, 'a snapshot replaced the log; the write may or may not have been applied'));
+    }
   }
 
   /** One key-store batch per Ready: an on-disk store commits the entries with their applied index at once. */
@@ -356,16 +415,20 @@ export class StoreNode<T extends PeerTransport = Transport> {
       assert(e.index === this.appliedIndex + 1, `apply ${e.index} after ${this.appliedIndex}`);
       let result: KvResult | undefined;
       let applied: KvApplied | undefined;
-      if (e.type === 'conf') {
-        this.applyConfEntry(e);
-        result = CONF_APPLIED;
-      } else if (e.index <= this.kv.appliedIndex) {
-        // Already in the reopened on-disk state (a restart): not applied twice.
+      if (e.index <= this.kv.appliedIndex) {
+        // Already in the reopened on-disk state (a restart, a pulled snapshot): not applied twice.
+        if (e.type === 'conf') this.applyConfEntry(e); // members: idempotent
         this.metrics.skippedEntries++;
+      } else if (e.type === 'conf') {
+        this.applyConfEntry(e);
+        this.kv.markApplied(e.index);
+        result = CONF_APPLIED;
       } else if (e.data !== '') {
         applied = this.kv.applyData(e.data, e.index);
         result = applied.result;
         if (applied.events.length > 0) this.hasNewEvents = true;
+      } else {
+        this.kv.markApplied(e.index);
       }
       this.appliedIndex = e.index;
       this.metrics.appliedEntries++;
@@ -417,7 +480,10 @@ export class StoreNode<T extends PeerTransport = Transport> {
    */
   private maybeSnapshot(): void {
     if (this.snapshotSaving || this.appliedIndex - this.lastSnapshotIndex < this.cfg.snapshotEveryEntries) return;
-    const snap = this.raw.compact(encodeImage(this.kv.snapshot(), [...this.members.values()]), this.cfg.snapshotKeepEntries);
+    const members = [...this.members.values()];
+    // With streams the on-disk engine is the snapshot: no copy of the state is made, nothing is built on this thread.
+    const data = this.streamer === undefined ? encodeImage(this.kv.snapshot(), members) : encodeExternalImage(members);
+    const snap = this.raw.compact(data, this.cfg.snapshotKeepEntries);
     if (!snap) return;
     this.lastSnapshotIndex = snap.meta.index;
     this.snapshotSaving = true;
@@ -429,7 +495,8 @@ export class StoreNode<T extends PeerTransport = Transport> {
   }
 
   private async persistSnapshot(snap: Snapshot): Promise<void> {
-    // Order matters (§7): the snapshot must be durable before the log behind it goes.
+    // Order matters (§7): the snapshot (and the engine's state it refers to) must be durable before the log behind it goes.
+    if (this.streamer !== undefined) await this.keys?.flush();
     await this.io.snapshots.save(snap);
     if (this.halted) return;
     await this.log.markSnapshot({ index: snap.meta.index, term: snap.meta.term });
@@ -529,6 +596,16 @@ export class StoreNode<T extends PeerTransport = Transport> {
     await done;
   }
 
+  /** Snapshot streams pulled by this node as a follower, completed and failed. */
+  get snapshotStreamCounts(): { readonly pulled: number; readonly failed: number } {
+    return this.streamer?.counts ?? { pulled: 0, failed: 0 };
+  }
+
+  /** The snapshot streams this node offers as leader (store/api/snapshots.ts serves them); undefined without streams. */
+  get snapshotOffers(): SnapshotOffers | undefined {
+    return this.streamer?.offers;
+  }
+
   get kvState(): KvStateMachine {
     return this.kv;
   }
@@ -559,8 +636,9 @@ export class StoreNode<T extends PeerTransport = Transport> {
     // Wait for an in-flight loop iteration to finish its fsync before closing the log.
     const giveUpAt = this.timers.monotonicMs() + STOP_DRAIN_LIMIT_MS;
     while ((this.looping || this.snapshotSaving) && this.timers.monotonicMs() < giveUpAt) await this.timers.sleep(STOP_POLL_MS);
+    await this.streamer?.stop();
     await this.log.close();
-    await this.io.keys?.close();
+    await this.keys?.close();
   }
 
   /**

@@ -14,6 +14,7 @@ import type { Logger } from '../../lib/logger.js';
 import type { NodeConfig } from './config.js';
 import type { NodeIo, SnapshotStore } from './io.js';
 import { openLmdbKeys } from './lmdb-open.js';
+import { HttpClient } from '../../lib/http-client.js';
 import { loadNewestSnapshot, saveSnapshot } from './snapshot-file.js';
 import { Transport, type TransportHandlers } from './transport.js';
 import { WriteAheadLog } from './wal.js';
@@ -44,7 +45,9 @@ export async function openProcessIo(cfg: NodeConfig, inbound: TransportHandlers,
     const t = state.repairedTail;
     log('warn', 'WAL: truncated a torn tail', { path: t.path, offset: t.offset, reason: t.reason });
   }
-  const keys = cfg.engine === 'lmdb' ? await openLmdbKeys(join(cfg.dataDir, 'kv'), log) : undefined;
+  // Snapshot pages are bounded by the leader (snapshot-offers.ts); the response limit leaves room for JSON escaping.
+  const engine = cfg.engine === 'lmdb' ? await openLmdbKeys(join(cfg.dataDir, 'kv'), log, new HttpClient({ requestTimeoutMs: 30_000, maxResponseBytes: 64 << 20 })) : undefined;
+  const keys = engine?.keys;
   const transport = new Transport(cfg.id, inbound);
   try {
     await transport.listen(cfg.host, cfg.peerPort);
@@ -61,6 +64,8 @@ export async function openProcessIo(cfg: NodeConfig, inbound: TransportHandlers,
     timers: systemTimers,
     random: systemRandom,
     ...(keys === undefined ? {} : { keys }),
+    ...(engine?.streams === undefined ? {} : { streams: engine.streams }),
+    logger: log,
     fatal: (e) => exitFatal(log, e),
   };
   return { io, stored: { hardState: state.hardState, snapshot, entries: state.entries } };

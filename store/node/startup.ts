@@ -7,7 +7,8 @@ import { KvStateMachine } from '../kv/index.js';
 import type { KeyStore } from '../kv/keystore.js';
 import { bootstrapStorage, type StorageState } from '../raft/index.js';
 import type { MemberAddress, NodeConfig } from './config.js';
-import { kvConfigOf } from './image.js';
+import { kvConfigOf, type SnapshotImage } from './image.js';
+import { assert } from '../../lib/assert.js';
 import type { RaftLogStore } from './io.js';
 
 /**
@@ -35,9 +36,13 @@ export interface StartingKv {
  * least the snapshot's index (the node then skips the log entries it already
  * applied); otherwise the one the snapshot's KV JSON describes (or an empty one).
  */
-export function startingKv(kvJson: string | undefined, snapshotIndex: number, cfg: NodeConfig, keys: KeyStore | undefined): StartingKv {
+export function startingKv(image: SnapshotImage | undefined, snapshotIndex: number, cfg: NodeConfig, keys: KeyStore | undefined): StartingKv {
   const reopened = keys === undefined ? undefined : KvStateMachine.reopen(kvConfigOf(cfg), keys);
-  if (reopened === undefined || reopened.appliedIndex < snapshotIndex) return { kv: buildKv(kvJson, cfg, keys) };
+  if (reopened === undefined || reopened.appliedIndex < snapshotIndex) {
+    // The snapshot holds no KV state (it is the engine's) and the engine is behind it: lost, not rebuildable here.
+    assert(image?.kv !== undefined || image === undefined, `the on-disk state is behind snapshot ${snapshotIndex} and the snapshot does not hold it: remove this member's data and add it again (docs/OPERATIONS.md)`);
+    return { kv: buildKv(image?.kv, cfg, keys) };
+  }
   const members = reopened.reopenedAux[MEMBERS_AUX];
   return members === undefined ? { kv: reopened } : { kv: reopened, members: JSON.parse(members) as MemberAddress[] };
 }

@@ -1,6 +1,6 @@
 export type { RaftConfig } from './config.js';
 export { defaultRaftConfig, validateRaftConfig, RaftConfigError } from './config.js';
-export type { Message, MessageType } from './messages.js';
+export type { Message, MessageType, SnapshotRequest } from './messages.js';
 export type { ReadState } from './raft.js';
 export {
   RawNode,

@@ -3,7 +3,7 @@
  * <data-dir>/kv) behaves as the in-memory one: it serves writes, a node
  * killed with SIGKILL and restarted holds every acknowledged write, a
  * follower that falls behind past the leader's compaction catches up by
- * snapshot, and the keys a node serves are the ones in its LMDB files. A
+ * a snapshot streamed from the leader's engine, and the keys a node serves are the ones in its LMDB files. A
  * restarted node reopens its store and skips the log it had applied.
  */
 import { existsSync } from 'node:fs';
@@ -105,6 +105,8 @@ describe('--engine lmdb on a 3-node cluster', () => {
     await tc.restart(follower);
     await caughtUp(follower, writers, 60_000);
     expect(await tc.metric(follower, 'store_snapshots_installed_total'), `${follower} caught up without a snapshot`).toBeGreaterThanOrEqual(1);
+    // Streamed from the leader's engine, never sent as one document.
+    expect(await tc.metric(follower, 'store_snapshot_streams_pulled_total'), `${follower} pulled a snapshot stream`).toBeGreaterThanOrEqual(1);
 
     // Stopped cleanly, the follower's LMDB files hold exactly what it served.
     const served = await scan(tc.url(follower), 'snap/', { serializable: true });

@@ -11,13 +11,13 @@ import { entry } from '../kv/keystore.case.js';
 import { tempDir } from './lmdb-temp.js';
 
 async function storeWithKey(dir: string): Promise<void> {
-  const ks = await openLmdbKeys(dir, silentLogger);
+  const { keys: ks } = await openLmdbKeys(dir, silentLogger);
   ks.batch(() => ks.set(entry('a', 'x')), () => 7);
   await ks.close();
 }
 
 async function keptKeys(dir: string): Promise<number> {
-  const ks = await openLmdbKeys(dir, silentLogger);
+  const { keys: ks } = await openLmdbKeys(dir, silentLogger);
   const size = ks.size;
   await ks.close();
   return size;

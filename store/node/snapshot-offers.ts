@@ -1,0 +1,133 @@
+/**
+ * Snapshot streams, the leader's side (issue 15): a follower that fell
+ * behind the leader's compaction is not sent the state as one document.
+ * The leader captures, in one synchronous step between two applied batches,
+ * the state besides the keys (a small header: revision, clock, leases,
+ * sessions, watch history, members) and a read view of its on-disk keys
+ * (an LMDB read transaction), and puts an offer id in the Raft snapshot
+ * message. The follower pulls the offer in bounded pages over HTTP
+ * (store/api/snapshots.ts), at its own pace: flow control is the pull.
+ *
+ * The stream is the state at the leader's applied index A, which is at or
+ * after the Raft snapshot index S the message names; the follower installs
+ * S and skips the entries S+1..A it receives again (node.ts applyEach), as a
+ * restarted node does. Limits: one offer per follower (repeated snapshot
+ * messages reuse it while it is in use), an offer unused for `idleMs` is
+ * closed, at most `maxOffers` at once.
+ */
+import type { Cancel, Timers } from '../../lib/timers.js';
+import type { StateImage } from '../kv/durable-state.js';
+import type { KeyStoreView, StoredKey } from '../kv/keystore.js';
+import type { NodeId } from '../raft/index.js';
+
+export interface OfferLimits {
+  /** An offer nobody read for this long is closed (its read transaction released). */
+  readonly idleMs: number;
+  /** Most offers open at once (one per lagging follower). */
+  readonly maxOffers: number;
+  /** Most keys in one page. */
+  readonly pageMaxKeys: number;
+  /** About the most key and value bytes in one page. */
+  readonly pageMaxBytes: number;
+}
+
+export const DEFAULT_OFFER_LIMITS: OfferLimits = { idleMs: 30_000, maxOffers: 8, pageMaxKeys: 20_000, pageMaxBytes: 4 << 20 };
+
+/** What the snapshot message carries: where to pull the stream from. */
+export interface StreamDescriptor {
+  readonly id: string;
+  /** The leader's client URL; the follower pulls `${url}/internal/v1/snapshots/${id}/...`. */
+  readonly url: string;
+  /** The applied index of the streamed state (>= the Raft snapshot's index). */
+  readonly appliedIndex: number;
+}
+
+/** The stream's first part. */
+export interface StreamHeader {
+  readonly appliedIndex: number;
+  readonly state: StateImage;
+}
+
+/** A page of keys: [key, value, createRevision, modRevision, version, lease or 0]. */
+export type StreamRow = [string, string, number, number, number, number];
+
+interface Offer {
+  readonly descriptor: StreamDescriptor;
+  readonly follower: NodeId;
+  readonly header: StreamHeader;
+  readonly view: KeyStoreView;
+  lastUsedMs: number;
+}
+
+export class SnapshotOffers {
+  private readonly offers = new Map<string, Offer>();
+  private seq = 0;
+  private cancelSweep: Cancel | undefined;
+
+  constructor(
+    private readonly timers: Timers,
+    private readonly limits: OfferLimits = DEFAULT_OFFER_LIMITS,
+  ) {}
+
+  /**
+   * The offer for `follower`: the one in use, or a new one from `capture()`
+   * (called synchronously, so the header and the view are the same state).
+   * Undefined when `maxOffers` are open.
+   */
+  offer(follower: NodeId, url: string, capture: () => { header: StreamHeader; view: KeyStoreView }): StreamDescriptor | undefined {
+    this.sweep();
+    for (const o of this.offers.values()) if (o.follower === follower) return o.descriptor;
+    if (this.offers.size >= this.limits.maxOffers) return undefined;
+    const { header, view } = capture();
+    const descriptor = { id: `${follower}-${this.timers.monotonicMs().toFixed(0)}-${++this.seq}`, url, appliedIndex: header.appliedIndex };
+    this.offers.set(descriptor.id, { descriptor, follower, header, view, lastUsedMs: this.timers.monotonicMs() });
+    this.cancelSweep ??= this.timers.every(this.limits.idleMs / 2, () => this.sweep());
+    return descriptor;
+  }
+
+  header(id: string): StreamHeader | undefined {
+    return this.use(id)?.header;
+  }
+
+  /** The keys after `after`, one bounded page; undefined when the offer is gone (expired or never made). */
+  page(id: string, after: string | undefined): { rows: StreamRow[]; more: boolean } | undefined {
+    const o = this.use(id);
+    if (o === undefined) return undefined;
+    const { keys, more } = o.view.page(after, this.limits.pageMaxKeys, this.limits.pageMaxBytes);
+    if (!more) this.timers.soon(() => this.close(id)); // read whole: the follower is installing it
+    return { rows: keys.map(rowOf), more };
+  }
+
+  get size(): number {
+    return this.offers.size;
+  }
+
+  closeAll(): void {
+    for (const id of [...this.offers.keys()]) this.close(id);
+    this.cancelSweep?.();
+    this.cancelSweep = undefined;
+  }
+
+  private use(id: string): Offer | undefined {
+    const o = this.offers.get(id);
+    if (o !== undefined) o.lastUsedMs = this.timers.monotonicMs();
+    return o;
+  }
+
+  private sweep(): void {
+    const now = this.timers.monotonicMs();
+    for (const [id, o] of this.offers) if (now - o.lastUsedMs > this.limits.idleMs) this.close(id);
+  }
+
+  private close(id: string): void {
+    const o = this.offers.get(id);
+    if (o === undefined) return;
+    this.offers.delete(id);
+    o.view.close();
+  }
+}
+
+function rowOf(s: StoredKey): StreamRow {
+  const { key, value, createRevision, modRevision, version, lease } = s.kv;
+  return [key, value, createRevision, modRevision, version, lease ?? 0];
+}
