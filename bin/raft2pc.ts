@@ -17,6 +17,7 @@ export const BIN_COMMANDS: ReadonlyMap<string, () => Promise<Command>> = new Map
   ['tx', async () => (await import('../client/cli.js')).txCommand],
   ['participant-example', async () => (await import('../examples/inventory/main.js')).participantExampleCommand],
   ['demo', async () => (await import('../demo/start.js')).demoCommand],
+  ['certs', async () => (await import('../lib/certs.js')).certsCommand],
 ]);
 
 const SUMMARY = 'two-phase commit over a built-in Raft store';

@@ -15,6 +15,7 @@
 import { isValidTxId } from '../coordinator/protocol/index.js';
 import { defineCommand, defineGroup, isEntryPoint, runMain, UsageError, type CommandContext } from '../lib/cli.js';
 import { keepAliveTimers } from '../lib/timers.js';
+import { CLIENT_TLS_FLAGS, clientTlsFromFiles } from '../lib/tls.js';
 import { CoordinatorClient } from './coordinator-client.js';
 import { CoordinatorError } from './errors.js';
 import { LISTED_STATES, type GetAnswer, type ListAnswer, type OutcomeAnswer } from './types.js';
@@ -29,16 +30,26 @@ const COMMON = {
   json: { type: 'boolean', description: 'print one JSON document instead of text' },
   'call-timeout-ms': { type: 'int', default: 10_000, min: 1, max: 3_600_000, description: 'one attempt at one coordinator, in ms' },
   'retry-window-ms': { type: 'int', default: 30_000, min: 0, max: 3_600_000, description: 'how long to keep retrying and failing over, in ms' },
+  ...CLIENT_TLS_FLAGS,
 } as const;
 
-type Common = { readonly coordinators: readonly string[]; readonly 'call-timeout-ms': number; readonly 'retry-window-ms': number; readonly json: boolean };
+type Common = {
+  readonly coordinators: readonly string[];
+  readonly 'call-timeout-ms': number;
+  readonly 'retry-window-ms': number;
+  readonly json: boolean;
+  readonly 'trusted-ca-file'?: string | undefined;
+  readonly 'cert-file'?: string | undefined;
+  readonly 'key-file'?: string | undefined;
+};
 
 /** Runs `f` with a client for the flags; a CoordinatorError is one line with its code, exit 1. */
 async function withClient(values: Common, ctx: CommandContext, f: (c: CoordinatorClient) => Promise<number>): Promise<number> {
   let client: CoordinatorClient;
   try {
     // keepAliveTimers: a CLI's backoff waits are all that keeps it alive between attempts.
-    client = new CoordinatorClient({ coordinators: values.coordinators, callTimeoutMs: values['call-timeout-ms'], retryWindowMs: values['retry-window-ms'], timers: keepAliveTimers });
+    const tls = clientTlsFromFiles({ caFile: values['trusted-ca-file'], certFile: values['cert-file'], keyFile: values['key-file'] });
+    client = new CoordinatorClient({ coordinators: values.coordinators, callTimeoutMs: values['call-timeout-ms'], retryWindowMs: values['retry-window-ms'], timers: keepAliveTimers, tls });
   } catch (e) {
     throw e instanceof CoordinatorError ? new UsageError('--coordinators', e.message) : e;
   }

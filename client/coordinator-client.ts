@@ -13,7 +13,8 @@
  * the traps between them.
  */
 import { randomUUID } from 'node:crypto';
-import { HttpClient, type HttpRequester } from '../lib/http-client.js';
+import type { HttpRequester } from '../lib/http-client.js';
+import { tlsHttpClient, type ClientTls } from '../lib/tls.js';
 import { systemRandom, type Random } from '../lib/random.js';
 import { systemTimers, type Timers } from '../lib/timers.js';
 import { checkMs, CoordinatorError, invalidConfig as invalid, isCoordinatorAnswerCode, isWorkAnswerCode, WorkError } from './errors.js';
@@ -31,6 +32,8 @@ export interface CoordinatorClientOptions {
   readonly retryWindowMs?: number;
   /** Requests go through this (default: a keep-alive HttpClient owned, and closed, by this client). */
   readonly http?: HttpRequester;
+  /** For https coordinators: the CA (PEM) to trust, and a client certificate and key to show; default: the process's (lib/tls.ts). Ignored with `http`. */
+  readonly tls?: ClientTls;
   /** Every wait and every reading of the time (default: the system's). */
   readonly timers?: Timers;
   /** Backoff jitter (default: Math.random). */
@@ -86,7 +89,7 @@ export class CoordinatorClient {
     this.timers = opts.timers ?? systemTimers;
     this.random = opts.random ?? systemRandom;
     this.ownsHttp = opts.http === undefined;
-    this.http = opts.http ?? new HttpClient({ requestTimeoutMs: this.callTimeoutMs });
+    this.http = opts.http ?? tlsHttpClient({ requestTimeoutMs: this.callTimeoutMs }, opts.tls);
   }
 
   /** The coordinator the next call goes to first. */

@@ -44,4 +44,5 @@ export {
   type VoteValue,
 } from './types.js';
 export type { HttpRequester, HttpRequest, HttpResponse } from '../lib/http-client.js';
+export type { ClientTls } from '../lib/tls.js';
 export type { Timers } from '../lib/timers.js';

@@ -12,6 +12,7 @@
  * of them, so an undocumented code fails validation.
  */
 import type { AnySchema, ValidateFunction } from 'ajv';
+import { GUARD_ERRORS, STATE_CHANGING_GUARD_ERRORS } from './http-guard.js';
 
 /** A JSON Schema (2020-12, the dialect of OpenAPI 3.1), as a plain object. */
 export type JsonSchema = Readonly<Record<string, unknown>>;
@@ -82,11 +83,14 @@ export interface OpenApiOperation {
 
 const STATUS_TEXT: Readonly<Record<number, string>> = {
   400: 'Bad input',
+  403: 'Refused',
   404: 'Not found',
   405: 'Method not allowed',
   409: 'Conflict',
   410: 'Gone',
   413: 'Too large',
+  414: 'Request target too long',
+  415: 'Not JSON: state-changing routes take application/json only',
   429: 'Over a capacity limit',
   500: 'A bug, or a corrupt stored value',
   503: 'Not available now; retry (usually with Retry-After)',
@@ -216,15 +220,17 @@ function responses(r: RouteDoc, common: ErrorCodes): OpenApiOperation['responses
     const content = d.json !== undefined ? { 'application/json': { schema: d.json } } : d.text !== undefined ? { [d.text]: { schema: { type: 'string' } } } : undefined;
     out[status] = content === undefined ? { description: d.description } : { description: d.description, content };
   }
-  for (const [status, codes] of mergeErrors(common, r.errors ?? {})) {
+  // What the HTTP guard (lib/http-guard.ts) answers before any route, on every server.
+  const guard = r.method === 'get' ? GUARD_ERRORS : { ...GUARD_ERRORS, ...STATE_CHANGING_GUARD_ERRORS };
+  for (const [status, codes] of mergeErrors(common, guard, r.errors ?? {})) {
     out[String(status)] = { description: `${STATUS_TEXT[status] ?? 'Error'}: ${codes.join(', ')}`, content: { 'application/json': { schema: errorBody(codes) } } };
   }
   return out;
 }
 
-function mergeErrors(a: ErrorCodes, b: ErrorCodes): [number, string[]][] {
+function mergeErrors(...sources: readonly ErrorCodes[]): [number, string[]][] {
   const merged = new Map<number, Set<string>>();
-  for (const src of [a, b]) {
+  for (const src of sources) {
     for (const [status, codes] of Object.entries(src)) {
       const set = merged.get(Number(status)) ?? new Set<string>();
       for (const c of codes) set.add(c);

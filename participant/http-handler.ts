@@ -8,6 +8,9 @@
  * The routes are the express ones (routes.ts), written once; express stays
  * inside. A request they do not serve goes to `next` when given (the
  * service's own routes), else it is answered 404 with the JSON error body.
+ * The routes refuse non-JSON state-changing requests (415) themselves; serve
+ * the handler with `listenGuarded` (lib/http-guard.ts) for the size limits,
+ * the bound on requests in flight, the timeouts and HTTPS.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type express from 'express';

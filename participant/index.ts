@@ -12,6 +12,9 @@ export * from './config.js';
 export * from './log.js';
 export * from './machine.js';
 export { participantApp, participantRouter } from './routes.js';
+// Serving them: an HTTP or HTTPS server behind the hostile-input guard (415, 429, limits, timeouts), and the TLS flags and settings.
+export { listenGuarded, type GuardedServerOptions, type HttpGuardLimits } from '../lib/http-guard.js';
+export { serviceTls, setProcessClientTls, TLS_FLAGS, tlsSettingsFrom, type ClientTls, type TlsSettings } from '../lib/tls.js';
 // The same routes as a plain node:http handler, for a service without express.
 export { participantHandler, type ParticipantHttpHandler } from './http-handler.js';
 // One live instance per name: the claim's key and holder, and the errors of a refused start and a lost claim.

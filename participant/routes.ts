@@ -16,6 +16,7 @@
 import express, { type RequestHandler } from 'express';
 import { AppError } from '../lib/errors.js';
 import { check, errorMiddleware, jsonBody, notFound, route } from '../lib/express.js';
+import { boundedJsonDepth, jsonOnly } from '../lib/http-guard.js';
 import { errorText, notReady, readinessStatus, ready, type Readiness } from '../lib/readiness.js';
 import type { Decision, JsonValue } from '../coordinator/protocol/index.js';
 import type { ParticipantPhase } from './machine.js';
@@ -44,7 +45,8 @@ export function participantRouter(node: ParticipantNode, opts: { readonly maxBod
     const readiness = participantReadiness(node);
     res.status(readinessStatus(readiness)).json(readiness);
   });
-  r.use(['/2pc', '/v1/participant'], ready, jsonBody(opts.maxBodyBytes ?? node.config.maxBodyBytes));
+  // The media-type rule (415) here too, for a host that serves these routes on a server of its own.
+  r.use(['/2pc', '/v1/participant'], jsonOnly, ready, jsonBody(opts.maxBodyBytes ?? node.config.maxBodyBytes), boundedJsonDepth);
 
   r.post(
     '/2pc/work',

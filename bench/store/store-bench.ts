@@ -19,7 +19,8 @@
  * --workloads set,cas,get, --value-bytes 64, --base-port 34000 (ours),
  * --etcd-base-port 34200, --keep-data (keep data dirs and logs),
  * --snapshot-every N (our nodes' snapshot interval; default 100000, etcd
- * 3.4's --snapshot-count, instead of the store's 20000), and
+ * 3.4's --snapshot-count, instead of the store's 20000), --engine
+ * lmdb|memory (our nodes' state machine; default lmdb, the store's), and
  * --endpoints URL,... to benchmark an already running cluster instead of
  * starting one (e.g. nodes started under `node --cpu-prof`).
  */
@@ -29,6 +30,7 @@ import { join } from 'node:path';
 import { intFlag, parseFlags, stringFlag } from '../../lib/args.js';
 import { etcdVersion, findEtcd } from '../../lib/etcd-binary.js';
 import { keepAliveTimers } from '../../lib/timers.js';
+import { ENGINES } from '../../store/node/config.js';
 import { LocalCluster } from '../../store/node/launcher.js';
 import { cleanupOnSignal } from '../cleanup.js';
 import { EtcdCluster } from '../etcd.js';
@@ -236,6 +238,7 @@ export function renderTable(rows: readonly Row[], withEtcd: boolean): string {
 // ---- main ------------------------------------------------------------------
 
 interface BenchConfig {
+  readonly engine: string;
   readonly durationMs: number;
   readonly warmupMs: number;
   readonly initialWarmupMs: number;
@@ -267,6 +270,7 @@ function parseConfig(): BenchConfig {
     'keep-data': { type: 'boolean' },
     endpoints: { type: 'string' },
     'snapshot-every': { type: 'string' },
+    engine: { type: 'string' },
   });
   const durationMs = Number(stringFlag(values, 'duration-s', '5')) * 1000;
   const warmupMs = Number(stringFlag(values, 'warmup-s', '1')) * 1000;
@@ -293,7 +297,9 @@ function parseConfig(): BenchConfig {
   // (docs/BENCHMARKS.md shows what a snapshot in the middle of a row costs).
   const snapshotEvery = intFlag(values, 'snapshot-every', 100_000);
   const keepData = values['keep-data'] === true;
-  return { durationMs, warmupMs, initialWarmupMs, clientCounts, workloads, basePort, etcdBasePort, valueBytes, etcdBin, external, snapshotEvery, keepData, jsonFile: stringFlag(values, 'json') };
+  const engine = stringFlag(values, 'engine', 'lmdb') as string;
+  if (!(ENGINES as readonly string[]).includes(engine)) throw new Error(`--engine: ${engine} is not one of ${ENGINES.join(', ')}`);
+  return { engine, durationMs, warmupMs, initialWarmupMs, clientCounts, workloads, basePort, etcdBasePort, valueBytes, etcdBin, external, snapshotEvery, keepData, jsonFile: stringFlag(values, 'json') };
 }
 
 /** The systems under test, their temp dir, and the targets driving them (closed by `cleanup`). */
@@ -309,7 +315,7 @@ function planSystems(cfg: BenchConfig): Systems {
   const tmp = mkdtempSync(join(os.tmpdir(), 'raft2pc-bench-'));
   const cluster = cfg.external
     ? undefined
-    : new LocalCluster({ nodes: 3, basePort: cfg.basePort, dataDir: join(tmp, 'store'), logToFiles: true, extraArgs: ['--snapshot-every', String(cfg.snapshotEvery)] });
+    : new LocalCluster({ nodes: 3, basePort: cfg.basePort, dataDir: join(tmp, 'store'), logToFiles: true, extraArgs: ['--snapshot-every', String(cfg.snapshotEvery), '--engine', cfg.engine] });
   const endpoints = cfg.external ?? cluster?.endpoints ?? [];
   const etcd = cfg.etcdBin ? new EtcdCluster(cfg.etcdBin, join(tmp, 'etcd'), cfg.etcdBasePort, cfg.etcdBasePort + 100) : undefined;
   return { tmp, cluster, etcd, endpoints, targets: [] };

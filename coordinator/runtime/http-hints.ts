@@ -4,7 +4,8 @@
  * call bounded by the hint timeout. The cap on calls in flight is the
  * runtime's (hints.ts `CappedHintSender`), so it holds for any sender.
  */
-import { HttpClient } from '../../lib/http-client.js';
+import type { HttpClient } from '../../lib/http-client.js';
+import { tlsHttpClient, type ClientTls } from '../../lib/tls.js';
 import type { Timers } from '../../lib/timers.js';
 import type { Decision } from '../protocol/index.js';
 import type { HintResult, HintSender } from './hints.js';
@@ -14,6 +15,8 @@ export interface HttpHintSenderOptions {
   readonly timeoutMs: number;
   /** The wait of a call blocked by fault injection. */
   readonly timers: Pick<Timers, 'sleep'>;
+  /** For https participants: the CA to trust and the certificate to show; default: the process's (lib/tls.ts). */
+  readonly tls?: ClientTls;
 }
 
 export class HttpHintSender implements HintSender {
@@ -28,7 +31,7 @@ export class HttpHintSender implements HintSender {
   private readonly http: HttpClient;
 
   constructor(private readonly opts: HttpHintSenderOptions) {
-    this.http = new HttpClient({ requestTimeoutMs: opts.timeoutMs });
+    this.http = tlsHttpClient({ requestTimeoutMs: opts.timeoutMs }, opts.tls);
   }
 
   /** Closes the pooled connections; later hints fail (and are counted as failed). */

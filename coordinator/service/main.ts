@@ -15,6 +15,7 @@ import type { Server } from 'node:http';
 import { defineCommand, isEntryPoint, LOG_FLAGS, runMain, serviceLogger, UsageError } from '../../lib/cli.js';
 import { Failpoints } from '../../lib/failpoints.js';
 import { onShutdownSignals, SHUTDOWN_FLAGS, stopThenClose } from '../../lib/shutdown.js';
+import { serviceTls, TLS_FLAGS } from '../../lib/tls.js';
 import { DEFAULT_COORDINATOR_CONFIG, makeCoordinatorConfig, type CoordinatorConfig } from '../runtime/index.js';
 import { openTxStore, STORE_FLAG } from '../txstore/index.js';
 import { CoordinatorServer } from './server.js';
@@ -50,6 +51,7 @@ export const coordinatorCommand = defineCommand({
     store: STORE_FLAG,
     id: { type: 'string', placeholder: 'ID', description: "this coordinator's id, in its logs and the store's client ids (default: c-<random>)" },
     ...LIMIT_FLAGS,
+    ...TLS_FLAGS,
     ...LOG_FLAGS,
     ...SHUTDOWN_FLAGS,
   },
@@ -73,6 +75,8 @@ export const coordinatorCommand = defineCommand({
     } catch (e) {
       throw new UsageError(undefined, e instanceof Error ? e.message : String(e));
     }
+    // Before the store opens: its client (openTxStore) and the usage probe take the process's CA and certificate.
+    const tls = serviceTls(values, values.host);
     const failpoints = Failpoints.fromEnv();
     const spec = values.store;
     const log = serviceLogger(values, 'coordinator', { coordinator: id });
@@ -80,7 +84,7 @@ export const coordinatorCommand = defineCommand({
     // writes by (client id, sequence), and a restarted process starts its sequences again.
     const opened = await openTxStore(spec, id);
     const storeUsage = storeUsageSource(spec, config.storeQuotaBytes);
-    const coordinator = new CoordinatorServer({ config, store: opened.store, failpoints, log, storeUsage });
+    const coordinator = new CoordinatorServer({ config, store: opened.store, failpoints, log, storeUsage, tls });
     const bound = await coordinator.start({ port: values.port, host: values.host });
     onShutdownSignals({
       servers: [coordinator.httpServer as Server],

@@ -13,6 +13,7 @@ import express, { type Request } from 'express';
 import { AppError } from '../../lib/errors.js';
 import { isValidTxId, type JsonObject, type ListedState } from '../protocol/index.js';
 import { check, errorMiddleware, jsonBody, notFound, route } from '../../lib/express.js';
+import { boundedJsonDepth, jsonOnly } from '../../lib/http-guard.js';
 import type { Logger } from '../../lib/logger.js';
 import { readinessStatus } from '../../lib/readiness.js';
 import { abortBody, beginBody, commitBody, coordinatorOpenApi, enlistBody, faultsBody, listQuery } from './openapi.js';
@@ -42,7 +43,9 @@ export function coordinatorApp(service: CoordinatorApi, opts: CoordinatorAppOpti
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
-  app.use(jsonBody(service.config.maxBodyBytes));
+  // Also on the server (lib/http-guard.ts); here for an app mounted on another server.
+  app.use(jsonOnly);
+  app.use(jsonBody(service.config.maxBodyBytes), boundedJsonDepth);
   writeRoutes(app, service);
   readRoutes(app, service);
   if (opts.blockedHintUrls !== undefined) faultRoutes(app, service.config.id, opts.blockedHintUrls);

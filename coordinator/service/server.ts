@@ -4,11 +4,12 @@
  * node:http server. Only this file (and main.ts) listens on a socket; a
  * simulation builds the CoordinatorService itself (service.ts).
  */
-import { listening } from '../../lib/shutdown.js';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type express from 'express';
 import { faultInjectionEnabled } from '../../lib/faults.js';
+import { listenGuarded, PLAIN_HTTP, type HttpGuardLimits } from '../../lib/http-guard.js';
+import type { TlsSettings } from '../../lib/tls.js';
 import { NO_FAILPOINTS, type FailpointHook } from '../../lib/failpoints.js';
 import type { Logger } from '../../lib/logger.js';
 import { systemRandom } from '../../lib/random.js';
@@ -22,10 +23,10 @@ import type { StoreUsageSource } from './store-usage.js';
 /**
  * Requests wait for the store up to their own timeouts (requestTimeoutMs,
  * commit grace), so idle keep-alive sockets must outlive that; the headers
- * timeout must exceed the keep-alive timeout (Node's rule).
+ * timeout exceeds the keep-alive timeout (a proxy's idle connection is never
+ * cut by ours first), and the whole-request timeout the headers one (Node's rule).
  */
-const KEEP_ALIVE_TIMEOUT_MS = 65_000;
-const HEADERS_TIMEOUT_MS = 66_000;
+const SERVER_LIMITS: Partial<HttpGuardLimits> = { keepAliveTimeoutMs: 65_000, headersTimeoutMs: 66_000, requestTimeoutMs: 120_000 };
 
 export interface CoordinatorServerOptions {
   readonly config: CoordinatorConfig;
@@ -37,6 +38,10 @@ export interface CoordinatorServerOptions {
   readonly storeUsage?: StoreUsageSource;
   /** Serve `/v1/admin/faults`; default: RAFT2PC_FAULTS=1 in the environment (lib/faults.ts). */
   readonly faultInjection?: boolean;
+  /** HTTPS and the client side of hints; default: plain HTTP on loopback. */
+  readonly tls?: TlsSettings;
+  /** Over the coordinator's own (SERVER_LIMITS) and lib/http-guard.ts's. */
+  readonly limits?: Partial<HttpGuardLimits>;
 }
 
 export interface ListenOptions {
@@ -51,6 +56,9 @@ export class CoordinatorServer {
   readonly service: CoordinatorService;
   readonly app: express.Express;
   private server: Server | undefined;
+  private readonly tls: TlsSettings;
+  private readonly log: Logger;
+  private readonly limits: Partial<HttpGuardLimits>;
 
   /** The node:http server once started (graceful shutdown drains it). */
   get httpServer(): Server | undefined {
@@ -59,7 +67,10 @@ export class CoordinatorServer {
 
   constructor(opts: CoordinatorServerOptions) {
     const c = opts.config;
-    this.hints = new HttpHintSender({ timeoutMs: c.hintTimeoutMs, timers: systemTimers });
+    this.tls = opts.tls ?? PLAIN_HTTP;
+    this.log = opts.log;
+    this.limits = { ...SERVER_LIMITS, ...opts.limits };
+    this.hints = new HttpHintSender({ timeoutMs: c.hintTimeoutMs, timers: systemTimers, tls: this.tls.client });
     this.service = new CoordinatorService({
       config: c,
       store: opts.store,
@@ -79,11 +90,13 @@ export class CoordinatorServer {
   /** Starts the service, then listens; returns the bound port. */
   async start(listen: ListenOptions): Promise<number> {
     await this.service.start();
-    const server = this.app.listen(listen.port, listen.host ?? '127.0.0.1');
-    this.server = server;
-    await listening(server);
-    server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
-    server.headersTimeout = HEADERS_TIMEOUT_MS;
+    try {
+      this.server = await listenGuarded(this.app, listen.host ?? '127.0.0.1', listen.port, { tls: this.tls, limits: this.limits, log: this.log });
+    } catch (e) {
+      await this.service.stop();
+      throw e;
+    }
+    const server = this.server;
     return (server.address() as AddressInfo).port;
   }
 

@@ -16,6 +16,8 @@
  * reading, which reads again first (so deletes are noticed at once).
  */
 import { AppError } from '../../lib/errors.js';
+import type { HttpRequester } from '../../lib/http-client.js';
+import { tlsHttpClient } from '../../lib/tls.js';
 import type { Timers } from '../../lib/timers.js';
 import type { StoreSpec } from '../txstore/index.js';
 
@@ -31,33 +33,31 @@ export type StoreUsageSource = () => Promise<StoreUsage | undefined>;
 
 const PROBE_TIMEOUT_MS = 1_000;
 
-async function postOrGet(url: string, body?: unknown): Promise<Record<string, unknown> | undefined> {
+async function postOrGet(http: HttpRequester, url: string, body?: unknown): Promise<Record<string, unknown> | undefined> {
   try {
-    const res = await fetch(url, {
+    const res = await http.request({
       method: body === undefined ? 'GET' : 'POST',
+      url,
       ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-      signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
     });
-    if (res.status !== 200) {
-      await res.arrayBuffer();
-      return undefined;
-    }
-    return (await res.json()) as Record<string, unknown>;
+    return res.status === 200 ? (JSON.parse(res.text) as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
   }
 }
 
-/** The usage source for a store spec: the first endpoint that answers. */
+/** The usage source for a store spec: the first endpoint that answers (https with the process's CA, lib/tls.ts). */
 export function storeUsageSource(spec: StoreSpec, etcdQuotaBytes: number): StoreUsageSource {
+  // Idle keep-alive sockets do not hold the process open, so this client is never closed.
+  const http = tlsHttpClient({ requestTimeoutMs: PROBE_TIMEOUT_MS });
   return async () => {
     for (const endpoint of spec.endpoints) {
       if (spec.kind === 'builtin') {
-        const st = await postOrGet(`${endpoint}/v1/status`);
+        const st = await postOrGet(http, `${endpoint}/v1/status`);
         if (st === undefined || typeof st['storeBytes'] !== 'number' || typeof st['quotaBytes'] !== 'number') continue;
         return { usedBytes: st['storeBytes'], quotaBytes: st['quotaBytes'], alarm: Array.isArray(st['alarms']) && st['alarms'].length > 0 };
       }
-      const st = await postOrGet(`${endpoint}/v3/maintenance/status`, {});
+      const st = await postOrGet(http, `${endpoint}/v3/maintenance/status`, {});
       const dbSize = Number(st?.['dbSize']);
       if (st === undefined || !Number.isFinite(dbSize)) continue;
       return { usedBytes: dbSize, quotaBytes: etcdQuotaBytes, alarm: false };

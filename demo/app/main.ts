@@ -13,7 +13,9 @@
  * --shutdown-timeout-ms), then stops the load, the monitor and the feed.
  */
 import { defineCommand, isEntryPoint, LOG_FLAGS, runMain, serviceLogger } from '../../lib/cli.js';
-import { listening, onShutdownSignals, SHUTDOWN_FLAGS } from '../../lib/shutdown.js';
+import { listenGuarded } from '../../lib/http-guard.js';
+import { onShutdownSignals, SHUTDOWN_FLAGS } from '../../lib/shutdown.js';
+import { serviceTls, TLS_FLAGS } from '../../lib/tls.js';
 import { systemTimers } from '../../lib/timers.js';
 import { openTxStore } from '../../coordinator/txstore/index.js';
 import { STORE_FLAG } from '../../coordinator/txstore/open.js';
@@ -52,6 +54,7 @@ export const appCommand = defineCommand({
     'tx-timeout-ms': { type: 'int', default: 5_000, min: 1, description: "a transfer's transaction timeout, in ms" },
     'poll-ms': { type: 'int', default: 500, min: 1, description: 'how often the processes are polled for the page, in ms' },
     'auto-audit-ms': { type: 'int', default: 10_000, min: 0, description: 'how often an audit runs by itself, in ms (0: never)' },
+    ...TLS_FLAGS,
     ...LOG_FLAGS,
     ...SHUTDOWN_FLAGS,
   },
@@ -59,6 +62,7 @@ export const appCommand = defineCommand({
     const { port, host, store: spec, coordinators, banks } = values;
     const autoAuditMs = values['auto-audit-ms'];
     const log = serviceLogger(values, 'app');
+    const tls = serviceTls(values, host);
     const opened = await openTxStore(spec, 'demo-app');
     const control = values.control === undefined ? undefined : new ControlClient(values.control);
 
@@ -82,7 +86,7 @@ export const appCommand = defineCommand({
           })
         : () => {};
 
-    const server = await listening(web.app.listen(port, host));
+    const server = await listenGuarded(web.app, host, port, { tls, log });
     onShutdownSignals({
       servers: [server],
       timeoutMs: values['shutdown-timeout-ms'],
@@ -100,8 +104,9 @@ export const appCommand = defineCommand({
         }
       },
     });
-    log('info', 'ready', { url: `http://${host}:${port}/`, pid: process.pid });
-    ctx.out(`app listening on http://${host}:${port}/`);
+    const url = `${tls.server === undefined ? 'http' : 'https'}://${host}:${port}/`;
+    log('info', 'ready', { url, pid: process.pid });
+    ctx.out(`app listening on ${url}`);
   },
 });
 

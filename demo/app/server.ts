@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import express, { type Request, type Response } from 'express';
 import { AppError } from '../../lib/errors.js';
 import { ajv, check, errorMiddleware, jsonBody, notFound, route } from '../../lib/express.js';
+import { boundedJsonDepth, jsonOnly } from '../../lib/http-guard.js';
 import { isAmount, MAX_AMOUNT } from '../bank/work.js';
 import type { ControlClient } from '../supervisor/control.js';
 import type { ProcessAction } from '../supervisor/process.js';
@@ -86,7 +87,8 @@ export function transferApp(parts: AppParts): TransferApp {
     res.json({ ok: true, pid: process.pid });
   });
   app.use(express.static(PAGE_DIR, { index: 'index.html', maxAge: 0 }));
-  app.use('/v1', jsonBody(64 * 1024));
+  // Also on the server (lib/http-guard.ts); here for an app mounted on another server.
+  app.use('/v1', jsonOnly, jsonBody(64 * 1024), boundedJsonDepth);
 
   app.get('/v1/state', (_req, res) => {
     res.json(state());

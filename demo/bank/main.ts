@@ -16,7 +16,9 @@
 import { join } from 'node:path';
 import { defineCommand, isEntryPoint, LOG_FLAGS, runMain, serviceLogger } from '../../lib/cli.js';
 import { Failpoints } from '../../lib/failpoints.js';
-import { listening, onShutdownSignals, SHUTDOWN_FLAGS, stopThenClose } from '../../lib/shutdown.js';
+import { listenGuarded } from '../../lib/http-guard.js';
+import { onShutdownSignals, SHUTDOWN_FLAGS, stopThenClose } from '../../lib/shutdown.js';
+import { serviceTls, TLS_FLAGS } from '../../lib/tls.js';
 import { openTxStore } from '../../coordinator/txstore/index.js';
 import { STORE_FLAG } from '../../coordinator/txstore/open.js';
 import { ParticipantNode } from '../../participant/index.js';
@@ -53,6 +55,7 @@ export const bankCommand = defineCommand({
     'data-dir': { type: 'string', placeholder: 'DIR', description: 'where the balances and the participant log live (default: data/demo/banks/<name>)' },
     accounts: { type: 'string', default: 'alice=1000,bob=1000,carol=1000,dave=1000', parse: parseAccounts, placeholder: 'id=amount,...', description: 'the opening balances, used when the data dir holds none' },
     'audit-wait-ms': { type: 'int', default: 1_500, min: 0, description: "how long an audit's prepare waits for prepared transfers to finish before it votes no, in ms" },
+    ...TLS_FLAGS,
     ...LOG_FLAGS,
     ...SHUTDOWN_FLAGS,
   },
@@ -60,6 +63,7 @@ export const bankCommand = defineCommand({
     const { name, port, host, store: spec } = values;
     const dataDir = values['data-dir'] ?? join('data', 'demo', 'banks', name);
     const log = serviceLogger(values, 'bank', { participant: name });
+    const tls = serviceTls(values, host);
     /** Fail-stop: a participant that cannot trust its log exits, and the restart recovers from disk. */
     const exitOnFatal = (e: unknown): never => {
       log('error', 'the participant failed; exiting so a restart recovers from disk', { error: e });
@@ -86,7 +90,7 @@ export const bankCommand = defineCommand({
     const app = bankApp({ name, bank, node, log });
 
     // Listen first (health says 503 until ready), then recover: in-doubt locks come back before anything is served.
-    const server = await listening(app.listen(port, host));
+    const server = await listenGuarded(app, host, port, { tls, log });
     onShutdownSignals({
       servers: [server],
       timeoutMs: values['shutdown-timeout-ms'],

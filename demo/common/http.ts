@@ -1,3 +1,6 @@
+import type { HttpClient } from '../../lib/http-client.js';
+import { tlsHttpClient } from '../../lib/tls.js';
+
 /**
  * One JSON-over-HTTP call with a timeout, used by every demo process (the
  * supervisor's control client, the transfer app, the CLI). A network error
@@ -19,19 +22,19 @@ export interface JsonRequest {
   readonly timeoutMs: number;
 }
 
+/** Made on first use, after the process's main has set its TLS (lib/tls.ts): https URLs then trust its CA. Idle sockets do not hold the process open. */
+let client: HttpClient | undefined;
+
 export async function fetchJson(url: string, req: JsonRequest): Promise<JsonAnswer> {
   const headers: Record<string, string> = { ...req.headers };
-  const init: RequestInit = { method: req.method ?? 'GET', headers, signal: AbortSignal.timeout(req.timeoutMs) };
-  if (req.body !== undefined) {
-    init.body = JSON.stringify(req.body);
-    headers['content-type'] = 'application/json';
-  }
+  const sent = req.body === undefined ? undefined : JSON.stringify(req.body);
+  if (sent !== undefined) headers['content-type'] = 'application/json';
   try {
-    const res = await fetch(url, init);
-    const text = await res.text();
-    let body: unknown = text;
+    client ??= tlsHttpClient({});
+    const res = await client.request({ method: req.method ?? 'GET', url, headers, timeoutMs: req.timeoutMs, ...(sent === undefined ? {} : { body: sent }) });
+    let body: unknown = res.text;
     try {
-      body = text === '' ? null : (JSON.parse(text) as unknown);
+      body = res.text === '' ? null : (JSON.parse(res.text) as unknown);
     } catch {
       // not JSON: keep the text
     }

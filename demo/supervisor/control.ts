@@ -10,7 +10,9 @@
  * Errors: 404 unknown_process, 400 unknown_action, 409 process_busy /
  * not_running / not_paused / already_running, 500 when a start failed.
  */
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
+import { listenGuarded, PLAIN_HTTP } from '../../lib/http-guard.js';
+import { silentLogger } from '../../lib/logger.js';
 import { AppError } from '../../lib/errors.js';
 import { Router } from '../../lib/http.js';
 import { errorCode, errorMessage, fetchJson } from '../common/http.js';
@@ -54,11 +56,8 @@ export async function serveControl(host: ControlHost, address: string, port: num
       throw new AppError('action_failed', 500, e instanceof Error ? e.message : String(e));
     }
   });
-  const server: Server = createServer(r.handle);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, address, () => resolve());
-  });
+  // Loopback only, plain HTTP (the supervisor's own API), behind the same guard as every server.
+  const server: Server = await listenGuarded(r.handle, address, port, { tls: PLAIN_HTTP, log: silentLogger });
   return {
     url: `http://${address}:${port}`,
     close: () =>

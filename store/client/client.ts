@@ -7,10 +7,12 @@
  * retry after a timeout returns the original result instead of applying twice.
  */
 import { randomUUID } from 'node:crypto';
-import { HttpClient, HttpClientError, type HttpRequester, type HttpResponse } from '../../lib/http-client.js';
+import { HttpClientError, type HttpRequester, type HttpResponse } from '../../lib/http-client.js';
+import { defaultClientTls, hasClientTls, tlsHttpClient, type ClientTls } from '../../lib/tls.js';
 import { systemRandom, type Random } from '../../lib/random.js';
 import { keepAliveTimers, type Timers } from '../../lib/timers.js';
 import type { KeyValue, KvEvent, TxnOp } from '../kv/index.js';
+import { nodeStream } from './node-stream.js';
 import { parseSse, type SseMessage } from './sse.js';
 
 export type { KeyValue, TxnOp } from '../kv/index.js';
@@ -39,8 +41,10 @@ export interface ClientOptions {
   readonly clientId?: string;
   /** Carries every call but the watch stream; closed by `close()`. Default: a keep-alive HttpClient. */
   readonly http?: HttpRequester;
-  /** Opens watch streams. Default: fetch, its body through parseSse. */
+  /** Opens watch streams. Default: fetch, its body through parseSse; with TLS, node:https (node-stream.ts). */
   readonly openStream?: OpenStream;
+  /** For https endpoints: the CA (PEM) to trust, and a client certificate and key to show. Default: the process's (lib/tls.ts). */
+  readonly tls?: ClientTls;
   /** Deadlines and backoff waits. Default: the system's, referenced: a call waiting out a backoff keeps the process alive, as its socket would. */
   readonly timers?: Timers;
   /** Backoff jitter. Default: Math.random. */
@@ -131,13 +135,14 @@ export class StoreClient {
   constructor(opts: ClientOptions) {
     if (opts.endpoints.length === 0) throw new Error('at least one endpoint is required');
     this.endpoints = opts.endpoints.map((e) => e.replace(/\/+$/, ''));
-    for (const e of this.endpoints) if (!e.startsWith('http://')) throw new Error(`endpoint ${e}: the store speaks plain http, want http://host:port`);
+    for (const e of this.endpoints) if (!/^https?:\/\//.test(e)) throw new Error(`endpoint ${e}: want http://host:port or https://host:port`);
     this.requestTimeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.deadlineMs = opts.deadlineMs ?? DEFAULT_DEADLINE_MS;
     this.maxAttempts = opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
     this.clientId = opts.clientId ?? (opts.random ? randomClientId(opts.random) : randomUUID());
-    this.http = opts.http ?? new HttpClient({ requestTimeoutMs: this.requestTimeoutMs });
-    this.openStream = opts.openStream ?? fetchStream;
+    const tls = opts.tls ?? defaultClientTls();
+    this.http = opts.http ?? tlsHttpClient({ requestTimeoutMs: this.requestTimeoutMs }, tls);
+    this.openStream = opts.openStream ?? (hasClientTls(tls) ? nodeStream(tls) : fetchStream);
     this.timers = opts.timers ?? keepAliveTimers;
     this.random = opts.random ?? systemRandom;
   }

@@ -41,25 +41,28 @@ export interface KvConfig {
 const KIB = 1024;
 const MIB = 1024 * KIB;
 
+const GIB = 1024 * MIB;
+
+/** The store's default quota on an on-disk engine: etcd's default (--quota-backend-bytes). */
+export const DEFAULT_QUOTA_BYTES = 2 * GIB;
+/** The largest quota: etcd's suggested maximum. */
+export const MAX_QUOTA_BYTES = 8 * GIB;
 /**
- * Default and ceiling of the quota while a snapshot is one JSON document:
- * 134 MB of keys and values made a 219 MB snapshot (measured, issue 15), and
- * the file format wraps it in a second JSON string, so a much larger state
- * would pass V8's string limit (about 512 MiB) and the node could no longer
- * snapshot. Both become etcd's (2 GiB default, 8 GiB ceiling) once snapshots
- * are streamed from the on-disk engine.
+ * Default and ceiling of the quota on the in-memory engine: its snapshots
+ * are one JSON document, and 134 MB of keys and values made a 219 MB one
+ * (measured, issue 15); much more would pass V8's string limit (about
+ * 512 MiB). The on-disk engine streams its snapshots and has no such limit.
  */
-export const DEFAULT_QUOTA_BYTES = 128 * MIB;
+export const MEMORY_ENGINE_MAX_QUOTA_BYTES = 128 * MIB;
 /** Small enough that a test fills a store in seconds; big enough for the 2PC layout to start. */
 export const MIN_QUOTA_BYTES = 1 * MIB;
-export const MAX_QUOTA_BYTES = DEFAULT_QUOTA_BYTES;
 
 export const DEFAULT_KV_CONFIG: KvConfig = Object.freeze({
   maxKeyBytes: 1 * KIB,
   maxValueBytes: 1 * MIB,
   maxTxnOps: 128,
   maxRangeLimit: 10_000,
-  maxStoreBytes: DEFAULT_QUOTA_BYTES,
+  maxStoreBytes: MEMORY_ENGINE_MAX_QUOTA_BYTES,
   maxLeases: 100_000,
   watchHistoryEvents: 100_000,
   watchHistoryBytes: 64 * MIB,

@@ -1,7 +1,7 @@
 // The pure KV state machine: revisions, CAS, txn, leases, sessions, watch history.
 export { NOSPACE } from './alarm.js';
 export type { NoSpaceAlarm } from './alarm.js';
-export { DEFAULT_KV_CONFIG, DEFAULT_QUOTA_BYTES, MAX_QUOTA_BYTES, MIN_QUOTA_BYTES, resolveKvConfig } from './config.js';
+export { DEFAULT_KV_CONFIG, DEFAULT_QUOTA_BYTES, MAX_QUOTA_BYTES, MEMORY_ENGINE_MAX_QUOTA_BYTES, MIN_QUOTA_BYTES, resolveKvConfig } from './config.js';
 export type { KvConfig } from './config.js';
 export { KvStateMachine } from './state-machine.js';
 export type { RangeQuery } from './state-machine.js';

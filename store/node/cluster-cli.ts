@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { defineCommand, isEntryPoint, LOG_FLAGS, runMain, type CommandContext } from '../../lib/cli.js';
 import { keepAliveTimers } from '../../lib/timers.js';
-import { DEFAULT_QUOTA_BYTES, MAX_QUOTA_BYTES, MIN_QUOTA_BYTES } from '../kv/index.js';
+import { MAX_QUOTA_BYTES, MIN_QUOTA_BYTES } from '../kv/index.js';
 import { ENGINES, formatClusterSpec, type MemberAddress } from './config.js';
 import { LocalCluster, StoreProcess, clusterMembers } from './launcher.js';
 
@@ -218,8 +218,8 @@ export const clusterCommand = defineCommand({
     'base-port': { type: 'int', default: 2379, min: 1, max: 65_535 - 200, description: 'node i serves clients on base-port+i-1 and peers on base-port+100+i-1' },
     'data-dir': { type: 'string', default: 'data/cluster', placeholder: 'DIR', description: "every node's data, and its log as <id>.log" },
     'grow-to': { type: 'int', default: 0, min: 0, max: 99, description: 'add members right after start until there are this many' },
-    'quota-bytes': { type: 'int', default: DEFAULT_QUOTA_BYTES, min: MIN_QUOTA_BYTES, max: MAX_QUOTA_BYTES, description: "every node's store quota on key and value bytes (the store's --quota-bytes)" },
-    engine: { type: 'enum', values: ENGINES, default: 'memory', description: "every node's engine (the store's --engine)" },
+    'quota-bytes': { type: 'int', min: MIN_QUOTA_BYTES, max: MAX_QUOTA_BYTES, description: "every node's store quota on key and value bytes (the store's --quota-bytes; default: the engine's)" },
+    engine: { type: 'enum', values: ENGINES, default: 'lmdb', description: "every node's engine (the store's --engine)" },
     ...LOG_FLAGS,
   },
   async run(values, _positionals, ctx) {
@@ -230,7 +230,7 @@ export const clusterCommand = defineCommand({
       dataDir: values['data-dir'],
       logToFiles: true,
       // Every node logs as asked, the ones `add` starts later too.
-      extraArgs: ['--log-level', values['log-level'], '--log-format', values['log-format'], '--quota-bytes', String(values['quota-bytes']), '--engine', values.engine],
+      extraArgs: ['--log-level', values['log-level'], '--log-format', values['log-format'], '--engine', values.engine, ...(values['quota-bytes'] === undefined ? [] : ['--quota-bytes', String(values['quota-bytes'])])],
     });
     const control = new ClusterControl(cluster, basePort);
     let stopping = false;

@@ -1,9 +1,18 @@
 /** Configuration of one store node process, with named limits and their units. */
+import { DEFAULT_QUOTA_BYTES, MAX_QUOTA_BYTES, MEMORY_ENGINE_MAX_QUOTA_BYTES } from '../kv/index.js';
 import type { NodeId, RaftConfig } from '../raft/index.js';
 
 /** Where a node keeps its state machine (the node's --engine). */
 export const ENGINES = ['memory', 'lmdb'] as const;
 export type Engine = (typeof ENGINES)[number];
+
+/** The quota a node runs with: `requested`, or the engine's default; an error (why) when the engine cannot hold that much. */
+export function quotaBytesFor(engine: Engine, requested: number | undefined): { bytes: number } | { error: string } {
+  const max = engine === 'memory' ? MEMORY_ENGINE_MAX_QUOTA_BYTES : MAX_QUOTA_BYTES;
+  const bytes = requested ?? (engine === 'memory' ? MEMORY_ENGINE_MAX_QUOTA_BYTES : DEFAULT_QUOTA_BYTES);
+  if (bytes > max) return { error: `is at most ${max} bytes with --engine ${engine}${engine === 'memory' ? ' (its snapshots are one JSON document; use --engine lmdb)' : ''}` };
+  return { bytes };
+}
 
 export interface MemberAddress {
   readonly id: NodeId;
@@ -43,14 +52,14 @@ export interface NodeConfig {
   /**
    * The store quota on key and value bytes (KvConfig.maxStoreBytes, etcd's
    * --quota-backend-bytes): past it the NOSPACE alarm refuses growing
-   * writes. The same on every member, like every KV limit. Default
-   * DEFAULT_QUOTA_BYTES (128 MiB, the ceiling too until snapshots stream).
+   * writes. The same on every member, like every KV limit. See quotaBytesFor.
    */
   readonly quotaBytes?: number;
   /**
-   * Where the KV state machine keeps its live keys: 'memory' (the default, a
-   * Keyspace in the JS heap) or 'lmdb' (store/engine/lmdb-keyspace.ts, on
-   * disk in `<dataDir>/kv`, rebuilt from the snapshot and WAL at each start).
+   * Where the KV state machine is kept: 'lmdb' (store/engine/, on disk in
+   * `<dataDir>/kv` with its applied index; the process's default) or
+   * 'memory' (the JS heap, rebuilt from the snapshot and WAL at each start;
+   * the default of a node built on injected I/O, as the simulation's).
    */
   readonly engine?: Engine;
   /** Most events kept for watchers to resume from (KvConfig.watchHistoryEvents); the KV default when absent. */

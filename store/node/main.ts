@@ -12,8 +12,8 @@ import type { IncomingMessage } from 'node:http';
 import { defineCommand, isEntryPoint, LOG_FLAGS, runMain, serviceLogger, UsageError } from '../../lib/cli.js';
 import { onShutdownSignals, SHUTDOWN_FLAGS } from '../../lib/shutdown.js';
 import { listenStoreApi } from '../api/server.js';
-import { DEFAULT_QUOTA_BYTES, MAX_QUOTA_BYTES, MIN_QUOTA_BYTES } from '../kv/index.js';
-import { defaultNodeConfig, ENGINES, parseClusterSpec, type MemberAddress, type NodeConfig } from './config.js';
+import { DEFAULT_QUOTA_BYTES, MAX_QUOTA_BYTES, MEMORY_ENGINE_MAX_QUOTA_BYTES, MIN_QUOTA_BYTES } from '../kv/index.js';
+import { defaultNodeConfig, ENGINES, parseClusterSpec, quotaBytesFor, type MemberAddress, type NodeConfig } from './config.js';
 import { StoreNode } from './node.js';
 
 const MAX_PORT = 65_535;
@@ -34,8 +34,8 @@ export const storeCommand = defineCommand({
     'snapshot-every': { type: 'int', default: defaultNodeConfig.snapshotEveryEntries, min: 1, description: 'applied entries between snapshots' },
     'request-timeout-ms': { type: 'int', default: defaultNodeConfig.requestTimeoutMs, min: 1, description: 'how long a write may wait to commit, in ms' },
     'watch-history-events': { type: 'int', min: 1, description: 'events kept for watches to resume from (the same on every member, like every KV limit; default: the KV default)' },
-    'quota-bytes': { type: 'int', default: DEFAULT_QUOTA_BYTES, min: MIN_QUOTA_BYTES, max: MAX_QUOTA_BYTES, description: "the store quota on key and value bytes (etcd's --quota-backend-bytes): past it the NOSPACE alarm refuses growing writes until POST /v1/alarms/disarm; the same on every member" },
-    engine: { type: 'enum', values: ENGINES, default: 'memory', description: 'where the state machine is kept: memory (the JS heap, rebuilt from the snapshot and WAL at each start) or lmdb (on disk in DATA-DIR/kv with its applied index; a restart replays only the WAL after it)' },
+    'quota-bytes': { type: 'int', min: MIN_QUOTA_BYTES, max: MAX_QUOTA_BYTES, description: `the store quota on key and value bytes (etcd's --quota-backend-bytes): past it the NOSPACE alarm refuses growing writes until POST /v1/alarms/disarm; the same on every member (default ${DEFAULT_QUOTA_BYTES}, ${MEMORY_ENGINE_MAX_QUOTA_BYTES} and at most that with --engine memory)` },
+    engine: { type: 'enum', values: ENGINES, default: 'lmdb', description: 'where the state machine is kept: lmdb (on disk in DATA-DIR/kv with its applied index, like etcd\'s bbolt; a restart replays only the WAL after it; snapshots stream to followers) or memory (the JS heap, rebuilt from the snapshot and WAL at each start)' },
     ...LOG_FLAGS,
     ...SHUTDOWN_FLAGS,
   },
@@ -43,6 +43,8 @@ export const storeCommand = defineCommand({
     const members = clusterFlag(values.cluster);
     const self = members.find((m) => m.id === values.id);
     if (self === undefined) throw new UsageError('--cluster', `has no entry for --id ${values.id}`);
+    const quota = quotaBytesFor(values.engine, values['quota-bytes']);
+    if ('error' in quota) throw new UsageError('--quota-bytes', quota.error);
     const clientUrl = new URL(self.clientUrl);
     const cfg: NodeConfig = {
       ...defaultNodeConfig,
@@ -59,7 +61,7 @@ export const storeCommand = defineCommand({
       snapshotEveryEntries: values['snapshot-every'],
       requestTimeoutMs: values['request-timeout-ms'],
       engine: values.engine,
-      quotaBytes: values['quota-bytes'],
+      quotaBytes: quota.bytes,
       ...(values['watch-history-events'] === undefined ? {} : { watchHistoryEvents: values['watch-history-events'] }),
     };
     const log = serviceLogger(values, 'store', { node: values.id });

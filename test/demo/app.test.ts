@@ -65,7 +65,7 @@ describe.sequential('the demo over HTTP', () => {
   it('answers bad input with a 4xx and a clear code', async () => {
     const ok = { from: { bank: 'bank-a', account: 'alice' }, to: { bank: 'bank-b', account: 'bob' }, amount: 1 };
     const cases: [unknown, number, string][] = [
-      ['not json', 400, 'invalid_json'],
+      ['not json', 415, 'unsupported_media_type'], // sent as text/plain: only application/json is taken
       [{ ...ok, amount: undefined }, 400, 'invalid_request'],
       [{ ...ok, extra: 1 }, 400, 'invalid_request'],
       [{ ...ok, from: { bank: 'bank-a' } }, 400, 'invalid_request'],

@@ -112,7 +112,8 @@ it('after close() calls fail at once with client_closed instead of retrying to t
   expect(Date.now() - started).toBeLessThan(1_000);
 });
 
-it('refuses endpoints that are not http://', () => {
-  expect(() => new StoreClient({ endpoints: ['https://127.0.0.1:2379'] })).toThrow(/http:\/\//);
-  expect(() => new StoreClient({ endpoints: ['127.0.0.1:2379'] })).toThrow(/http:\/\//);
+it('refuses endpoints that are not http:// or https://', () => {
+  expect(() => new StoreClient({ endpoints: ['ftp://127.0.0.1:2379'] })).toThrow(/http:\/\/host:port or https:\/\//);
+  expect(() => new StoreClient({ endpoints: ['127.0.0.1:2379'] })).toThrow(/http:\/\/host:port or https:\/\//);
+  expect(() => new StoreClient({ endpoints: ['https://127.0.0.1:2379'] }).close()).not.toThrow();
 });
