@@ -19,7 +19,7 @@ export interface StoreServerOptions {
   /**
    * Default: the RAFT2PC_CERT_FILE, RAFT2PC_KEY_FILE, RAFT2PC_TRUSTED_CA_FILE,
    * RAFT2PC_CLIENT_CERT_AUTH and RAFT2PC_INSECURE variables (the store's
-   * command line does not declare the TLS flags yet).
+   * command line passes its TLS flags, which have these as twins).
    */
   readonly tls?: TlsSettings;
   readonly log?: Logger;

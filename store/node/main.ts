@@ -11,6 +11,7 @@
 import type { IncomingMessage } from 'node:http';
 import { defineCommand, isEntryPoint, LOG_FLAGS, runMain, serviceLogger, UsageError } from '../../lib/cli.js';
 import { onShutdownSignals, SHUTDOWN_FLAGS } from '../../lib/shutdown.js';
+import { serviceTls, TLS_FLAGS } from '../../lib/tls.js';
 import { listenStoreApi } from '../api/server.js';
 import { DEFAULT_QUOTA_BYTES, MAX_QUOTA_BYTES, MEMORY_ENGINE_MAX_QUOTA_BYTES, MIN_QUOTA_BYTES } from '../kv/index.js';
 import { defaultNodeConfig, ENGINES, parseClusterSpec, quotaBytesFor, type MemberAddress, type NodeConfig } from './config.js';
@@ -36,6 +37,7 @@ export const storeCommand = defineCommand({
     'watch-history-events': { type: 'int', min: 1, description: 'events kept for watches to resume from (the same on every member, like every KV limit; default: the KV default)' },
     'quota-bytes': { type: 'int', min: MIN_QUOTA_BYTES, max: MAX_QUOTA_BYTES, description: `the store quota on key and value bytes (etcd's --quota-backend-bytes): past it the NOSPACE alarm refuses growing writes until POST /v1/alarms/disarm; the same on every member (default ${DEFAULT_QUOTA_BYTES}, ${MEMORY_ENGINE_MAX_QUOTA_BYTES} and at most that with --engine memory)` },
     engine: { type: 'enum', values: ENGINES, default: 'lmdb', description: 'where the state machine is kept: lmdb (on disk in DATA-DIR/kv with its applied index, like etcd\'s bbolt; a restart replays only the WAL after it; snapshots stream to followers) or memory (the JS heap, rebuilt from the snapshot and WAL at each start)' },
+    ...TLS_FLAGS,
     ...LOG_FLAGS,
     ...SHUTDOWN_FLAGS,
   },
@@ -46,6 +48,8 @@ export const storeCommand = defineCommand({
     const quota = quotaBytesFor(values.engine, values['quota-bytes']);
     if ('error' in quota) throw new UsageError('--quota-bytes', quota.error);
     const clientUrl = new URL(self.clientUrl);
+    // Before anything listens: plain HTTP beyond loopback is refused; snapshot pulls and forwards use the same CA.
+    const tls = serviceTls(values, clientUrl.hostname);
     const cfg: NodeConfig = {
       ...defaultNodeConfig,
       id: values.id,
@@ -66,7 +70,7 @@ export const storeCommand = defineCommand({
     };
     const log = serviceLogger(values, 'store', { node: values.id });
     const node = await StoreNode.start(cfg, log);
-    const server = await listenStoreApi(node, cfg.host, cfg.clientPort);
+    const server = await listenStoreApi(node, cfg.host, cfg.clientPort, { tls, log });
     onShutdownSignals({ servers: [server], timeoutMs: values['shutdown-timeout-ms'], log, isStream: isWatch, cleanup: () => node.stop() });
     // Launchers read this line (one JSON object) to learn the node is up.
     ctx.out(JSON.stringify({ event: 'ready', id: values.id, pid: process.pid, clientUrl: self.clientUrl, peerAddress: self.peerAddress }));

@@ -14,7 +14,7 @@ import type { Logger } from '../../lib/logger.js';
 import type { NodeConfig } from './config.js';
 import type { NodeIo, SnapshotStore } from './io.js';
 import { openLmdbKeys } from './lmdb-open.js';
-import { HttpClient } from '../../lib/http-client.js';
+import { tlsHttpClient } from '../../lib/tls.js';
 import { loadNewestSnapshot, saveSnapshot } from './snapshot-file.js';
 import { Transport, type TransportHandlers } from './transport.js';
 import { WriteAheadLog } from './wal.js';
@@ -46,7 +46,7 @@ export async function openProcessIo(cfg: NodeConfig, inbound: TransportHandlers,
     log('warn', 'WAL: truncated a torn tail', { path: t.path, offset: t.offset, reason: t.reason });
   }
   // Snapshot pages are bounded by the leader (snapshot-offers.ts); the response limit leaves room for JSON escaping.
-  const engine = cfg.engine === 'lmdb' ? await openLmdbKeys(join(cfg.dataDir, 'kv'), log, new HttpClient({ requestTimeoutMs: 30_000, maxResponseBytes: 64 << 20 })) : undefined;
+  const engine = cfg.engine === 'lmdb' ? await openLmdbKeys(join(cfg.dataDir, 'kv'), log, tlsHttpClient({ requestTimeoutMs: 30_000, maxResponseBytes: 64 << 20 })) : undefined;
   const keys = engine?.keys;
   const transport = new Transport(cfg.id, inbound);
   try {
