@@ -40,7 +40,7 @@ export function startingKv(image: SnapshotImage | undefined, snapshotIndex: numb
   const reopened = keys === undefined ? undefined : KvStateMachine.reopen(kvConfigOf(cfg), keys);
   if (reopened === undefined || reopened.appliedIndex < snapshotIndex) {
     // The snapshot holds no KV state (it is the engine's) and the engine is behind it: lost, not rebuildable here.
-    assert(image?.kv !== undefined || image === undefined, `the on-disk state is behind snapshot ${snapshotIndex} and the snapshot does not hold it: remove this member's data and add it again (docs/OPERATIONS.md)`);
+    assert(image?.kv !== undefined || image === undefined, `the on-disk state is behind snapshot ${snapshotIndex} and the snapshot does not hold it: remove this member, delete its data directory and add it again (docs/API.md, "The store's engine")`);
     return { kv: buildKv(image?.kv, cfg, keys) };
   }
   const members = reopened.reopenedAux[MEMBERS_AUX];
