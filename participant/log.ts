@@ -199,6 +199,11 @@ export class ParticipantLog {
     return this.list().filter((r) => r.ackedAt === undefined);
   }
 
+  /** Bytes of the log file (live and superseded lines; a rewrite keeps it within twice the live ones plus the floor). */
+  get fileBytes(): number {
+    return this.file.bytes;
+  }
+
   get size(): number {
     return this.entries.size;
   }

@@ -140,6 +140,8 @@ export class ParticipantNode {
     const counters = makeCounters(r);
     r.gauge('twopc_participant_in_doubt', 'Transactions voted yes and not decided yet.', () => [...this.open.values()].filter((t) => isInDoubt(t.machine.logRecord)).length);
     r.gauge('twopc_participant_open_transactions', 'Transactions not acknowledged yet.', () => this.open.size);
+    r.gauge('twopc_participant_log_records', 'Records kept in the participant log (bounded by logMaxRecords).', () => this.log.size);
+    r.gauge('twopc_participant_log_bytes', 'Bytes of the participant log file (rewritten past twice its live records plus a floor).', () => this.log.fileBytes);
     const table = this.openTxTable();
     const timers = this.timers;
     const failpoints = opts.failpoints ?? NO_FAILPOINTS;

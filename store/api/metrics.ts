@@ -33,6 +33,7 @@ export function storeMetrics(node: ApiNode, opts: StoreMetricsOptions): MetricsR
   r.gauge('store_watch_history_events', 'Events kept in the watch history (bounded by its event limit).', () => node.kvState.memoryUse.historyEvents);
   r.gauge('store_watch_history_bytes', 'Key and value bytes kept in the watch history (bounded by its byte limit).', () => node.kvState.memoryUse.historyBytes);
   r.gauge('store_sessions', 'Client sessions kept for exactly-once writes (bounded by their count limit).', () => node.kvState.memoryUse.sessions);
+  r.gauge('store_session_bytes', 'Client id and cached result bytes of the sessions (bounded by their byte limit).', () => node.kvState.memoryUse.sessionBytes);
   r.counterFrom('store_leader_changes_total', 'Leader changes seen.', () => m.leaderChanges);
   r.counterFrom('store_transport_dropped_messages_total', 'Raft messages dropped by full or broken peer queues.', opts.droppedMessages);
   return r;

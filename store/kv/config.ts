@@ -32,6 +32,8 @@ export interface KvConfig {
   readonly watchHistoryBytes: number;
   /** Most client sessions kept; the least recently used is evicted first. */
   readonly maxSessions: number;
+  /** Most client id and cached result bytes (as JSON) kept in sessions; the least recently used is evicted first. */
+  readonly maxSessionBytes: number;
   /** A session unused for longer than this (by the commands' nowMs) expires. */
   readonly sessionIdleMs: number;
   /** Longest session client id, in UTF-8 bytes. */
@@ -67,6 +69,7 @@ export const DEFAULT_KV_CONFIG: KvConfig = Object.freeze({
   watchHistoryEvents: 100_000,
   watchHistoryBytes: 64 * MIB,
   maxSessions: 10_000,
+  maxSessionBytes: 64 * MIB,
   sessionIdleMs: 10 * 60 * 1000,
   maxClientIdBytes: 128,
 });

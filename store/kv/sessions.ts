@@ -6,7 +6,9 @@
  * Time is the commands' `nowMs` as the state machine saw it (a monotone
  * clock, see KvStateMachine), never the local clock, so expiry and eviction
  * are identical on every replica. Limits: a session idle for more than
- * sessionIdleMs expires; past maxSessions the least recently used goes.
+ * sessionIdleMs expires; past maxSessions sessions, or maxSessionBytes of
+ * client ids and cached results (a txn's cached result may hold ranges),
+ * the least recently used goes.
  * A write retried after its session expired or was evicted is applied again:
  * clients must stop retrying well within sessionIdleMs.
  */
@@ -38,16 +40,25 @@ export class SessionTable {
   private readonly byClient = new Map<string, Session>();
   /** The newest lastSeenMs stored; the order invariant above holds while puts never go below it. */
   private latestMs = -Infinity;
+  /** The size of each session (sizeOf), and their sum: what maxSessionBytes limits. */
+  private readonly sizes = new Map<string, number>();
+  private bytes = 0;
   /** Sessions put or dropped since the last takeChanges (for an on-disk store, durable-state.ts). */
   private readonly changes = new ChangeSet<string>();
 
   constructor(
     private readonly maxSessions: number,
     private readonly sessionIdleMs: number,
+    private readonly maxSessionBytes: number = Number.MAX_SAFE_INTEGER,
   ) {}
 
   get size(): number {
     return this.byClient.size;
+  }
+
+  /** Client id and cached result sizes of all sessions (sizeOf). */
+  get byteSize(): number {
+    return this.bytes;
   }
 
   /** What a write with this id is, at clock `nowMs` (a session expired by then counts as gone). */
@@ -78,7 +89,8 @@ export class SessionTable {
   record(clientId: string, seq: number, nowMs: number, result: KvOkResult): void {
     this.put({ clientId, seq, lastSeenMs: nowMs, result });
     for (const oldest of this.byClient.keys()) {
-      if (this.byClient.size <= this.maxSessions) break;
+      // The newest session always stays, whatever its size.
+      if ((this.byClient.size <= this.maxSessions && this.bytes <= this.maxSessionBytes) || oldest === clientId) break;
       this.drop(oldest);
     }
   }
@@ -97,6 +109,7 @@ export class SessionTable {
       assert(!this.byClient.has(session.clientId), `snapshot repeats session ${session.clientId}`);
       lastSeenMs = session.lastSeenMs;
       this.byClient.set(session.clientId, session);
+      this.resize(session);
     }
     this.latestMs = lastSeenMs;
   }
@@ -123,15 +136,29 @@ export class SessionTable {
     this.latestMs = session.lastSeenMs;
     this.byClient.delete(session.clientId);
     this.byClient.set(session.clientId, session);
+    this.resize(session);
     this.changes.mark(session.clientId);
   }
 
   private drop(clientId: string): void {
     this.byClient.delete(clientId);
+    this.bytes -= this.sizes.get(clientId) ?? 0;
+    this.sizes.delete(clientId);
     this.changes.mark(clientId);
+  }
+
+  private resize(session: Session): void {
+    const size = sizeOf(session);
+    this.bytes += size - (this.sizes.get(session.clientId) ?? 0);
+    this.sizes.set(session.clientId, size);
   }
 
   private isExpired(session: Session, nowMs: number): boolean {
     return nowMs - session.lastSeenMs > this.sessionIdleMs;
   }
+}
+
+/** About the bytes a session holds: its client id and its cached result as JSON (the same on every replica). */
+function sizeOf(session: Session): number {
+  return session.clientId.length + JSON.stringify(session.result).length;
 }

@@ -74,7 +74,7 @@ export class KvStateMachine {
     this.config = resolveKvConfig(config);
     assert(keys === undefined || keys.size === 0 || keys.state !== undefined, 'a new state machine needs an empty key store');
     this.engine = new KvEngine(this.config, keys);
-    this.sessions = new SessionTable(this.config.maxSessions, this.config.sessionIdleMs);
+    this.sessions = new SessionTable(this.config.maxSessions, this.config.sessionIdleMs, this.config.maxSessionBytes);
     this.history = new WatchHistory(this.config.watchHistoryEvents, this.config.watchHistoryBytes);
     this.durable = keys?.state;
   }
@@ -110,9 +110,9 @@ export class KvStateMachine {
     return this.engine.keyspace.totalBytes;
   }
 
-  /** What the bounded in-memory parts hold: watch history events and bytes, client sessions. */
-  get memoryUse(): { historyEvents: number; historyBytes: number; sessions: number } {
-    return { historyEvents: this.history.length, historyBytes: this.history.byteSize, sessions: this.sessions.size };
+  /** What the bounded in-memory parts hold: watch history events and bytes, client sessions and their bytes. */
+  get memoryUse(): { historyEvents: number; historyBytes: number; sessions: number; sessionBytes: number } {
+    return { historyEvents: this.history.length, historyBytes: this.history.byteSize, sessions: this.sessions.size, sessionBytes: this.sessions.byteSize };
   }
 
   /** The raised alarms (NOSPACE at most): replicated state, the same on every member. */

@@ -72,8 +72,11 @@ export class SnapshotStreamer {
     if (m.type !== 'snap') return false;
     const stream = decodeImage(m.snapshot.data).stream;
     if (stream === undefined) return false;
+    // The state here already covers the snapshot (a pull from an earlier leader, or the log): Raft installs it
+    // as it is, and the entries after it that this node holds are skipped. Pulling again would chase every
+    // new leader's newer offer.
+    if (m.snapshot.meta.index <= this.host.kv().appliedIndex) return false;
     if (this.pulling !== undefined || this.pulled !== undefined) return true;
-    if (stream.appliedIndex <= this.host.kv().appliedIndex) return false; // nothing newer: let Raft answer it
     const abort = new AbortController();
     this.pulling = { id: stream.id, abort };
     void this.pull(stream, m, abort.signal);

@@ -17,6 +17,13 @@ export interface RaftConfig {
   readonly maxMsgEntries: number;
   /** Cap on append messages in flight to one follower (pipelining window). */
   readonly maxInflightMsgs: number;
+  /**
+   * Cap on entry bytes in flight to one follower (etcd's MaxInflightBytes).
+   * A follower far behind would otherwise be sent maxInflightMsgs full
+   * messages at once (256 MiB), which the single-threaded leader encodes in
+   * one turn, long enough to miss its heartbeats.
+   */
+  readonly maxInflightBytes: number;
   /** Proposals are refused with `busy` past this many uncommitted entries. */
   readonly maxUncommittedEntries: number;
   /** ReadIndex requests waiting for confirmation, past which reads are refused with `busy`. */
@@ -33,6 +40,7 @@ export const defaultRaftConfig: Omit<RaftConfig, 'id'> = {
   maxMsgBytes: 1 << 20,
   maxMsgEntries: 512,
   maxInflightMsgs: 256,
+  maxInflightBytes: 8 << 20,
   maxUncommittedEntries: 100_000,
   maxPendingReads: 10_000,
   maxApplyBytes: 8 << 20,
@@ -49,6 +57,7 @@ export function validateRaftConfig(cfg: RaftConfig): RaftConfig {
     'maxMsgBytes',
     'maxMsgEntries',
     'maxInflightMsgs',
+    'maxInflightBytes',
     'maxUncommittedEntries',
     'maxPendingReads',
     'maxApplyBytes',

@@ -2,7 +2,8 @@
 import type { Raft } from './raft.js';
 import type { AppendResponse, HeartbeatResponse, Message } from './messages.js';
 import { majorityValue } from './quorum.js';
-import { type NodeId } from './types.js';
+import { entryBytes } from './log.js';
+import { type Entry, type NodeId } from './types.js';
 
 /**
  * Send the next append (or snapshot) to `to` if its progress allows.
@@ -18,8 +19,15 @@ export function sendAppend(r: Raft, to: NodeId, sendIfEmpty = true): boolean {
   const entries = r.log.slice(pr.next, r.cfg.maxMsgEntries, r.cfg.maxMsgBytes);
   if (entries.length === 0 && !sendIfEmpty) return false;
   r.send({ type: 'app', from: r.id, to, term: r.term, prevIndex, prevTerm, entries, commit: r.log.committed });
-  pr.sentEntries(entries.length, prevIndex + entries.length);
+  pr.sentEntries(entries.length, prevIndex + entries.length, entriesBytes(entries));
   return true;
+}
+
+/** The entries' size, as maxMsgBytes counts it. */
+function entriesBytes(entries: readonly Entry[]): number {
+  let bytes = 0;
+  for (const e of entries) bytes += entryBytes(e);
+  return bytes;
 }
 
 function sendSnapshot(r: Raft, to: NodeId): boolean {

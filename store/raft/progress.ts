@@ -9,21 +9,32 @@ export type ProgressState = 'probe' | 'replicate' | 'snapshot';
 /** A bounded window of in-flight append messages, by the last index each carried. */
 export class Inflights {
   private readonly lastIndexes: number[] = [];
-  constructor(private readonly capacity: number) {}
+  /** Entry bytes of each message in flight, same positions as lastIndexes. */
+  private readonly sizes: number[] = [];
+  private bytes = 0;
+  constructor(
+    private readonly capacity: number,
+    /** Entry bytes in flight past which the window is full (etcd's MaxInflightBytes). */
+    private readonly capacityBytes: number = Number.MAX_SAFE_INTEGER,
+  ) {}
 
-  add(lastIndex: number): void {
+  add(lastIndex: number, bytes = 0): void {
     this.lastIndexes.push(lastIndex);
+    this.sizes.push(bytes);
+    this.bytes += bytes;
   }
 
   /** Frees every message acknowledged by a response matching up to `index`. */
   freeLE(index: number): void {
     let n = 0;
     while (n < this.lastIndexes.length && (this.lastIndexes[n] as number) <= index) n++;
-    if (n > 0) this.lastIndexes.splice(0, n);
+    if (n === 0) return;
+    this.lastIndexes.splice(0, n);
+    for (const size of this.sizes.splice(0, n)) this.bytes -= size;
   }
 
   full(): boolean {
-    return this.lastIndexes.length >= this.capacity;
+    return this.lastIndexes.length >= this.capacity || this.bytes >= this.capacityBytes;
   }
 
   count(): number {
@@ -32,6 +43,8 @@ export class Inflights {
 
   reset(): void {
     this.lastIndexes.length = 0;
+    this.sizes.length = 0;
+    this.bytes = 0;
   }
 }
 
@@ -56,9 +69,10 @@ export class Progress {
     next: number,
     public isLearner: boolean,
     maxInflight: number,
+    maxInflightBytes?: number,
   ) {
     this.next = next;
-    this.inflights = new Inflights(maxInflight);
+    this.inflights = new Inflights(maxInflight, maxInflightBytes);
   }
 
   /** An accepted append response; false if it is stale. */
@@ -128,11 +142,11 @@ export class Progress {
   }
 
   /** Record that an append carrying `count` entries ending at `lastIndex` went out. */
-  sentEntries(count: number, lastIndex: number): void {
+  sentEntries(count: number, lastIndex: number, bytes = 0): void {
     if (this.state === 'replicate') {
       if (count > 0) {
         this.next = lastIndex + 1;
-        this.inflights.add(lastIndex);
+        this.inflights.add(lastIndex, bytes);
       }
     } else if (this.state === 'probe') {
       this.probeSent = true;

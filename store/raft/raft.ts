@@ -129,7 +129,7 @@ export class Raft {
     } else {
       const pr = this.prs.get(cc.id);
       if (pr) pr.isLearner = this.learners.has(cc.id);
-      else this.prs.set(cc.id, new Progress(this.log.lastIndex() + 1, this.learners.has(cc.id), this.cfg.maxInflightMsgs));
+      else this.prs.set(cc.id, new Progress(this.log.lastIndex() + 1, this.learners.has(cc.id), this.cfg.maxInflightMsgs, this.cfg.maxInflightBytes));
     }
     // The quorum may have shrunk: entries may now be committed.
     if (maybeCommit(this)) bcastAppend(this);
@@ -186,7 +186,7 @@ export class Raft {
     this.lead = this.id;
     const next = this.log.lastIndex() + 1;
     for (const id of [...this.voters, ...this.learners]) {
-      const pr = new Progress(next, this.learners.has(id), this.cfg.maxInflightMsgs);
+      const pr = new Progress(next, this.learners.has(id), this.cfg.maxInflightMsgs, this.cfg.maxInflightBytes);
       if (id === this.id) {
         pr.match = this.log.lastIndex();
         pr.becomeReplicate();

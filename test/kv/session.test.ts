@@ -139,6 +139,24 @@ describe('sessions', () => {
     expect(run(put('c2', 8))).toMatchObject({ duplicate: true });
   });
 
+  it('keeps at most maxSessionBytes of cached results, evicting the least recently used, but always the newest', () => {
+    const { kv, run } = setup({ maxSessionBytes: 700 });
+    const txn = (clientId: string, nowMs: number): KvCommand => ({ type: 'txn', compare: [], success: [{ type: 'range', prefix: '' }], failure: [], ...rid(clientId, 1), nowMs });
+    for (let i = 0; i < 4; i++) run({ type: 'put', key: `k${i}`, value: 'x'.repeat(40) }); // a range result of about 550 bytes: one fits, two do not
+    run(txn('big1', 1));
+    expect(kv.memoryUse.sessions).toBe(1);
+    run(txn('big2', 2)); // big1, the least recently used, goes
+    expect(kv.memoryUse).toMatchObject({ sessions: 1 });
+    expect(kv.memoryUse.sessionBytes).toBeLessThanOrEqual(700);
+    expect(run(txn('big2', 3))).toMatchObject({ duplicate: true });
+    const before = kv.revision;
+    const again = run(txn('big1', 4)) as { ok: boolean; duplicate?: boolean };
+    expect([again.ok, again.duplicate]).toEqual([true, undefined]); // applied again: its cache was evicted
+    expect(kv.revision).toBe(before); // a read-only txn changes nothing either way
+    run({ type: 'put', key: 'huge', value: 'y'.repeat(1000), ...rid('huge', 1), nowMs: 5 });
+    expect(run({ type: 'put', key: 'huge', value: 'y'.repeat(1000), ...rid('huge', 1), nowMs: 6 })).toMatchObject({ duplicate: true });
+  });
+
   it('dedupes lease grants and revokes too', () => {
     const { run } = setup();
     run({ type: 'leaseGrant', id: 1, ttlMs: 5, ...rid('c', 1), nowMs: 0 });

@@ -133,7 +133,11 @@ describe('service metrics', () => {
     const res = await request(participantApp(node)).get('/v1/participant/metrics');
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toBe(node.metrics.contentType);
-    expect(parseMetrics(res.text).get('twopc_participant_open_transactions')).toBe(0);
+    const m = parseMetrics(res.text);
+    expect(m.get('twopc_participant_open_transactions')).toBe(0);
+    // The log's size is exported, so its bound can be watched.
+    expect(m.get('twopc_participant_log_records')).toBe(0);
+    expect(m.get('twopc_participant_log_bytes')).toBeGreaterThan(0); // its header line
     await node.stop();
   });
 });

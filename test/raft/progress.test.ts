@@ -25,6 +25,21 @@ describe('Inflights', () => {
     w.reset();
     expect(w.count()).toBe(0);
   });
+
+  it('is also full once the entry bytes in flight reach its byte capacity, and frees them on acknowledgement', () => {
+    const w = new Inflights(256, 1_000);
+    w.add(5, 600);
+    expect(w.full()).toBe(false);
+    w.add(9, 400); // 1,000 bytes in flight: a far-behind follower gets no more until it answers
+    expect(w.full()).toBe(true);
+    w.freeLE(5);
+    expect(w.full()).toBe(false);
+    w.add(12, 700);
+    expect(w.full()).toBe(true);
+    w.reset();
+    w.add(13, 999);
+    expect(w.full()).toBe(false);
+  });
 });
 
 describe('Progress', () => {
