@@ -39,6 +39,13 @@ export interface NodeConfig {
   readonly snapshotEveryEntries: number;
   /** Entries kept in memory behind a snapshot for followers slightly behind. */
   readonly snapshotKeepEntries: number;
+  /**
+   * With an on-disk engine (a snapshot there copies nothing): also snapshot
+   * after this many bytes of applied entries, and keep at most this many
+   * bytes of entries behind a snapshot, so the log in memory and the WAL a
+   * restart reads stay bounded in bytes, not only in entries.
+   */
+  readonly snapshotEveryBytes: number;
   /** How long a write or linearizable read may wait for Raft before answering 504. */
   readonly requestTimeoutMs: number;
   /** Proposals waiting to be batched into the log, past which writes get 503 busy. */
@@ -76,6 +83,7 @@ export const defaultNodeConfig = {
   heartbeatTicks: 2,
   snapshotEveryEntries: 20_000,
   snapshotKeepEntries: 5_000,
+  snapshotEveryBytes: 64 << 20,
   requestTimeoutMs: 5_000,
   maxPendingProposals: 20_000,
   maxKeyBytes: 1024,

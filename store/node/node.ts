@@ -18,6 +18,7 @@ import { LeaseKeeper, type LeaseHost } from './leases.js';
 import { KvStateMachine, type KvApplied, type KvResult, type KvWriteCommand } from '../kv/index.js';
 import type { KeyStore } from '../kv/keystore.js';
 import {
+  entryBytes,
   RawNode,
   type ConfChange,
   type Entry,
@@ -107,6 +108,8 @@ export class StoreNode<T extends PeerTransport = Transport> {
   private deferredHardState: HardState | undefined;
   /** Set when applied entries produced watch events since the last onApplied call. */
   private hasNewEvents = false;
+  /** Entry bytes applied since the last snapshot (snapshotEveryBytes). */
+  private bytesSinceSnapshot = 0;
   /** A snapshot is being written beside the Ready loop; the next waits for it. */
   private snapshotSaving = false;
   readonly metrics: NodeMetrics = {
@@ -165,9 +168,13 @@ export class StoreNode<T extends PeerTransport = Transport> {
   static async start(cfg: NodeConfig, log: Logger = stderrLogger('store')): Promise<StoreNode> {
     let node: StoreNode | undefined;
     const inbound = { onMessages: (msgs: Message[]) => node?.receive(msgs), onUnreachable: (peer: NodeId) => node?.reportUnreachable(peer) };
+    const startedMs = performance.now();
     const { io, stored } = await openProcessIo(cfg, inbound, log);
+    const openedMs = performance.now();
     try {
       node = await StoreNode.create(cfg, io, stored);
+      // What a restart cost, for operators (and the restart target of issue 15).
+      log('info', 'storage opened', { walEntries: stored.entries.length, snapshotIndex: stored.snapshot?.meta.index ?? 0, stateAppliedIndex: node.kv.appliedIndex, keys: node.kv.keyCount, openMs: Math.round(openedMs - startedMs), stateMs: Math.round(performance.now() - openedMs) });
     } catch (e) {
       await io.transport.close();
       await io.log.close();
@@ -431,6 +438,7 @@ export class StoreNode<T extends PeerTransport = Transport> {
         this.kv.markApplied(e.index);
       }
       this.appliedIndex = e.index;
+      this.bytesSinceSnapshot += entryBytes(e);
       this.metrics.appliedEntries++;
       this.onEntryApplied?.(e, applied);
       const term = this.proposalTerms.get(e.index);
@@ -479,13 +487,17 @@ export class StoreNode<T extends PeerTransport = Transport> {
    * the loop held back heartbeats long enough to cost the cluster its leader.
    */
   private maybeSnapshot(): void {
-    if (this.snapshotSaving || this.appliedIndex - this.lastSnapshotIndex < this.cfg.snapshotEveryEntries) return;
-    const members = [...this.members.values()];
+    if (this.snapshotSaving) return;
+    const byEntries = this.appliedIndex - this.lastSnapshotIndex >= this.cfg.snapshotEveryEntries;
     // With streams the on-disk engine is the snapshot: no copy of the state is made, nothing is built on this thread.
-    const data = this.streamer === undefined ? encodeImage(this.kv.snapshot(), members) : encodeExternalImage(members);
-    const snap = this.raw.compact(data, this.cfg.snapshotKeepEntries);
+    const external = this.streamer !== undefined;
+    if (!byEntries && !(external && this.bytesSinceSnapshot >= this.cfg.snapshotEveryBytes)) return;
+    const members = [...this.members.values()];
+    const data = external ? encodeExternalImage(members) : encodeImage(this.kv.snapshot(), members);
+    const snap = this.raw.compact(data, this.cfg.snapshotKeepEntries, external ? this.cfg.snapshotEveryBytes : undefined);
     if (!snap) return;
     this.lastSnapshotIndex = snap.meta.index;
+    this.bytesSinceSnapshot = 0;
     this.snapshotSaving = true;
     this.persistSnapshot(snap)
       .catch((e: unknown) => this.fatal(e))

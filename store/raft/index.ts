@@ -2,6 +2,7 @@ export type { RaftConfig } from './config.js';
 export { defaultRaftConfig, validateRaftConfig, RaftConfigError } from './config.js';
 export type { Message, MessageType, SnapshotRequest } from './messages.js';
 export type { ReadState } from './raft.js';
+export { entryBytes } from './log.js';
 export {
   RawNode,
   bootstrapStorage,

@@ -188,12 +188,23 @@ export class RaftLog {
     this.pendingSnapshot = snapshot;
   }
 
-  /** The application took a snapshot; keep `keep` entries before it for slow followers. */
-  compact(snapshot: Snapshot, keepEntries: number): void {
+  /**
+   * The application took a snapshot; keep up to `keepEntries` entries, and
+   * at most `keepBytes` of them, before it for slow followers.
+   */
+  compact(snapshot: Snapshot, keepEntries: number, keepBytes = Number.MAX_SAFE_INTEGER): void {
     const index = snapshot.meta.index;
     assert(index <= this.applied, `snapshot ${index} past applied ${this.applied}`);
     if (index > this.snapshot.meta.index) this.snapshot = snapshot;
-    const cut = Math.max(this.offset, index - keepEntries);
+    let cut = Math.max(this.offset, index - keepEntries);
+    let kept = 0;
+    for (let i = index; i > cut; i--) {
+      kept += entryBytes(this.entryAt(i) as Entry);
+      if (kept > keepBytes) {
+        cut = i;
+        break;
+      }
+    }
     if (cut <= this.offset) return;
     const cutTerm = this.term(cut);
     assert(cutTerm !== undefined, 'compaction point must be in the log');

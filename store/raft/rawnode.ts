@@ -191,10 +191,11 @@ export class RawNode {
 
   /**
    * The application took a snapshot of its state at the applied index. Raft
-   * drops entries before it, keeping `keepEntries` for followers slightly
-   * behind. Returns the snapshot to persist, or undefined if there is nothing new.
+   * drops entries before it, keeping `keepEntries` (and at most `keepBytes`
+   * of them) for followers slightly behind. Returns the snapshot to persist,
+   * or undefined if there is nothing new.
    */
-  compact(data: string, keepEntries = 0): Snapshot | undefined {
+  compact(data: string, keepEntries = 0, keepBytes?: number): Snapshot | undefined {
     const r = this.raft;
     const index = r.log.applied;
     if (r.log.pendingSnapshot !== undefined || r.confAppliedIndex > index) return undefined;
@@ -202,7 +203,7 @@ export class RawNode {
     const term = r.log.term(index);
     assert(term !== undefined, 'applied entry must be in the log');
     const snapshot: Snapshot = { meta: { index, term, conf: r.confState() }, data };
-    r.log.compact(snapshot, keepEntries);
+    r.log.compact(snapshot, keepEntries, keepBytes);
     return snapshot;
   }
 

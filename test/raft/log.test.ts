@@ -151,6 +151,16 @@ describe('RaftLog', () => {
     expect(() => l.compact(snap(6, 3), 0)).toThrow(/past applied/);
   });
 
+  it('compaction keeps at most keepBytes of the tail, whatever keepEntries allows', () => {
+    const l = logWith([1, 1, 1, 1, 1, 1, 1, 1], 8);
+    l.appliedTo(8);
+    const each = entryBytes(l.entryAt(1) as Entry);
+    l.compact(snap(8, 1), 6, 2 * each); // six entries allowed, but only two fit the bytes
+    expect([l.firstIndex(), l.lastIndex()]).toEqual([7, 8]);
+    l.compact(snap(8, 1), 6, 0);
+    expect(l.firstIndex()).toBe(9);
+  });
+
   it('restoring a leader snapshot replaces the whole log and awaits persistence', () => {
     const l = logWith([1, 1, 2], 1);
     const s = snap(10, 4, 'image');
