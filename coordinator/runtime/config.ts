@@ -98,7 +98,7 @@ export const DEFAULT_COORDINATOR_CONFIG: Omit<CoordinatorConfig, 'id'> = Object.
   decisionHintDelayMs: 1_000,
   ackWaitMs: 30_000,
   retentionMs: 3_600_000,
-  retentionMaxBytes: 16 * MIB, // a small share of the built-in store's 128 MiB quota per coordinator process
+  retentionMaxBytes: 16 * MIB, // a small share of the store's quota per coordinator process (2 GiB by default; 128 MiB with the memory engine)
   storeHighWaterPercent: 90,
   storeQuotaBytes: 2 * GIB,
   storeUsageCheckMs: 1_000,
