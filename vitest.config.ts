@@ -12,6 +12,7 @@ export default defineConfig({
     alias: {
       'raft2pc/client': here('./client/index.ts'),
       'raft2pc/participant': here('./participant/index.ts'),
+      'raft2pc/recipes': here('./recipes/index.ts'),
       'raft2pc/store': here('./store/client/index.ts'),
     },
   },

@@ -3,7 +3,7 @@
  * txn, range, watch and leases map one to one; lease ids travel as strings.
  */
 import { StoreError, type KeyValue, type StoreClient } from '../../store/client/index.js';
-import { TxStoreError, type TxCasResult, type TxLeaseId, type RangeOptions, type TxGuard, type TxKeyValue, type TxStore, type TxWatchEvent, type TxWrite, type WatchOptions, type WriteOptions } from './txstore.js';
+import { isCreateRevisionGuard, TxStoreError, type TxCasResult, type TxLeaseId, type RangeOptions, type TxGuard, type TxKeyValue, type TxStore, type TxWatchEvent, type TxWrite, type WatchOptions, type WriteOptions } from './txstore.js';
 
 
 function mapError(e: unknown): unknown {
@@ -83,9 +83,10 @@ export class BuiltinTxStore implements TxStore {
   txn(guards: readonly TxGuard[], writes: readonly TxWrite[]): Promise<{ succeeded: boolean; revision: number }> {
     return this.call(async () => {
       // etcd semantics: an absent key has version 0, and a value compare on an absent key fails.
-      const compare = guards.map((g) =>
-        g.value === null ? { key: g.key, target: 'version' as const, op: '=' as const, value: 0 } : { key: g.key, target: 'value' as const, op: '=' as const, value: g.value },
-      );
+      const compare = guards.map((g) => {
+        if (isCreateRevisionGuard(g)) return { key: g.key, target: 'createRevision' as const, op: '=' as const, value: g.createRevision };
+        return g.value === null ? { key: g.key, target: 'version' as const, op: '=' as const, value: 0 } : { key: g.key, target: 'value' as const, op: '=' as const, value: g.value };
+      });
       const success = writes.map((w) =>
         w.type === 'delete' ? { type: 'delete' as const, key: w.key } : { type: 'put' as const, key: w.key, value: w.value, ...this.leaseOpts(w.lease === undefined ? undefined : { lease: w.lease }) },
       );

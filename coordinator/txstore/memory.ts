@@ -7,7 +7,7 @@
  * test/coordinator/txstore.case.ts.
  */
 import { systemClock, type Clock } from '../../lib/clock.js';
-import { TxStoreError, type TxCasResult, type TxLeaseId, type RangeOptions, type TxGuard, type TxKeyValue, type TxStore, type TxWatchEvent, type TxWrite, type WatchOptions, type WriteOptions } from './txstore.js';
+import { isCreateRevisionGuard, TxStoreError, type TxCasResult, type TxLeaseId, type RangeOptions, type TxGuard, type TxKeyValue, type TxStore, type TxWatchEvent, type TxWrite, type WatchOptions, type WriteOptions } from './txstore.js';
 export interface MemoryTxStoreOptions {
   /** Lease expiry reads `monotonicMs()`; pass a ManualClock to drive it. */
   readonly clock?: Clock;
@@ -154,7 +154,7 @@ export class MemoryTxStore implements TxStore {
     this.expire();
     const keys = new Set(writes.map((w) => w.key));
     if (keys.size !== writes.length) throw new TxStoreError('duplicate_key_in_txn', 400, 'a txn writes each key at most once');
-    const holds = guards.every((g) => (this.entries.get(g.key)?.value ?? null) === g.value);
+    const holds = guards.every((g) => (isCreateRevisionGuard(g) ? (this.entries.get(g.key)?.createRevision ?? 0) === g.createRevision : (this.entries.get(g.key)?.value ?? null) === g.value));
     if (!holds) return { succeeded: false, revision: this.revision };
     for (const w of writes) if (w.type === 'put' && w.lease !== undefined && !this.leases.has(w.lease)) throw new TxStoreError('lease_not_found', 404, `no lease ${w.lease}`);
     const changes = writes.some((w) => w.type === 'put' || this.entries.has(w.key));

@@ -62,10 +62,27 @@ export interface WatchOptions {
   readonly signal?: AbortSignal;
 }
 
-/** A guard of `txn`: the key holds exactly `value`, or (value null) the key is absent. */
-export interface TxGuard {
+/** A guard of `txn` on the value: the key holds exactly `value`, or (value null) the key is absent. */
+export interface TxValueGuard {
   readonly key: string;
   readonly value: string | null;
+}
+
+/**
+ * A guard of `txn` on the create revision (etcd's `Compare(CreateRevision(key) == rev)`):
+ * the key exists and was created at `createRevision` (0: the key is absent). A key
+ * deleted and created again has a new create revision, so this is how a lock
+ * holder's fenced write is refused once its key is gone (recipes/).
+ */
+export interface TxCreateRevisionGuard {
+  readonly key: string;
+  readonly createRevision: number;
+}
+
+export type TxGuard = TxValueGuard | TxCreateRevisionGuard;
+
+export function isCreateRevisionGuard(g: TxGuard): g is TxCreateRevisionGuard {
+  return 'createRevision' in g;
 }
 
 export type TxWrite =
@@ -91,7 +108,7 @@ export interface TxStore {
   watch(prefix: string, opts?: WatchOptions): AsyncIterable<TxWatchEvent>;
   /**
    * Atomically: if every guard holds, apply every write at one revision
-   * (etcd's Txn with value/version compares; writes touch distinct keys).
+   * (etcd's Txn with value/create-revision compares; writes touch distinct keys).
    * Used where two keys must change together: garbage collection swaps a
    * transaction's keys for its compacted record, and an idempotent begin
    * creates `tx/{id}` only if no compacted record of that id exists.
@@ -159,7 +176,7 @@ const GUARDED_CREATE_ATTEMPTS = 3;
  * the frozen `tx/{id}` record, so that nothing is written into a collected
  * transaction (docs/SIM2PC.md, `write-after-gc`).
  */
-export async function guardedCreate(store: TxStore, key: string, value: string, guard: TxGuard): Promise<GuardedCasResult> {
+export async function guardedCreate(store: TxStore, key: string, value: string, guard: TxValueGuard): Promise<GuardedCasResult> {
   for (let attempt = 0; attempt < GUARDED_CREATE_ATTEMPTS; attempt++) {
     const r = await store.txn([guard, { key, value: null }], [{ type: 'put', key, value }]);
     if (r.succeeded) return { succeeded: true, previous: null, revision: r.revision, guardFailed: false };

@@ -17,6 +17,8 @@
  *   members add ID CLIENT_URL PEER_ADDR [--voter]   add a learner (or a voter)
  *   members promote ID | members remove ID
  *   leader transfer ID                  hand leadership to ID
+ *   lock NAME -- CMD [ARGS], elect NAME [PROPOSAL], elect --listen NAME,
+ *   watch --prefix P                    coordination recipes (recipes-cli.ts)
  *
  * Human-readable output by default; --json prints the store's answer as one
  * JSON document. Exit codes: 0 ok; 1 the store answered an error (its code is
@@ -28,6 +30,7 @@
 import { readFileSync } from 'node:fs';
 import { defineCommand, defineGroup, isEntryPoint, runMain, UsageError, type Command, type FlagSpecs, type FlagValues } from '../../lib/cli.js';
 import { StoreClient, StoreError, type KeyValue, type TxnCompare, type TxnOp } from '../client/index.js';
+import { recipeCommands } from './recipes-cli.js';
 
 const DEFAULT_ENDPOINTS = 'http://127.0.0.1:2379,http://127.0.0.1:2380,http://127.0.0.1:2381';
 
@@ -334,6 +337,7 @@ export const kvctlCommand = defineGroup({
     statusCommand,
     membersCommand,
     leaderCommand,
+    ...recipeCommands,
   ],
 });
 

@@ -60,21 +60,23 @@ describe('the installed package', () => {
     expect(readdirSync(join(project, 'node_modules'))).not.toContain('tsx');
   });
 
-  it('imports raft2pc/client, raft2pc/participant and raft2pc/store from JavaScript', () => {
+  it('imports raft2pc/client, raft2pc/participant, raft2pc/store and raft2pc/recipes from JavaScript', () => {
     writeFileSync(
       join(project, 'imports.mjs'),
       `import * as client from 'raft2pc/client';
 import * as participant from 'raft2pc/participant';
 import * as store from 'raft2pc/store';
+import * as recipes from 'raft2pc/recipes';
 console.log(JSON.stringify({
   client: typeof client.CoordinatorClient,
   participant: typeof participant.ParticipantNode,
   store: typeof store.StoreClient,
+  recipes: typeof recipes.Mutex,
 }));`,
     );
     const r = run(process.execPath, ['imports.mjs']);
     expect(r.stderr).toBe('');
-    expect(JSON.parse(r.stdout)).toEqual({ client: 'function', participant: 'function', store: 'function' });
+    expect(JSON.parse(r.stdout)).toEqual({ client: 'function', participant: 'function', store: 'function', recipes: 'function' });
   });
 
   it('type-checks from TypeScript, and a wrong argument is a type error', () => {

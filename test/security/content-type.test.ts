@@ -13,8 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpGuard } from '../../lib/http-guard.js';
 import { inBlock, isStateChangingMethod, leaksInternals, participantService, SERVICES, stillServing, type ServiceUnderTest } from './support.js';
 
-/** Ports 41500-41549 are this file's: 5 for each service, then the guard's and the deep-JSON tests'. */
-const BASE_PORT = 41_500;
+/** Ports 29500-29549 are this file's: 5 for each service, then the guard's and the deep-JSON tests'. */
+const BASE_PORT = 29_500;
 const PORTS_PER_SERVICE = 5;
 
 /** Types a browser form or a careless client sends; none is JSON. */

@@ -24,8 +24,8 @@ import { SeededRandom } from '../../lib/random.js';
 import { fuzzCase, type FuzzCase } from './fuzz-cases.js';
 import { httpsFixture, leaksInternals, PLAIN, SERVICES, stillServing, TEST_LIMITS, type FixtureTls, type ServiceUnderTest } from './support.js';
 
-/** Ports 41550-41599 are this file's, 10 for each service. */
-const BASE_PORT = 41_550;
+/** Ports 29550-29599 are this file's, 10 for each service. */
+const BASE_PORT = 29_550;
 const PORTS_PER_SERVICE = 10;
 const REQUESTS = Number(process.env['RAFT2PC_FUZZ_REQUESTS'] ?? 500);
 const SEED = Number(process.env['RAFT2PC_FUZZ_SEED'] ?? Math.floor(Math.random() * 2 ** 31));

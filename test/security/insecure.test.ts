@@ -14,8 +14,8 @@ import type { StoreNode } from '../../store/node/node.js';
 import { MemoryCluster } from '../store2/support/memory-cluster.js';
 import { startProcess, stopProcess } from './processes.js';
 
-/** Port 41640 is this file's (never bound: the refusal comes first). */
-const PORT = 41_640;
+/** Port 29640 is this file's (never bound: the refusal comes first). */
+const PORT = 29_640;
 const BEYOND_LOOPBACK = '0.0.0.0';
 
 const MAINS: readonly (readonly [string, string, readonly string[]])[] = [

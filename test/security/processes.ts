@@ -67,8 +67,8 @@ function isFree(port: number): Promise<boolean> {
 /**
  * `n` ports of [first, first + count) that nothing holds now. A process
  * binds its port itself, so this can only lower the odds of a clash with a
- * client's outgoing connection (the ephemeral range, 40000-60999 on the
- * test machines, covers the test blocks), not rule it out.
+ * client's outgoing connection (where a machine's ephemeral range covers the
+ * test blocks; these lie below this one's, 40000-60999), not rule it out.
  */
 export async function freePorts(first: number, count: number, n: number): Promise<number[]> {
   const out: number[] = [];

@@ -125,8 +125,8 @@ export interface PortBlock {
 
 /**
  * Runs `listen` on the block's ports in turn until one is free: a client's
- * outgoing connection may hold any port of the ephemeral range (40000-60999
- * on the test machines), this block's included.
+ * outgoing connection may hold any port of the ephemeral range, this
+ * block's included where the machine's range covers it.
  */
 export async function inBlock<T>(block: PortBlock, listen: (port: number) => Promise<T>): Promise<T> {
   for (let i = 0; ; i++) {

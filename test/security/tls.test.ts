@@ -21,8 +21,8 @@ import type { ClientTls } from '../../lib/tls.js';
 import { waitFor } from '../support/wait.js';
 import { freePorts, startProcess, stopProcess, waitReady, type ServiceProcess } from './processes.js';
 
-/** Ports 41600-41639 are this file's. */
-const FIRST_PORT = 41_600;
+/** Ports 29600-29639 are this file's. */
+const FIRST_PORT = 29_600;
 let storeUrl: string;
 let coordinatorTlsPort: number;
 let coordinatorUrl: string;

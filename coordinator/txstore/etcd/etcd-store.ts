@@ -10,7 +10,8 @@
  *   create revision is 0 exactly when the key is absent.
  * - casValue: Txn(value(key) == expected ? put : range key). etcd's value
  *   compare is false on an absent key, as the contract wants.
- * - txn guards: value == v, or create_revision == 0 for absence; every write
+ * - txn guards: value == v, create_revision == 0 for absence, or
+ *   create_revision == rev (a lock holder's fence, recipes/); every write
  *   lands at the txn's one revision, as on the built-in store.
  * - range: [max(prefix, after + "\0"), prefixEnd) with a limit; etcd's `more`.
  * - watch: one gRPC watch stream per call, resumed on any member from the
@@ -46,7 +47,7 @@ import {
 } from 'etcd3';
 import { mapEtcdError, requireLeader } from './grpc.js';
 import type { OpenedStore, StoreSpec } from '../open.js';
-import { TxStoreError, type TxCasResult, type TxLeaseId, type RangeOptions, type TxGuard, type TxKeyValue, type TxStore, type TxWatchEvent, type TxWrite, type WatchOptions, type WriteOptions } from '../txstore.js';
+import { isCreateRevisionGuard, TxStoreError, type TxCasResult, type TxLeaseId, type RangeOptions, type TxGuard, type TxKeyValue, type TxStore, type TxWatchEvent, type TxWrite, type WatchOptions, type WriteOptions } from '../txstore.js';
 import { closeDuplex, EtcdWatchStream, type EtcdWatchDuplex } from './watch.js';
 
 export interface EtcdTxStoreOptions {
@@ -306,6 +307,10 @@ export class EtcdTxStore implements TxStore {
     }
     const compare: ICompare[] = guards.map((g) => {
       const key = this.key(g.key);
+      if (isCreateRevisionGuard(g)) {
+        if (!Number.isSafeInteger(g.createRevision) || g.createRevision < 0) throw new TxStoreError('invalid_argument', 400, 'createRevision must be a non-negative integer');
+        return { key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: String(g.createRevision) };
+      }
       return g.value === null
         ? { key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 }
         : { key, target: CompareTarget.Value, result: CompareResult.Equal, value: this.value(g.value) };
