@@ -216,7 +216,8 @@ function snapshotRoutes(): RouteDoc[] {
   const gone = { 404: ['snapshot_offer_not_found'] };
   const any = { type: 'object' } as JsonSchema;
   return [
-    { method: 'get', path: '/internal/v1/snapshots/{id}/header', summary: 'Peer use: the header of a snapshot stream the leader offered (state besides the keys)', ok: { 200: { description: 'Header', json: strictObject({ appliedIndex: int, state: any }) } }, errors: gone },
+    { method: 'get', path: '/internal/v1/snapshots/{id}/header', summary: 'Peer use: the header of a snapshot stream the leader offered (state besides the keys and the history)', ok: { 200: { description: 'Header', json: strictObject({ appliedIndex: int, state: any, historyEvents: int }) } }, errors: gone },
+    { method: 'get', path: '/internal/v1/snapshots/{id}/history', summary: "Peer use: a page of a snapshot stream's watch history, from position `from`", ok: { 200: { description: 'A page', json: strictObject({ events: { type: 'array', items: any }, more: bool }) } }, errors: merge(gone, { 400: ['invalid_request'] }) },
     { method: 'get', path: '/internal/v1/snapshots/{id}/keys', summary: 'Peer use: the next page of keys of a snapshot stream, after `after`', ok: { 200: { description: 'A page', json: strictObject({ rows: { type: 'array', items: { type: 'array' } }, more: bool }) } }, errors: gone },
   ];
 }

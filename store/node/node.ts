@@ -31,11 +31,13 @@ import {
   type StorageState,
 } from '../raft/index.js';
 import { type MemberAddress, type NodeConfig } from './config.js';
-import { BusyError, NoLeaderError, ProposalDroppedError } from './errors.js';
+import { BusyError, NoLeaderError } from './errors.js';
 import { decodeImage, encodeExternalImage, encodeImage, kvConfigOf } from './image.js';
-import { bootstrapIfEmpty, buildKv, MEMBERS_AUX, startingKv } from './startup.js';
+import { bootstrapIfEmpty, buildKv, startingKv } from './startup.js';
 import type { NodeIo, PeerTransport, RaftLogStore } from './io.js';
-import { WaitTable } from './pending.js';
+import { Proposals } from './proposals.js';
+import { Reads } from './reads.js';
+import { Members } from './members.js';
 import type { SnapshotOffers } from './snapshot-offers.js';
 import { SnapshotStreamer } from './snapshot-stream.js';
 import { openProcessIo } from './process-io.js';
@@ -51,12 +53,6 @@ const TRANSFER_WAIT_ELECTIONS = 2;
 const STOP_POLL_MS = 5;
 /** Most stop() waits for an in-flight fsync before closing the log anyway, in ms. */
 const STOP_DRAIN_LIMIT_MS = 2_000;
-
-interface QueuedProposal {
-  readonly data: string;
-  readonly resolve: (r: KvResult) => void;
-  readonly reject: (e: unknown) => void;
-}
 
 export interface NodeMetrics {
   proposals: number;
@@ -82,15 +78,9 @@ export class StoreNode<T extends PeerTransport = Transport> {
   private keys: KeyStore | undefined;
   /** Snapshot streams, with an on-disk key store and NodeIo.streams; else whole JSON snapshots. */
   private readonly streamer: SnapshotStreamer | undefined;
-  private readonly members = new Map<NodeId, MemberAddress>();
-  private readonly proposals: WaitTable<number, KvResult>;
-  private readonly proposalTerms = new Map<number, number>();
-  private proposeQueue: QueuedProposal[] = [];
-  private proposeFlushScheduled = false;
-  private readonly reads: WaitTable<string, void>;
-  /** ReadIndex answers waiting for the applied index to reach theirs. */
-  private readsAwaitingApply: { requestId: string; index: number }[] = [];
-  private readSeq = 0;
+  private readonly members: Members;
+  private readonly proposals: Proposals;
+  private readonly reads: Reads;
   private looping = false;
   private cancelTicker: Cancel | undefined;
   private appliedIndex: number;
@@ -144,13 +134,22 @@ export class StoreNode<T extends PeerTransport = Transport> {
     this.timers = io.timers;
     this.transport = io.transport;
     this.log = io.log;
-    this.proposals = new WaitTable('write', io.timers);
-    this.reads = new WaitTable('linearizable read', io.timers);
+    this.proposals = new Proposals(io.timers, cfg, {
+      proposeBatch: (data) => this.raw.proposeBatch(data),
+      proposed: (n) => {
+        this.metrics.proposals += n;
+        this.metrics.proposalBatches++;
+        this.schedule();
+      },
+      stopped: () => this.stopped,
+    });
+    this.reads = new Reads(io.timers, cfg.id, cfg.requestTimeoutMs);
     this.keys = io.keys;
     const image = snapshot && snapshot.data !== '' ? decodeImage(snapshot.data) : undefined;
     const start = startingKv(image, snapshot?.meta.index ?? 0, cfg, io.keys);
     this.kv = start.kv;
-    for (const m of start.members ?? image?.members ?? cfg.initialCluster) this.setMember(m);
+    this.members = new Members(io.transport);
+    this.members.replace(start.members ?? image?.members ?? cfg.initialCluster);
     // Raft's applied index: the log after it is delivered again, and entries the
     // reopened state machine already holds are skipped (applyEach).
     this.appliedIndex = snapshot?.meta.index ?? 0;
@@ -160,7 +159,7 @@ export class StoreNode<T extends PeerTransport = Transport> {
   }
 
   private makeStreamer(streams: NonNullable<NodeIo['streams']>, log: Logger): SnapshotStreamer {
-    const host = { id: this.cfg.id, kv: () => this.kv, keys: () => this.keys as KeyStore, members: () => [...this.members.values()] };
+    const host = { id: this.cfg.id, kv: () => this.kv, keys: () => this.keys as KeyStore, members: () => this.members.list() };
     return new SnapshotStreamer(streams, this.timers, host, log, () => this.schedule());
   }
 
@@ -266,13 +265,10 @@ export class StoreNode<T extends PeerTransport = Transport> {
         if (!sendFirst) this.transport.send(messages);
         if (rd.snapshot) this.installSnapshot(rd.snapshot);
         if (!applyFirst) this.applyEntries(rd.committedEntries);
-        for (const rs of rd.readStates) {
-          if (rs.rejected) this.reads.reject(rs.requestId, new BusyError('the leader has too many reads pending'));
-          else this.readsAwaitingApply.push(rs);
-        }
+        this.reads.confirmed(rd.readStates);
         if (rd.softState) this.onSoftState(rd.softState.leaderId);
         this.raw.advance(rd);
-        this.releaseReads();
+        this.reads.release(this.appliedIndex);
         this.metrics.readyLoops++;
         if (rd.committedEntries.length > 0 || rd.snapshot) {
           const events = this.hasNewEvents || rd.snapshot !== undefined;
@@ -311,12 +307,9 @@ export class StoreNode<T extends PeerTransport = Transport> {
     const kv = KvStateMachine.reopen(kvConfigOf(this.cfg), this.keys);
     assert(kv !== undefined && kv.appliedIndex === pulled.appliedIndex, 'a pulled snapshot reopens at its applied index');
     this.kv = kv;
-    this.rejectProposalsThrough(kv.appliedIndex);
-    const members = kv.reopenedAux[MEMBERS_AUX];
-    if (members !== undefined) {
-      this.members.clear();
-      for (const m of JSON.parse(members) as MemberAddress[]) this.setMember(m);
-    }
+    this.proposals.rejectThrough(kv.appliedIndex);
+    const members = Members.fromAux(kv);
+    if (members !== undefined) this.members.replace(members);
     this.metrics.snapshotsInstalled++;
     this.raw.step(pulled.message);
     return this.raw.hasReady();
@@ -377,11 +370,7 @@ export class StoreNode<T extends PeerTransport = Transport> {
     if (leaderId === this.leaderId) return;
     this.metrics.leaderChanges++;
     this.leaderId = leaderId;
-    // A read forwarded to the old leader may never be answered (the message or
-    // the leader is gone): fail every waiting read now with a retryable 503
-    // instead of holding it to its timeout. Reads are idempotent; clients retry.
-    this.reads.rejectAll(new NoLeaderError('leadership changed while the read waited; retry'));
-    this.readsAwaitingApply = [];
+    this.reads.leaderChanged();
     this.leases.onLeaderChange();
     this.onLeaderChange?.(leaderId, leaderId === this.cfg.id);
   }
@@ -395,21 +384,13 @@ export class StoreNode<T extends PeerTransport = Transport> {
       assert(this.kv.appliedIndex >= s.meta.index, `snapshot ${s.meta.index} installed without its state (at ${this.kv.appliedIndex})`);
     } else {
       this.kv = buildKv(image.kv, this.cfg, this.keys);
-      this.members.clear();
-      for (const m of image.members) this.setMember(m);
-      this.kv.batch(() => this.recordMembers());
+      this.members.replace(image.members);
+      this.kv.batch(() => this.members.record(this.kv));
       this.metrics.snapshotsInstalled++;
     }
-    this.rejectProposalsThrough(s.meta.index);
+    this.proposals.rejectThrough(s.meta.index);
     this.appliedIndex = s.meta.index;
     this.lastSnapshotIndex = s.meta.index;
-  }
-
-  /** Proposals at or before `index` may or may not be in an installed snapshot: their outcome is unknown. */
-  private rejectProposalsThrough(index: number): void {
-    for (const [i] of this.proposalTerms) {
-      if (i <= index) this.proposals.reject(i, new AppError('outcome_unknown', 504, 'a snapshot replaced the log; the write may or may not have been applied'));
-    }
   }
 
   /** One key-store batch per Ready: an on-disk store commits the entries with their applied index at once. */
@@ -424,10 +405,11 @@ export class StoreNode<T extends PeerTransport = Transport> {
       let applied: KvApplied | undefined;
       if (e.index <= this.kv.appliedIndex) {
         // Already in the reopened on-disk state (a restart, a pulled snapshot): not applied twice.
-        if (e.type === 'conf') this.applyConfEntry(e); // members: idempotent
+        if (e.type === 'conf') this.members.apply(e); // idempotent
         this.metrics.skippedEntries++;
       } else if (e.type === 'conf') {
-        this.applyConfEntry(e);
+        this.members.apply(e);
+        this.members.record(this.kv);
         this.kv.markApplied(e.index);
         result = CONF_APPLIED;
       } else if (e.data !== '') {
@@ -441,43 +423,8 @@ export class StoreNode<T extends PeerTransport = Transport> {
       this.bytesSinceSnapshot += entryBytes(e);
       this.metrics.appliedEntries++;
       this.onEntryApplied?.(e, applied);
-      const term = this.proposalTerms.get(e.index);
-      if (term === undefined) continue;
-      this.proposalTerms.delete(e.index);
-      if (term === e.term && result !== undefined) this.proposals.resolve(e.index, result);
-      else this.proposals.reject(e.index, new ProposalDroppedError());
+      this.proposals.settle(e.index, e.term, result);
     }
-  }
-
-  private applyConfEntry(e: Entry): void {
-    const cc = JSON.parse(e.data) as ConfChange;
-    if (cc.op === 'remove') {
-      this.members.delete(cc.id);
-      this.transport.removePeer(cc.id);
-    } else if (cc.context !== undefined) {
-      this.setMember(JSON.parse(cc.context) as MemberAddress);
-    }
-    this.recordMembers();
-  }
-
-  /** Inside a KV batch: an on-disk store keeps the members with the state they belong to. */
-  private recordMembers(): void {
-    this.kv.setAux(MEMBERS_AUX, JSON.stringify([...this.members.values()]));
-  }
-
-  private setMember(m: MemberAddress): void {
-    this.members.set(m.id, m);
-    this.transport.setPeer(m.id, m.peerAddress);
-  }
-
-  private releaseReads(): void {
-    if (this.readsAwaitingApply.length === 0) return;
-    const still: { requestId: string; index: number }[] = [];
-    for (const rs of this.readsAwaitingApply) {
-      if (rs.index <= this.appliedIndex) this.reads.resolve(rs.requestId, undefined);
-      else still.push(rs);
-    }
-    this.readsAwaitingApply = still;
   }
 
   /**
@@ -492,7 +439,7 @@ export class StoreNode<T extends PeerTransport = Transport> {
     // With streams the on-disk engine is the snapshot: no copy of the state is made, nothing is built on this thread.
     const external = this.streamer !== undefined;
     if (!byEntries && !(external && this.bytesSinceSnapshot >= this.cfg.snapshotEveryBytes)) return;
-    const members = [...this.members.values()];
+    const members = this.members.list();
     const data = external ? encodeExternalImage(members) : encodeImage(this.kv.snapshot(), members);
     const snap = this.raw.compact(data, this.cfg.snapshotKeepEntries, external ? this.cfg.snapshotEveryBytes : undefined);
     if (!snap) return;
@@ -530,42 +477,7 @@ export class StoreNode<T extends PeerTransport = Transport> {
 
   /** Propose a write on the leader; resolves with its result once applied here. */
   write(cmd: KvWriteCommand): Promise<KvResult> {
-    if (this.proposeQueue.length + this.proposals.size >= this.cfg.maxPendingProposals) {
-      return Promise.reject(new BusyError(`more than ${this.cfg.maxPendingProposals} writes are pending`));
-    }
-    return new Promise<KvResult>((resolve, reject) => {
-      this.proposeQueue.push({ data: JSON.stringify(cmd), resolve, reject });
-      if (!this.proposeFlushScheduled) {
-        this.proposeFlushScheduled = true;
-        this.timers.soon(() => this.flushProposals());
-      }
-    });
-  }
-
-  private flushProposals(): void {
-    this.proposeFlushScheduled = false;
-    if (this.stopped) return;
-    const batch = this.proposeQueue;
-    this.proposeQueue = [];
-    if (batch.length === 0) return;
-    const res = this.raw.proposeBatch(batch.map((p) => p.data));
-    if (!res.ok) {
-      const err = res.code === 'busy' ? new BusyError('the log has too many uncommitted entries') : new NoLeaderError(`this node cannot propose: ${res.code}`);
-      for (const p of batch) p.reject(err);
-      return;
-    }
-    this.metrics.proposals += batch.length;
-    this.metrics.proposalBatches++;
-    const first = res.index - batch.length + 1;
-    batch.forEach((p, i) => {
-      const index = first + i;
-      this.proposalTerms.set(index, res.term);
-      this.proposals.wait(index, this.cfg.requestTimeoutMs).then(p.resolve, (e: unknown) => {
-        this.proposalTerms.delete(index);
-        p.reject(e);
-      });
-    });
-    this.schedule();
+    return this.proposals.write(JSON.stringify(cmd));
   }
 
   /** A single-server membership change (§4.1); resolves once applied here. */
@@ -576,8 +488,7 @@ export class StoreNode<T extends PeerTransport = Transport> {
       if (res.code === 'conf_change_invalid') throw new AppError('conf_change_invalid', 400, `membership change ${cc.op} ${cc.id} does not fit the current configuration`);
       throw new NoLeaderError(`this node cannot propose: ${res.code}`);
     }
-    this.proposalTerms.set(res.index, res.term);
-    const done = this.proposals.wait(res.index, this.cfg.requestTimeoutMs);
+    const done = this.proposals.wait(res.index, res.term);
     this.schedule();
     await done;
   }
@@ -599,11 +510,12 @@ export class StoreNode<T extends PeerTransport = Transport> {
 
   /** Resolves once a read served from local state now is linearizable (ReadIndex, §6.4). */
   async linearizableBarrier(): Promise<void> {
-    const requestId = `${this.cfg.id}:${++this.readSeq}`;
+    const { requestId, done } = this.reads.start();
     const r = this.raw.readIndex(requestId);
-    if (r === 'no_leader') throw new NoLeaderError();
-    if (r === 'busy') throw new BusyError('too many reads are pending');
-    const done = this.reads.wait(requestId, this.cfg.requestTimeoutMs);
+    if (r !== 'ok') {
+      this.reads.refuse(requestId, r === 'no_leader' ? new NoLeaderError() : new BusyError('too many reads are pending'));
+      return done;
+    }
     this.schedule();
     await done;
   }
@@ -627,7 +539,7 @@ export class StoreNode<T extends PeerTransport = Transport> {
   }
 
   memberList(): MemberAddress[] {
-    return [...this.members.values()];
+    return this.members.list();
   }
 
   get applied(): number {
@@ -642,8 +554,6 @@ export class StoreNode<T extends PeerTransport = Transport> {
     const err = new NoLeaderError('the node is shutting down');
     this.proposals.rejectAll(err);
     this.reads.rejectAll(err);
-    for (const p of this.proposeQueue) p.reject(err);
-    this.proposeQueue = [];
     await this.transport.close();
     // Wait for an in-flight loop iteration to finish its fsync before closing the log.
     const giveUpAt = this.timers.monotonicMs() + STOP_DRAIN_LIMIT_MS;
@@ -667,8 +577,6 @@ export class StoreNode<T extends PeerTransport = Transport> {
     this.stopTimers();
     this.proposals.abandonAll();
     this.reads.abandonAll();
-    this.proposeQueue = [];
-    this.readsAwaitingApply = [];
   }
 
   private stopTimers(): void {

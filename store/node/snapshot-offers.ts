@@ -18,6 +18,7 @@
 import type { Cancel, Timers } from '../../lib/timers.js';
 import type { StateImage } from '../kv/durable-state.js';
 import type { KeyStoreView, StoredKey } from '../kv/keystore.js';
+import type { KvEvent } from '../kv/types.js';
 import type { NodeId } from '../raft/index.js';
 
 export interface OfferLimits {
@@ -31,7 +32,7 @@ export interface OfferLimits {
   readonly pageMaxBytes: number;
 }
 
-export const DEFAULT_OFFER_LIMITS: OfferLimits = { idleMs: 30_000, maxOffers: 8, pageMaxKeys: 20_000, pageMaxBytes: 4 << 20 };
+export const DEFAULT_OFFER_LIMITS: OfferLimits = { idleMs: 30_000, maxOffers: 8, pageMaxKeys: 20_000, pageMaxBytes: 2 << 20 };
 
 /** What the snapshot message carries: where to pull the stream from. */
 export interface StreamDescriptor {
@@ -42,10 +43,16 @@ export interface StreamDescriptor {
   readonly appliedIndex: number;
 }
 
-/** The stream's first part. */
+/**
+ * The stream's first part: the state besides the keys, without the watch
+ * history's events (up to watchHistoryBytes, 64 MiB: encoding them in one
+ * answer held the leader's event loop for seconds, and elections followed);
+ * those come in pages like the keys. `historyEvents` says how many.
+ */
 export interface StreamHeader {
   readonly appliedIndex: number;
   readonly state: StateImage;
+  readonly historyEvents: number;
 }
 
 /** A page of keys: [key, value, createRevision, modRevision, version, lease or 0]. */
@@ -55,6 +62,8 @@ interface Offer {
   readonly descriptor: StreamDescriptor;
   readonly follower: NodeId;
   readonly header: StreamHeader;
+  /** The history at the offer's applied index (the events are immutable: kept by reference). */
+  readonly history: readonly KvEvent[];
   readonly view: KeyStoreView;
   lastUsedMs: number;
 }
@@ -74,13 +83,15 @@ export class SnapshotOffers {
    * (called synchronously, so the header and the view are the same state).
    * Undefined when `maxOffers` are open.
    */
-  offer(follower: NodeId, url: string, capture: () => { header: StreamHeader; view: KeyStoreView }): StreamDescriptor | undefined {
+  offer(follower: NodeId, url: string, capture: () => { appliedIndex: number; state: StateImage; view: KeyStoreView }): StreamDescriptor | undefined {
     this.sweep();
     for (const o of this.offers.values()) if (o.follower === follower) return o.descriptor;
     if (this.offers.size >= this.limits.maxOffers) return undefined;
-    const { header, view } = capture();
-    const descriptor = { id: `${follower}-${this.timers.monotonicMs().toFixed(0)}-${++this.seq}`, url, appliedIndex: header.appliedIndex };
-    this.offers.set(descriptor.id, { descriptor, follower, header, view, lastUsedMs: this.timers.monotonicMs() });
+    const { appliedIndex, state, view } = capture();
+    const history = state.history.events;
+    const header = { appliedIndex, state: { ...state, history: { droppedThrough: state.history.droppedThrough, events: [] } }, historyEvents: history.length };
+    const descriptor = { id: `${follower}-${this.timers.monotonicMs().toFixed(0)}-${++this.seq}`, url, appliedIndex };
+    this.offers.set(descriptor.id, { descriptor, follower, header, history, view, lastUsedMs: this.timers.monotonicMs() });
     this.cancelSweep ??= this.timers.every(this.limits.idleMs / 2, () => this.sweep());
     return descriptor;
   }
@@ -94,8 +105,22 @@ export class SnapshotOffers {
     const o = this.use(id);
     if (o === undefined) return undefined;
     const { keys, more } = o.view.page(after, this.limits.pageMaxKeys, this.limits.pageMaxBytes);
-    if (!more) this.timers.soon(() => this.close(id)); // read whole: the follower is installing it
     return { rows: keys.map(rowOf), more };
+  }
+
+  /** The history's events from position `from`, one page of about pageMaxBytes; undefined when the offer is gone. */
+  historyPage(id: string, from: number): { events: KvEvent[]; more: boolean } | undefined {
+    const o = this.use(id);
+    if (o === undefined) return undefined;
+    const events: KvEvent[] = [];
+    let bytes = 0;
+    for (let i = from; i < o.history.length; i++) {
+      if (events.length > 0 && (bytes >= this.limits.pageMaxBytes || events.length >= this.limits.pageMaxKeys)) break;
+      const e = o.history[i] as KvEvent;
+      bytes += e.key.length + (e.value?.length ?? 0) + (e.prevValue?.length ?? 0);
+      events.push(e);
+    }
+    return { events, more: from + events.length < o.history.length };
   }
 
   get size(): number {

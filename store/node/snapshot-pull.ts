@@ -13,6 +13,7 @@ import type { HttpRequester } from '../../lib/http-client.js';
 import type { Timers } from '../../lib/timers.js';
 import { deltaOfImage } from '../kv/durable-state.js';
 import type { KeyStore, StoredKey } from '../kv/keystore.js';
+import type { KvEvent } from '../kv/types.js';
 import { utf8ByteLength } from '../kv/utf8.js';
 import type { StreamDescriptor, StreamHeader, StreamRow } from './snapshot-offers.js';
 
@@ -36,8 +37,8 @@ export async function pullSnapshot(d: StreamDescriptor, into: KeyStore, deps: Pu
   const base = `${d.url}${SNAPSHOT_ROUTE_PREFIX}/${encodeURIComponent(d.id)}`;
   const header = (await getJson(`${base}/header`, deps)) as StreamHeader;
   if (header.appliedIndex !== d.appliedIndex) throw new Error(`snapshot offer ${d.id} is at ${header.appliedIndex}, the message said ${d.appliedIndex}`);
-  let after: string | undefined;
   let pages = 0;
+  let after: string | undefined;
   for (let more = true; more; pages++) {
     const query = after === undefined ? '' : `?after=${encodeURIComponent(after)}`;
     const page = (await getJson(`${base}/keys${query}`, deps)) as { rows: StreamRow[]; more: boolean };
@@ -45,7 +46,16 @@ export async function pullSnapshot(d: StreamDescriptor, into: KeyStore, deps: Pu
     after = page.rows.at(-1)?.[0] ?? after;
     more = page.more && page.rows.length > 0;
   }
-  into.batch(() => state.record(deltaOfImage(header.state)), () => header.appliedIndex);
+  // The history comes in pages too; held here (at most watchHistoryBytes) and written with the header's state.
+  const events: KvEvent[] = [];
+  for (let more = header.historyEvents > 0; more; pages++) {
+    const page = (await getJson(`${base}/history?from=${events.length}`, deps)) as { events: KvEvent[]; more: boolean };
+    events.push(...page.events);
+    more = page.more && page.events.length > 0;
+  }
+  if (events.length !== header.historyEvents) throw new Error(`snapshot offer ${d.id}: ${events.length} history events, the header said ${header.historyEvents}`);
+  const image = { ...header.state, history: { droppedThrough: header.state.history.droppedThrough, events } };
+  into.batch(() => state.record(deltaOfImage(image)), () => header.appliedIndex);
   await into.flush();
   return { keys: into.size, pages };
 }

@@ -61,7 +61,7 @@ export class SnapshotStreamer {
       const kv = this.host.kv();
       const view = this.host.keys().openView?.();
       if (view === undefined) throw new Error('snapshot streams need a key store with read views');
-      return { header: { appliedIndex: kv.appliedIndex, state: kv.stateImage({ [MEMBERS_AUX]: JSON.stringify(members) }) }, view };
+      return { appliedIndex: kv.appliedIndex, state: kv.stateImage({ [MEMBERS_AUX]: JSON.stringify(members) }), view };
     });
     if (stream === undefined) return undefined;
     return { ...m, snapshot: { meta: m.snapshot.meta, data: encodeExternalImage(members, stream) } };
