@@ -62,6 +62,8 @@ export class KvStateMachine {
   private readonly durable: StateStore | undefined;
   /** The revision of the last history event recorded in `durable`. */
   private historyRecorded = 0;
+  /** Batches open around the current call (batch). */
+  private batchDepth = 0;
   /** Host entries set since the last record. */
   private readonly auxChanges = new Map<string, string>();
   private auxAtReopen: Readonly<Record<string, string>> = {};
@@ -135,11 +137,18 @@ export class KvStateMachine {
    * the node applies each Ready's committed entries in one batch.
    */
   batch<T>(applyAll: () => T): T {
-    return this.engine.keyspace.batch(() => {
-      const result = applyAll();
-      this.recordState();
-      return result;
-    }, () => this.applied);
+    // A batch inside a batch joins it: the state is recorded once, when the outermost ends.
+    if (this.batchDepth > 0) return applyAll();
+    this.batchDepth++;
+    try {
+      return this.engine.keyspace.batch(() => {
+        const result = applyAll();
+        this.recordState();
+        return result;
+      }, () => this.applied);
+    } finally {
+      this.batchDepth--;
+    }
   }
 
   /** An opaque entry the host keeps with the state (the node's members), recorded with the current batch. */

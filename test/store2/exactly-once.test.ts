@@ -181,13 +181,18 @@ describe('exactly-once writes across a SIGKILL mid-request', () => {
       await cluster.waitLeader(cluster.ids);
       const [a, b] = cluster.ids as [string, string];
       const clientId = `eo-lease-${seed}`;
+      // A 503 (no leader known yet, right after the restarts) is retried with the same Request-Id, as a client does.
       const call = async (id: string, method: string, path: string, rid: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> => {
-        const res = await fetch(`${cluster.url(id)}${path}`, {
-          method,
-          headers: { 'content-type': 'application/json', 'request-id': rid },
-          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        });
-        return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+        for (let attempt = 1; ; attempt++) {
+          const res = await fetch(`${cluster.url(id)}${path}`, {
+            method,
+            headers: { 'content-type': 'application/json', 'request-id': rid },
+            ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+          });
+          const answer = { status: res.status, body: (await res.json()) as Record<string, unknown> };
+          if (answer.status !== 503 || attempt >= 20) return answer;
+          await new Promise((r) => setTimeout(r, 100));
+        }
       };
       const leasesBefore = (await (await fetch(`${cluster.url(a)}/v1/leases`)).json()) as { leases: unknown[] };
       const g1 = await call(a, 'POST', '/v1/leases', `${clientId}.0:1`, { ttlMs: 60_000 });
