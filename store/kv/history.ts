@@ -7,6 +7,7 @@
  */
 import { assert } from '../../lib/assert.js';
 import { fail } from './failure.js';
+import { utf8ByteLength } from './utf8.js';
 import type { EventsResult, KvEvent, KvFailure, WatchFilter } from './types.js';
 
 export class WatchHistory {
@@ -188,4 +189,11 @@ function matcher(filter: WatchFilter): (key: string) => boolean {
   }
   const prefix = filter.prefix;
   return (key) => key.startsWith(prefix);
+}
+
+/** The history size of an event, as the engine counts it when the event is made. */
+export function eventBytes(event: KvEvent): number {
+  const valueBytes = event.value === null ? 0 : utf8ByteLength(event.value);
+  const prevBytes = event.prevValue === null ? 0 : utf8ByteLength(event.prevValue);
+  return utf8ByteLength(event.key) + valueBytes + prevBytes;
 }

@@ -5,6 +5,7 @@ export { DEFAULT_KV_CONFIG, DEFAULT_QUOTA_BYTES, MAX_QUOTA_BYTES, MEMORY_ENGINE_
 export type { KvConfig } from './config.js';
 export { KvStateMachine } from './state-machine.js';
 export type { RangeQuery } from './state-machine.js';
+export { eventBytes } from './history.js';
 export { compareKeys, utf8ByteLength } from './utf8.js';
 export type {
   AlarmDisarmCommand,

@@ -16,7 +16,7 @@ import type { NoSpaceAlarm } from './alarm.js';
 import { type KvConfig, resolveKvConfig } from './config.js';
 import { Changes, KvEngine } from './engine.js';
 import { fail, isFailure } from './failure.js';
-import { WatchHistory } from './history.js';
+import { eventBytes, WatchHistory } from './history.js';
 import type { PersistedState, StateDelta, StateImage, StateStore } from './durable-state.js';
 import type { KeyStore } from './keystore.js';
 import { SessionTable } from './sessions.js';
@@ -386,11 +386,4 @@ export class KvStateMachine {
 
 function isObject(v: unknown): v is { readonly type?: unknown } {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** The history size of an event, as the engine counts it when the event is made. */
-function eventBytes(event: KvEvent): number {
-  const valueBytes = event.value === null ? 0 : utf8ByteLength(event.value);
-  const prevBytes = event.prevValue === null ? 0 : utf8ByteLength(event.prevValue);
-  return utf8ByteLength(event.key) + valueBytes + prevBytes;
 }

@@ -18,6 +18,7 @@
 import type { Cancel, Timers } from '../../lib/timers.js';
 import type { StateImage } from '../kv/durable-state.js';
 import type { KeyStoreView, StoredKey } from '../kv/keystore.js';
+import { eventBytes } from '../kv/history.js';
 import type { KvEvent } from '../kv/types.js';
 import type { NodeId } from '../raft/index.js';
 
@@ -117,7 +118,7 @@ export class SnapshotOffers {
     for (let i = from; i < o.history.length; i++) {
       if (events.length > 0 && (bytes >= this.limits.pageMaxBytes || events.length >= this.limits.pageMaxKeys)) break;
       const e = o.history[i] as KvEvent;
-      bytes += e.key.length + (e.value?.length ?? 0) + (e.prevValue?.length ?? 0);
+      bytes += eventBytes(e);
       events.push(e);
     }
     return { events, more: from + events.length < o.history.length };

@@ -54,9 +54,9 @@ export class SnapshotStreamer {
   /** Leader: a snapshot message names an offer of the on-disk state; undefined drops it (too many offers; Raft asks again). */
   outgoing(m: Message): Message | undefined {
     if (m.type !== 'snap') return m;
-    const self = this.host.members().find((x) => x.id === this.host.id);
-    if (self === undefined) return undefined;
     const members = this.host.members();
+    const self = members.find((x) => x.id === this.host.id);
+    if (self === undefined) return undefined;
     const stream = this.offers.offer(m.to, self.clientUrl, () => {
       const kv = this.host.kv();
       const view = this.host.keys().openView?.();
