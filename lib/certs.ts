@@ -3,7 +3,8 @@
  * [--hosts h1,h2]` (or `npm run certs`) writes
  *
  *   ca.crt, ca.key          a CA for this cluster only (kept if present, so a re-run signs with the same CA)
- *   server.crt, server.key  for every service: localhost, 127.0.0.1, ::1 and --hosts; serverAuth and clientAuth
+ *   server.crt, server.key  for every service: localhost, 127.0.0.1, ::1 and --hosts; serverAuth and clientAuth,
+ *                           so a store member shows it both ways on its peer links (--peer-cert-file)
  *   client.crt, client.key  for clients (CN raft2pc-client); clientAuth
  *
  * by running Debian's `openssl` binary: no npm dependency (docs/DECISIONS.md

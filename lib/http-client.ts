@@ -10,9 +10,9 @@
  * closed by `close()`. Idle sockets are unref'd by Node's Agent, so a client
  * that is never closed does not keep the process alive.
  *
- * `http://` and `https://` URLs (participants may be given https URLs; the
- * store and the coordinators speak plain http on loopback or a private
- * network), each scheme with its own Agent.
+ * `http://` and `https://` URLs, each scheme with its own Agent; the https
+ * one trusts and shows what the `tls` option says (lib/tls.ts builds it from
+ * a service's TLS flags).
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -31,14 +31,31 @@ export interface HttpClientOptions {
    * request sent on a socket the server is closing fails with ECONNRESET.
    */
   readonly idleSocketTimeoutMs?: number;
+  /**
+   * What https connections trust (`ca`) and show (`cert`, `key`), as PEM
+   * text; none: the system's CAs and no client certificate. A function is
+   * asked again at every https request: when it returns another object (a
+   * certificate reload) new connections use it, open ones keep theirs.
+   */
+  readonly tls?: HttpClientTls | (() => HttpClientTls);
 }
+
+/** The TLS side of an HttpClient (lib/tls.ts's ClientTls has this shape). */
+export interface HttpClientTls {
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+}
+
+/** https Agents replaced by a reload and kept until close() (their open sockets finish their requests); past this the oldest is destroyed. */
+const MAX_RETIRED_TLS_AGENTS = 4;
 
 export const defaultHttpClientOptions = {
   maxSocketsPerHost: 256,
   requestTimeoutMs: 10_000,
   maxResponseBytes: 16 * 1024 * 1024,
   idleSocketTimeoutMs: 4_000,
-} as const satisfies Required<HttpClientOptions>;
+} as const satisfies Required<Omit<HttpClientOptions, 'tls'>>;
 
 export interface HttpRequest {
   readonly method: string;
@@ -94,15 +111,20 @@ export class HttpClientError extends Error {
 
 export class HttpClient implements HttpRequester {
   readonly agent: http.Agent;
-  /** Made on the first https request. */
+  /** Made on the first https request, and again when the TLS settings change. */
   private tlsAgent: https.Agent | undefined;
+  /** The settings `tlsAgent` was made with. */
+  private tlsAgentSettings: HttpClientTls | undefined;
+  private readonly retiredTlsAgents: https.Agent[] = [];
+  private readonly tlsSettings: () => HttpClientTls;
   private readonly agentOptions: http.AgentOptions;
   private readonly requestTimeoutMs: number;
   private readonly maxResponseBytes: number;
   private closed = false;
 
   constructor(opts: HttpClientOptions = {}) {
-    const o = { ...defaultHttpClientOptions, ...opts };
+    const { tls, ...limits } = opts;
+    const o = { ...defaultHttpClientOptions, ...limits };
     for (const [name, value] of Object.entries(o)) {
       if (!Number.isSafeInteger(value) || value < 1) throw new Error(`HttpClient: ${name} must be a positive integer, got ${value}`);
     }
@@ -118,6 +140,21 @@ export class HttpClient implements HttpRequester {
       scheduling: 'lifo',
     };
     this.agent = new http.Agent(this.agentOptions);
+    const fixed = typeof tls === 'function' ? undefined : (tls ?? {});
+    this.tlsSettings = typeof tls === 'function' ? tls : () => fixed as HttpClientTls;
+  }
+
+  /** The https Agent for the current TLS settings: a new one when they changed (the old one's sockets finish what they carry). */
+  private httpsAgent(): https.Agent {
+    const settings = this.tlsSettings();
+    if (this.tlsAgent !== undefined && settings === this.tlsAgentSettings) return this.tlsAgent;
+    if (this.tlsAgent !== undefined) {
+      this.retiredTlsAgents.push(this.tlsAgent);
+      if (this.retiredTlsAgents.length > MAX_RETIRED_TLS_AGENTS) this.retiredTlsAgents.shift()?.destroy();
+    }
+    this.tlsAgent = new https.Agent({ ...this.agentOptions, ...settings });
+    this.tlsAgentSettings = settings;
+    return this.tlsAgent;
   }
 
   /**
@@ -134,7 +171,7 @@ export class HttpClient implements HttpRequester {
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') return Promise.reject(new HttpClientError('invalid_url', `only http:// and https:// URLs are supported, got ${url.protocol}//`));
     const tls = url.protocol === 'https:';
-    if (tls) this.tlsAgent ??= new https.Agent(this.agentOptions);
+    const agent = tls ? this.httpsAgent() : this.agent;
     const timeoutMs = r.timeoutMs ?? this.requestTimeoutMs;
     const headers: http.OutgoingHttpHeaders = { ...r.headers };
     if (r.body !== undefined) headers['content-length'] = Buffer.byteLength(r.body);
@@ -153,7 +190,7 @@ export class HttpClient implements HttpRequester {
         reject(err);
       };
       const port = url.port !== '' ? Number(url.port) : tls ? 443 : 80;
-      const options: http.RequestOptions = { host, port, method: r.method, path: url.pathname + url.search, headers, agent: tls ? this.tlsAgent : this.agent };
+      const options: http.RequestOptions = { host, port, method: r.method, path: url.pathname + url.search, headers, agent };
       try {
         req = (tls ? https : http).request(options, (res) => {
           const declared = Number(res.headers['content-length'] ?? '0');
@@ -198,6 +235,7 @@ export class HttpClient implements HttpRequester {
     this.closed = true;
     this.agent.destroy();
     this.tlsAgent?.destroy();
+    for (const a of this.retiredTlsAgents.splice(0)) a.destroy();
   }
 }
 

@@ -3,7 +3,10 @@
  * shares, the server's certificate files and their reload without a restart,
  * the refusal to listen beyond loopback in plain HTTP, and the client side
  * (a CA to trust, an optional client certificate) for every HTTP client of
- * the package.
+ * the package; and the store's peer-link flags (PEER_TLS_FLAGS, used by
+ * store/node/transport.ts). A reload of any certificate in a process also
+ * reads the process's client files again, so clients that follow the
+ * process (tlsHttpClient) show the new certificate on new connections.
  *
  * A service uses one certificate both ways: it serves with it and shows it
  * when it calls others (the dev certificates of lib/certs.ts carry both
@@ -11,7 +14,6 @@
  * calls and, with --client-cert-auth, the clients that call it.
  */
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
-import https from 'node:https';
 import type { SecureContextOptions } from 'node:tls';
 import { envName, UsageError } from './cli.js';
 import { HttpClient, type HttpClientOptions } from './http-client.js';
@@ -32,6 +34,38 @@ export const CLIENT_TLS_FLAGS = {
   'cert-file': { type: 'string', placeholder: 'FILE', description: 'a client certificate (PEM), for servers with --client-cert-auth' },
   'key-file': { type: 'string', placeholder: 'FILE', description: 'the private key (PEM) of --cert-file' },
 } as const;
+
+/**
+ * The store's peer link (Raft between members), etcd's --peer-* twins; the
+ * RAFT2PC_PEER_CERT_FILE, ... variables come with them (lib/cli.ts).
+ */
+export const PEER_TLS_FLAGS = {
+  'peer-cert-file': { type: 'string', placeholder: 'FILE', description: 'speak TLS to the other members with this certificate (PEM; both server and client auth), shown both ways' },
+  'peer-key-file': { type: 'string', placeholder: 'FILE', description: 'the private key (PEM) of --peer-cert-file' },
+  'peer-trusted-ca-file': { type: 'string', placeholder: 'FILE', description: "the cluster's CA (PEM): members' certificates must be signed by it" },
+  'peer-client-cert-auth': { type: 'boolean', default: false, description: 'refuse a peer connection without a certificate signed by --peer-trusted-ca-file (mutual TLS; without it any TLS client may talk Raft)' },
+} as const;
+
+export interface PeerTlsFlagValues {
+  readonly 'peer-cert-file'?: string | undefined;
+  readonly 'peer-key-file'?: string | undefined;
+  readonly 'peer-trusted-ca-file'?: string | undefined;
+  readonly 'peer-client-cert-auth': boolean;
+}
+
+/** The peer transport's TLS files from the flags (undefined: plain TCP); incomplete settings are a usage error. */
+export function peerTlsFrom(values: PeerTlsFlagValues): ServerTlsFiles | undefined {
+  const cert = values['peer-cert-file'];
+  const key = values['peer-key-file'];
+  const ca = values['peer-trusted-ca-file'];
+  if ((cert === undefined) !== (key === undefined)) throw new UsageError(cert === undefined ? '--peer-key-file' : '--peer-cert-file', 'give --peer-cert-file and --peer-key-file together');
+  if (cert === undefined || key === undefined) {
+    if (ca !== undefined || values['peer-client-cert-auth']) throw new UsageError('--peer-cert-file', '--peer-trusted-ca-file and --peer-client-cert-auth need --peer-cert-file and --peer-key-file');
+    return undefined;
+  }
+  if (values['peer-client-cert-auth'] && ca === undefined) throw new UsageError('--peer-client-cert-auth', 'needs --peer-trusted-ca-file');
+  return { certFile: cert, keyFile: key, clientCertAuth: values['peer-client-cert-auth'], ...(ca === undefined ? {} : { caFile: ca }) };
+}
 
 /** What the TLS flags hold, as `run` receives them. */
 export interface TlsFlagValues {
@@ -146,6 +180,8 @@ export function reloadCertificatesOnChange(target: SecureContextTarget, files: S
   const reload = (why: string): void => {
     try {
       target.setSecureContext(secureContextOptions(files));
+      // The process's clients show the same certificate (and trust the same CA): read again too.
+      refreshProcessClientTls();
       log('info', 'certificate reloaded', { why, certFile: files.certFile });
     } catch (e) {
       log('warn', 'certificate reload failed; keeping the old one', { why, error: e instanceof Error ? e.message : String(e) });
@@ -171,15 +207,26 @@ export function reloadCertificatesOnChange(target: SecureContextTarget, files: S
 export function serviceTls(values: TlsFlagValues, host: string): TlsSettings {
   const tls = tlsSettingsFrom(values);
   assertExposureAllowed(host, tls);
-  setProcessClientTls(tls.client);
+  setProcessClientTls(tls.client, { caFile: values['trusted-ca-file'], certFile: values['cert-file'], keyFile: values['key-file'] });
   return tls;
 }
 
+type ClientTlsFiles = Parameters<typeof clientTlsFromFiles>[0];
+
 /** The process's client TLS: what clients built without their own use (a main sets it from its flags). */
 let processClientTls: ClientTls = {};
+/** Where it was read from, so a reload can read it again. */
+let processClientFiles: ClientTlsFiles | undefined;
 
-export function setProcessClientTls(tls: ClientTls): void {
+export function setProcessClientTls(tls: ClientTls, files?: ClientTlsFiles): void {
   processClientTls = tls;
+  processClientFiles = files;
+}
+
+/** Reads the process's client files again (a reload): clients following the process use them for new connections. */
+export function refreshProcessClientTls(): void {
+  if (processClientFiles === undefined) return;
+  processClientTls = clientTlsFromFiles(processClientFiles);
 }
 
 export function defaultClientTls(): ClientTls {
@@ -192,13 +239,11 @@ export function hasClientTls(tls: ClientTls): boolean {
 
 /**
  * An HttpClient whose https connections trust `tls.ca` and show `tls.cert`.
- * lib/http-client.ts makes its https agent lazily from its pool options
- * only; this gives it one first, with the same pool options plus TLS.
+ * Without `tls`, or given the process's own (defaultClientTls(), as the
+ * store's forwarder and StoreClient pass it), the client follows the
+ * process's settings, so a certificate reload reaches it too.
  */
-export function tlsHttpClient(opts: HttpClientOptions, tls: ClientTls = defaultClientTls()): HttpClient {
-  const client = new HttpClient(opts);
-  if (!hasClientTls(tls)) return client;
-  const inner = client as unknown as { tlsAgent: https.Agent | undefined; agentOptions: https.AgentOptions };
-  inner.tlsAgent = new https.Agent({ ...inner.agentOptions, ...tls });
-  return client;
+export function tlsHttpClient(opts: HttpClientOptions, tls?: ClientTls): HttpClient {
+  const followProcess = tls === undefined || tls === processClientTls;
+  return new HttpClient({ ...opts, tls: followProcess ? defaultClientTls : tls });
 }

@@ -52,8 +52,9 @@ import type { BackoffPolicy } from '../lib/retry.js';
 import type { Logger } from '../lib/logger.js';
 import { MetricsRegistry } from '../lib/metrics.js';
 import type { Cancel, Timers } from '../lib/timers.js';
-import { decisionKey, decodeDecision, isValidParticipantName, isValidTxId, ProtocolError, TX_PREFIX, txKey, type Decision, type JsonValue } from '../coordinator/protocol/index.js';
+import { decisionKey, decodeDecision, isValidParticipantName, isValidTxId, PARTICIPANT_WATCH_MATCH, ProtocolError, TX_PREFIX, txKey, type Decision, type JsonValue } from '../coordinator/protocol/index.js';
 import { PrefixWatcher, readTxSnapshot, type TxStore } from '../coordinator/txstore/index.js';
+import { registerBatchMetrics } from '../coordinator/txstore/batching.js';
 import { NameClaim } from './claim.js';
 import { compactLog } from './compaction.js';
 import type { ParticipantConfig } from './config.js';
@@ -142,13 +143,14 @@ export class ParticipantNode {
     r.gauge('twopc_participant_open_transactions', 'Transactions not acknowledged yet.', () => this.open.size);
     r.gauge('twopc_participant_log_records', 'Records kept in the participant log (bounded by logMaxRecords).', () => this.log.size);
     r.gauge('twopc_participant_log_bytes', 'Bytes of the participant log file (rewritten past twice its live records plus a floor).', () => this.log.fileBytes);
+    registerBatchMetrics(r, this.store, 'twopc_participant');
     const table = this.openTxTable();
     const timers = this.timers;
     const failpoints = opts.failpoints ?? NO_FAILPOINTS;
     const { helpGraceMs, helpRetryIntervalMs } = config;
     this.effects = new ParticipantEffects({ name: this.name, store: this.store, log, service: opts.service, timers, random, logger, failpoints, retry: this.retry, helpGraceMs, helpRetryIntervalMs, counters }, table);
     this.watch = new ParticipantWatch({ name: this.name, log, store: this.store, logger, timers, prepareDelayMs: config.watchPrepareDelayMs, maxHeldPrepares: config.maxHeldPrepares }, table);
-    this.watcher = new PrefixWatcher({ store: this.store, prefix: TX_PREFIX, onEvent: (e) => this.watch.onEvent(e), onResync: () => void this.watch.resyncAll(), random, timers, log: logger });
+    this.watcher = new PrefixWatcher({ store: this.store, prefix: TX_PREFIX, match: PARTICIPANT_WATCH_MATCH, onEvent: (e) => this.watch.onEvent(e), onResync: () => void this.watch.resyncAll(), random, timers, log: logger });
     // A background rewrite that fails is nobody's awaited write: stop now, not at the next one.
     log.onFailure((e) => this.fatal(e));
     // Another instance may act under our name once the claim is gone: stop at once.

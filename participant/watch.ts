@@ -3,15 +3,16 @@
  * coordinator/txstore/watcher.ts), so that the coordinator's calls stay hints:
  *
  * - a `tx/{id}` record frozen with this participant in it is a prepare
- *   request, even if the coordinator's prepare call never comes. It waits
- *   `prepareDelayMs` first: a commit's prepare call reaches us before the
- *   freeze does (the coordinator sends it with the freeze), so the wait
- *   costs nothing then; but a freeze with no prepare call is an abort (or a
- *   deadline), whose "no" fills the coordinator writes right after the
- *   freeze. Preparing at once raced those fills: a participant that won
- *   every race turned an explicit abort into a commit. Waiting lets the
- *   fills land first and skips a prepare, a log write and a CAS that could
- *   only lose; a lost prepare call costs this much latency, no more;
+ *   request, even if the coordinator's prepare call never comes. Under load
+ *   the coordinator sends few prepare calls (maxPrepareHintsPerParticipant)
+ *   and this is how most prepares arrive, so by default it counts at once
+ *   (`prepareDelayMs` 0). A commit's freeze asks for our vote; an explicit
+ *   abort's freeze writes the first participant's "no" in the same txn, so
+ *   our "yes" can no longer make it commit (before that txn, preparing at
+ *   once turned aborts into commits, hence the old 250 ms default); a
+ *   deadline's freeze races the coordinator's "no" fills, as it did with the
+ *   delay: the votes that land decide, consistently (the 2PC simulation
+ *   runs this knob at 0 too). A delay only saves an abort's useless prepare;
  * - a record frozen WITHOUT this participant excludes work it holds for it
  *   (the application never enlisted it): that work is aborted locally;
  * - a `tx/{id}/decision` is the decision; a commit without our durable "yes"

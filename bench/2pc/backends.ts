@@ -60,7 +60,10 @@ export interface StoreStarter {
 
 export function storeStarter(text: string, opts: BackendOptions, dir: string): StoreStarter {
   if (text === 'builtin') {
-    const cluster = new LocalCluster({ nodes: 3, basePort: opts.basePort, dataDir: join(dir, 'store'), logToFiles: true, extraArgs: opts.snapshotEvery === undefined ? [] : ['--snapshot-every', String(opts.snapshotEvery)] });
+    const cluster = new LocalCluster({ nodes: 3, basePort: opts.basePort, dataDir: join(dir, 'store'), logToFiles: true,
+      extraArgs: opts.snapshotEvery === undefined ? [] : ['--snapshot-every', String(opts.snapshotEvery)],
+      ...(opts.profileDir === undefined ? {} : { nodeFlags: ['--cpu-prof', '--cpu-prof-dir', join(opts.profileDir, 'store')] }),
+    });
     return {
       label: 'builtin',
       spec: { kind: 'builtin', endpoints: cluster.endpoints },

@@ -39,6 +39,9 @@ interface Snapshot {
   readonly coordinator: ChildReport;
   readonly participants: readonly ChildReport[];
   readonly revision: number;
+  /** Summed over the store's nodes; null when they cannot be read (etcd). */
+  readonly storeRequests: number | null;
+  readonly storeAppends: number | null;
 }
 
 interface CpuSample {
@@ -75,7 +78,22 @@ function cpuNow(b: Backend): CpuSample {
 async function snapshot(b: Backend): Promise<Snapshot> {
   const [coordinator, ...participants] = await Promise.all(b.procs.map((p) => p.report()));
   const revision = (await b.driverStore.store.range('bench2pc/', { limit: 1 })).revision;
-  return { coordinator: coordinator as ChildReport, participants, revision };
+  const [storeRequests, storeAppends] = b.spec.kind === 'builtin' ? await storeCounters(b.spec.endpoints, ['store_http_requests_total', 'store_proposal_batches_total']) : [null, null];
+  return { coordinator: coordinator as ChildReport, participants, revision, storeRequests: storeRequests ?? null, storeAppends: storeAppends ?? null };
+}
+
+/** Counters of the built-in store's /metrics, summed over its nodes; null if a node does not answer. */
+async function storeCounters(endpoints: readonly string[], names: readonly string[]): Promise<(number | null)[]> {
+  const texts = await Promise.all(endpoints.map((e) => fetch(`${e}/metrics`, { signal: AbortSignal.timeout(5_000) }).then((r) => r.text(), () => null)));
+  return names.map((name) => {
+    let sum = 0;
+    for (const t of texts) {
+      const m = t === null ? null : new RegExp(`^${name} (\\d+)`, 'm').exec(t);
+      if (m === null) return null;
+      sum += Number(m[1]);
+    }
+    return sum;
+  });
 }
 
 /** Waits until the coordinator drives nothing and the participants hold nothing open (acks, GC done). */
@@ -159,6 +177,9 @@ export async function measureRow(b: Backend, plan: RowPlan, label: string, tag: 
       coordinatorReads: n === 0 ? 0 : readsOf(coordinatorCalls) / n,
       participantReads: n === 0 ? 0 : readsOf(participantCalls) / n,
       storeRevisions: n === 0 ? null : (after.revision - before.revision - probe.writes) / n,
+      // The probe's CAS and the snapshots' /metrics and range reads are the bench's own requests, not the transactions'.
+      storeRequests: perTx(after.storeRequests, before.storeRequests === null ? null : before.storeRequests + probe.writes + b.spec.endpoints.length + 1, n),
+      storeAppends: perTx(after.storeAppends, before.storeAppends === null ? null : before.storeAppends + probe.writes, n),
       coordinatorCalls,
       participantCalls,
     },

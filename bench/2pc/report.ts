@@ -11,6 +11,9 @@ export interface CostPerTx {
   readonly participantReads: number;
   /** Store revisions per transaction (state-changing writes the store applied; the probe's taken out). */
   readonly storeRevisions: number | null;
+  /** HTTP requests the store nodes served (forwards included), and their Raft appends (proposal batches), per begun transaction; null on etcd. */
+  readonly storeRequests: number | null;
+  readonly storeAppends: number | null;
   readonly coordinatorCalls: CallCounts;
   readonly participantCalls: CallCounts;
 }
@@ -39,14 +42,14 @@ export interface BenchRow {
 
 export function renderRows(rows: readonly BenchRow[]): string {
   const out = [
-    '| store | clients | tx/s | commit p50 ms | commit p99 ms | begin→outcome p50 ms | begin→outcome p99 ms | store CAS p50 ms | store writes/tx (coord + parts) | store revisions/tx | store reads/tx | errors |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| store | clients | tx/s | commit p50 ms | commit p99 ms | begin→outcome p50 ms | begin→outcome p99 ms | store CAS p50 ms | store writes/tx (coord + parts) | store revisions/tx | store reads/tx | store HTTP requests/tx | log appends/tx | errors |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of rows) {
     const c = r.cost;
     const writes = c.coordinatorWrites + c.participantWrites;
     out.push(
-      `| ${r.backend} | ${r.clients} | ${f(r.result.txPerS, 0)} | ${f(r.result.commit.p50Ms, 1)} | ${f(r.result.commit.p99Ms, 1)} | ${f(r.result.total.p50Ms, 1)} | ${f(r.result.total.p99Ms, 1)} | ${f(r.storeCas.p50Ms, 1)} | ${f(writes, 2)} (${f(c.coordinatorWrites, 2)} + ${f(c.participantWrites, 2)}) | ${f(c.storeRevisions, 2)} | ${f(c.coordinatorReads + c.participantReads, 2)} | ${r.result.errors} |`,
+      `| ${r.backend} | ${r.clients} | ${f(r.result.txPerS, 0)} | ${f(r.result.commit.p50Ms, 1)} | ${f(r.result.commit.p99Ms, 1)} | ${f(r.result.total.p50Ms, 1)} | ${f(r.result.total.p99Ms, 1)} | ${f(r.storeCas.p50Ms, 1)} | ${f(writes, 2)} (${f(c.coordinatorWrites, 2)} + ${f(c.participantWrites, 2)}) | ${f(c.storeRevisions, 2)} | ${f(c.coordinatorReads + c.participantReads, 2)} | ${f(c.storeRequests, 2)} | ${f(c.storeAppends, 2)} | ${r.result.errors} |`,
     );
   }
   const notes = rows.flatMap((r) => r.notes.map((n) => `- ${r.backend} at ${r.clients} clients: ${n}`));

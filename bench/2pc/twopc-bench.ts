@@ -32,9 +32,11 @@
  * backend before the first row, default 5: V8 compiles the hot paths),
  * --timeout-ms (transaction timeout, default 10000), --snapshot-every (our
  * store, default 100000 as in bench:store), --keep-data, --profile DIR (the
- * coordinator and participants run under --cpu-prof, profiles in DIR),
- * --participants-in-begin (begin names both participants instead of two
- * enlist calls: two store writes fewer per transaction).
+ * store nodes, coordinator and participants run under --cpu-prof, profiles in DIR;
+ * summarize them with bench/profile-top.ts),
+ * --enlist (begin names no participant and two enlist calls add them: two
+ * store writes and two requests more per transaction; by default begin names
+ * both, as the client SDK does when it knows them).
  *
  * Ports: --base-port (our store, default 30000, peers at +100),
  * --etcd-base-port (default 30200, peers at +100), --app-base-port (the
@@ -91,7 +93,7 @@ function parseFlagValues(): Flags {
       json: { type: 'string' },
       'keep-data': { type: 'boolean' },
       profile: { type: 'string' },
-      'participants-in-begin': { type: 'boolean' },
+      enlist: { type: 'boolean' },
     },
   });
   const num = (name: string, text: string | undefined, fallback: number, min: number): number => {
@@ -125,7 +127,7 @@ function parseFlagValues(): Flags {
     json: values.json ?? '.artifacts/bench-2pc.json',
     keepData: values['keep-data'] === true,
     profileDir: values.profile === undefined ? undefined : resolve(values.profile),
-    participantsInBegin: values['participants-in-begin'] === true,
+    participantsInBegin: values.enlist !== true,
   };
 }
 

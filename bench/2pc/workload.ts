@@ -1,9 +1,9 @@
 /**
  * The benchmark's client: closed-loop workers, each running one transaction
  * at a time the way an application does (docs/API.md): begin; hand each
- * participant its work (POST /2pc/work, durable before it answers) while
- * enlisting the two participants one after the other (or naming them in
- * begin, with --participants-in-begin); then commit, which must answer
+ * participant its work (POST /2pc/work, durable before it answers), the
+ * participants named in begin (or, with --enlist, enlisted one after the
+ * other while the work goes out); then commit, which must answer
  * "committed". Requests go over node:http with keep-alive
  * (bench/loadgen.ts: cheaper for the client than fetch on a 2-core
  * machine it shares with everything it measures).

@@ -87,6 +87,8 @@ export type CoordinatorEffect =
 export interface CoordinatorView {
   readonly id: string;
   readonly record: TxRecord | null;
+  /** The record's exact stored text (what a CAS or a guard compares), null with no record. */
+  readonly raw: string | null;
   readonly votes: ReadonlyMap<string, Vote>;
   readonly decision: Decision | undefined;
   readonly acks: ReadonlySet<string>;

@@ -117,7 +117,7 @@ export class CoordinatorMachine {
   }
 
   view(): CoordinatorView {
-    return { id: this.id, record: this.tx?.record ?? null, votes: this.votes, decision: this.decision, acks: this.acks, verdict: this.verdict() };
+    return { id: this.id, record: this.tx?.record ?? null, raw: this.tx?.raw ?? null, votes: this.votes, decision: this.decision, acks: this.acks, verdict: this.verdict() };
   }
 
   step(event: CoordinatorEvent): CoordinatorEffect[] {

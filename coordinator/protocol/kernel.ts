@@ -123,6 +123,14 @@ export function ackKey(id: string, participant: string): string {
   return `${txChildPrefix(id)}ack/${participant}`;
 }
 
+/**
+ * What a participant's watch of `tx/` needs (a key pattern per kind, `*` one
+ * segment): the records (a freeze is a prepare request; a deletion, a
+ * collection) and the decisions; not every other participant's votes and
+ * acks, which are most of the events.
+ */
+export const PARTICIPANT_WATCH_MATCH: readonly string[] = [`${TX_PREFIX}*`, `${TX_PREFIX}*/decision`];
+
 export type ParsedKey =
   | { readonly kind: 'tx'; readonly id: string }
   | { readonly kind: 'vote'; readonly id: string; readonly participant: string }

@@ -27,6 +27,15 @@ export interface CoordinatorConfig {
   readonly prepareHintAttempts: number;
   /** Hint calls in flight at once; past it hints are skipped (participants also watch the store). */
   readonly maxInflightHints: number;
+  /**
+   * Prepare calls in flight to one participant; past it a prepare is not
+   * sent, and the participant prepares from its watch of the frozen record.
+   * Alone, a transaction's prepare goes with its freeze and saves the watch's
+   * delay; under load the watch carries the prepares, and the calls (an HTTP
+   * request each way, the participant's answer waiting for its vote) would
+   * only cost CPU (docs/BENCHMARKS.md, bench:2pc).
+   */
+  readonly maxPrepareHintsPerParticipant: number;
   /** How long a request other than commit waits for its answer. */
   readonly requestTimeoutMs: number;
   /** How long past the deadline a commit request waits for the outcome. */
@@ -73,7 +82,25 @@ export interface CoordinatorConfig {
   readonly listDefaultLimit: number;
   readonly listMaxLimit: number;
   readonly listScanMaxKeys: number;
+  /**
+   * Elect one coordinator to run the periodic recovery sweep (a recipes/
+   * Election on a session lease, sweep-election.ts); null: every coordinator
+   * sweeps, as before.
+   */
+  readonly sweepElection: SweepElectionConfig | null;
 }
+
+export interface SweepElectionConfig {
+  /** The election's name (recipes/election/{name}/): coordinators sharing it elect one sweeper. */
+  readonly name: string;
+  /** The session lease's TTL: a dead leader is replaced about this long after it stops renewing. */
+  readonly ttlMs: number;
+}
+
+/** The sweep election's TTL when none is given. */
+export const DEFAULT_SWEEP_ELECTION_TTL_MS = 5_000;
+/** A recipe name (recipes/keys.ts). */
+const ELECTION_NAME = /^[A-Za-z0-9._:@-]{1,200}$/;
 
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
@@ -91,6 +118,7 @@ export const DEFAULT_COORDINATOR_CONFIG: Omit<CoordinatorConfig, 'id'> = Object.
   hintTimeoutMs: 2_000,
   prepareHintAttempts: 2,
   maxInflightHints: 512,
+  maxPrepareHintsPerParticipant: 2,
   requestTimeoutMs: 20_000,
   commitGraceMs: 10_000,
   recoveryIntervalMs: 2_000,
@@ -105,12 +133,16 @@ export const DEFAULT_COORDINATOR_CONFIG: Omit<CoordinatorConfig, 'id'> = Object.
   listDefaultLimit: 100,
   listMaxLimit: 1_000,
   listScanMaxKeys: 20_000,
+  sweepElection: null,
 });
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 
 export function makeCoordinatorConfig(overrides: Partial<CoordinatorConfig> & { readonly id: string }): CoordinatorConfig {
-  const c: CoordinatorConfig = { ...DEFAULT_COORDINATOR_CONFIG, ...overrides };
+  const merged: CoordinatorConfig = { ...DEFAULT_COORDINATOR_CONFIG, ...overrides };
+  const se = merged.sweepElection;
+  // A copy: the caller's object stays theirs, and the frozen config holds a frozen election.
+  const c: CoordinatorConfig = se === null || typeof se !== 'object' ? merged : { ...merged, sweepElection: Object.freeze({ name: se.name, ttlMs: se.ttlMs }) };
   const problems: string[] = [];
   if (!ID.test(c.id)) problems.push(`id must match ${ID.source}`);
   const int = (name: keyof CoordinatorConfig, min: number, max = Number.MAX_SAFE_INTEGER): void => {
@@ -129,6 +161,7 @@ export function makeCoordinatorConfig(overrides: Partial<CoordinatorConfig> & { 
   int('hintTimeoutMs', 1, 600_000);
   int('prepareHintAttempts', 1, 10);
   int('maxInflightHints', 1, 100_000);
+  int('maxPrepareHintsPerParticipant', 0, 100_000);
   int('requestTimeoutMs', 1, 600_000);
   int('commitGraceMs', 0, 600_000);
   int('recoveryIntervalMs', 10, 3_600_000);
@@ -143,6 +176,10 @@ export function makeCoordinatorConfig(overrides: Partial<CoordinatorConfig> & { 
   int('listMaxLimit', 1, 10_000);
   int('listDefaultLimit', 1, c.listMaxLimit);
   int('listScanMaxKeys', 1, 10_000_000);
+  const e = c.sweepElection;
+  if (e !== null && (typeof e !== 'object' || !ELECTION_NAME.test(String(e.name)) || !Number.isSafeInteger(e.ttlMs) || e.ttlMs < 500 || e.ttlMs > 600_000)) {
+    problems.push('sweepElection must be null or { name: 1 to 200 of A-Z a-z 0-9 . _ : @ -, ttlMs: an integer in [500, 600000] }');
+  }
   if (problems.length > 0) throw new Error(`invalid coordinator config: ${problems.join('; ')}`);
   return Object.freeze(c);
 }

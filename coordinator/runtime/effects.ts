@@ -43,6 +43,8 @@ export interface EffectHost {
 
 export class EffectRunner {
   private readonly retry: BackoffPolicy;
+  /** Prepare hints in flight, by participant URL. */
+  private readonly preparesInFlight = new Map<string, number>();
 
   constructor(
     private readonly deps: RuntimeDeps,
@@ -111,17 +113,30 @@ export class EffectRunner {
     }
   }
 
-  /** The prepare hint, retried once on a failure that says nothing reached the participant. */
+  /**
+   * The prepare hint, retried once on a failure that says nothing reached
+   * the participant; not sent while `maxPrepareHintsPerParticipant` are in
+   * flight to it (config.ts says why).
+   */
   async sendPrepare(tx: LiveTx, participant: Participant, deadline: number): Promise<void> {
     const c = this.deps.config;
-    for (let attempt = 0; attempt < c.prepareHintAttempts; attempt++) {
-      if (tx.gone || this.deps.timers.nowMs() >= deadline) return;
-      const r = await this.deps.hints.prepare(participant.url, tx.id, deadline);
-      if (tx.preparesAnswered++ === 0) this.deps.failpoints.hit('coordinator.afterSomePrepares');
-      // A participant that answered (even "no", or 4xx) has seen the request: do not repeat it.
-      if (r.ok || (r.status !== undefined && r.status < 500)) return;
-      this.deps.metrics.hintFailures.inc();
-      await this.deps.timers.sleep(c.storeBackoffBaseMs * PREPARE_RETRY_BACKOFF_BASES * (1 + this.deps.random.float()));
+    const inflight = this.preparesInFlight.get(participant.url) ?? 0;
+    if (inflight >= c.maxPrepareHintsPerParticipant) return void this.deps.metrics.preparesSkipped.inc();
+    this.preparesInFlight.set(participant.url, inflight + 1);
+    try {
+      for (let attempt = 0; attempt < c.prepareHintAttempts; attempt++) {
+        if (tx.gone || this.deps.timers.nowMs() >= deadline) return;
+        const r = await this.deps.hints.prepare(participant.url, tx.id, deadline);
+        if (tx.preparesAnswered++ === 0) this.deps.failpoints.hit('coordinator.afterSomePrepares');
+        // A participant that answered (even "no", or 4xx) has seen the request: do not repeat it.
+        if (r.ok || r.skipped === true || (r.status !== undefined && r.status < 500)) return;
+        this.deps.metrics.hintFailures.inc();
+        await this.deps.timers.sleep(c.storeBackoffBaseMs * PREPARE_RETRY_BACKOFF_BASES * (1 + this.deps.random.float()));
+      }
+    } finally {
+      const left = (this.preparesInFlight.get(participant.url) ?? 1) - 1;
+      if (left === 0) this.preparesInFlight.delete(participant.url);
+      else this.preparesInFlight.set(participant.url, left);
     }
   }
 
@@ -224,10 +239,13 @@ export class EffectRunner {
     w.resolve(reply);
   }
 
+  /** Collects from what this process saw when it saw it all (no read); otherwise, or when that races, from a fresh read. */
   private async collect(tx: LiveTx): Promise<void> {
     tx.inflight++;
     try {
-      const r = await this.deps.collector.collect(tx.id);
+      const seen = tx.seenSnapshot();
+      const first = seen === undefined ? undefined : await this.deps.collector.collectSnapshot(seen);
+      const r = first?.collected === true ? first : await this.deps.collector.collect(tx.id);
       if (r.collected) this.deps.metrics.collected.inc();
     } catch (e) {
       this.deps.log('warn', 'garbage collection failed; the recovery loop will retry', { txId: tx.id, error: e });

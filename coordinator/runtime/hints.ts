@@ -16,6 +16,8 @@ export interface HintResult {
   readonly status?: number;
   readonly body?: unknown;
   readonly error?: string;
+  /** Not sent: too many in flight (the participant's watch stands in for it). */
+  readonly skipped?: boolean;
 }
 
 /** One call to one participant; never rejects (a failure is a result with `ok: false`). */
@@ -52,7 +54,7 @@ export class CappedHintSender implements HintSender {
   private async capped(call: () => Promise<HintResult>): Promise<HintResult> {
     if (this.inflight >= this.maxInflight) {
       this.skipped++;
-      return { ok: false, error: 'too many hints in flight' };
+      return { ok: false, skipped: true, error: 'too many hints in flight' };
     }
     this.inflight++;
     try {

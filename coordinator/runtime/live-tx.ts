@@ -8,6 +8,7 @@
 import type { CoordinatorMachine, CoordinatorReply, RequestId } from '../core/index.js';
 import type { Cancel } from '../../lib/timers.js';
 import type { TxWatchEvent } from '../txstore/index.js';
+import type { TxSnapshot } from '../protocol/index.js';
 
 export interface Waiter {
   readonly resolve: (r: CoordinatorReply) => void;
@@ -60,8 +61,24 @@ export class LiveTx {
   preparesAnswered = 0;
   /** Participants already sent a prepare hint (early, or on the machine's effect): one each. */
   readonly hinted = new Set<string>();
+  /** Ack times seen (watched, or in a snapshot), by participant: what a compacted record keeps. */
+  readonly ackTimes = new Map<string, number>();
 
   constructor(readonly id: string) {}
+
+  /**
+   * The transaction as this process has seen it, in the shape garbage
+   * collection takes (gc.ts `collectSnapshot`), when it is finished: record,
+   * decision, and every frozen participant's ack with its time. It saves the
+   * collector its read; the collection txn is still guarded by the record's
+   * text and the decision, and the caller reads afresh when it races.
+   */
+  seenSnapshot(): TxSnapshot | undefined {
+    const v = this.machine?.view();
+    if (v === undefined || v.raw === null || v.record === null || v.decision === undefined) return undefined;
+    if (!v.record.participants.every((p) => this.ackTimes.has(p.name))) return undefined;
+    return { id: this.id, tx: { raw: v.raw, record: v.record }, votes: v.votes, decision: v.decision, acks: this.ackTimes, revision: Math.max(this.knownRevision, this.txRevision) };
+  }
 
   /**
    * Idle: nothing waits on it, nothing of its own is in flight and it is not

@@ -21,6 +21,8 @@ export interface RuntimeMetrics {
   readonly aborted: Counter;
   readonly storeRetries: Counter;
   readonly hintFailures: Counter;
+  /** Prepare calls not sent: enough were in flight to that participant (its watch prepares). */
+  readonly preparesSkipped: Counter;
   readonly collected: Counter;
   /** Vote fills or decisions refused because another coordinator had collected the transaction. */
   readonly collectedMeanwhile: Counter;

@@ -198,6 +198,7 @@ export class CoordinatorRuntime {
       }
       if (tx.gone) return;
       tx.machine = new CoordinatorMachine(snapshot, this.machineOptions());
+      for (const [participant, at] of snapshot.acks) tx.ackTimes.set(participant, at);
       tx.knownRevision = snapshot.revision;
       tx.txRevision = snapshot.revision;
       const buffered = tx.buffered ?? [];

@@ -12,7 +12,7 @@ import type { FailpointHook } from '../../lib/failpoints.js';
 import { MAX_BUFFERED_EVENTS, type LiveTx } from './live-tx.js';
 import type { Logger } from '../../lib/logger.js';
 import type { CoordinatorEvent } from '../core/index.js';
-import { decodeDecision, decodeVote, parseKey, type TxSnapshot } from '../protocol/index.js';
+import { decodeAck, decodeDecision, decodeVote, parseKey, type TxSnapshot } from '../protocol/index.js';
 import { readTxSnapshot, type TxStore, type TxWatchEvent } from '../txstore/index.js';
 
 export interface WatchFeedHost {
@@ -76,6 +76,8 @@ export class WatchFeed {
       tx.txRevision = e.revision;
     } else if (this.isOrphan(tx, event, e.revision)) {
       return;
+    } else if (event.type === 'ackObserved' && e.value !== null) {
+      tx.ackTimes.set(event.participant, decodeAck(e.value));
     }
     this.host.step(tx, event);
     if (event.type === 'voteObserved' && tx.machine?.view().verdict === 'pending') this.failpoints.hit('coordinator.afterSomeVotes');
@@ -148,7 +150,10 @@ export class WatchFeed {
     const events: CoordinatorEvent[] = [];
     for (const [participant, vote] of snap.votes) events.push({ type: 'voteObserved', participant, vote });
     if (snap.decision !== undefined) events.push({ type: 'decisionObserved', decision: snap.decision });
-    for (const participant of snap.acks.keys()) events.push({ type: 'ackObserved', participant });
+    for (const [participant, at] of snap.acks) {
+      tx.ackTimes.set(participant, at);
+      events.push({ type: 'ackObserved', participant });
+    }
     for (const event of events) if (!this.isOrphan(tx, event, snap.revision)) this.host.step(tx, event);
   }
 }

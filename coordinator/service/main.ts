@@ -16,7 +16,7 @@ import { defineCommand, isEntryPoint, LOG_FLAGS, runMain, serviceLogger, UsageEr
 import { Failpoints } from '../../lib/failpoints.js';
 import { onShutdownSignals, SHUTDOWN_FLAGS, stopThenClose } from '../../lib/shutdown.js';
 import { serviceTls, TLS_FLAGS } from '../../lib/tls.js';
-import { DEFAULT_COORDINATOR_CONFIG, makeCoordinatorConfig, type CoordinatorConfig } from '../runtime/index.js';
+import { DEFAULT_COORDINATOR_CONFIG, DEFAULT_SWEEP_ELECTION_TTL_MS, makeCoordinatorConfig, type CoordinatorConfig } from '../runtime/index.js';
 import { openTxStore, STORE_FLAG } from '../txstore/index.js';
 import { CoordinatorServer } from './server.js';
 import { storeUsageSource } from './store-usage.js';
@@ -51,6 +51,8 @@ export const coordinatorCommand = defineCommand({
     store: STORE_FLAG,
     id: { type: 'string', placeholder: 'ID', description: "this coordinator's id, in its logs and the store's client ids (default: c-<random>)" },
     ...LIMIT_FLAGS,
+    'sweep-election': { type: 'string', placeholder: 'NAME', description: 'elect one coordinator among those given the same NAME to run the recovery sweep (a recipes Election on a session lease); default: every coordinator sweeps' },
+    'sweep-election-ttl-ms': { type: 'int', default: DEFAULT_SWEEP_ELECTION_TTL_MS, min: 0, description: "the sweep election's session lease TTL, in ms: a dead leader is replaced about this long after it stops" },
     ...TLS_FLAGS,
     ...LOG_FLAGS,
     ...SHUTDOWN_FLAGS,
@@ -71,6 +73,7 @@ export const coordinatorCommand = defineCommand({
         storeHighWaterPercent: values['store-high-water-percent'],
         storeQuotaBytes: values['store-quota-bytes'],
         storeUsageCheckMs: values['store-usage-check-ms'],
+        sweepElection: values['sweep-election'] === undefined ? null : { name: values['sweep-election'], ttlMs: values['sweep-election-ttl-ms'] },
       });
     } catch (e) {
       throw new UsageError(undefined, e instanceof Error ? e.message : String(e));

@@ -154,9 +154,21 @@ function transactionRoutes(c: CoordinatorConfig): RouteDoc[] {
   ];
 }
 
+/** The recovery sweep election as /healthz shows it (coordinator/runtime/sweep-election.ts). */
+const SWEEP_LEADER = strictObject({ id: str, term: int, token: int });
+const SWEEP_STATUS = strictObject({
+  name: str,
+  state: { enum: ['stopped', 'opening', 'campaigning', 'leading'] },
+  leading: { type: 'boolean' },
+  leader: { oneOf: [SWEEP_LEADER, { type: 'null' }] },
+  elections: int,
+  losses: int,
+  ttlMs: int,
+});
+
 function processRoutes(): RouteDoc[] {
   return [
-    { method: 'get', path: '/healthz', summary: 'Liveness', ok: { 200: { description: 'Alive', json: strictObject({ ok: { const: true }, id: str, liveTransactions: int }) } } },
+    { method: 'get', path: '/healthz', summary: 'Liveness', ok: { 200: { description: 'Alive; `sweep` only with --sweep-election', json: strictObject({ ok: { const: true }, id: str, liveTransactions: int, sweep: SWEEP_STATUS }, ['sweep']) } } },
     readyzRoute('Ready when the store answers and start-up recovery ran.'),
     metricsRoute('/metrics'),
     OPENAPI_ROUTE,

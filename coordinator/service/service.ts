@@ -38,6 +38,7 @@ import {
   type TxView,
 } from '../runtime/index.js';
 import type { TxStore } from '../txstore/index.js';
+import { registerBatchMetrics } from '../txstore/batching.js';
 import { BackPressure, type StoreUsageSource } from './store-usage.js';
 
 /** What a coordinator service is built from: every effect on the world outside this object. */
@@ -127,6 +128,7 @@ function registerMetrics(r: MetricsRegistry): { readonly runtime: RuntimeMetrics
       aborted: r.counter('twopc_transactions_aborted_total', 'Abort decisions recorded by this coordinator.'),
       storeRetries: r.counter('twopc_store_write_retries_total', 'Store writes repeated after an ambiguous failure.'),
       hintFailures: r.counter('twopc_hint_failures_total', 'Prepare or decision calls to participants that failed (hints only).'),
+      preparesSkipped: r.counter('twopc_prepare_hints_skipped_total', 'Prepare calls not sent because maxPrepareHintsPerParticipant were in flight to that participant (its watch prepares it).'),
       collected: r.counter('twopc_transactions_collected_total', 'Finished transactions garbage-collected by this coordinator.'),
       collectedMeanwhile: r.counter('twopc_writes_refused_collected_total', 'Vote fills and decisions not written because the transaction was already collected.'),
       evicted: r.counter('twopc_transactions_evicted_total', 'Idle live transactions dropped to make room (reloaded from the store on demand).'),
@@ -179,9 +181,11 @@ export class CoordinatorService {
     this.runtime = new CoordinatorRuntime({ ...shared, hints: this.hints, failpoints: deps.failpoints, metrics: metrics.runtime });
     this.recovery = new RecoveryLoop({ ...shared, runtime: this.runtime, metrics: metrics.recovery });
     const r = this.metrics;
+    this.recovery.registerMetrics(r); // the sweep election's, when configured
     r.gauge('twopc_transactions_in_doubt', 'Undecided transactions past their deadline in the last full recovery scan.', () => this.recovery.lastInDoubt);
     r.gauge('twopc_live_transactions', 'Transactions this coordinator drives now.', () => this.runtime.liveCount);
     r.counterFrom('twopc_hints_skipped_total', 'Hints skipped because too many were in flight.', () => this.hints.skipped);
+    registerBatchMetrics(r, this.store);
     r.gauge('twopc_compacted_bytes', "Bytes of the compacted records this process keeps (retentionMaxBytes bounds them).", () => this.collector.retainedBytes);
     r.counterFrom('twopc_retention_budget_revokes_total', 'Retention leases revoked to keep the compacted records within retentionMaxBytes.', () => this.collector.budgetRevokes);
     r.counterFrom('twopc_begins_refused_store_full_total', 'Begins refused with 429 store_nearly_full (back-pressure).', () => this.backPressure?.refused ?? 0);

@@ -6,6 +6,7 @@
  * that claims a transaction is safe. It passes the shared contract suite in
  * test/coordinator/txstore.case.ts.
  */
+import { keyPatternsRegExp } from '../../store/kv/key-pattern.js';
 import { systemClock, type Clock } from '../../lib/clock.js';
 import { isCreateRevisionGuard, TxStoreError, type TxCasResult, type TxLeaseId, type RangeOptions, type TxGuard, type TxKeyValue, type TxStore, type TxWatchEvent, type TxWrite, type WatchOptions, type WriteOptions } from './txstore.js';
 export interface MemoryTxStoreOptions {
@@ -33,6 +34,7 @@ interface MemoryLease {
 
 interface MemoryWatcher {
   readonly prefix: string;
+  readonly match: RegExp | undefined;
   readonly queue: TxWatchEvent[];
   wake: (() => void) | undefined;
 }
@@ -130,7 +132,8 @@ export class MemoryTxStore implements TxStore {
       throw new TxStoreError('compacted', 410, `revision ${from} is compacted; oldest kept is ${oldest}`, { oldestRevision: oldest });
     }
     // Replay and registration happen in one synchronous step: no write can fall between them.
-    const watcher: MemoryWatcher = { prefix, queue: this.history.filter((e) => e.revision >= from && e.key.startsWith(prefix)), wake: undefined };
+    const match = opts.match === undefined ? undefined : keyPatternsRegExp(opts.match);
+    const watcher: MemoryWatcher = { prefix, match, queue: this.history.filter((e) => e.revision >= from && e.key.startsWith(prefix) && (match?.test(e.key) ?? true)), wake: undefined };
     this.watchers.add(watcher);
     const onAbort = (): void => watcher.wake?.();
     opts.signal?.addEventListener('abort', onAbort);
@@ -225,7 +228,7 @@ export class MemoryTxStore implements TxStore {
     this.history.push(event);
     if (this.history.length > this.maxHistoryEvents) this.history.splice(0, this.history.length - this.maxHistoryEvents);
     for (const w of this.watchers) {
-      if (!event.key.startsWith(w.prefix)) continue;
+      if (!event.key.startsWith(w.prefix) || w.match?.test(event.key) === false) continue;
       w.queue.push(event);
       w.wake?.();
     }

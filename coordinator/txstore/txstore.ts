@@ -60,6 +60,12 @@ export interface WatchOptions {
   /** First revision to deliver; default: the revision after the current one. */
   readonly fromRevision?: number;
   readonly signal?: AbortSignal;
+  /**
+   * Only changes of keys matching one of these patterns, where `*` stands
+   * for one whole path segment (`tx/*`, `tx/*\/decision`). The built-in
+   * store filters on its side; other backends filter here.
+   */
+  readonly match?: readonly string[];
 }
 
 /** A guard of `txn` on the value: the key holds exactly `value`, or (value null) the key is absent. */
@@ -117,6 +123,25 @@ export interface TxStore {
   grantLease(ttlMs: number): Promise<{ readonly id: TxLeaseId; readonly ttlMs: number }>;
   keepAlive(id: TxLeaseId): Promise<{ readonly id: TxLeaseId; readonly ttlMs: number }>;
   revokeLease(id: TxLeaseId): Promise<{ readonly revoked: boolean }>;
+}
+
+/** One write of a batch: what `casCreate`/`casValue` (cas), `put`, `delete` and `txn` take. */
+export type TxBatchWrite =
+  | { readonly kind: 'cas'; readonly key: string; readonly expected: string | null; readonly value: string; readonly opts?: WriteOptions }
+  | { readonly kind: 'put'; readonly key: string; readonly value: string; readonly opts?: WriteOptions }
+  | { readonly kind: 'delete'; readonly key: string }
+  | { readonly kind: 'txn'; readonly guards: readonly TxGuard[]; readonly writes: readonly TxWrite[] };
+
+/** A batched write's answer: what the single method resolves with, or the error it would throw. */
+export type TxBatchOutcome = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: unknown };
+
+/**
+ * A backend that takes many independent writes in one round (the built-in
+ * store's POST /v1/batch): each applied as if alone, each with its own
+ * outcome, in the order given.
+ */
+export interface TxBatchWriter {
+  writeBatch(writes: readonly TxBatchWrite[]): Promise<TxBatchOutcome[]>;
 }
 
 /** A store failure with the store's code (`compacted`, `unavailable`, `lease_not_found`, ...). */

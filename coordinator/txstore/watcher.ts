@@ -21,6 +21,8 @@ import { isRetryableStoreError, TxStoreError, type TxStore, type TxWatchEvent } 
 export interface PrefixWatcherOptions {
   readonly store: TxStore;
   readonly prefix: string;
+  /** Only keys matching one of these patterns (WatchOptions.match). */
+  readonly match?: readonly string[];
   readonly onEvent: (e: TxWatchEvent) => void;
   /** History was lost: re-read every key of interest from the store. */
   readonly onResync: () => void;
@@ -84,7 +86,7 @@ export class PrefixWatcher {
     let failures = 0;
     while (!this.ac.signal.aborted) {
       try {
-        for await (const e of this.opts.store.watch(this.opts.prefix, { fromRevision: this.next, signal: this.ac.signal })) {
+        for await (const e of this.opts.store.watch(this.opts.prefix, { fromRevision: this.next, signal: this.ac.signal, ...(this.opts.match === undefined ? {} : { match: this.opts.match }) })) {
           failures = 0;
           this.next = e.revision + 1;
           this.delivered = e.revision;

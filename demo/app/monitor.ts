@@ -3,7 +3,8 @@
  * keeps the latest picture for the page: each store node's Raft status,
  * each coordinator's health (and, less often, how many transactions it
  * finds in doubt), each bank's accounts and locks, and the supervisor's
- * process list (pids, running or not). One poll at a time; every request
+ * process list (pids, running or not), and which coordinator the others
+ * elected to run the recovery sweep. One poll at a time; every request
  * has a short timeout, so a paused process shows as "not answering" instead
  * of stalling the page.
  */
@@ -25,12 +26,41 @@ export interface StoreNodeView {
   readonly error?: string;
 }
 
+/** A coordinator's view of the recovery sweep election (its /healthz `sweep`). */
+export interface CoordinatorSweepView {
+  readonly name: string;
+  readonly state: string;
+  readonly leading: boolean;
+  readonly leader: SweepLeaderView | null;
+  readonly elections: number;
+}
+
+export interface SweepLeaderView {
+  readonly id: string;
+  /** The election revision of the leader's candidate key. */
+  readonly term: number;
+  /** The same revision, as the fencing token its fenced writes would carry. */
+  readonly token: number;
+}
+
 export interface CoordinatorView {
   readonly name: string;
   readonly url: string;
   readonly up: boolean;
   readonly liveTransactions: number | null;
+  /** Null when down, or when it runs without --sweep-election. */
+  readonly sweep: CoordinatorSweepView | null;
   readonly error?: string;
+}
+
+/** The page's recovery sweep panel: who the coordinators elected, and the leaders seen so far. */
+export interface SweepPanelView {
+  readonly election: string | null;
+  readonly leader: SweepLeaderView | null;
+  /** True when the leader itself answered and says it leads; false while only others' (possibly stale) word names it. */
+  readonly confirmed: boolean;
+  /** Leaders seen since the app started, oldest first (the last SWEEP_HISTORY_MAX). */
+  readonly history: readonly (SweepLeaderView & { readonly at: number })[];
 }
 
 export interface BankView {
@@ -58,6 +88,7 @@ export interface SystemView {
   readonly processes: readonly ProcessInfo[] | null;
   /** In-doubt transactions a coordinator's listing found (polled every few ticks); null if none answered. */
   readonly coordinatorInDoubt: number | null;
+  readonly sweep: SweepPanelView;
 }
 
 export interface MonitorOptions {
@@ -71,6 +102,8 @@ export interface MonitorOptions {
 }
 
 const REQUEST_TIMEOUT_MS = 800;
+/** Sweep leaders kept for the panel. */
+const SWEEP_HISTORY_MAX = 8;
 /** The in-doubt listing scans the store: every few ticks is enough. */
 const IN_DOUBT_EVERY_TICKS = 4;
 
@@ -82,10 +115,11 @@ export class Monitor {
   private readonly names = new Map<string, string>();
   private readonly lastBanks = new Map<string, BankView>();
   private inDoubt: number | null = null;
+  private readonly sweepHistory: (SweepLeaderView & { at: number })[] = [];
   latest: SystemView;
 
   constructor(private readonly opts: MonitorOptions) {
-    this.latest = { at: Date.now(), store: [], coordinators: [], banks: [], processes: null, coordinatorInDoubt: null };
+    this.latest = { at: Date.now(), store: [], coordinators: [], banks: [], processes: null, coordinatorInDoubt: null, sweep: { election: null, leader: null, confirmed: false, history: [] } };
   }
 
   start(): void {
@@ -119,7 +153,7 @@ export class Monitor {
         this.opts.control?.processes(REQUEST_TIMEOUT_MS).catch(() => null) ?? Promise.resolve(null),
       ]);
       if (listInDoubt) this.inDoubt = await this.coordinatorInDoubt();
-      this.latest = { at: Date.now(), store, coordinators, banks, processes, coordinatorInDoubt: this.inDoubt };
+      this.latest = { at: Date.now(), store, coordinators, banks, processes, coordinatorInDoubt: this.inDoubt, sweep: this.sweepPanel(coordinators) };
       for (const l of this.listeners) l(this.latest);
     } finally {
       this.polling = false;
@@ -136,10 +170,32 @@ export class Monitor {
 
   private async coordinator(url: string, i: number): Promise<CoordinatorView> {
     const a = await fetchJson(`${url}/healthz`, { timeoutMs: REQUEST_TIMEOUT_MS });
-    if (a.status !== 200) return { name: this.names.get(url) ?? `c${i + 1}`, url, up: false, liveTransactions: null, error: errorMessage(a) };
-    const h = a.body as { id: string; liveTransactions: number };
+    if (a.status !== 200) return { name: this.names.get(url) ?? `c${i + 1}`, url, up: false, liveTransactions: null, sweep: null, error: errorMessage(a) };
+    const h = a.body as { id: string; liveTransactions: number; sweep?: CoordinatorSweepView };
     this.names.set(url, h.id);
-    return { name: h.id, url, up: true, liveTransactions: h.liveTransactions };
+    const s = h.sweep;
+    const sweep = s === undefined ? null : { name: s.name, state: s.state, leading: s.leading, leader: s.leader, elections: s.elections };
+    return { name: h.id, url, up: true, liveTransactions: h.liveTransactions, sweep };
+  }
+
+  /**
+   * The leader is the coordinator that says it leads (the newest token if,
+   * for a moment, two do: a paused leader that has not noticed its loss);
+   * with none, the newest leader any coordinator still reports, unconfirmed
+   * (the leader was just killed and its lease has not expired yet).
+   */
+  private sweepPanel(coordinators: readonly CoordinatorView[]): SweepPanelView {
+    const views = coordinators.flatMap((c) => (c.sweep === null ? [] : [c.sweep]));
+    const newest = (ls: readonly (SweepLeaderView | null)[]): SweepLeaderView | null =>
+      ls.reduce<SweepLeaderView | null>((best, l) => (l !== null && (best === null || l.token > best.token) ? l : best), null);
+    const claimed = newest(views.filter((v) => v.leading).map((v) => v.leader));
+    const leader = claimed ?? newest(views.map((v) => v.leader));
+    const last = this.sweepHistory[this.sweepHistory.length - 1];
+    if (leader !== null && claimed !== null && (last === undefined || last.token !== leader.token)) {
+      this.sweepHistory.push({ ...leader, at: Date.now() });
+      if (this.sweepHistory.length > SWEEP_HISTORY_MAX) this.sweepHistory.shift();
+    }
+    return { election: views[0]?.name ?? null, leader, confirmed: claimed !== null, history: [...this.sweepHistory] };
   }
 
   private async bank(name: string, url: string): Promise<BankView> {

@@ -17,6 +17,13 @@ import { isAccountId, isBankName } from '../bank/work.js';
 export const DEFAULT_BASE_PORT = 7100;
 export const HOST = '127.0.0.1';
 
+/**
+ * The coordinators elect one of them to run the recovery sweep (a recipes/
+ * Election on a session lease; the page's "Recovery sweep" panel). A short
+ * TTL, so a killed leader is replaced within seconds on the page.
+ */
+export const SWEEP_ELECTION = Object.freeze({ name: 'demo-recovery-sweep', ttlMs: 3_000 });
+
 export const PORT_OFFSETS = Object.freeze({ app: 0, coordinator: 1, control: 9, bank: 11, storeClient: 21, storePeer: 31 });
 
 export interface BankSpec {

@@ -18,7 +18,7 @@ import { formatClusterSpec } from '../../store/node/config.js';
 import { fetchJson } from '../common/http.js';
 import { keepAliveTimers } from '../../lib/timers.js';
 import { serveControl, type ControlHost, type ControlServer, type DemoTopology } from './control.js';
-import { DEFAULT_BANKS, demoLayout, layoutPorts, urlOf, type BankSpec, type DemoLayout } from './layout.js';
+import { DEFAULT_BANKS, demoLayout, layoutPorts, SWEEP_ELECTION, urlOf, type BankSpec, type DemoLayout } from './layout.js';
 import { ManagedProcess, type ProcessAction, type ProcessEvent, type ProcessInfo, type ProcessRole, type ProcessSpec } from './process.js';
 
 const SCRIPTS: Readonly<Record<ProcessRole, string>> = {
@@ -251,7 +251,8 @@ export class DemoSupervisor {
       specs.push({ name: s.name, role: 'store', port: s.clientPort, url: urlOf(l.host, s.clientPort), script: SCRIPTS.store, args, logFile: logFile(s.name) });
     }
     for (const c of l.coordinators) {
-      const args = ['--id', c.name, '--port', String(c.port), '--host', l.host, '--store', store, '--recovery-interval-ms', '1000', ...(extra.coordinator ?? [])];
+      const sweep = ['--sweep-election', SWEEP_ELECTION.name, '--sweep-election-ttl-ms', String(SWEEP_ELECTION.ttlMs)];
+      const args = ['--id', c.name, '--port', String(c.port), '--host', l.host, '--store', store, '--recovery-interval-ms', '1000', ...sweep, ...(extra.coordinator ?? [])];
       specs.push({ name: c.name, role: 'coordinator', port: c.port, url: urlOf(l.host, c.port), script: SCRIPTS.coordinator, args, logFile: logFile(c.name) });
     }
     for (const b of l.banks) {

@@ -3,6 +3,7 @@ import { AppError } from '../../lib/errors.js';
 import type { RouteContext, Router } from '../../lib/http.js';
 import type { Random } from '../../lib/random.js';
 import type { MemberAddress } from '../node/config.js';
+import { authorizeCommand, callerOf } from './auth-check.js';
 import { ok, parseRequestId, unwrap, type RouteDeps } from './common.js';
 import { checkBody, leaseGrantBody, memberAddBody, transferBody } from './schemas.js';
 
@@ -20,7 +21,8 @@ function newLeaseId(random: Random): number {
   return 1 + random.int(LEASE_ID_LIMIT - 1);
 }
 
-export function addLeaseRoutes(r: Router, { node, clock, random, onLeader }: RouteDeps): void {
+export function addLeaseRoutes(r: Router, deps: RouteDeps): void {
+  const { node, clock, random, onLeader } = deps;
   r.on('GET', '/v1/leases', () => ok({ leases: node.kvState.leases().map((l) => ({ ...l, remainingMs: node.leases.remainingMs(l.id) ?? null })) }));
 
   const grant = async (req: RouteContext): Promise<Record<string, unknown>> => {
@@ -43,9 +45,15 @@ export function addLeaseRoutes(r: Router, { node, clock, random, onLeader }: Rou
 
   r.on('DELETE', '/v1/leases/:id', async (req) => {
     const id = leaseIdParam(req);
+    // Revoking deletes the lease's keys: the caller needs write on each (auth-check.ts).
+    authorizeCommand(deps, req, { type: 'leaseRevoke', id });
     const requestId = parseRequestId(req.headers['request-id']);
     const revoke = async (): Promise<Record<string, unknown>> => {
-      const res = unwrap(await node.write({ type: 'leaseRevoke', id, nowMs: clock.nowMs(), ...(requestId ? { requestId } : {}) }));
+      // Checked again on the leader and stamped: if the auth table changes before the revoke applies, the apply checks again.
+      authorizeCommand(deps, req, { type: 'leaseRevoke', id });
+      const caller = callerOf(deps, req);
+      const stamp = caller === undefined ? {} : { caller: { user: caller.user, authRevision: node.kvState.auth.revision } };
+      const res = unwrap(await node.write({ type: 'leaseRevoke', id, nowMs: clock.nowMs(), ...(requestId ? { requestId } : {}), ...stamp }));
       return { revoked: true, id, revision: res['revision'] };
     };
     return ok(await onLeader(req, undefined, revoke));

@@ -17,6 +17,9 @@ import type { Random } from '../../lib/random.js';
 import type { Timers } from '../../lib/timers.js';
 import { addLeaseRoutes, addMemberRoutes } from './admin.js';
 import { addAlarmRoutes, quotaView } from './alarms.js';
+import { addAuthRoutes } from './auth.js';
+import { AuthRouter, authorizeWatch } from './auth-check.js';
+import { addBatchRoutes } from './batch.js';
 import { ok, type ApiNode, type RouteDeps } from './common.js';
 import { addFaultRoutes, type FaultSlot } from './faults.js';
 import { LeaderForwarder } from './forward.js';
@@ -64,23 +67,33 @@ export class StoreApi implements Routes {
   readonly watches: WatchHub;
   private readonly node: ApiNode;
   private readonly onApplied: (appliedIndex: number, events: boolean) => void;
+  /** Requests dispatched to a route (watches included, each once), for store_http_requests_total. */
+  private requestCount = 0;
 
   constructor(opts: StoreApiOptions) {
     const { node } = opts;
     this.node = node;
-    this.router = new Router({ maxBodyBytes: node.cfg.maxBodyBytes });
     const timers = opts.timers ?? node.timers;
-    this.watches = new WatchHub(node, timers, opts.watchLimits ?? defaultWatchLimits);
     const deps: RouteDeps = { node, clock: timers, random: opts.random ?? cryptoRandom, onLeader: new LeaderForwarder(node, opts.forwarder, opts.forwardTimeoutMs).onLeader };
+    // Every route registers through the AuthRouter: its policy (auth-check.ts) is checked before its handler.
+    this.router = new AuthRouter({ maxBodyBytes: node.cfg.maxBodyBytes }, deps);
+    this.watches = new WatchHub(node, timers, opts.watchLimits ?? defaultWatchLimits);
     addHealthRoutes(this.router, node, timers);
     this.addStatusRoutes(opts.transport, opts.pid ?? process.pid, opts.processMetrics ?? false);
     addKvReadRoutes(this.router, deps);
     addKvWriteRoutes(this.router, deps);
-    this.router.on('GET', '/v1/watch', (req) => this.watches.reply(req));
+    addBatchRoutes(this.router, deps);
+    this.router.on('GET', '/v1/watch', async (req) => {
+      // With auth on, the watch is checked against the table as of now (a ReadIndex round), not a lagging copy.
+      if (node.kvState.auth.enabled) await node.linearizableBarrier();
+      authorizeWatch(deps, req, req.query);
+      return this.watches.reply(req);
+    });
     addLeaseRoutes(this.router, deps);
     addMemberRoutes(this.router, deps);
     addAlarmRoutes(this.router, deps);
-    addSnapshotRoutes(this.router, node);
+    addAuthRoutes(this.router, deps);
+    addSnapshotRoutes(this.router, deps);
     const faults = opts.transport !== undefined && (opts.faultRoutes ?? faultInjectionEnabled());
     if (opts.transport && faults) addFaultRoutes(this.router, node.cfg.id, opts.transport);
     const openApi = storeOpenApi({ maxBodyBytes: node.cfg.maxBodyBytes, faultRoutes: faults });
@@ -94,7 +107,7 @@ export class StoreApi implements Routes {
   private addStatusRoutes(transport: TransportHooks | undefined, pid: number, processMetrics: boolean): void {
     const node = this.node;
     const r = this.router;
-    const metrics = storeMetrics(node, { droppedMessages: () => transport?.droppedMessages() ?? 0, processMetrics });
+    const metrics = storeMetrics(node, { droppedMessages: () => transport?.droppedMessages() ?? 0, processMetrics, requests: () => this.requestCount });
     r.on('GET', '/metrics', async () => ({ status: 200, text: await metrics.render(), headers: { 'content-type': metrics.contentType } }));
     r.on('GET', '/v1/status', () => {
       const st = node.raftStatus();
@@ -115,6 +128,7 @@ export class StoreApi implements Routes {
 
   /** Finds the route (404, 405, 400 invalid_path as AppError); a transport reads the body only if the route takes one. */
   match(method: string, path: string): RouteMatch {
+    this.requestCount++;
     return this.router.match(method, path);
   }
 

@@ -43,6 +43,11 @@ export function ok(body: unknown): JsonReply {
 
 /** A KV result's fields, or its failure as the contract's HTTP error. */
 export function unwrap(result: KvResult): Record<string, unknown> {
+  if (!result.ok && result.error.code === 'permission_denied') {
+    // Refused at apply (the auth table changed after the check): the same answer as a refusal before proposing.
+    const { code, message, ...details } = result.error;
+    throw new AppError(code, 403, message, details);
+  }
   if (!result.ok) throw kvFailureToError(result);
   return result as unknown as Record<string, unknown>;
 }

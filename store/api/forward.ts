@@ -35,6 +35,9 @@ export class LeaderForwarder {
     const headers: Record<string, string> = { 'content-type': 'application/json', [FORWARDED_HEADER]: node.cfg.id };
     const rid = req.headers['request-id'];
     if (rid !== undefined) headers['request-id'] = rid;
+    // The leader checks the caller's token again (auth-check.ts): its table is the one the write will meet.
+    const authorization = req.headers['authorization'];
+    if (authorization !== undefined) headers['authorization'] = authorization;
     // Only the path and query go to the leader: the client's request target never picks the host.
     const search = req.query.toString();
     let res: HttpResponse;

@@ -3,6 +3,7 @@ import { AppError } from '../../lib/errors.js';
 import type { RouteContext, Router } from '../../lib/http.js';
 import type { KvWriteCommand } from '../kv/index.js';
 import { checkCommand } from '../kv/validate.js';
+import { authorizeCommand, callerOf, checkFresh } from './auth-check.js';
 import { kvFailureToError } from './errors.js';
 import { ok, parseRequestId, unwrap, type RouteDeps } from './common.js';
 import { casBody, checkBody, putBody, txnBody } from './schemas.js';
@@ -17,15 +18,21 @@ async function barrier({ node }: RouteDeps, req: RouteContext): Promise<void> {
   await node.linearizableBarrier();
 }
 
-/** A KV write: checked here (bad input never reaches the log), then stamped and proposed on the leader. */
+/** A KV write: checked here (bad input never reaches the log, nor a write the caller may not make), then stamped and proposed on the leader. */
 async function write(deps: RouteDeps, req: RouteContext, cmd: KvWriteCommand, body: unknown): Promise<Record<string, unknown>> {
   const { node, clock, onLeader } = deps;
   const requestId = parseRequestId(req.headers['request-id']);
   const checked = checkCommand(cmd, node.kvState.config);
   if ('ok' in checked && checked.ok === false) throw kvFailureToError(checked);
+  await checkFresh(deps, () => authorizeCommand(deps, req, cmd));
   return onLeader(req, body, async () => {
     const nowMs = clock.nowMs();
-    const stamped: KvWriteCommand = requestId ? { ...cmd, requestId, nowMs } : { ...cmd, nowMs };
+    // With auth on, the caller and the table revision it was checked at: the apply checks again if the table moved.
+    // Checked again here, synchronously with the stamp: the table cannot move in between.
+    authorizeCommand(deps, req, cmd);
+    const caller = callerOf(deps, req);
+    const stamp = caller === undefined ? { nowMs } : { nowMs, caller: { user: caller.user, authRevision: node.kvState.auth.revision } };
+    const stamped: KvWriteCommand = requestId ? { ...cmd, requestId, ...stamp } : { ...cmd, ...stamp };
     return unwrap(await node.write(stamped));
   });
 }
@@ -41,7 +48,9 @@ export function addKvReadRoutes(r: Router, deps: RouteDeps): void {
       limit = Number(limitText);
       if (!/^\d+$/.test(limitText) || limit < 1) throw new AppError('invalid_request', 400, 'limit must be a positive integer');
     }
+    // After the barrier: a linearizable read meets the auth table as of the read (a revoked permission is revoked).
     await barrier(deps, req);
+    authorizeCommand(deps, req, { type: 'range', prefix });
     const query = { prefix, ...(limit === undefined ? {} : { limit }), ...(after === null ? {} : { after }) };
     const res = unwrap(node.kvState.range(query));
     return ok({ kvs: res['kvs'], more: res['more'], revision: res['revision'] });
@@ -50,6 +59,7 @@ export function addKvReadRoutes(r: Router, deps: RouteDeps): void {
   r.on('GET', '/v1/kv/*key', async (req) => {
     const key = req.params['key'] as string;
     await barrier(deps, req);
+    authorizeCommand(deps, req, { type: 'get', key });
     const kv = unwrap(node.kvState.get(key))['kv'];
     if (kv === null) throw new AppError('key_not_found', 404, `key ${JSON.stringify(key)} not found`, { key });
     return ok(kv);

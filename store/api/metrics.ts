@@ -7,6 +7,8 @@ export interface StoreMetricsOptions {
   readonly droppedMessages: () => number;
   /** Add the default process metrics: a node that is its own process does; simulated nodes sharing one process do not. */
   readonly processMetrics: boolean;
+  /** Requests this node's API has dispatched. */
+  readonly requests: () => number;
 }
 
 export function storeMetrics(node: ApiNode, opts: StoreMetricsOptions): MetricsRegistry {
@@ -21,6 +23,7 @@ export function storeMetrics(node: ApiNode, opts: StoreMetricsOptions): MetricsR
   r.gauge('store_kv_bytes', 'Key and value bytes of all live keys (what the quota limits).', () => node.kvState.storeBytes);
   r.gauge('store_quota_bytes', 'The store quota (--quota-bytes).', () => node.kvState.config.maxStoreBytes);
   r.gauge('store_alarm_nospace', '1 while the NOSPACE alarm is raised.', () => (node.kvState.alarms.length > 0 ? 1 : 0));
+  r.counterFrom('store_http_requests_total', 'Requests dispatched to a route of the client API (forwards from followers included, watches once).', opts.requests);
   r.counterFrom('store_proposals_total', 'Writes proposed by this node as leader.', () => m.proposals);
   r.counterFrom('store_proposal_batches_total', 'Proposal batches (one append each).', () => m.proposalBatches);
   r.counterFrom('store_applied_entries_total', 'Log entries applied.', () => m.appliedEntries);

@@ -5,7 +5,8 @@
  * test/openapi/store.test.ts checks both against the routes and real answers.
  */
 import { buildOpenApi, metricsRoute, OPENAPI_ROUTE, readyzRoute, schemaOf, strictObject, type ErrorCodes, type JsonSchema, type OpenApiDocument, type ParamDoc, type RouteDoc } from '../../lib/openapi.js';
-import { casBody, faultsBody, leaseGrantBody, memberAddBody, putBody, transferBody, txnBody } from './schemas.js';
+import { authRouteDocs, withAuthErrors } from './openapi-auth.js';
+import { casBody, faultsBody, leaseGrantBody, memberAddBody, putBody, transferBody, txnBody, batchBody } from './schemas.js';
 
 export interface StoreOpenApiOptions {
   /** The node's request body cap (NodeConfig.maxBodyBytes). */
@@ -153,6 +154,16 @@ function kvRoutes(): RouteDoc[] {
       errors: merge(KV_WRITE_ERRORS, BODY_ERRORS, { 400: ['too_many_ops', 'duplicate_key_in_txn', 'limit_too_large'] }),
     },
     {
+      method: 'post',
+      path: '/v1/batch',
+      summary: 'Independent writes (put, cas, delete, txn) in one request',
+      description:
+        'Each item is its own write with its own result, as if sent alone, and carries its own `requestId` (applied at most once). All items are checked first: one bad item refuses the batch (400, `item` names it) and nothing is written. After that items succeed or fail independently: a result is the single route\'s answer, or `{error: {code, status, message}}`.',
+      body: schemaOf(batchBody),
+      ok: { 200: { description: 'One result per item, in order', json: strictObject({ results: { type: 'array', items: { type: 'object' } } }) } },
+      errors: merge(KV_WRITE_ERRORS, BODY_ERRORS, { 400: ['too_many_ops', 'duplicate_key_in_txn', 'limit_too_large', 'duplicate_request_id'] }),
+    },
+    {
       method: 'get',
       path: '/v1/watch',
       summary: 'Watch a prefix or a key as server-sent events',
@@ -241,6 +252,7 @@ export function storeOpenApi(opts: StoreOpenApiOptions): OpenApiDocument {
       `Request bodies are JSON, at most ${opts.maxBodyBytes} bytes. Every error is \`{"error": {"code", "message", ...details}}\`; a path with no route is \`404 not_found\`, a known path with another method \`405 method_not_allowed\` (schema: components.schemas.ErrorBody).`,
     ].join('\n\n'),
     commonErrors: { 400: ['invalid_path'], 500: ['internal'] },
-    routes: [...statusRoutes(), ...kvRoutes(), ...leaseRoutes(), ...memberRoutes(), ...alarmRoutes(), ...snapshotRoutes(), ...(opts.faultRoutes ? faultRoutes() : [])],
+    // With auth on (docs/SECURITY.md), every route that is not public may also answer 401 or 403.
+    routes: [...statusRoutes(), ...kvRoutes(), ...leaseRoutes(), ...memberRoutes(), ...alarmRoutes(), ...authRouteDocs(), ...snapshotRoutes(), ...(opts.faultRoutes ? faultRoutes() : [])].map(withAuthErrors),
   });
 }

@@ -57,6 +57,32 @@ export const txnBody = ajv.compile({
   additionalProperties: false,
 });
 
+const requestId = { type: 'string', maxLength: 160 } as const;
+const key = { type: 'string' } as const;
+
+/** One item of POST /v1/batch (store/api/batch.ts): a put, CAS, delete or txn, as the single routes take them. */
+const batchItem = {
+  oneOf: [
+    { type: 'object', properties: { type: { const: 'put' }, requestId, key, value: { type: 'string' }, lease: leaseId }, required: ['type', 'key', 'value'], additionalProperties: false },
+    { type: 'object', properties: { type: { const: 'cas' }, requestId, key, expected: { type: ['string', 'null'] }, value: { type: 'string' }, lease: leaseId }, required: ['type', 'key', 'expected', 'value'], additionalProperties: false },
+    { type: 'object', properties: { type: { const: 'delete' }, requestId, key }, required: ['type', 'key'], additionalProperties: false },
+    {
+      type: 'object',
+      properties: { type: { const: 'txn' }, requestId, compare: { type: 'array', items: compare, maxItems: 1024 }, success: { type: 'array', items: txnOp, maxItems: 1024 }, failure: { type: 'array', items: txnOp, maxItems: 1024 } },
+      required: ['type'],
+      additionalProperties: false,
+    },
+  ],
+} as const;
+
+export const batchBody = ajv.compile({
+  type: 'object',
+  // 256: MAX_BATCH_ITEMS in batch.ts.
+  properties: { items: { type: 'array', items: batchItem, minItems: 1, maxItems: 256 } },
+  required: ['items'],
+  additionalProperties: false,
+});
+
 export const leaseGrantBody = ajv.compile({
   type: 'object',
   properties: { ttlMs: { type: 'integer', minimum: 1 }, id: leaseId },

@@ -7,12 +7,25 @@
  * this or any other node, resumes exactly after what it saw: no gaps, no
  * duplicates. A watcher whose connection cannot keep up is cancelled with a
  * `cancelled` event once its unsent bytes pass a cap, not the node's memory.
+ *
+ * `match` (repeatable, at most MAX_WATCH_PATTERNS) narrows a watch to keys
+ * matching any of these patterns (store/kv/key-pattern.ts: `*` is one path
+ * segment): a 2PC participant watching `tx/` needs the records and the
+ * decisions, not every vote and ack of every transaction. When a pass holds
+ * events but none that match, or the last match is not the pass's last
+ * revision, a `progress` event carries the `id` alone, so a resume starts
+ * after what was skipped instead of scanning it again.
  */
 import { AppError } from '../../lib/errors.js';
 import type { StreamReply, StreamSink } from '../../lib/http.js';
 import type { Cancel, Timers } from '../../lib/timers.js';
 import type { KvEvent, KvStateMachine, WatchFilter } from '../kv/index.js';
+import { keyPatternProblem, keyPatternsRegExp } from '../kv/key-pattern.js';
 import { kvFailureToError } from './errors.js';
+
+/** `match` patterns per watch at most, and bytes per pattern. */
+export const MAX_WATCH_PATTERNS = 16;
+const MAX_WATCH_PATTERN_BYTES = 1_024;
 
 export interface WatchLimits {
   /** Open watchers per node, past which new ones get 503. */
@@ -49,12 +62,15 @@ export type WatchSink = StreamSink;
 /** A checked watch request, not yet attached to a stream. */
 export interface WatchStart {
   readonly filter: WatchFilter;
+  /** Keys must also match this (`match`), when given. */
+  readonly match: RegExp | undefined;
   readonly next: number;
   readonly prevValue: boolean;
 }
 
 interface Watcher {
   readonly filter: WatchFilter;
+  readonly match: RegExp | undefined;
   readonly sink: WatchSink;
   readonly prevValue: boolean;
   next: number;
@@ -104,6 +120,7 @@ export class WatchHub {
     const key = query.get('key');
     if ((prefix === null) === (key === null)) throw new AppError('invalid_request', 400, 'give exactly one of prefix or key');
     const filter: WatchFilter = key !== null ? { key } : { prefix: prefix as string };
+    const match = matchOf(query.getAll('match'));
     const next = startRevision(query.get('fromRevision'), req.headers['last-event-id'], this.source.kvState.revision);
     if (this.watchers.size >= this.limits.maxWatchers) {
       throw new AppError('too_many_watchers', 503, `this node serves at most ${this.limits.maxWatchers} watchers`, { retryAfterSeconds: 1 });
@@ -112,7 +129,7 @@ export class WatchHub {
     // start is a plain 410 with the oldest revision still available.
     const probe = this.source.kvState.eventsSince(next, filter, 1);
     if (!probe.ok) throw kvFailureToError(probe);
-    return { filter, next, prevValue: query.get('prevValue') === 'true' };
+    return { filter, match, next, prevValue: query.get('prevValue') === 'true' };
   }
 
   /** Streams a checked watch into `sink`: a comment line, then the events from `start.next` on, then each new batch. */
@@ -143,7 +160,7 @@ export class WatchHub {
         this.cancel(w, 'compacted', r.error);
         return;
       }
-      const within = r.events.length === 0 || w.sink.write(formatEvents(r.events, w.prevValue));
+      const within = r.events.length === 0 || w.sink.write(w.match === undefined ? formatEvents(r.events, w.prevValue) : formatMatching(r.events, w.match, w.prevValue));
       w.next = r.nextRevision;
       if (!within) {
         this.cancel(w, 'slow_watcher', { message: `more than ${this.limits.maxBufferedBytes} bytes unsent; reconnect from revision ${w.next}`, nextRevision: w.next });
@@ -158,6 +175,25 @@ export class WatchHub {
     w.sink.write(`event: cancelled\ndata: ${JSON.stringify({ reason, details })}\n\n`);
     w.sink.end();
   }
+}
+
+/** The `match` patterns as one expression; 400 for too many or a malformed one. */
+function matchOf(patterns: readonly string[]): RegExp | undefined {
+  if (patterns.length === 0) return undefined;
+  if (patterns.length > MAX_WATCH_PATTERNS) throw new AppError('invalid_request', 400, `at most ${MAX_WATCH_PATTERNS} match patterns`);
+  for (const p of patterns) {
+    const problem = keyPatternProblem(p, MAX_WATCH_PATTERN_BYTES);
+    if (problem !== undefined) throw new AppError('invalid_request', 400, `match ${JSON.stringify(p)}: ${problem}`);
+  }
+  return keyPatternsRegExp(patterns);
+}
+
+/** The events whose key matches, and a `progress` id when the pass's last revision is not among them. */
+function formatMatching(events: readonly KvEvent[], match: RegExp, prevValue: boolean): string {
+  const kept = events.filter((e) => match.test(e.key));
+  const last = (events[events.length - 1] as KvEvent).revision;
+  const out = formatEvents(kept, prevValue);
+  return kept.length > 0 && (kept[kept.length - 1] as KvEvent).revision === last ? out : `${out}id: ${last}\nevent: progress\ndata: {}\n\n`;
 }
 
 function startRevision(fromRevision: string | null, lastEventId: string | undefined, current: number): number {

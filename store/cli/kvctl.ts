@@ -19,6 +19,10 @@
  *   leader transfer ID                  hand leadership to ID
  *   lock NAME -- CMD [ARGS], elect NAME [PROPOSAL], elect --listen NAME,
  *   watch --prefix P                    coordination recipes (recipes-cli.ts)
+ *   auth enable|disable|status|setup-2pc, user ..., role ...   users, roles and permissions (kvctl-auth.ts)
+ *
+ * With auth on, `--user NAME:PASSWORD` (or `--user NAME --password P`, or
+ * RAFT2PC_USER and RAFT2PC_PASSWORD) authenticates, as with etcdctl.
  *
  * Human-readable output by default; --json prints the store's answer as one
  * JSON document. Exit codes: 0 ok; 1 the store answered an error (its code is
@@ -30,6 +34,7 @@
 import { readFileSync } from 'node:fs';
 import { defineCommand, defineGroup, isEntryPoint, runMain, UsageError, type Command, type FlagSpecs, type FlagValues } from '../../lib/cli.js';
 import { StoreClient, StoreError, type KeyValue, type TxnCompare, type TxnOp } from '../client/index.js';
+import { authCommands, type AuthInvocation } from './kvctl-auth.js';
 import { recipeCommands } from './recipes-cli.js';
 
 const DEFAULT_ENDPOINTS = 'http://127.0.0.1:2379,http://127.0.0.1:2380,http://127.0.0.1:2381';
@@ -39,6 +44,8 @@ const KVCTL_FLAGS = {
   endpoints: { type: 'list', default: DEFAULT_ENDPOINTS.split(','), envAliases: ['KVCTL_ENDPOINTS'], placeholder: 'URL,...', description: "the store's members (http://host:port)" },
   json: { type: 'boolean', description: "print the store's answer (and errors) as JSON" },
   'timeout-ms': { type: 'int', default: 10_000, min: 1, description: 'how long one command may take, retries included, in ms' },
+  user: { type: 'string', placeholder: 'NAME[:PASSWORD]', envAliases: ['KVCTL_USER'], description: 'with auth on: authenticate as NAME (the password after a colon, or from --password)' },
+  password: { type: 'string', placeholder: 'PASSWORD', envAliases: ['KVCTL_PASSWORD'], description: "with auth on: the --user's password (RAFT2PC_PASSWORD keeps it off the command line)" },
 } as const satisfies FlagSpecs;
 
 /** Bad input (not the command line: stdin, a file): exit 2, reported like a store error. */
@@ -109,12 +116,24 @@ interface Invocation<F extends FlagSpecs> {
   readonly o: Output;
 }
 
-/** The client for --endpoints and --timeout-ms. */
-function connect(endpoints: readonly string[], timeoutMs: number): StoreClient {
+/** `--user NAME:PASSWORD`, or `--user NAME` with `--password`, as etcdctl takes them. */
+function credentials(user: string | undefined, password: string | undefined): { user?: string; password?: string } {
+  if (user === undefined) {
+    if (password !== undefined) throw new UsageError('--password', 'give --user too');
+    return {};
+  }
+  const colon = user.indexOf(':');
+  const [name, pw] = colon < 0 ? [user, password] : [user.slice(0, colon), user.slice(colon + 1)];
+  if (name === '' || pw === undefined || pw === '') throw new UsageError('--user', 'want NAME:PASSWORD, or NAME with --password');
+  return { user: name, password: pw };
+}
+
+/** The client for --endpoints, --timeout-ms and the credentials. */
+function connect(endpoints: readonly string[], timeoutMs: number, auth: { user?: string; password?: string } = {}): StoreClient {
   for (const e of endpoints) {
     if (!/^http:\/\/[^/]+\/?$/.test(e)) throw new UsageError('--endpoints', `bad endpoint "${e}": want http://host:port`);
   }
-  return new StoreClient({ endpoints: [...endpoints], deadlineMs: timeoutMs, requestTimeoutMs: Math.min(timeoutMs, 3_000) });
+  return new StoreClient({ endpoints: [...endpoints], deadlineMs: timeoutMs, requestTimeoutMs: Math.min(timeoutMs, 3_000), ...auth });
 }
 
 /**
@@ -139,7 +158,7 @@ function kvCommand<const F extends FlagSpecs>(
       // The group's flags, typed as such (TypeScript does not resolve them through the generic F).
       const common = values as unknown as FlagValues<typeof KVCTL_FLAGS>;
       const o: Output = { json: common.json, out: ctx.out, err: ctx.err };
-      const client = connect(common.endpoints, common['timeout-ms']);
+      const client = connect(common.endpoints, common['timeout-ms'], credentials(common.user, common.password));
       try {
         return await handler({ args: positionals, values: values as KvValues<F>, client, o });
       } catch (e) {
@@ -337,6 +356,7 @@ export const kvctlCommand = defineGroup({
     statusCommand,
     membersCommand,
     leaderCommand,
+    ...authCommands({ command: (name, summary, args, flags, handler) => kvCommand(name, summary, args, flags, (c) => handler(c as unknown as AuthInvocation)), need, table, readStdin }),
     ...recipeCommands,
   ],
 });

@@ -12,6 +12,7 @@ import { defaultClientTls, hasClientTls, tlsHttpClient, type ClientTls } from '.
 import { systemRandom, type Random } from '../../lib/random.js';
 import { keepAliveTimers, type Timers } from '../../lib/timers.js';
 import type { KeyValue, KvEvent, TxnOp } from '../kv/index.js';
+import { CredentialError, StoreCredentials } from './credentials.js';
 import { nodeStream } from './node-stream.js';
 import { parseSse, type SseMessage } from './sse.js';
 
@@ -27,7 +28,7 @@ export type StreamResponse = { readonly status: number; readonly text: string } 
  * when `signal` aborts, the stream must end. The watch leaves a stream
  * early by returning its iterator: that must close the connection.
  */
-export type OpenStream = (url: string, signal?: AbortSignal) => Promise<StreamResponse>;
+export type OpenStream = (url: string, signal?: AbortSignal, headers?: Readonly<Record<string, string>>) => Promise<StreamResponse>;
 
 export interface ClientOptions {
   readonly endpoints: readonly string[];
@@ -49,6 +50,10 @@ export interface ClientOptions {
   readonly timers?: Timers;
   /** Backoff jitter. Default: Math.random. */
   readonly random?: Random;
+  /** With auth on (docs/SECURITY.md): a fixed token, or a user and password the client authenticates with (credentials.ts). */
+  readonly token?: string;
+  readonly user?: string;
+  readonly password?: string;
 }
 
 /** A watched change; `prevValue` only when the watch asked for it. */
@@ -58,8 +63,8 @@ export type WatchEvent = Omit<KvEvent, 'prevValue'> & { readonly prevValue?: str
  * The default OpenStream: the stream stays on fetch, as it is long-lived, not
  * the per-request hot path, and fetch gives it abort by signal and a streamed body.
  */
-export const fetchStream: OpenStream = async (url, signal) => {
-  const res = await fetch(url, signal ? { signal } : {});
+export const fetchStream: OpenStream = async (url, signal, headers) => {
+  const res = await fetch(url, { ...(signal ? { signal } : {}), ...(headers ? { headers } : {}) });
   if (res.status >= 400) return { status: res.status, text: await res.text() };
   if (!res.body) throw new StoreError('unavailable', 503, 'watch stream without a body');
   return { status: 200, messages: parseSse(res.body) };
@@ -87,6 +92,19 @@ export interface TxnCompare {
   readonly op: '=' | '!=' | '<' | '>';
   readonly value: string | number;
 }
+
+/** One write of a batch (POST /v1/batch), as the single routes take it. */
+export type BatchWrite =
+  | { readonly type: 'put'; readonly key: string; readonly value: string; readonly lease?: number }
+  | { readonly type: 'cas'; readonly key: string; readonly expected: string | null; readonly value: string; readonly lease?: number }
+  | { readonly type: 'delete'; readonly key: string }
+  | { readonly type: 'txn'; readonly compare: readonly TxnCompare[]; readonly success: readonly TxnOp[]; readonly failure?: readonly TxnOp[] };
+
+/** A batched write's answer: the single route's fields, or that write's own error. */
+export type BatchResult = { readonly ok: true; readonly value: Record<string, unknown> } | { readonly ok: false; readonly error: StoreError };
+
+/** Writes per batch request: the store's MAX_BATCH_ITEMS (store/api/batch.ts). */
+const MAX_BATCH_WRITES = 256;
 
 /** Default per-attempt timeout, whole-call deadline and attempt cap. */
 const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
@@ -131,6 +149,7 @@ export class StoreClient {
   private readonly openStream: OpenStream;
   private readonly timers: Timers;
   private readonly random: Random;
+  private readonly credentials: StoreCredentials;
 
   constructor(opts: ClientOptions) {
     if (opts.endpoints.length === 0) throw new Error('at least one endpoint is required');
@@ -145,6 +164,7 @@ export class StoreClient {
     this.openStream = opts.openStream ?? (hasClientTls(tls) ? nodeStream(tls) : fetchStream);
     this.timers = opts.timers ?? keepAliveTimers;
     this.random = opts.random ?? systemRandom;
+    this.credentials = new StoreCredentials(opts, this.http, this.requestTimeoutMs);
   }
 
   /**
@@ -228,9 +248,10 @@ export class StoreClient {
    * It resumes on its own after a dropped connection or a node failure, on
    * any endpoint, from the revision after the last one it delivered: no gaps,
    * no duplicates. Ends when `signal` aborts; throws StoreError `compacted`
-   * when the store no longer has the history to resume from.
+   * when the store no longer has the history to resume from. `match`: only
+   * keys matching one of these patterns (`*` is one path segment).
    */
-  async *watch(target: { prefix: string } | { key: string }, opts: { fromRevision?: number; signal?: AbortSignal; prevValue?: boolean } = {}): AsyncGenerator<WatchEvent> {
+  async *watch(target: { prefix: string } | { key: string }, opts: { fromRevision?: number; signal?: AbortSignal; prevValue?: boolean; match?: readonly string[] } = {}): AsyncGenerator<WatchEvent> {
     let next = opts.fromRevision;
     let failures = 0;
     for (let attempt = 0; !opts.signal?.aborted; attempt++) {
@@ -238,13 +259,15 @@ export class StoreClient {
       const q = new URLSearchParams('prefix' in target ? { prefix: target.prefix } : { key: target.key });
       if (next !== undefined) q.set('fromRevision', String(next));
       if (opts.prevValue) q.set('prevValue', 'true');
+      for (const m of opts.match ?? []) q.append('match', m);
       try {
         // Pin the start before the first connection, so a resume never skips what happened meanwhile.
         if (next === undefined) {
           next = (await this.currentRevision(base)) + 1;
           q.set('fromRevision', String(next));
         }
-        const res = await this.openStream(`${base}/v1/watch?${q.toString()}`, opts.signal);
+        const authorization = await this.authorization(base);
+        const res = await this.openStream(`${base}/v1/watch?${q.toString()}`, opts.signal, authorization === undefined ? undefined : { authorization });
         if (!('messages' in res)) {
           const err = (JSON.parse(res.text) as { error?: Record<string, unknown> }).error ?? {};
           throw new StoreError(String(err['code'] ?? 'unknown'), res.status, String(err['message'] ?? ''), err);
@@ -252,6 +275,8 @@ export class StoreClient {
         for await (const ev of res.messages) {
           failures = 0;
           if (ev.event === 'cancelled') break;
+          // Revisions with nothing that matched (`match`): resume after them.
+          if (ev.event === 'progress' && ev.id !== undefined) next = Math.max(next, Number(ev.id) + 1);
           if (ev.event !== 'put' && ev.event !== 'delete') continue;
           const data = JSON.parse(ev.data) as WatchEvent;
           if (data.revision < next) continue;
@@ -260,7 +285,9 @@ export class StoreClient {
         }
       } catch (e) {
         if (opts.signal?.aborted) return;
-        if (e instanceof StoreError && !RETRYABLE.has(e.code)) throw e;
+        // An expired token: the next attempt authenticates again (a wrong password then fails for good).
+        const renewed = e instanceof StoreError && e.status === 401 && this.credentials.renew(e.code);
+        if (e instanceof StoreError && !RETRYABLE.has(e.code) && !renewed) throw e;
         failures++;
       }
       await this.timers.sleep(Math.min(WATCH_BACKOFF_CAP_MS, WATCH_BACKOFF_BASE_MS * 2 ** Math.min(failures, WATCH_BACKOFF_MAX_DOUBLINGS)), opts.signal);
@@ -279,25 +306,81 @@ export class StoreClient {
 
   /** A write gets one Request-Id for all its attempts: the store applies it at most once. */
   private async write<T>(method: string, path: string, body: unknown): Promise<T> {
-    // Learn the leader in the background on first use, so later writes skip the forwarding hop.
-    if (this.leaderUrl === undefined && !this.discovering) void this.discoverLeader();
-    const lane = this.freeLanes.pop() ?? this.laneSeq.push(0) - 1;
-    const seq = (this.laneSeq[lane] ?? 0) + 1;
-    this.laneSeq[lane] = seq;
+    const [requestId] = this.takeLanes(1);
     try {
-      return await this.call<T>(method, path, body, `${this.clientId}.${lane}:${seq}`, true);
+      return await this.call<T>(method, path, body, requestId!.id, true);
     } finally {
-      this.freeLanes.push(lane);
+      this.freeLanes.push(requestId!.lane);
     }
   }
 
-  private async call<T>(method: string, path: string, body?: unknown, requestId?: string, preferLeader = false): Promise<T> {
+  /** Request-Ids on `n` free lanes (one write in flight per lane); the caller gives the lanes back. */
+  private takeLanes(n: number): { lane: number; id: string }[] {
+    // Learn the leader in the background on first use, so later writes skip the forwarding hop.
+    if (this.leaderUrl === undefined && !this.discovering) void this.discoverLeader();
+    return Array.from({ length: n }, () => {
+      const lane = this.freeLanes.pop() ?? this.laneSeq.push(0) - 1;
+      const seq = (this.laneSeq[lane] ?? 0) + 1;
+      this.laneSeq[lane] = seq;
+      return { lane, id: `${this.clientId}.${lane}:${seq}` };
+    });
+  }
+
+  /**
+   * Independent writes in one request (POST /v1/batch): each its own Raft
+   * entry with its own result and its own Request-Id. A write whose answer
+   * is a retryable error (no leader, timeout) is sent again, with the same
+   * id, with the others still pending; the rest settle as they come.
+   * More than MAX_BATCH_WRITES go as several requests.
+   */
+  async batch(writes: readonly BatchWrite[]): Promise<BatchResult[]> {
+    if (writes.length > MAX_BATCH_WRITES) {
+      const parts = await Promise.all(Array.from({ length: Math.ceil(writes.length / MAX_BATCH_WRITES) }, (_, i) => this.batch(writes.slice(i * MAX_BATCH_WRITES, (i + 1) * MAX_BATCH_WRITES))));
+      return parts.flat();
+    }
+    const ids = this.takeLanes(writes.length);
+    const results: (BatchResult | undefined)[] = new Array(writes.length);
+    let pending = writes.map((_, i) => i);
+    try {
+      await this.retrying(async (base) => {
+        const items = pending.map((i) => ({ ...writes[i], requestId: ids[i]!.id }));
+        const answer = await this.once<{ results: Record<string, unknown>[] }>('POST', base, '/v1/batch', { items }, undefined);
+        let retry: StoreError | undefined;
+        const still: number[] = [];
+        pending.forEach((i, k) => {
+          const err = (answer.results[k] ?? { error: { code: 'unavailable', status: 503, message: 'no answer for this item' } })['error'] as Record<string, unknown> | undefined;
+          if (err === undefined) return void (results[i] = { ok: true, value: answer.results[k]! });
+          const error = new StoreError(String(err['code']), Number(err['status']), String(err['message'] ?? ''), err);
+          if (!RETRYABLE.has(error.code)) return void (results[i] = { ok: false, error });
+          still.push(i);
+          retry = error;
+        });
+        pending = still;
+        if (retry !== undefined) throw retry;
+      }, true);
+    } catch (e) {
+      // The batch as a whole failed (refused, or no endpoint answered): the caller sees that error.
+      if (pending.length === writes.length) throw e;
+      const error = e instanceof StoreError ? e : new StoreError('unavailable', 503, String(e));
+      for (const i of pending) results[i] = { ok: false, error };
+    } finally {
+      for (const { lane } of ids) this.freeLanes.push(lane);
+    }
+    return results as BatchResult[];
+  }
+
+  private call<T>(method: string, path: string, body?: unknown, requestId?: string, preferLeader = false): Promise<T> {
+    return this.retrying((base) => this.once<T>(method, base, path, body, requestId), preferLeader);
+  }
+
+  /** Runs `attempt` on an endpoint until it succeeds, fails for good, or the attempts or the deadline run out. */
+  private async retrying<T>(attempt: (base: string) => Promise<T>, preferLeader: boolean): Promise<T> {
     const deadline = this.timers.monotonicMs() + this.deadlineMs;
     let lastError: unknown;
-    for (let attempt = 0; attempt < this.maxAttempts && this.timers.monotonicMs() < deadline; attempt++) {
-      const base = preferLeader && this.leaderUrl ? this.leaderUrl : (this.endpoints[(this.preferred + attempt) % this.endpoints.length] as string);
+    for (let n = 0; n < this.maxAttempts && this.timers.monotonicMs() < deadline; n++) {
+      const base = preferLeader && this.leaderUrl ? this.leaderUrl : (this.endpoints[(this.preferred + n) % this.endpoints.length] as string);
       try {
-        const result = await this.once<T>(method, base, path, body, requestId);
+        const result = await attempt(base);
         this.preferred = Math.max(0, this.endpoints.indexOf(base));
         return result;
       } catch (e) {
@@ -306,7 +389,7 @@ export class StoreClient {
         this.leaderUrl = undefined;
         if (preferLeader) void this.discoverLeader();
         // Exponential backoff with jitter, capped, within the deadline.
-        const backoff = Math.min(CALL_BACKOFF_CAP_MS, CALL_BACKOFF_BASE_MS * 2 ** Math.min(attempt, CALL_BACKOFF_MAX_DOUBLINGS)) * (0.5 + this.random.float() / 2);
+        const backoff = Math.min(CALL_BACKOFF_CAP_MS, CALL_BACKOFF_BASE_MS * 2 ** Math.min(n, CALL_BACKOFF_MAX_DOUBLINGS)) * (0.5 + this.random.float() / 2);
         await this.timers.sleep(Math.max(0, Math.min(backoff, deadline - this.timers.monotonicMs())));
       }
     }
@@ -314,10 +397,30 @@ export class StoreClient {
     throw new StoreError('unavailable', 503, `no endpoint answered within ${this.deadlineMs} ms: ${String(lastError)}`);
   }
 
-  private async once<T>(method: string, base: string, path: string, body: unknown, requestId: string | undefined): Promise<T> {
+  /** The Authorization header for `base` (authenticating there first when the client has a user and password). */
+  private async authorization(base: string): Promise<string | undefined> {
+    try {
+      return await this.credentials.header(base);
+    } catch (e) {
+      if (e instanceof CredentialError) throw new StoreError(e.code, e.status, e.message);
+      throw new StoreError('unavailable', 503, `${base} did not answer authenticate: ${String(e)}`);
+    }
+  }
+
+  /**
+   * An auth management call (POST /v1/auth/users and the like: store/api/auth.ts), on the leader when
+   * known. Not retried after a failed attempt that may have applied, except by the store's own checks.
+   */
+  authRequest<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return this.call<T>(method, path, body, undefined, true);
+  }
+
+  private async once<T>(method: string, base: string, path: string, body: unknown, requestId: string | undefined, renewed = false): Promise<T> {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (requestId) headers['request-id'] = requestId;
+    const authorization = await this.authorization(base);
+    if (authorization !== undefined) headers['authorization'] = authorization;
     let res: HttpResponse;
     try {
       res = await this.http.request({ method, url: base + path, headers, timeoutMs: this.requestTimeoutMs, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
@@ -336,6 +439,8 @@ export class StoreClient {
     }
     if (res.status >= 400) {
       const err = (payload['error'] ?? {}) as Record<string, unknown>;
+      // Expired or revoked: authenticate again, once, and resend (the same Request-Id keeps a write at most once).
+      if (res.status === 401 && !renewed && this.credentials.renew(String(err['code']))) return this.once(method, base, path, body, requestId, true);
       throw new StoreError(String(err['code'] ?? 'unknown'), res.status, String(err['message'] ?? ''), err);
     }
     return payload as T;

@@ -2,6 +2,8 @@ export {
   StoreClient,
   StoreError,
   fetchStream,
+  type BatchResult,
+  type BatchWrite,
   type ClientOptions,
   type KeyValue,
   type OpenStream,

@@ -13,10 +13,10 @@ import { parseSse } from './sse.js';
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
 export function nodeStream(tls: ClientTls): OpenStream {
-  return (url, signal) =>
+  return (url, signal, headers) =>
     new Promise<StreamResponse>((resolve, reject) => {
       const secure = url.startsWith('https:');
-      const options = { headers: { accept: 'text/event-stream' }, ...(signal === undefined ? {} : { signal }), ...(secure ? tls : {}) };
+      const options = { headers: { accept: 'text/event-stream', ...headers }, ...(signal === undefined ? {} : { signal }), ...(secure ? tls : {}) };
       const req = (secure ? https : http).get(url, options, (res) => {
         const status = res.statusCode ?? 0;
         // Leaving the parser's loop early destroys `res`, which closes the connection.

@@ -6,7 +6,8 @@
  * Databases:
  * - `state`: one entry, the scalars (revision, clock, alarms, the counters
  *   that order sessions and leases, the history's dropped-through revision,
- *   and the host's aux entries);
+ *   and the host's aux entries); and a second, `auth`, the auth table
+ *   (store/kv/auth.ts), rewritten whole by a batch that changed it;
  * - `sessions`: client id -> [use sequence, session]; loading sorts by the
  *   sequence, which restores least-recently-used order exactly;
  * - `leases`: lease id -> [grant sequence, ttlMs];
@@ -17,6 +18,7 @@
  */
 import type { Database, RootDatabase } from 'lmdb';
 import type { NoSpaceAlarm } from '../kv/alarm.js';
+import { decodeAuthImage, type AuthImage } from '../kv/auth.js';
 import type { PersistedState, StateDelta, StateStore } from '../kv/durable-state.js';
 import type { Session } from '../kv/sessions.js';
 import type { KvEvent, LeaseId } from '../kv/types.js';
@@ -32,11 +34,13 @@ interface Scalars {
 }
 
 const SCALARS_KEY = 'scalars';
+/** The auth table's entry in the `state` database (beside the scalars, so no database is added). */
+const AUTH_KEY = 'auth';
 /** Revisions and lease ids are safe integers: 8 bytes big-endian, so byte order is number order. */
 const ID_BYTES = 8;
 
 export interface StateDatabases {
-  readonly state: Database<Scalars, string>;
+  readonly state: Database<Scalars | AuthImage, string>;
   readonly sessions: Database<[number, Session], string>;
   readonly leases: Database<[number, number], number>;
   readonly history: Database<KvEvent, Buffer>;
@@ -46,7 +50,7 @@ export interface StateDatabases {
 /** Opens (creating if absent) the state's databases in `env`. */
 export function openStateDatabases(env: RootDatabase): StateDatabases {
   return {
-    state: env.openDB<Scalars, string>({ name: 'state', encoding: 'msgpack' }),
+    state: env.openDB<Scalars | AuthImage, string>({ name: 'state', encoding: 'msgpack' }),
     sessions: env.openDB<[number, Session], string>({ name: 'sessions', encoding: 'msgpack' }),
     leases: env.openDB<[number, number], number>({ name: 'leases', encoding: 'msgpack' }),
     history: env.openDB<KvEvent, Buffer>({ name: 'history', keyEncoding: 'binary', encoding: 'msgpack' }),
@@ -58,8 +62,9 @@ export class LmdbStateStore implements StateStore {
   constructor(private readonly dbs: StateDatabases) {}
 
   load(): PersistedState | undefined {
-    const s = this.dbs.state.get(SCALARS_KEY);
+    const s = this.dbs.state.get(SCALARS_KEY) as Scalars | undefined;
     if (s === undefined) return undefined;
+    const auth = this.dbs.state.get(AUTH_KEY);
     const sessions = [...this.dbs.sessions.getRange({})].map((e) => e.value).sort((a, b) => a[0] - b[0]);
     const leases = [...this.dbs.leases.getRange({})].map((e) => ({ id: e.key, seq: e.value[0], ttlMs: e.value[1] })).sort((a, b) => a.seq - b.seq);
     const leaseKeys = [...this.dbs.leaseKeys.getKeys({})].map((k): [LeaseId, string] => [Number(k.readBigUInt64BE(0)), k.subarray(ID_BYTES).toString('utf8')]);
@@ -72,12 +77,14 @@ export class LmdbStateStore implements StateStore {
       sessions: sessions.map(([, session]) => session),
       history: { droppedThrough: s.droppedThrough, events: [...this.dbs.history.getRange({})].map((e) => e.value) },
       aux: s.aux,
+      ...(auth === undefined ? {} : { auth: decodeAuthImage(auth) }),
     };
   }
 
   /** Inside the key store's write transaction. */
   record(delta: StateDelta): void {
-    const before = this.dbs.state.get(SCALARS_KEY);
+    const before = this.dbs.state.get(SCALARS_KEY) as Scalars | undefined;
+    if (delta.auth !== undefined) this.dbs.state.putSync(AUTH_KEY, delta.auth);
     let { sessionSeq, leaseSeq } = before ?? { sessionSeq: 0, leaseSeq: 0 };
     for (const id of delta.sessionsDropped) this.dbs.sessions.removeSync(id);
     for (const session of delta.sessionsPut) this.dbs.sessions.putSync(session.clientId, [++sessionSeq, session]);

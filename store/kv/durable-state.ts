@@ -11,6 +11,7 @@
  * whole state: a batch costs what it changed, not what the store holds.
  */
 import type { NoSpaceAlarm } from './alarm.js';
+import type { AuthImage } from './auth.js';
 import type { Session } from './sessions.js';
 import type { KvEvent, LeaseId } from './types.js';
 
@@ -27,6 +28,8 @@ export interface PersistedState {
   readonly sessions: readonly Session[];
   readonly history: { readonly droppedThrough: number; readonly events: readonly KvEvent[] };
   readonly aux: Readonly<Record<string, string>>;
+  /** Users, roles and permissions; absent in a store that never recorded any. */
+  readonly auth?: AuthImage;
 }
 
 /** What one batch changed besides the keys. */
@@ -45,6 +48,8 @@ export interface StateDelta {
   /** Every event at or below this revision is dropped from the history. */
   readonly historyDroppedThrough: number;
   readonly aux: Readonly<Record<string, string>>;
+  /** The whole auth table, when the batch changed it (it is small and rarely changes). */
+  readonly auth?: AuthImage;
 }
 
 /**
@@ -75,6 +80,7 @@ export function deltaOfImage(image: StateImage): StateDelta {
     historyAppended: image.history.events,
     historyDroppedThrough: image.history.droppedThrough,
     aux: image.aux,
+    ...(image.auth === undefined ? {} : { auth: image.auth }),
   };
 }
 

@@ -14,6 +14,7 @@
  */
 import { assert } from '../../lib/assert.js';
 import { decodeAlarms, type NoSpaceAlarm } from './alarm.js';
+import { decodeAuthImage, type AuthImage } from './auth.js';
 import type { Session } from './sessions.js';
 import type { KeyValue, KvEvent, KvOkResult, LeaseId } from './types.js';
 import { compareKeys } from './utf8.js';
@@ -34,6 +35,8 @@ export interface SnapshotImage {
   readonly history: { readonly droppedThrough: number; readonly events: readonly KvEvent[] };
   /** Raised alarms (alarm.ts); absent when none is. */
   readonly alarms?: readonly NoSpaceAlarm[];
+  /** Users, roles and permissions (auth.ts); absent while none was ever made. */
+  readonly auth?: AuthImage;
 }
 
 export function encodeSnapshot(image: SnapshotImage): string {
@@ -65,6 +68,7 @@ export function decodeSnapshot(data: string): SnapshotImage {
   const alarms = decodeAlarms(root['alarms']);
   return {
     ...(alarms.length === 0 ? {} : { alarms }),
+    ...(root['auth'] === undefined ? {} : { auth: decodeAuthImage(root['auth']) }),
     appliedIndex: int(root['appliedIndex'], 'appliedIndex', 0),
     revision,
     clockMs,

@@ -13,6 +13,8 @@
  */
 import { assert } from '../../lib/assert.js';
 import type { NoSpaceAlarm } from './alarm.js';
+import { AuthTable, checkAuthOp, EMPTY_AUTH } from './auth.js';
+import { commandNeeds, deniedBy } from './auth-needs.js';
 import { type KvConfig, resolveKvConfig } from './config.js';
 import { Changes, KvEngine } from './engine.js';
 import { fail, isFailure } from './failure.js';
@@ -67,6 +69,8 @@ export class KvStateMachine {
   /** Host entries set since the last record. */
   private readonly auxChanges = new Map<string, string>();
   private auxAtReopen: Readonly<Record<string, string>> = {};
+  /** Users, roles and permissions (auth.ts): read by the API to check every request. */
+  private readonly authTable = new AuthTable();
 
   /**
    * An empty state machine. `keys` (empty) holds its live keys: a new
@@ -117,6 +121,16 @@ export class KvStateMachine {
     return { historyEvents: this.history.length, historyBytes: this.history.byteSize, sessions: this.sessions.size, sessionBytes: this.sessions.byteSize };
   }
 
+  /** The auth table, read-only for callers (it changes only through `auth` commands). */
+  get auth(): Pick<AuthTable, 'enabled' | 'secret' | 'revision' | 'user' | 'role' | 'userList' | 'roleList' | 'isRoot' | 'allowsKey' | 'allowsPrefix'> {
+    return this.authTable;
+  }
+
+  /** The keys attached to a live lease (empty for an unknown one): what revoking it deletes. */
+  leaseKeys(id: number): string[] {
+    return this.engine.leaseTable.has(id) ? this.engine.leaseTable.keysOf(id) : [];
+  }
+
   /** The raised alarms (NOSPACE at most): replicated state, the same on every member. */
   get alarms(): NoSpaceAlarm[] {
     return this.engine.alarm.list();
@@ -164,13 +178,14 @@ export class KvStateMachine {
   private applyNow(command: KvCommand, raftIndex: number): KvApplied {
     this.advanceIndex(raftIndex);
     if (isObject(command) && command.type === 'alarmDisarm') return { result: this.engine.disarmAlarm(), events: NO_EVENTS };
+    if (isObject(command) && command.type === 'auth') return { result: this.applyAuth((command as { auth?: unknown }).auth), events: NO_EVENTS };
     const checked = checkCommand(command, this.config);
     if (isFailure(checked)) return { result: checked, events: NO_EVENTS };
     if (checked.kind === 'read') {
       const op = checked.op;
       return { result: op.type === 'get' ? this.engine.get(op) : this.engine.range(op), events: NO_EVENTS };
     }
-    return this.applyWrite(checked);
+    return this.applyWrite(checked, command);
   }
 
   /**
@@ -238,6 +253,7 @@ export class KvStateMachine {
       history: this.history.save(),
       // Only when raised, so a snapshot without alarms is what it was before alarms existed.
       ...(this.engine.alarm.raised === undefined ? {} : { alarms: this.engine.alarm.list() }),
+      ...(this.authTable.isEmpty ? {} : { auth: this.authTable.image() }),
     });
   }
 
@@ -251,6 +267,7 @@ export class KvStateMachine {
       sessions: this.sessions.list(),
       history: this.history.save(),
       aux,
+      auth: this.authTable.image(),
     };
   }
 
@@ -270,6 +287,7 @@ export class KvStateMachine {
       // The store was cleared: everything is new to it.
       kv.sessions.markAllChanged();
       kv.engine.leaseTable.markAllChanged();
+      kv.authTable.changed = true;
       kv.historyRecorded = image.history.droppedThrough;
       kv.recordState();
       return kv;
@@ -295,6 +313,7 @@ export class KvStateMachine {
     this.history.load(image.history.droppedThrough, image.history.events, sizes);
     this.sessions.load(image.sessions);
     this.engine.alarm.load(image.alarms ?? []);
+    this.authTable.load(image.auth ?? EMPTY_AUTH);
   }
 
   /** Fills a state machine on a reopened store with the rest of its state. */
@@ -309,6 +328,7 @@ export class KvStateMachine {
     this.historyRecorded = state.history.events.at(-1)?.revision ?? state.history.droppedThrough;
     this.sessions.load(state.sessions);
     this.engine.alarm.load(state.alarms);
+    this.authTable.load(state.auth ?? EMPTY_AUTH);
     this.auxAtReopen = state.aux;
   }
 
@@ -330,12 +350,17 @@ export class KvStateMachine {
       historyAppended: appended,
       historyDroppedThrough: this.history.dropped,
       aux: Object.fromEntries(this.auxChanges),
+      // The whole table, only in a batch that changed it (it is small and rarely changes).
+      ...(this.authTable.changed ? { auth: this.authTable.image() } : {}),
     };
+    this.authTable.changed = false;
     this.auxChanges.clear();
     this.durable.record(delta);
   }
 
-  private applyWrite(checked: Extract<CheckedCommand, { kind: 'write' }>): KvApplied {
+  private applyWrite(checked: Extract<CheckedCommand, { kind: 'write' }>, raw: KvCommand): KvApplied {
+    const refused = this.refusedAtApply(raw);
+    if (refused !== undefined) return { result: refused, events: NO_EVENTS };
     const nowMs = checked.nowMs === undefined ? this.clockMs : Math.max(this.clockMs, checked.nowMs);
     const id = checked.requestId;
     if (id !== undefined) {
@@ -367,6 +392,29 @@ export class KvStateMachine {
     this.advanceClock(nowMs);
     if (id !== undefined) this.sessions.record(id.clientId, id.seq, nowMs, result);
     return { result, events: changes.events };
+  }
+
+  /**
+   * A write the leader checked for `caller` at an auth revision that is no
+   * longer the table's: checked again against the table now (a user deleted,
+   * a role or permission revoked in between). Before sessions, so a refused
+   * write is not cached as a result.
+   */
+  private refusedAtApply(raw: KvCommand): KvFailure | undefined {
+    const caller = (raw as { caller?: unknown }).caller;
+    if (caller === undefined) return undefined;
+    const c = caller as { user?: unknown; authRevision?: unknown } | null;
+    if (!isObject(c) || typeof c.user !== 'string' || !Number.isSafeInteger(c.authRevision)) return fail('invalid_command', 'caller must be {user, authRevision}');
+    const auth = this.authTable;
+    if (!auth.enabled || c.authRevision === auth.revision) return undefined;
+    const why = auth.user(c.user) === undefined ? 'write (the user was deleted)' : deniedBy(auth, c.user, commandNeeds(raw, (id) => this.leaseKeys(id)));
+    return why === undefined ? undefined : fail('permission_denied', `user ${c.user} may not ${why}: the auth table changed before the write applied`, { user: c.user });
+  }
+
+  /** An auth table change: checked like any command (it came through the log), no revision, no session. */
+  private applyAuth(raw: unknown): KvResult {
+    const op = checkAuthOp(raw);
+    return 'ok' in op ? op : this.authTable.apply(op);
   }
 
   private advanceIndex(raftIndex: number): void {

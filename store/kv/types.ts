@@ -48,6 +48,12 @@ export interface RequestId {
 export interface WriteMeta {
   readonly requestId?: RequestId;
   readonly nowMs?: number;
+  /**
+   * With auth on: whom the leader checked the write for, at which auth
+   * table revision. A write applied after the table changed is checked
+   * again (auth-needs.ts), so a permission revoked in between holds.
+   */
+  readonly caller?: { readonly user: string; readonly authRevision: number };
 }
 
 export interface GetOp {
@@ -146,6 +152,36 @@ export interface AlarmDisarmCommand extends WriteMeta {
   readonly type: 'alarmDisarm';
 }
 
+/** How a permission's key applies: to that key alone, or to every key starting with it. */
+export type PermissionMatch = 'exact' | 'prefix';
+export type PermissionType = 'read' | 'write' | 'readwrite';
+
+/** A role's permission (store/kv/auth.ts): `*` in `key` stands for one whole path segment. */
+export interface Permission {
+  readonly key: string;
+  readonly match: PermissionMatch;
+  readonly perm: PermissionType;
+}
+
+/**
+ * A change of the auth table (store/kv/auth.ts). Passwords arrive hashed and
+ * the secret made: the API node computes both before proposing.
+ */
+export type AuthOp =
+  | { readonly op: 'enable'; readonly secret: string }
+  | { readonly op: 'disable' }
+  | { readonly op: 'userAdd' | 'userPasswd'; readonly name: string; readonly passwordHash: string }
+  | { readonly op: 'userDelete' | 'roleAdd' | 'roleDelete'; readonly name: string }
+  | { readonly op: 'userGrantRole' | 'userRevokeRole'; readonly name: string; readonly role: string }
+  | { readonly op: 'roleGrantPermission'; readonly name: string; readonly permission: Permission }
+  | { readonly op: 'roleRevokePermission'; readonly name: string; readonly key: string; readonly match: PermissionMatch };
+
+/** Changes users, roles or the enabled flag; no key, no revision, no session. */
+export interface AuthCommand extends WriteMeta {
+  readonly type: 'auth';
+  readonly auth: AuthOp;
+}
+
 export type KvReadCommand = GetCommand | RangeCommand;
 export type KvWriteCommand =
   | PutCommand
@@ -154,7 +190,8 @@ export type KvWriteCommand =
   | TxnCommand
   | LeaseGrantCommand
   | LeaseRevokeCommand
-  | AlarmDisarmCommand;
+  | AlarmDisarmCommand
+  | AuthCommand;
 export type KvCommand = KvReadCommand | KvWriteCommand;
 
 export interface GetResult {
@@ -232,6 +269,13 @@ export interface AlarmDisarmResult {
   readonly revision: number;
 }
 
+export interface AuthResult {
+  readonly type: 'auth';
+  readonly op: AuthOp['op'];
+  /** The auth table's revision after the change. */
+  readonly authRevision: number;
+}
+
 export type KvSuccess =
   | GetResult
   | RangeResult
@@ -241,7 +285,8 @@ export type KvSuccess =
   | TxnResult
   | LeaseGrantResult
   | LeaseRevokeResult
-  | AlarmDisarmResult;
+  | AlarmDisarmResult
+  | AuthResult;
 
 export interface KvOk {
   readonly ok: true;
@@ -281,7 +326,22 @@ export type KvErrorCode =
   /** eventsSince: fromRevision is older than the kept watch history. */
   | 'compacted'
   /** eventsSince: a bad fromRevision, filter or limit. */
-  | 'invalid_argument';
+  | 'invalid_argument'
+  /** Auth table changes (auth.ts). */
+  | 'user_exists'
+  | 'user_not_found'
+  | 'role_exists'
+  | 'role_not_found'
+  | 'role_already_granted'
+  | 'role_not_granted'
+  | 'permission_not_granted'
+  | 'root_user_missing'
+  | 'root_required'
+  | 'too_many_users'
+  | 'too_many_roles'
+  | 'too_many_permissions'
+  /** The auth table changed between a write's check and its apply, and no longer allows it. */
+  | 'permission_denied';
 
 export interface KvError {
   readonly code: KvErrorCode;

@@ -15,6 +15,9 @@
  *   transfer <id>   hand leadership to <id> (POST /v1/leader/transfer)
  *   quit            stop every node and exit (as Ctrl-C does)
  * `--grow-to N` runs `add` until the cluster has N members right after start.
+ * `--certs DIR` makes dev certificates in DIR (lib/certs.ts; a CA there is
+ * kept) and runs every link on TLS: https with client certificates on the
+ * API, mutual TLS between peers (docs/SECURITY.md).
  * For example, grow to 5 and shrink back to 3:
  *   npm run cluster -- --nodes 3 --grow-to 5      then type: remove n1, remove n2
  * or non-interactively: printf 'add\nadd\nremove n1\nremove n2\nstatus\n' | npm run cluster
@@ -27,7 +30,8 @@ import { defineCommand, isEntryPoint, LOG_FLAGS, runMain, type CommandContext } 
 import { keepAliveTimers } from '../../lib/timers.js';
 import { MAX_QUOTA_BYTES, MIN_QUOTA_BYTES } from '../kv/index.js';
 import { ENGINES, formatClusterSpec, type MemberAddress } from './config.js';
-import { LocalCluster, StoreProcess, clusterMembers } from './launcher.js';
+import { makeDevCertificates } from '../../lib/certs.js';
+import { LocalCluster, StoreProcess, clusterMembers, tlsArgs } from './launcher.js';
 
 interface Status {
   id: string;
@@ -59,8 +63,8 @@ class ClusterControl {
 
   private async status(p: StoreProcess): Promise<Status | undefined> {
     try {
-      const res = await fetch(`${p.member.clientUrl}/v1/status`, { signal: AbortSignal.timeout(1_000) });
-      return res.status === 200 ? ((await res.json()) as Status) : undefined;
+      const res = await this.cluster.http.request({ method: 'GET', url: `${p.member.clientUrl}/v1/status`, timeoutMs: 1_000 });
+      return res.status === 200 ? (JSON.parse(res.text) as Status) : undefined;
     } catch {
       return undefined;
     }
@@ -86,13 +90,14 @@ class ClusterControl {
     while (Date.now() < deadline) {
       const { proc } = await this.leader();
       try {
-        const res = await fetch(`${proc.member.clientUrl}${path}`, {
+        const res = await this.cluster.http.request({
           method,
+          url: `${proc.member.clientUrl}${path}`,
           headers: { 'content-type': 'application/json' },
           ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-          signal: AbortSignal.timeout(10_000),
+          timeoutMs: 10_000,
         });
-        const payload = (await res.json()) as Record<string, unknown>;
+        const payload = JSON.parse(res.text) as Record<string, unknown>;
         if (res.status === 200) return payload;
         last = `${res.status} ${JSON.stringify(payload)}`;
         if (res.status !== 503 && res.status !== 409 && res.status !== 504) throw new AdminRefused(`${method} ${path}: ${last}`);
@@ -121,8 +126,7 @@ class ClusterControl {
       console.log(`${proc.member.id}: starting, pid ${proc.pid}`);
       for (;;) {
         try {
-          const res = await fetch(`${proc.member.clientUrl}/healthz`, { signal: AbortSignal.timeout(500) });
-          await res.arrayBuffer();
+          const res = await this.cluster.http.request({ method: 'GET', url: `${proc.member.clientUrl}/healthz`, timeoutMs: 500 });
           if (res.status === 200) return;
         } catch {
           // not up yet
@@ -155,10 +159,11 @@ class ClusterControl {
   async add(): Promise<void> {
     const used = [...this.procs.keys()].map((id) => Number(id.slice(1))).filter((n) => Number.isInteger(n));
     const index = Math.max(0, ...used); // nK with K = index + 1
-    const m = clusterMembers(index + 1, this.basePort, this.cluster.opts.host)[index] as MemberAddress;
+    const m = clusterMembers(index + 1, this.basePort, this.cluster.opts.host, this.cluster.opts.certs === undefined ? 'http' : 'https')[index] as MemberAddress;
     const spec = formatClusterSpec([...this.cluster.members, m]);
     const dir = this.cluster.opts.dataDir;
-    const proc = new StoreProcess(m, ['--id', m.id, '--cluster', spec, '--data-dir', join(dir, m.id), '--join', ...(this.cluster.opts.extraArgs ?? [])], join(dir, `${m.id}.log`));
+    const tls = this.cluster.opts.certs === undefined ? [] : tlsArgs(this.cluster.opts.certs);
+    const proc = new StoreProcess(m, ['--id', m.id, '--cluster', spec, '--data-dir', join(dir, m.id), '--join', ...tls, ...(this.cluster.opts.extraArgs ?? [])], join(dir, `${m.id}.log`), this.cluster.opts.env);
     this.procs.set(m.id, proc);
     try {
       await this.launch(proc);
@@ -220,15 +225,19 @@ export const clusterCommand = defineCommand({
     'grow-to': { type: 'int', default: 0, min: 0, max: 99, description: 'add members right after start until there are this many' },
     'quota-bytes': { type: 'int', min: MIN_QUOTA_BYTES, max: MAX_QUOTA_BYTES, description: "every node's store quota on key and value bytes (the store's --quota-bytes; default: the engine's)" },
     engine: { type: 'enum', values: ENGINES, default: 'lmdb', description: "every node's engine (the store's --engine)" },
+    certs: { type: 'string', placeholder: 'DIR', description: 'TLS on every link: make dev certificates in DIR (raft2pc certs; a CA already there is kept) and run https with client certificates and mutual TLS between peers' },
     ...LOG_FLAGS,
   },
   async run(values, _positionals, ctx) {
     const basePort = values['base-port'];
+    const certs = values.certs === undefined ? undefined : await makeDevCertificates({ dir: values.certs });
+    if (certs !== undefined) ctx.out(`TLS: CA ${certs.caFile}; clients show ${certs.clientCertFile} (key ${certs.clientKeyFile})`);
     const cluster = new LocalCluster({
       nodes: values.nodes,
       basePort,
       dataDir: values['data-dir'],
       logToFiles: true,
+      ...(certs === undefined ? {} : { certs }),
       // Every node logs as asked, the ones `add` starts later too.
       extraArgs: ['--log-level', values['log-level'], '--log-format', values['log-format'], '--engine', values.engine, ...(values['quota-bytes'] === undefined ? [] : ['--quota-bytes', String(values['quota-bytes'])])],
     });

@@ -1,5 +1,6 @@
 /** Configuration of one store node process, with named limits and their units. */
 import { DEFAULT_QUOTA_BYTES, MAX_QUOTA_BYTES, MEMORY_ENGINE_MAX_QUOTA_BYTES } from '../kv/index.js';
+import type { ServerTlsFiles } from '../../lib/tls.js';
 import type { NodeId, RaftConfig } from '../raft/index.js';
 
 /** Where a node keeps its state machine (the node's --engine). */
@@ -71,6 +72,11 @@ export interface NodeConfig {
   readonly engine?: Engine;
   /** Most events kept for watchers to resume from (KvConfig.watchHistoryEvents); the KV default when absent. */
   readonly watchHistoryEvents?: number;
+  /**
+   * TLS on the peer transport (--peer-cert-file, --peer-key-file,
+   * --peer-trusted-ca-file, --peer-client-cert-auth); undefined: plain TCP.
+   */
+  readonly peerTls?: ServerTlsFiles;
   /** Raft's own limits (entries per message, in-flight window, uncommitted entries, pending reads, pre-vote, check quorum); store/raft's defaults when absent. */
   readonly raftTuning?: Partial<Omit<RaftConfig, 'id' | 'electionTicks' | 'heartbeatTicks'>>;
 }

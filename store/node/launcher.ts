@@ -4,9 +4,11 @@
  * here restarts a process on its own; callers decide.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, openSync } from 'node:fs';
+import { mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { DevCertFiles } from '../../lib/certs.js';
 import { nodeArgsFor, PACKAGE_ROOT, programPath } from '../../lib/entry.js';
+import { HttpClient, type HttpClientTls } from '../../lib/http-client.js';
 import { formatClusterSpec, type MemberAddress } from './config.js';
 
 const MAIN = programPath('store/node/main');
@@ -20,12 +22,29 @@ export interface LaunchOptions {
   readonly extraArgs?: readonly string[];
   /** Write each node's stdout/stderr to dataDir/<id>.log instead of inheriting. */
   readonly logToFiles?: boolean;
+  /** Extra environment for every node. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Extra node flags for every node (e.g. --cpu-prof for a profile). */
+  readonly nodeFlags?: readonly string[];
+  /**
+   * TLS with these certificates (lib/certs.ts) on every link: https with
+   * client certificates on the API, mutual TLS between peers. The cluster's
+   * own status polls show the client certificate.
+   */
+  readonly certs?: DevCertFiles;
 }
 
-export function clusterMembers(nodes: number, basePort: number, host = '127.0.0.1'): MemberAddress[] {
+/** The store flags that turn on TLS, client certificates and peer mTLS with `certs`. */
+export function tlsArgs(certs: DevCertFiles): string[] {
+  const files = ['--cert-file', certs.serverCertFile, '--key-file', certs.serverKeyFile, '--trusted-ca-file', certs.caFile, '--client-cert-auth'];
+  const peer = ['--peer-cert-file', certs.serverCertFile, '--peer-key-file', certs.serverKeyFile, '--peer-trusted-ca-file', certs.caFile, '--peer-client-cert-auth'];
+  return [...files, ...peer];
+}
+
+export function clusterMembers(nodes: number, basePort: number, host = '127.0.0.1', scheme: 'http' | 'https' = 'http'): MemberAddress[] {
   return Array.from({ length: nodes }, (_, i) => ({
     id: `n${i + 1}`,
-    clientUrl: `http://${host}:${basePort + i}`,
+    clientUrl: `${scheme}://${host}:${basePort + i}`,
     peerAddress: `${host}:${basePort + 100 + i}`,
   }));
 }
@@ -38,6 +57,8 @@ export class StoreProcess {
     private readonly logFile: string | undefined,
     /** Extra environment for the child (e.g. RAFT2PC_FAULTS=1 for chaos runs). */
     private readonly env: Readonly<Record<string, string>> = {},
+    /** Flags for node itself, before the program (e.g. --cpu-prof). */
+    private readonly nodeFlags: readonly string[] = [],
   ) {}
 
   get pid(): number | undefined {
@@ -51,7 +72,7 @@ export class StoreProcess {
   start(): void {
     if (this.running) return;
     const stdio: ('inherit' | number | 'ignore')[] = this.logFile ? ['ignore', openSync(this.logFile, 'a'), openSync(this.logFile, 'a')] : ['ignore', 'inherit', 'inherit'];
-    this.child = spawn(process.execPath, [...nodeArgsFor(MAIN), ...this.args], { cwd: PACKAGE_ROOT, stdio, env: { ...process.env, ...this.env } });
+    this.child = spawn(process.execPath, [...this.nodeFlags, ...nodeArgsFor(MAIN), ...this.args], { cwd: PACKAGE_ROOT, stdio, env: { ...process.env, ...this.env } });
   }
 
   /** SIGKILL: the process gets no chance to flush anything. */
@@ -79,14 +100,18 @@ export class StoreProcess {
 export class LocalCluster {
   readonly members: MemberAddress[];
   readonly processes: StoreProcess[];
+  /** For the cluster's own calls (status, admin): shows the client certificate under `certs`. */
+  readonly http: HttpClient;
 
   constructor(readonly opts: LaunchOptions) {
-    this.members = clusterMembers(opts.nodes, opts.basePort, opts.host);
+    this.members = clusterMembers(opts.nodes, opts.basePort, opts.host, opts.certs === undefined ? 'http' : 'https');
     const spec = formatClusterSpec(this.members);
     mkdirSync(opts.dataDir, { recursive: true });
+    this.http = new HttpClient(opts.certs === undefined ? {} : { tls: clientTlsOf(opts.certs) });
+    const tls = opts.certs === undefined ? [] : tlsArgs(opts.certs);
     this.processes = this.members.map((m) => {
-      const args = ['--id', m.id, '--cluster', spec, '--data-dir', join(opts.dataDir, m.id), ...(opts.extraArgs ?? [])];
-      return new StoreProcess(m, args, opts.logToFiles ? join(opts.dataDir, `${m.id}.log`) : undefined);
+      const args = ['--id', m.id, '--cluster', spec, '--data-dir', join(opts.dataDir, m.id), ...tls, ...(opts.extraArgs ?? [])];
+      return new StoreProcess(m, args, opts.logToFiles ? join(opts.dataDir, `${m.id}.log`) : undefined, opts.env, opts.nodeFlags);
     });
   }
 
@@ -105,6 +130,7 @@ export class LocalCluster {
   }
 
   async stop(): Promise<void> {
+    // `http` stays open: a stopped cluster may be started again (its idle sockets do not hold the process).
     await Promise.all(this.processes.map((p) => p.stop()));
   }
 
@@ -117,8 +143,8 @@ export class LocalCluster {
           .filter((m) => among.includes(m.id))
           .map(async (m) => {
             try {
-              const res = await fetch(`${m.clientUrl}/v1/status`, { signal: AbortSignal.timeout(500) });
-              return (await res.json()) as { id: string; role: string; leaderId: string | null; term: number };
+              const res = await this.http.request({ method: 'GET', url: `${m.clientUrl}/v1/status`, timeoutMs: 500 });
+              return JSON.parse(res.text) as { id: string; role: string; leaderId: string | null; term: number };
             } catch {
               return undefined;
             }
@@ -134,4 +160,9 @@ export class LocalCluster {
     }
     throw new Error(`no leader within ${timeoutMs} ms`);
   }
+}
+
+/** What the cluster's own calls trust and show: the dev CA and client certificate. */
+export function clientTlsOf(certs: DevCertFiles): HttpClientTls {
+  return { ca: readFileSync(certs.caFile, 'utf8'), cert: readFileSync(certs.clientCertFile, 'utf8'), key: readFileSync(certs.clientKeyFile, 'utf8') };
 }

@@ -11,7 +11,7 @@
 import type { IncomingMessage } from 'node:http';
 import { defineCommand, isEntryPoint, LOG_FLAGS, runMain, serviceLogger, UsageError } from '../../lib/cli.js';
 import { onShutdownSignals, SHUTDOWN_FLAGS } from '../../lib/shutdown.js';
-import { serviceTls, TLS_FLAGS } from '../../lib/tls.js';
+import { isLoopbackHost, PEER_TLS_FLAGS, peerTlsFrom, serviceTls, TLS_FLAGS } from '../../lib/tls.js';
 import { listenStoreApi } from '../api/server.js';
 import { DEFAULT_QUOTA_BYTES, MAX_QUOTA_BYTES, MEMORY_ENGINE_MAX_QUOTA_BYTES, MIN_QUOTA_BYTES } from '../kv/index.js';
 import { defaultNodeConfig, ENGINES, parseClusterSpec, quotaBytesFor, type MemberAddress, type NodeConfig } from './config.js';
@@ -38,6 +38,7 @@ export const storeCommand = defineCommand({
     'quota-bytes': { type: 'int', min: MIN_QUOTA_BYTES, max: MAX_QUOTA_BYTES, description: `the store quota on key and value bytes (etcd's --quota-backend-bytes): past it the NOSPACE alarm refuses growing writes until POST /v1/alarms/disarm; the same on every member (default ${DEFAULT_QUOTA_BYTES}, ${MEMORY_ENGINE_MAX_QUOTA_BYTES} and at most that with --engine memory)` },
     engine: { type: 'enum', values: ENGINES, default: 'lmdb', description: 'where the state machine is kept: lmdb (on disk in DATA-DIR/kv with its applied index, like etcd\'s bbolt; a restart replays only the WAL after it; snapshots stream to followers) or memory (the JS heap, rebuilt from the snapshot and WAL at each start)' },
     ...TLS_FLAGS,
+    ...PEER_TLS_FLAGS,
     ...LOG_FLAGS,
     ...SHUTDOWN_FLAGS,
   },
@@ -50,6 +51,10 @@ export const storeCommand = defineCommand({
     const clientUrl = new URL(self.clientUrl);
     // Before anything listens: plain HTTP beyond loopback is refused; snapshot pulls and forwards use the same CA.
     const tls = serviceTls(values, clientUrl.hostname);
+    const peerTls = peerTlsFrom(values);
+    const peerHost = self.peerAddress.slice(0, self.peerAddress.lastIndexOf(':'));
+    // As for the client API: plain Raft beyond loopback only when asked for.
+    if (peerTls === undefined && !values.insecure && !isLoopbackHost(peerHost)) throw new UsageError('--peer-cert-file', `refusing plain TCP Raft on ${peerHost}, beyond loopback: give --peer-cert-file, --peer-key-file, --peer-trusted-ca-file and --peer-client-cert-auth, or --insecure to accept it`);
     const cfg: NodeConfig = {
       ...defaultNodeConfig,
       id: values.id,
@@ -67,6 +72,7 @@ export const storeCommand = defineCommand({
       engine: values.engine,
       quotaBytes: quota.bytes,
       ...(values['watch-history-events'] === undefined ? {} : { watchHistoryEvents: values['watch-history-events'] }),
+      ...(peerTls === undefined ? {} : { peerTls }),
     };
     const log = serviceLogger(values, 'store', { node: values.id });
     const node = await StoreNode.start(cfg, log);

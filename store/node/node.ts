@@ -18,7 +18,6 @@ import { LeaseKeeper, type LeaseHost } from './leases.js';
 import { KvStateMachine, type KvApplied, type KvResult, type KvWriteCommand } from '../kv/index.js';
 import type { KeyStore } from '../kv/keystore.js';
 import {
-  entryBytes,
   RawNode,
   type ConfChange,
   type Entry,
@@ -40,6 +39,7 @@ import { Reads } from './reads.js';
 import { Members } from './members.js';
 import type { SnapshotOffers } from './snapshot-offers.js';
 import { SnapshotStreamer } from './snapshot-stream.js';
+import { SnapshotTaker, type SnapshotTakerHost } from './snapshot-taker.js';
 import { openProcessIo } from './process-io.js';
 import type { Transport } from './transport.js';
 
@@ -84,7 +84,7 @@ export class StoreNode<T extends PeerTransport = Transport> {
   private looping = false;
   private cancelTicker: Cancel | undefined;
   private appliedIndex: number;
-  private lastSnapshotIndex: number;
+  private readonly snapshots: SnapshotTaker;
   /** stop() or crash() was called: no new work starts. */
   private stopped = false;
   /** crash() was called: not even the work in flight may touch storage, peers or clients again. */
@@ -98,10 +98,6 @@ export class StoreNode<T extends PeerTransport = Transport> {
   private deferredHardState: HardState | undefined;
   /** Set when applied entries produced watch events since the last onApplied call. */
   private hasNewEvents = false;
-  /** Entry bytes applied since the last snapshot (snapshotEveryBytes). */
-  private bytesSinceSnapshot = 0;
-  /** A snapshot is being written beside the Ready loop; the next waits for it. */
-  private snapshotSaving = false;
   readonly metrics: NodeMetrics = {
     proposals: 0,
     proposalBatches: 0,
@@ -153,9 +149,26 @@ export class StoreNode<T extends PeerTransport = Transport> {
     // Raft's applied index: the log after it is delivered again, and entries the
     // reopened state machine already holds are skipped (applyEach).
     this.appliedIndex = snapshot?.meta.index ?? 0;
-    this.lastSnapshotIndex = this.appliedIndex;
     this.leases = new LeaseKeeper(this.leaseHost(), io.timers, cfg.leaseCheckMs);
     this.streamer = io.streams === undefined || io.keys?.openView === undefined ? undefined : this.makeStreamer(io.streams, io.logger ?? silentLogger);
+    this.snapshots = new SnapshotTaker(this.snapshotHost(), this.appliedIndex);
+  }
+
+  private snapshotHost(): SnapshotTakerHost {
+    // With streams the on-disk engine is the snapshot: no copy of the state is made, nothing is built on this thread.
+    const external = this.streamer !== undefined;
+    return {
+      cfg: this.cfg,
+      raw: this.raw,
+      snapshots: this.io.snapshots,
+      log: this.log,
+      external,
+      image: () => (external ? encodeExternalImage(this.members.list()) : encodeImage(this.kv.snapshot(), this.members.list())),
+      flushEngine: async () => this.keys?.flush(),
+      halted: () => this.halted,
+      fatal: (e) => this.fatal(e),
+      taken: () => this.metrics.snapshotsTaken++,
+    };
   }
 
   private makeStreamer(streams: NonNullable<NodeIo['streams']>, log: Logger): SnapshotStreamer {
@@ -275,7 +288,7 @@ export class StoreNode<T extends PeerTransport = Transport> {
           this.hasNewEvents = false;
           this.onApplied?.(this.appliedIndex, events);
         }
-        this.maybeSnapshot();
+        this.snapshots.maybeTake(this.appliedIndex);
       }
     } finally {
       this.looping = false;
@@ -390,7 +403,7 @@ export class StoreNode<T extends PeerTransport = Transport> {
     }
     this.proposals.rejectThrough(s.meta.index);
     this.appliedIndex = s.meta.index;
-    this.lastSnapshotIndex = s.meta.index;
+    this.snapshots.installed(s.meta.index);
   }
 
   /** One key-store batch per Ready: an on-disk store commits the entries with their applied index at once. */
@@ -420,48 +433,11 @@ export class StoreNode<T extends PeerTransport = Transport> {
         this.kv.markApplied(e.index);
       }
       this.appliedIndex = e.index;
-      this.bytesSinceSnapshot += entryBytes(e);
+      this.snapshots.applied(e);
       this.metrics.appliedEntries++;
       this.onEntryApplied?.(e, applied);
       this.proposals.settle(e.index, e.term, result);
     }
-  }
-
-  /**
-   * Takes a snapshot every `snapshotEveryEntries` applied entries. The image is
-   * captured synchronously (it must match the applied index), but the file
-   * write, fsyncs and WAL release run beside the Ready loop: awaiting them in
-   * the loop held back heartbeats long enough to cost the cluster its leader.
-   */
-  private maybeSnapshot(): void {
-    if (this.snapshotSaving) return;
-    const byEntries = this.appliedIndex - this.lastSnapshotIndex >= this.cfg.snapshotEveryEntries;
-    // With streams the on-disk engine is the snapshot: no copy of the state is made, nothing is built on this thread.
-    const external = this.streamer !== undefined;
-    if (!byEntries && !(external && this.bytesSinceSnapshot >= this.cfg.snapshotEveryBytes)) return;
-    const members = this.members.list();
-    const data = external ? encodeExternalImage(members) : encodeImage(this.kv.snapshot(), members);
-    const snap = this.raw.compact(data, this.cfg.snapshotKeepEntries, external ? this.cfg.snapshotEveryBytes : undefined);
-    if (!snap) return;
-    this.lastSnapshotIndex = snap.meta.index;
-    this.bytesSinceSnapshot = 0;
-    this.snapshotSaving = true;
-    this.persistSnapshot(snap)
-      .catch((e: unknown) => this.fatal(e))
-      .finally(() => {
-        this.snapshotSaving = false;
-      });
-  }
-
-  private async persistSnapshot(snap: Snapshot): Promise<void> {
-    // Order matters (§7): the snapshot (and the engine's state it refers to) must be durable before the log behind it goes.
-    if (this.streamer !== undefined) await this.keys?.flush();
-    await this.io.snapshots.save(snap);
-    if (this.halted) return;
-    await this.log.markSnapshot({ index: snap.meta.index, term: snap.meta.term });
-    if (this.halted) return;
-    await this.log.releaseTo(snap.meta.index);
-    this.metrics.snapshotsTaken++;
   }
 
   // ---- the API the HTTP layer uses -----------------------------------------
@@ -557,7 +533,7 @@ export class StoreNode<T extends PeerTransport = Transport> {
     await this.transport.close();
     // Wait for an in-flight loop iteration to finish its fsync before closing the log.
     const giveUpAt = this.timers.monotonicMs() + STOP_DRAIN_LIMIT_MS;
-    while ((this.looping || this.snapshotSaving) && this.timers.monotonicMs() < giveUpAt) await this.timers.sleep(STOP_POLL_MS);
+    while ((this.looping || this.snapshots.saving) && this.timers.monotonicMs() < giveUpAt) await this.timers.sleep(STOP_POLL_MS);
     await this.streamer?.stop();
     await this.log.close();
     await this.keys?.close();

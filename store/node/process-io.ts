@@ -1,7 +1,8 @@
 /**
  * The real I/O of a store node process, composed behind the seams of io.ts:
  * the fsync'd WAL (wal.ts), snapshot files with pruning (snapshot-file.ts),
- * the TCP transport listening on cfg.host:cfg.peerPort (transport.ts), the
+ * the TCP transport listening on cfg.host:cfg.peerPort (transport.ts; TLS
+ * with cfg.peerTls), the
  * system's timers and randomness, and a fatal path that ends the process.
  * `StoreNode.start` uses it; the deterministic simulation composes its own.
  */
@@ -16,7 +17,7 @@ import type { NodeIo, SnapshotStore } from './io.js';
 import { openLmdbKeys } from './lmdb-open.js';
 import { tlsHttpClient } from '../../lib/tls.js';
 import { loadNewestSnapshot, saveSnapshot } from './snapshot-file.js';
-import { Transport, type TransportHandlers } from './transport.js';
+import { defaultTransportLimits, Transport, type TransportHandlers } from './transport.js';
 import { WriteAheadLog } from './wal.js';
 
 /** Exit status after a fatal storage error (EX_SOFTWARE, sysexits.h): a supervisor should not blindly restart. */
@@ -48,11 +49,13 @@ export async function openProcessIo(cfg: NodeConfig, inbound: TransportHandlers,
   // Snapshot pages are bounded by the leader (snapshot-offers.ts); the response limit leaves room for JSON escaping.
   const engine = cfg.engine === 'lmdb' ? await openLmdbKeys(join(cfg.dataDir, 'kv'), log, tlsHttpClient({ requestTimeoutMs: 30_000, maxResponseBytes: 64 << 20 })) : undefined;
   const keys = engine?.keys;
-  const transport = new Transport(cfg.id, inbound);
+  let transport: Transport | undefined;
   try {
+    // Reads the peer certificate files: an unreadable one fails here, with the storage closed again.
+    transport = new Transport(cfg.id, inbound, defaultTransportLimits, { ...(cfg.peerTls === undefined ? {} : { tls: cfg.peerTls }), log });
     await transport.listen(cfg.host, cfg.peerPort);
   } catch (e) {
-    await transport.close();
+    await transport?.close();
     await wal.close();
     await keys?.close();
     throw e;

@@ -102,20 +102,38 @@ export class Proposals {
     const batch = this.queue;
     this.queue = [];
     if (batch.length === 0) return;
-    const res = this.host.proposeBatch(batch.map((p) => p.data));
-    if (!res.ok) {
-      const err = res.code === 'busy' ? new BusyError('the log has too many uncommitted entries') : new NoLeaderError(`this node cannot propose: ${res.code}`);
-      for (const p of batch) p.reject(err);
-      return;
+    // A busy log (too many uncommitted entries) takes what fits: halving until a part fits means a
+    // batch larger than the room still makes progress, instead of being refused whole every time
+    // (the 2PC simulation caught batched writes starving so). What does not fit is refused `busy`.
+    let start = 0;
+    let take = batch.length;
+    while (start < batch.length) {
+      const part = batch.slice(start, start + take);
+      const res = this.host.proposeBatch(part.map((p) => p.data));
+      if (res.ok) {
+        this.awaitApplied(part, res.index, res.term);
+        start += part.length;
+        take = batch.length - start;
+      } else if (res.code === 'busy' && take > 1) {
+        take = Math.ceil(take / 2);
+      } else {
+        const err = res.code === 'busy' ? new BusyError('the log has too many uncommitted entries') : new NoLeaderError(`this node cannot propose: ${res.code}`);
+        for (const p of batch.slice(start)) p.reject(err);
+        break;
+      }
     }
-    const first = res.index - batch.length + 1;
-    batch.forEach((p, i) => {
+    if (start > 0) this.host.proposed(start);
+  }
+
+  /** Each proposal of `part`, appended ending at `lastIndex`, waits for its entry to be applied. */
+  private awaitApplied(part: readonly Queued[], lastIndex: number, term: number): void {
+    const first = lastIndex - part.length + 1;
+    part.forEach((p, i) => {
       const index = first + i;
-      this.wait(index, res.term).then(p.resolve, (e: unknown) => {
+      this.wait(index, term).then(p.resolve, (e: unknown) => {
         this.terms.delete(index);
         p.reject(e);
       });
     });
-    this.host.proposed(batch.length);
   }
 }

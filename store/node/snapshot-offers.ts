@@ -15,6 +15,7 @@
  * messages reuse it while it is in use), an offer unused for `idleMs` is
  * closed, at most `maxOffers` at once.
  */
+import { randomBytes } from 'node:crypto';
 import type { Cancel, Timers } from '../../lib/timers.js';
 import type { StateImage } from '../kv/durable-state.js';
 import type { KeyStoreView, StoredKey } from '../kv/keystore.js';
@@ -42,6 +43,11 @@ export interface StreamDescriptor {
   readonly url: string;
   /** The applied index of the streamed state (>= the Raft snapshot's index). */
   readonly appliedIndex: number;
+  /**
+   * A random key the puller sends as `x-snapshot-key`: with auth on, the pages need it (or a root
+   * token). Only the Raft message carries it, so only the offered follower can read the state.
+   */
+  readonly key?: string;
 }
 
 /**
@@ -77,6 +83,8 @@ export class SnapshotOffers {
   constructor(
     private readonly timers: Timers,
     private readonly limits: OfferLimits = DEFAULT_OFFER_LIMITS,
+    /** Makes offer keys: 128 random bits as hex. */
+    private readonly newKey: () => string = () => randomBytes(16).toString('hex'),
   ) {}
 
   /**
@@ -91,10 +99,15 @@ export class SnapshotOffers {
     const { appliedIndex, state, view } = capture();
     const history = state.history.events;
     const header = { appliedIndex, state: { ...state, history: { droppedThrough: state.history.droppedThrough, events: [] } }, historyEvents: history.length };
-    const descriptor = { id: `${follower}-${this.timers.monotonicMs().toFixed(0)}-${++this.seq}`, url, appliedIndex };
+    const descriptor = { id: `${follower}-${this.timers.monotonicMs().toFixed(0)}-${++this.seq}`, url, appliedIndex, key: this.newKey() };
     this.offers.set(descriptor.id, { descriptor, follower, header, history, view, lastUsedMs: this.timers.monotonicMs() });
     this.cancelSweep ??= this.timers.every(this.limits.idleMs / 2, () => this.sweep());
     return descriptor;
+  }
+
+  /** The offer's key (what a puller must show with auth on); undefined when there is no such offer. */
+  keyOf(id: string): string | undefined {
+    return this.offers.get(id)?.descriptor.key;
   }
 
   header(id: string): StreamHeader | undefined {

@@ -28,6 +28,8 @@ export interface PullDeps {
   readonly http: HttpRequester;
   readonly timers: Timers;
   readonly signal?: AbortSignal;
+  /** Sent with every page request (the offer's key). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** Fills the empty on-disk store `into` with the offered state; resolves once it is durable. */
@@ -35,13 +37,15 @@ export async function pullSnapshot(d: StreamDescriptor, into: KeyStore, deps: Pu
   const state = into.state;
   if (state === undefined || into.size !== 0) throw new Error('a snapshot stream needs an empty on-disk key store');
   const base = `${d.url}${SNAPSHOT_ROUTE_PREFIX}/${encodeURIComponent(d.id)}`;
-  const header = (await getJson(`${base}/header`, deps)) as StreamHeader;
+  // With auth on, the offer's key is this follower's credential for the pages (snapshot-offers.ts).
+  const keyed: PullDeps = d.key === undefined ? deps : { ...deps, headers: { 'x-snapshot-key': d.key } };
+  const header = (await getJson(`${base}/header`, keyed)) as StreamHeader;
   if (header.appliedIndex !== d.appliedIndex) throw new Error(`snapshot offer ${d.id} is at ${header.appliedIndex}, the message said ${d.appliedIndex}`);
   let pages = 0;
   let after: string | undefined;
   for (let more = true; more; pages++) {
     const query = after === undefined ? '' : `?after=${encodeURIComponent(after)}`;
-    const page = (await getJson(`${base}/keys${query}`, deps)) as { rows: StreamRow[]; more: boolean };
+    const page = (await getJson(`${base}/keys${query}`, keyed)) as { rows: StreamRow[]; more: boolean };
     into.batch(() => page.rows.forEach((r) => into.set(storedOf(r))), () => 0);
     after = page.rows.at(-1)?.[0] ?? after;
     more = page.more && page.rows.length > 0;
@@ -49,7 +53,7 @@ export async function pullSnapshot(d: StreamDescriptor, into: KeyStore, deps: Pu
   // The history comes in pages too; held here (at most watchHistoryBytes) and written with the header's state.
   const events: KvEvent[] = [];
   for (let more = header.historyEvents > 0; more; pages++) {
-    const page = (await getJson(`${base}/history?from=${events.length}`, deps)) as { events: KvEvent[]; more: boolean };
+    const page = (await getJson(`${base}/history?from=${events.length}`, keyed)) as { events: KvEvent[]; more: boolean };
     events.push(...page.events);
     more = page.more && page.events.length > 0;
   }
@@ -65,7 +69,7 @@ async function getJson(url: string, deps: PullDeps): Promise<unknown> {
   for (let attempt = 1; attempt <= PAGE_ATTEMPTS; attempt++) {
     if (deps.signal?.aborted === true) throw new AppError('aborted', 503, 'the snapshot pull was cancelled');
     try {
-      const res = await deps.http.request({ method: 'GET', url, timeoutMs: PAGE_TIMEOUT_MS });
+      const res = await deps.http.request({ method: 'GET', url, timeoutMs: PAGE_TIMEOUT_MS, ...(deps.headers === undefined ? {} : { headers: deps.headers }) });
       if (res.status === 200) return JSON.parse(res.text) as unknown;
       // The offer is gone (expired, or the leader restarted): retrying cannot help.
       if (res.status === 404) throw new AppError('snapshot_offer_gone', 404, `snapshot offer at ${url} is gone`);

@@ -4,8 +4,17 @@
  * Frames are [u32 length][JSON array of messages]. Raft tolerates loss, so a
  * full queue or a broken connection drops messages (counted) and tells Raft
  * the peer is unreachable, rather than growing memory without bound.
+ *
+ * With peer TLS (--peer-cert-file ...; docs/SECURITY.md) both directions are
+ * TLS: a member checks the certificate of the peer it dials against the
+ * cluster's CA, and under --peer-client-cert-auth refuses an inbound
+ * connection without a certificate from it before reading a single byte.
+ * The certificate and CA reload on SIGHUP or a file change (lib/tls.ts).
  */
 import net from 'node:net';
+import tls from 'node:tls';
+import type { Logger } from '../../lib/logger.js';
+import { reloadCertificatesOnChange, secureContextOptions, type ServerTlsFiles } from '../../lib/tls.js';
 import type { Message, NodeId } from '../raft/index.js';
 import type { PeerTransport } from './io.js';
 
@@ -44,6 +53,27 @@ export interface TransportHandlers {
   onUnreachable(peer: NodeId): void;
 }
 
+export interface TransportOptions {
+  /** TLS on both directions of every peer link; undefined: plain TCP. */
+  readonly tls?: ServerTlsFiles;
+  /** Where refused peers and certificate reloads are reported. */
+  readonly log?: Logger;
+}
+
+/**
+ * The client side of peer TLS: the current secure context (swapped by a
+ * reload) and where failed handshakes are reported.
+ */
+interface PeerDialer {
+  context(): tls.SecureContext;
+  handshakeFailed(peer: NodeId, error: Error): void;
+}
+
+/** Log the 1st, 2nd, 4th, 8th... refusal: a peer (or an attacker) retrying forever cannot flood the log. */
+function isPowerOfTwo(n: number): boolean {
+  return n > 0 && (n & (n - 1)) === 0;
+}
+
 /** A fault layer the chaos runner and tests control: drop traffic to or from chosen peers. */
 export interface FaultFilter {
   blocked(from: NodeId, to: NodeId): boolean;
@@ -62,6 +92,7 @@ class PeerConnection {
     readonly address: PeerSocketAddress,
     private readonly limits: TransportLimits,
     private readonly handlers: TransportHandlers,
+    private readonly dialer: PeerDialer | undefined,
   ) {}
 
   enqueue(m: Message): void {
@@ -123,9 +154,16 @@ class PeerConnection {
   private connect(): void {
     if (this.connecting || this.closed) return;
     this.connecting = true;
-    const socket = net.connect({ host: this.address.host, port: this.address.port });
+    const { host, port } = this.address;
+    const dialer = this.dialer;
+    // The peer's certificate is checked against the CA and the address (rejectUnauthorized is tls.connect's default).
+    const socket = dialer === undefined ? net.connect({ host, port }) : tls.connect({ host, port, secureContext: dialer.context(), ...(net.isIP(host) === 0 ? { servername: host } : {}) });
     socket.setNoDelay(true);
+    let tcpUp = false;
     socket.on('connect', () => {
+      tcpUp = true;
+    });
+    socket.on(dialer === undefined ? 'connect' : 'secureConnect', () => {
       this.connecting = false;
       this.socket = socket;
       this.flush();
@@ -144,7 +182,13 @@ class PeerConnection {
       this.handlers.onUnreachable(this.peer);
       if (!this.closed) setTimeout(() => this.connect(), this.limits.reconnectDelayMs).unref();
     };
-    socket.on('error', fail);
+    socket.on('error', (e) => {
+      // Connected but no secure channel: the handshake failed (a certificate the other side or we refused).
+      // (Under TLS 1.3 the server checks our certificate after our side is done: its alert arrives as an ERR_SSL_ error.)
+      const sslAlert = (e as NodeJS.ErrnoException).code?.startsWith('ERR_SSL') === true;
+      if (dialer !== undefined && tcpUp && (this.socket !== socket || sslAlert)) dialer.handshakeFailed(this.peer, e);
+      fail();
+    });
     socket.on('close', () => {
       if (this.socket === socket || this.connecting) fail();
     });
@@ -222,15 +266,44 @@ export class Transport implements PeerTransport {
   private readonly peers = new Map<NodeId, PeerConnection>();
   private readonly inbound = new Set<net.Socket>();
   fault: FaultFilter | undefined;
+  /** Inbound connections whose TLS handshake failed (no certificate, another CA, not TLS at all). */
+  refusedConnections = 0;
+  /** Outbound handshakes that failed, by peer; logged when the reason changes. */
+  private readonly dialFailures = new Map<NodeId, string>();
+  private clientContext: tls.SecureContext | undefined;
+  private stopReload: (() => void) | undefined;
+  private readonly dialer: PeerDialer | undefined;
+  private readonly log: Logger;
 
   constructor(
     readonly self: NodeId,
     private readonly handlers: TransportHandlers,
     private readonly limits: TransportLimits = defaultTransportLimits,
-  ) {}
+    private readonly options: TransportOptions = {},
+  ) {
+    this.log = options.log ?? (() => undefined);
+    if (options.tls === undefined) return;
+    this.clientContext = tls.createSecureContext(secureContextOptions(options.tls));
+    this.dialer = {
+      context: () => this.clientContext as tls.SecureContext,
+      handshakeFailed: (peer, e) => {
+        if (this.dialFailures.get(peer) === e.message) return;
+        this.dialFailures.set(peer, e.message);
+        this.log('warn', 'peer TLS handshake failed', { peer, error: e.message });
+      },
+    };
+  }
+
+  /** A reload (lib/tls.ts): new connections, both ways, use the new certificate and CA. */
+  setSecureContext(options: tls.SecureContextOptions): void {
+    this.clientContext = tls.createSecureContext(options);
+    if (this.server instanceof tls.Server) this.server.setSecureContext(options);
+    this.dialFailures.clear();
+  }
 
   listen(host: string, port: number): Promise<number> {
-    const server = net.createServer((socket) => this.accept(socket));
+    const files = this.options.tls;
+    const server = files === undefined ? net.createServer((socket) => this.accept(socket)) : this.tlsServer(files);
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -239,6 +312,18 @@ export class Transport implements PeerTransport {
         resolve(typeof addr === 'object' && addr ? addr.port : port);
       });
     });
+  }
+
+  private tlsServer(files: ServerTlsFiles): tls.Server {
+    if (!files.clientCertAuth) this.log('warn', 'peer TLS without --peer-client-cert-auth: any TLS client can take part in the Raft conversation');
+    const server = tls.createServer(secureContextOptions(files), (socket) => this.accept(socket));
+    server.on('tlsClientError', (e, socket) => {
+      this.refusedConnections++;
+      if (isPowerOfTwo(this.refusedConnections)) this.log('warn', 'peer connection refused: TLS handshake failed', { remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`, error: e.message, refusedConnections: this.refusedConnections });
+      socket.destroy();
+    });
+    this.stopReload = reloadCertificatesOnChange(this, files, this.log);
+    return server;
   }
 
   private accept(socket: net.Socket): void {
@@ -280,7 +365,7 @@ export class Transport implements PeerTransport {
     const existing = this.peers.get(id);
     if (existing && existing.address.host === address.host && existing.address.port === address.port) return;
     existing?.close();
-    this.peers.set(id, new PeerConnection(id, address, this.limits, this.handlers));
+    this.peers.set(id, new PeerConnection(id, address, this.limits, this.handlers, this.dialer));
   }
 
   removePeer(id: NodeId): void {
@@ -309,6 +394,8 @@ export class Transport implements PeerTransport {
   }
 
   async close(): Promise<void> {
+    this.stopReload?.();
+    this.stopReload = undefined;
     for (const p of this.peers.values()) p.close();
     for (const s of this.inbound) s.destroy();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));

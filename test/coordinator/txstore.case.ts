@@ -129,6 +129,35 @@ export function txStoreContract(name: string, makeStore: () => TxStore, hooks: C
       for (let i = 1; i < events.length; i++) expect(events[i]!.revision).toBeGreaterThan(events[i - 1]!.revision);
     });
 
+    it('watch with match: only keys matching a pattern, `*` one whole segment, replayed and live', async () => {
+      const store = makeStore();
+      const p = ns();
+      const r1 = await store.put(`${p}t1`, 'rec');
+      await store.put(`${p}t1/vote/a`, 'yes');
+      await store.put(`${p}t1/decision`, 'commit');
+      await store.put(`${p}t1/x/decision`, 'deeper: no match');
+      const ac = new AbortController();
+      const timer = setTimeout(() => ac.abort(), 10_000);
+      const seen: TxWatchEvent[] = [];
+      const done = (async () => {
+        for await (const e of store.watch(p, { fromRevision: r1.revision, signal: ac.signal, match: [`${p}*`, `${p}*/decision`] })) {
+          seen.push(e);
+          if (seen.length === 4) break;
+        }
+      })();
+      for (let i = 0; i < 20; i++) await store.put(`${p}t2/ack/${i}`, 'skipped');
+      await store.delete(`${p}t1`);
+      await store.put(`${p}t2/decision`, 'abort');
+      await done;
+      clearTimeout(timer);
+      expect(seen.map((e) => [e.type, e.key.slice(p.length)])).toEqual([
+        ['put', 't1'],
+        ['put', 't1/decision'],
+        ['delete', 't1'],
+        ['put', 't2/decision'],
+      ]);
+    });
+
     it('watch ends when its signal aborts', async () => {
       const store = makeStore();
       const ac = new AbortController();

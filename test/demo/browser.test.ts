@@ -2,8 +2,10 @@
  * Goal: the demo page does what a new user is told it does, in real headless
  * Chromium against the real processes: a transfer from the form moves both
  * balances; killing the store leader from the page shows a new leader and
- * the next transfer commits; a bank killed during a load run and restarted
- * from the page recovers; afterwards nothing is in doubt and the total,
+ * the next transfer commits; the recovery sweep panel names the coordinator
+ * the others elected, its term and fencing token, and after that coordinator
+ * is killed from the page, the other one with a larger token; a bank killed
+ * during a load run and restarted from the page recovers; afterwards nothing is in doubt and the total,
  * live and audited, is unchanged. Screenshots go to .artifacts/screenshots/.
  *
  * Needs Debian's chromium at /usr/bin/chromium: skipped with a message when
@@ -98,6 +100,29 @@ describe.skipIf(!haveChromium && !inCi)('the demo page in headless Chromium', ()
     await expect.poll(() => num(balanceCell('bank-a', 'alice')), { timeout: 10_000 }).toBe(983);
     await expect.poll(() => num(balanceCell('bank-b', 'bob')), { timeout: 10_000 }).toBe(1_017);
     await shot('03-new-leader');
+  });
+
+  it('shows the elected sweep leader with its token; killing it from the page shows the other one with a larger token', async () => {
+    await page.waitForSelector('#sweep[data-confirmed="1"]', { timeout: 30_000 });
+    const leader = (await page.getAttribute('#sweep', 'data-leader')) as string;
+    expect(leader).toMatch(/^c[12]$/);
+    const token = await num('#sweep-token');
+    expect(token).toBeGreaterThan(0);
+    expect(await num('#sweep-term')).toBe(token);
+    expect(await page.textContent('#sweep-leader')).toBe(leader);
+    await shot('03b-sweep-leader');
+    await page.click(processButton(leader, 'kill'));
+    await page.waitForSelector(`#processes tr[data-proc="${leader}"] .state-exited`, { timeout: 15_000 });
+    // The lease (3 s) expires, the other coordinator is next in line.
+    await page.waitForSelector(`#sweep[data-confirmed="1"]:not([data-leader="${leader}"])`, { timeout: 30_000 });
+    expect(await page.getAttribute('#sweep', 'data-leader')).toMatch(/^c[12]$/);
+    expect(await num('#sweep-token')).toBeGreaterThan(token);
+    expect(await page.textContent('#sweep-history')).toContain(`${leader} #${token}`);
+    await shot('03c-sweep-takeover');
+    // Back in line (it does not lead again: the other holds the older key).
+    await page.click(processButton(leader, 'restart'));
+    await page.waitForSelector(`#processes tr[data-proc="${leader}"] .state-running`, { timeout: 60_000 });
+    await page.waitForSelector(`#coordinators tr[data-coordinator="${leader}"]:not(.down)`, { timeout: 30_000 });
   });
 
   it('kills a bank during a load run and restarts it from the page; it recovers', async () => {

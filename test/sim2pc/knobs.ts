@@ -59,6 +59,10 @@ export function drawKnobs(r: SeededRandom) {
     logRewriteFloorBytes: r.pick([1_024, 1 << 20]),
     /** Few live transactions per coordinator: eviction and reloading happen. */
     maxLiveTxs: r.pick([4, 64, 4_096]),
+    /** Group commit of each process's store writes (coordinator/txstore/batching.ts): off, or this many batches in flight. */
+    storeBatchInflight: r.pick([0, 1, 2]),
+    /** Prepare calls in flight per participant: 0 leaves every prepare to the participants' watches. */
+    maxPrepareHintsPerParticipant: r.pick([0, 1, 2, 512]),
   };
 }
 
@@ -86,6 +90,7 @@ export function coordinatorConfig(k: Knobs): Omit<Partial<CoordinatorConfig>, 'i
     decisionHintDelayMs: 150,
     ackWaitMs: 1_000,
     maxLiveTxs: k.maxLiveTxs,
+    maxPrepareHintsPerParticipant: k.maxPrepareHintsPerParticipant,
   };
 }
 

@@ -175,7 +175,7 @@ export class Simulation implements World {
         }),
       );
     }
-    const store = { ...timing.store, endpoints: storeIds };
+    const store = { ...timing.store, endpoints: storeIds, batchInflight: k.storeBatchInflight };
     const onError = (who: string, message: string, fields: Readonly<Record<string, unknown>> | undefined): void => this.onRuntimeError(who, message, fields);
     for (const name of ['c1', 'c2']) {
       this.coordinators.push(

@@ -4,6 +4,7 @@
  * lane, resumable watches) under the real BuiltinTxStore, over http.ts's
  * simulated HTTP, on the process's simulated timers.
  */
+import { BatchingTxStore, DEFAULT_BATCH_LIMITS } from '../../coordinator/txstore/batching.js';
 import { BuiltinTxStore, type TxStore } from '../../coordinator/txstore/index.js';
 import type { SeededRandom } from '../../lib/random.js';
 import { parseSse, StoreClient } from '../../store/client/index.js';
@@ -15,6 +16,8 @@ export interface StoreAccessOptions {
   readonly requestTimeoutMs: number;
   readonly deadlineMs: number;
   readonly maxAttempts: number;
+  /** Batches in flight of the process's group commit (BatchingTxStore); 0: none, every write alone. */
+  readonly batchInflight: number;
 }
 
 export function simTxStore(proc: Proc, http: SimHttpClient, random: SeededRandom, opts: StoreAccessOptions): TxStore {
@@ -32,5 +35,6 @@ export function simTxStore(proc: Proc, http: SimHttpClient, random: SeededRandom
     timers: proc.timers,
     random,
   });
-  return new BuiltinTxStore(client);
+  const store = new BuiltinTxStore(client);
+  return opts.batchInflight === 0 ? store : new BatchingTxStore(store, proc.timers, { ...DEFAULT_BATCH_LIMITS, maxInflight: opts.batchInflight });
 }

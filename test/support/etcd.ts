@@ -12,13 +12,22 @@
  * port to some client socket is started again (bounded), as procs.ts does
  * for the 2PC processes.
  *
+ * With `EtcdSecurity` the members serve their client URLs over TLS with
+ * --client-cert-auth (dev certificates of lib/certs.ts), and once healthy
+ * get a root user, a 2PC user with read and write on every key, and auth
+ * turned on; the cluster's own probes then use https, the client
+ * certificate and, where etcd wants a token, gRPC as root.
+ *
  * Without etcd: outside CI the etcd tests are skipped with a message; in CI
  * (CI set) a missing etcd is an error, so CI cannot pass without them.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, statSync } from 'node:fs';
+import https from 'node:https';
 import { join } from 'node:path';
+import { Etcd3 } from 'etcd3';
 import { afterEach } from 'vitest';
+import type { DevCertFiles } from '../../lib/certs.js';
 import { findEtcd } from '../../lib/etcd-binary.js';
 import { systemTimers } from '../../lib/timers.js';
 import { forgetPid, reapStale, recordPid } from './pid-files.js';
@@ -26,7 +35,11 @@ import { forgetPid, reapStale, recordPid } from './pid-files.js';
 // The etcd tests import the binary lookup from here, with the cluster.
 export { etcdVersion, findEtcd } from '../../lib/etcd-binary.js';
 
-const PORT_RANGE = [37000, 37199] as const;
+/** The etcd tests' ports; the security tests' (test/security/etcd-tls.test.ts) are 29900-29999. */
+const PORT_RANGES = [
+  [37000, 37199],
+  [29900, 29999],
+] as const;
 const MEMBERS = 3;
 /** Restarts of a member that lost its port, at most, per start. */
 const MAX_PORT_RETRIES = 5;
@@ -63,6 +76,16 @@ function tail(file: string, lines = 30): string {
   } catch {
     return '';
   }
+}
+
+/** TLS and auth on a test cluster. */
+export interface EtcdSecurity {
+  /** Client URLs over TLS with server.crt; clients must show a certificate signed by ca.crt (--client-cert-auth). */
+  readonly certs: DevCertFiles;
+  /** After the start: users root (rootPassword) and `user` (read and write on every key), then auth on. */
+  readonly auth?: { readonly rootPassword: string; readonly user: string; readonly password: string };
+  /** etcd's --auth-token-ttl (simple tokens), in seconds; etcd's default is 300. */
+  readonly tokenTtlSeconds?: number;
 }
 
 export class EtcdMember {
@@ -171,19 +194,28 @@ interface MemberStatus {
 export class EtcdCluster {
   readonly members: EtcdMember[];
 
+  /** gRPC clients as root, by member, for the probes that need a token under auth. */
+  private readonly rootClients = new Map<EtcdMember, Etcd3>();
+  /** Set once enableAuth turned auth on: before, root has no password to log in with. */
+  private authOn = false;
+
   constructor(
     readonly bin: string,
     readonly dir: string,
     readonly basePort: number,
+    readonly security?: EtcdSecurity,
   ) {
     const last = basePort + 2 * MEMBERS - 1;
-    if (basePort < PORT_RANGE[0] || last > PORT_RANGE[1]) throw new Error(`etcd test ports ${basePort}-${last} are outside ${PORT_RANGE[0]}-${PORT_RANGE[1]}`);
+    if (!PORT_RANGES.some(([lo, hi]) => basePort >= lo && last <= hi)) throw new Error(`etcd test ports ${basePort}-${last} are outside ${PORT_RANGES.map(([lo, hi]) => `${lo}-${hi}`).join(' and ')}`);
     mkdirSync(dir, { recursive: true });
     const names = Array.from({ length: MEMBERS }, (_, i) => `e${i + 1}`);
     const peer = (i: number): string => `http://127.0.0.1:${basePort + MEMBERS + i}`;
     const initial = names.map((n, i) => `${n}=${peer(i)}`).join(',');
+    const c = security?.certs;
+    const tlsArgs = c === undefined ? [] : ['--cert-file', c.serverCertFile, '--key-file', c.serverKeyFile, '--trusted-ca-file', c.caFile, '--client-cert-auth'];
+    const ttlArgs = security?.tokenTtlSeconds === undefined ? [] : ['--auth-token-ttl', String(security.tokenTtlSeconds)];
     this.members = names.map((name, i) => {
-      const clientUrl = `http://127.0.0.1:${basePort + i}`;
+      const clientUrl = `${c === undefined ? 'http' : 'https'}://127.0.0.1:${basePort + i}`;
       const dataDir = join(dir, name);
       const args = [
         '--name', name,
@@ -197,6 +229,8 @@ export class EtcdCluster {
         '--initial-cluster-token', `twopc-test-${basePort}-${process.pid}`,
         '--logger', 'zap',
         '--log-level', 'info',
+        ...tlsArgs,
+        ...ttlArgs,
       ];
       return new EtcdMember(name, clientUrl, peer(i), dataDir, join(dir, `${name}.log`), bin, args);
     });
@@ -206,9 +240,78 @@ export class EtcdCluster {
     return this.members.map((m) => m.clientUrl);
   }
 
-  /** The `--store` value for coordinators and participants. */
+  /** The `--store` value for coordinators and participants (etcds:// under TLS). */
   get storeFlag(): string {
-    return `etcd://${this.members.map((m) => m.clientUrl.replace(/^http:\/\//, '')).join(',')}`;
+    return `${this.security === undefined ? 'etcd' : 'etcds'}://${this.members.map((m) => m.clientUrl.replace(/^https?:\/\//, '')).join(',')}`;
+  }
+
+  /** The RAFT2PC_ETCD_* variables a 2PC process needs to reach this cluster. */
+  get clientEnv(): Record<string, string> {
+    const s = this.security;
+    if (s === undefined) return {};
+    const tls = { RAFT2PC_ETCD_CA_FILE: s.certs.caFile, RAFT2PC_ETCD_CERT_FILE: s.certs.clientCertFile, RAFT2PC_ETCD_KEY_FILE: s.certs.clientKeyFile };
+    return s.auth === undefined ? tls : { ...tls, RAFT2PC_ETCD_USER: s.auth.user, RAFT2PC_ETCD_PASSWORD: s.auth.password };
+  }
+
+  /** What the tests' own https requests to etcd trust and show. */
+  private tlsOptions(): https.RequestOptions {
+    const c = this.security?.certs;
+    return c === undefined ? {} : { ca: readFileSync(c.caFile), cert: readFileSync(c.clientCertFile), key: readFileSync(c.clientKeyFile) };
+  }
+
+  /** A gRPC client on one member (or all), as root once auth is on. */
+  rootClient(m?: EtcdMember, withAuth = true): Etcd3 {
+    const s = this.security;
+    const hosts = m === undefined ? this.endpoints : [m.clientUrl];
+    const credentials = s === undefined ? undefined : { rootCertificate: readFileSync(s.certs.caFile), certChain: readFileSync(s.certs.clientCertFile), privateKey: readFileSync(s.certs.clientKeyFile) };
+    const auth = withAuth && s?.auth !== undefined ? { username: 'root', password: s.auth.rootPassword } : undefined;
+    return new Etcd3({ hosts, ...(credentials === undefined ? {} : { credentials }), ...(auth === undefined ? {} : { auth }), defaultCallOptions: () => ({ deadline: Date.now() + 2_000 }) });
+  }
+
+  /** Users root and the 2PC user (read and write on every key), then auth on: etcd's own order (root first). */
+  async enableAuth(): Promise<void> {
+    const auth = this.security?.auth;
+    if (auth === undefined) return;
+    const c = this.rootClient(undefined, false);
+    try {
+      await c.role('root').create();
+      await c.user('root').create(auth.rootPassword);
+      await c.user('root').addRole('root');
+      await c.role('twopc').create();
+      // key "\0" with range end "\0": every key.
+      await c.auth.roleGrantPermission({ name: 'twopc', perm: { permType: 'Readwrite', key: Buffer.from([0]), range_end: Buffer.from([0]) } });
+      await c.user(auth.user).create(auth.password);
+      await c.user(auth.user).addRole('twopc');
+      await c.auth.authEnable();
+      this.authOn = true;
+      for (const old of this.rootClients.values()) old.close();
+      this.rootClients.clear();
+    } finally {
+      c.close();
+    }
+  }
+
+  /** One request to a member's HTTP endpoint, over https with the client certificate under TLS. */
+  private requestJson(url: string, method: string, body?: string): Promise<{ status: number; json: unknown }> {
+    if (this.security === undefined) {
+      return fetch(url, { method, ...(body === undefined ? {} : { body }), signal: AbortSignal.timeout(1_000) }).then(async (res) => ({ status: res.status, json: await res.json() }));
+    }
+    return new Promise((resolve, reject) => {
+      const req = https.request(url, { method, ...this.tlsOptions(), agent: false, timeout: 1_000 }, (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => {
+          try {
+            resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) });
+          } catch (e) {
+            reject(e instanceof Error ? e : new Error(String(e)));
+          }
+        });
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', reject);
+      req.end(body);
+    });
   }
 
   start(): void {
@@ -258,19 +361,35 @@ export class EtcdCluster {
     const to = this.members.find((m) => m !== from && m.running);
     if (to === undefined) throw new Error('no member to move the etcd leadership to');
     const target = await this.status(to);
-    const res = await fetch(`${from.clientUrl}/v3/maintenance/transfer-leadership`, {
-      method: 'POST',
-      body: JSON.stringify({ targetID: target.memberId }),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    if (res.status !== 200) throw new Error(`etcd transfer-leadership: ${res.status} ${await res.text()}`);
+    if (this.security !== undefined) {
+      await this.grpcOn(from, (c) => c.maintenance.moveLeader({ targetID: target.memberId }));
+    } else {
+      const res = await fetch(`${from.clientUrl}/v3/maintenance/transfer-leadership`, {
+        method: 'POST',
+        body: JSON.stringify({ targetID: target.memberId }),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      if (res.status !== 200) throw new Error(`etcd transfer-leadership: ${res.status} ${await res.text()}`);
+    }
     const now = await this.waitForLeader(timeoutMs);
     if (now !== to) throw new Error(`etcd leadership went to ${now.name}, not ${to.name}`);
     return { from, to };
   }
 
   async stop(): Promise<void> {
+    for (const c of this.rootClients.values()) c.close();
+    this.rootClients.clear();
     await Promise.all(this.members.map((m) => m.stop()));
+  }
+
+  /** A gRPC call on one member as root (etcd's HTTP gateway refuses client certificates under --client-cert-auth). */
+  private async grpcOn<T>(m: EtcdMember, f: (c: Etcd3) => Promise<T>): Promise<T> {
+    let c = this.rootClients.get(m);
+    if (c === undefined) {
+      c = this.rootClient(m, this.authOn);
+      this.rootClients.set(m, c);
+    }
+    return f(c);
   }
 
   /** Removes the data dirs and logs, unless `keep` (then says where they are). */
@@ -284,15 +403,19 @@ export class EtcdCluster {
   }
 
   async status(m: EtcdMember): Promise<MemberStatus> {
-    const res = await fetch(`${m.clientUrl}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(1_000) });
-    const body = (await res.json()) as { header?: { member_id?: string }; leader?: string; raftTerm?: string };
+    if (this.security !== undefined) {
+      const s = await this.grpcOn(m, (c) => c.maintenance.status());
+      return { memberId: s.header.member_id, leaderId: s.leader === '' ? '0' : s.leader, raftTerm: Number(s.raftTerm) };
+    }
+    const { json } = await this.requestJson(`${m.clientUrl}/v3/maintenance/status`, 'POST', '{}');
+    const body = json as { header?: { member_id?: string }; leader?: string; raftTerm?: string };
     return { memberId: body.header?.member_id ?? '', leaderId: body.leader ?? '0', raftTerm: Number(body.raftTerm ?? 0) };
   }
 
   private async healthy(m: EtcdMember): Promise<boolean> {
     try {
-      const res = await fetch(`${m.clientUrl}/health`, { signal: AbortSignal.timeout(1_000) });
-      return ((await res.json()) as { health?: string }).health === 'true';
+      const { json } = await this.requestJson(`${m.clientUrl}/health`, 'GET');
+      return (json as { health?: string }).health === 'true';
     } catch {
       return false;
     }
@@ -319,13 +442,14 @@ export class EtcdCluster {
   }
 }
 
-/** Starts a 3-member cluster under `dir` on basePort..basePort+5 and waits until it is healthy. */
-export async function startEtcdCluster(bin: string, dir: string, basePort: number, timeoutMs = 30_000): Promise<EtcdCluster> {
-  const cluster = new EtcdCluster(bin, dir, basePort);
+/** Starts a 3-member cluster under `dir` on basePort..basePort+5 and waits until it is healthy (then turns auth on, with `security.auth`). */
+export async function startEtcdCluster(bin: string, dir: string, basePort: number, timeoutMs = 30_000, security?: EtcdSecurity): Promise<EtcdCluster> {
+  const cluster = new EtcdCluster(bin, dir, basePort, security);
   cluster.start();
   try {
     await cluster.waitHealthy(timeoutMs);
     await cluster.waitForLeader(timeoutMs);
+    await cluster.enableAuth();
   } catch (e) {
     await cluster.stop();
     throw e;

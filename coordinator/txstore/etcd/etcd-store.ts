@@ -32,6 +32,7 @@
  * callers act on what the store holds (`previous`, or a re-read), never on
  * what they meant to write; the coordinator and participants already do.
  */
+import { keyPatternsRegExp } from '../../../store/kv/key-pattern.js';
 import {
   CompareResult,
   CompareTarget,
@@ -48,6 +49,7 @@ import {
 import { mapEtcdError, requireLeader } from './grpc.js';
 import type { OpenedStore, StoreSpec } from '../open.js';
 import { isCreateRevisionGuard, TxStoreError, type TxCasResult, type TxLeaseId, type RangeOptions, type TxGuard, type TxKeyValue, type TxStore, type TxWatchEvent, type TxWrite, type WatchOptions, type WriteOptions } from '../txstore.js';
+import { checkEtcdTls, etcdSecurityFromEnv, secureEndpoints, type EtcdSecurity } from './security.js';
 import { closeDuplex, EtcdWatchStream, type EtcdWatchDuplex } from './watch.js';
 
 export interface EtcdTxStoreOptions {
@@ -66,6 +68,8 @@ export interface EtcdTxStoreOptions {
   readonly watchMaxFailures?: number;
   /** Watch responses buffered before the stream is paused (gRPC flow control then slows etcd down). */
   readonly watchMaxQueuedResponses?: number;
+  /** TLS (CA, client certificate) and an etcd user (security.ts); none: plain gRPC, no auth. */
+  readonly security?: EtcdSecurity;
 }
 
 const DEFAULTS = {
@@ -91,7 +95,7 @@ const BACKOFF_MAX_MS = 1_000;
  * proposal, a lost connection, overload. A write behind a lost connection may
  * have been applied; retrying it is what the contract allows (see the top).
  */
-const RETRY_CODES: ReadonlySet<string> = new Set(['no_leader', 'proposal_dropped', 'unavailable', 'busy']);
+const RETRY_CODES: ReadonlySet<string> = new Set(['no_leader', 'proposal_dropped', 'unavailable', 'busy', 'invalid_token']);
 
 function revisionOf(text: string): number {
   const n = Number(text);
@@ -156,19 +160,28 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
 export class EtcdTxStore implements TxStore {
   /** One client for the process: it keeps one HTTP/2 connection per member and multiplexes every call on it. */
   readonly client: Etcd3;
-  private readonly opts: Required<Omit<EtcdTxStoreOptions, 'endpoints'>>;
+  private readonly opts: Required<Omit<EtcdTxStoreOptions, 'endpoints' | 'security'>>;
+  private readonly security: EtcdSecurity;
   /** Aborted by close(), which ends every watch this store serves. */
   private readonly closing = new AbortController();
 
   constructor(options: EtcdTxStoreOptions) {
     if (options.endpoints.length === 0) throw new TxStoreError('invalid_store', 400, 'etcd needs at least one endpoint');
-    this.opts = { ...DEFAULTS, ...options };
+    const { security = {}, ...limits } = options;
+    this.security = security;
+    this.opts = { ...DEFAULTS, ...limits };
     for (const [name, v] of Object.entries(this.opts)) {
       if (name !== 'endpoints' && (!Number.isSafeInteger(v) || (v as number) < 1)) throw new TxStoreError('invalid_config', 400, `EtcdTxStore ${name} must be a positive integer, got ${String(v)}`);
     }
     const timeoutMs = this.opts.requestTimeoutMs;
+    const t = security.tls;
+    const pem = (text: string | undefined): Buffer | undefined => (text === undefined ? undefined : Buffer.from(text, 'utf8'));
     this.client = new Etcd3({
-      hosts: [...options.endpoints],
+      hosts: secureEndpoints(options.endpoints, security),
+      // No CA: grpc-js's default roots (rootCertificate is optional to createSsl, whatever the type says).
+      ...(t === undefined ? {} : { credentials: { rootCertificate: pem(t.ca) as Buffer, ...(t.cert === undefined ? {} : { certChain: pem(t.cert) as Buffer, privateKey: pem(t.key) as Buffer }) } }),
+      // etcd3 authenticates before the first call, sends the token on every call, and authenticates again on an invalid token.
+      ...(security.auth === undefined ? {} : { auth: { username: security.auth.username, password: security.auth.password } }),
       grpcOptions: {
         'grpc.max_receive_message_length': MAX_RECEIVE_BYTES,
         // Finds a member that stopped answering (frozen, cut off) on a long-lived watch stream.
@@ -186,6 +199,32 @@ export class EtcdTxStore implements TxStore {
     this.client.close();
   }
 
+  /**
+   * Drops the cached etcd token so the next call authenticates again. etcd3
+   * does this by itself for unary calls; a stream (watch, keepalive) refused
+   * for an expired token needs it here. etcd3 keeps its authenticator private.
+   */
+  private reauthenticate(): void {
+    (this.client as unknown as { pool?: { authenticator?: { invalidateMetadata?: () => void } } }).pool?.authenticator?.invalidateMetadata?.();
+  }
+
+  /**
+   * Authenticates once now (with auth configured): a wrong user or password
+   * is a clear 401 at open, not at the first write. etcd being unreachable
+   * is not an error here (calls retry later).
+   */
+  async checkAuth(): Promise<void> {
+    const auth = this.security.auth;
+    if (auth === undefined) return;
+    try {
+      await this.client.auth.authenticate({ name: auth.username, password: auth.password });
+    } catch (e) {
+      const err = mapEtcdError(e);
+      if (err instanceof TxStoreError && err.status >= 500) return;
+      throw err instanceof TxStoreError ? new TxStoreError(err.code, err.status, `etcd refused user ${JSON.stringify(auth.username)}: ${err.message} (check RAFT2PC_ETCD_USER and RAFT2PC_ETCD_PASSWORD)`, err.details, { cause: e }) : err;
+    }
+  }
+
   /** Runs one etcd call, retried with backoff on RETRY_CODES until `callDeadlineMs`; throws TxStoreError. */
   private async call<T>(f: () => Promise<T>): Promise<T> {
     const deadline = Date.now() + this.opts.callDeadlineMs;
@@ -194,6 +233,7 @@ export class EtcdTxStore implements TxStore {
         return await f();
       } catch (e) {
         const err = mapEtcdError(e);
+        if (err instanceof TxStoreError && err.code === 'invalid_token') this.reauthenticate();
         if (!(err instanceof TxStoreError) || !RETRY_CODES.has(err.code) || this.closing.signal.aborted) throw err;
         const waitMs = backoffMs(attempt);
         if (Date.now() + waitMs > deadline) throw err;
@@ -382,12 +422,14 @@ export class EtcdTxStore implements TxStore {
     const rangeEnd = prefix === '' ? Buffer.from([0]) : prefixEnd(key);
     if (opts.fromRevision !== undefined && !Number.isSafeInteger(opts.fromRevision)) throw new TxStoreError('invalid_argument', 400, 'fromRevision must be an integer');
     let next = opts.fromRevision === undefined ? undefined : Math.max(1, opts.fromRevision);
+    // etcd has no key filter beyond the range: `match` is applied here.
+    const match = opts.match === undefined ? undefined : keyPatternsRegExp(opts.match);
     let failures = 0;
     while (!signal.aborted) {
       let stream: EtcdWatchStream | undefined;
       try {
         // Pin the start before connecting, so a reconnection never skips what happened meanwhile.
-        next ??= (await this.currentRevision()) + 1;
+        next ??= (await this.currentRevision(key)) + 1;
         const duplex = (await this.client.watchClient.watch()) as EtcdWatchDuplex;
         stream = new EtcdWatchStream(duplex, this.opts.watchMaxQueuedResponses);
         stream.create({ key, range_end: rangeEnd, start_revision: next, progress_notify: false, prev_kv: false });
@@ -395,7 +437,7 @@ export class EtcdTxStore implements TxStore {
           const batch = await stream.nextEvents(signal);
           if (batch === null) return;
           for (const e of batch) {
-            if (e.revision < next) continue;
+            if (e.revision < next || (match !== undefined && !match.test(e.key))) continue;
             yield e;
           }
           const last = batch[batch.length - 1];
@@ -404,8 +446,10 @@ export class EtcdTxStore implements TxStore {
       } catch (e) {
         if (signal.aborted) return;
         const err = mapEtcdError(e);
+        // An expired token: authenticate again and reconnect (counted, so a token refused forever ends the watch).
+        if (err instanceof TxStoreError && err.code === 'invalid_token') this.reauthenticate();
         // Connection loss, no leader, a cancelled stream: reconnect. Bad input, compaction: the caller's problem.
-        if (!(err instanceof TxStoreError) || err.status < 500) throw err;
+        else if (!(err instanceof TxStoreError) || err.status < 500) throw err;
         // Failures count in a row: a stream that etcd accepted before it broke starts the count again.
         if (stream?.established === true) failures = 0;
         if (++failures >= this.opts.watchMaxFailures) throw err;
@@ -416,15 +460,24 @@ export class EtcdTxStore implements TxStore {
     }
   }
 
-  /** The cluster's revision now: a linearizable read of one key (any key will do; the header carries it). */
-  private async currentRevision(): Promise<number> {
-    const r = await this.client.kv.range({ key: Buffer.from([0]), keys_only: true });
+  /** The cluster's revision now: a linearizable read of one key (the header carries it); the watched one, which a restricted user may read. */
+  private async currentRevision(key: Buffer): Promise<number> {
+    const r = await this.client.kv.range({ key, keys_only: true, limit: 1 });
     return headerRevision(r.header);
   }
 }
 
-export async function openEtcdTxStore(spec: StoreSpec): Promise<OpenedStore> {
-  const store = new EtcdTxStore({ endpoints: spec.endpoints });
+/** Opens the store with the TLS and auth of RAFT2PC_ETCD_* (security.ts); a wrong CA, certificate or password fails here. */
+export async function openEtcdTxStore(spec: StoreSpec, env: NodeJS.ProcessEnv = process.env): Promise<OpenedStore> {
+  const security = etcdSecurityFromEnv(env);
+  if (security.tls !== undefined) await checkEtcdTls(secureEndpoints(spec.endpoints, security), security.tls);
+  const store = new EtcdTxStore({ endpoints: spec.endpoints, security });
+  try {
+    await store.checkAuth();
+  } catch (e) {
+    store.close();
+    throw e;
+  }
   return {
     store,
     spec,

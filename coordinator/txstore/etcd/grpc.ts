@@ -81,7 +81,8 @@ const MESSAGE_RULES: readonly (readonly [string, string, number])[] = [
   ['unhealthy cluster', 'unavailable', 503],
   ['permission denied', 'permission_denied', 403],
   ['authentication failed', 'unauthenticated', 401],
-  ['invalid auth token', 'unauthenticated', 401],
+  // An expired or revoked token: the adapter authenticates again and retries.
+  ['invalid auth token', 'invalid_token', 401],
   ['received message larger than max', 'response_too_large', 413],
 ];
 

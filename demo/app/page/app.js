@@ -78,8 +78,37 @@ function renderStore(s) {
     })
     .join('');
   $('#coordinators tbody').innerHTML = s.coordinators
-    .map((c) => `<tr data-coordinator="${esc(c.name)}" class="${c.up ? '' : 'down'}"><td>${esc(c.name)}</td><td class="${c.up ? 'good' : 'bad'}">${c.up ? 'up' : 'not answering'}</td><td>${fmt(c.liveTransactions)}</td></tr>`)
+    .map((c) => `<tr data-coordinator="${esc(c.name)}" class="${c.up ? '' : 'down'}"><td>${esc(c.name)}</td><td class="${c.up ? 'good' : 'bad'}">${c.up ? 'up' : 'not answering'}</td><td>${fmt(c.liveTransactions)}</td><td>${esc(sweepRole(c))}</td></tr>`)
     .join('');
+}
+
+// The recovery sweep election (recipes/ Election): what one coordinator says of its part in it.
+function sweepRole(c) {
+  if (!c.up) return '–';
+  if (!c.sweep) return 'sweeps (no election)';
+  if (c.sweep.leading) return 'leads ★ sweeping';
+  return c.sweep.state === 'campaigning' ? 'in line, not sweeping' : 'opening a session';
+}
+
+function renderSweep(s) {
+  const w = s.sweep;
+  const panel = $('#sweep');
+  const l = w.leader;
+  panel.dataset.leader = l ? l.id : '';
+  panel.dataset.token = l ? String(l.token) : '';
+  panel.dataset.confirmed = w.confirmed ? '1' : '0';
+  $('#sweep-leader').textContent = l ? l.id : w.election ? 'no leader yet' : '–';
+  $('#sweep-term').textContent = l ? fmt(l.term) : '–';
+  $('#sweep-token').textContent = l ? fmt(l.token) : '–';
+  $('#sweep-note').textContent = !w.election
+    ? 'the coordinators run without --sweep-election: each sweeps'
+    : !l
+      ? `election "${w.election}": campaigning`
+      : w.confirmed
+        ? `${l.id} alone runs the recovery sweep; the others wait in line. Kill it: its lease expires and the next takes over with a larger token.`
+        : `${l.id} does not confirm: its lease runs out within the TTL, then the next in line leads.`;
+  $('#sweep-coordinators').innerHTML = s.coordinators.map((c) => `<li data-coordinator="${esc(c.name)}">${esc(c.name)}: ${esc(c.up ? sweepRole(c) : 'not answering')}</li>`).join('');
+  $('#sweep-history').textContent = w.history.length > 1 ? `leaders seen: ${w.history.map((h) => `${h.id} #${h.token}`).join(' → ')}` : '';
 }
 
 const ROLE_ORDER = { store: 0, coordinator: 1, bank: 2, app: 3 };
@@ -172,6 +201,7 @@ function render(s) {
   latest = s;
   renderTotals(s);
   renderBanks(s);
+  renderSweep(s);
   renderStore(s);
   renderProcesses(s);
   renderTxs(s);

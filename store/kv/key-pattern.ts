@@ -1,0 +1,27 @@
+/**
+ * Key patterns: literal keys where a segment may be `*`, matching exactly one
+ * path segment (one or more characters, no `/`), and only as a whole segment,
+ * so matching is one linear regular expression (`tx/*\/decision`, never
+ * `tx/a*`). Watches filter their events by them (`match`, store/api/watch.ts).
+ */
+
+/** Why `pattern` is not a key pattern, or undefined when it is one. */
+export function keyPatternProblem(pattern: string, maxBytes: number): string | undefined {
+  if (pattern === '') return 'a key pattern is not empty';
+  if (Buffer.byteLength(pattern) > maxBytes) return `a key pattern is at most ${maxBytes} bytes`;
+  if (pattern.split('/').some((s) => s.includes('*') && s !== '*')) return '`*` must be a whole path segment (like tx/*/decision)';
+  return undefined;
+}
+
+/** The regular expression source of a pattern: literal text, and `[^/]+` for each `*` segment. */
+export function keyPatternSource(pattern: string): string {
+  return pattern
+    .split('/')
+    .map((segment) => (segment === '*' ? '[^/]+' : segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+    .join('/');
+}
+
+/** One anchored expression matching a key that matches any of `patterns`. */
+export function keyPatternsRegExp(patterns: readonly string[]): RegExp {
+  return new RegExp(`^(?:${patterns.map(keyPatternSource).join('|')})$`, 'u');
+}
