@@ -136,6 +136,21 @@ export function authorizeCommand(deps: AuthDeps, req: PlainRequest, cmd: unknown
   if (refused !== undefined) throw denied(caller, refused);
 }
 
+/**
+ * A write as the leader proposes it: checked again now, synchronously with
+ * the stamp (the table cannot move in between), and stamped with the time
+ * and, with auth on, the caller and the table revision it was checked at, so
+ * the apply checks again if the table moved. Every write route uses it
+ * (kv.ts, batch.ts).
+ */
+export function stampWrite<C extends object>(deps: AuthDeps, req: PlainRequest, cmd: C, requestId: unknown): C {
+  authorizeCommand(deps, req, cmd);
+  const caller = callerOf(deps, req);
+  const nowMs = deps.clock.nowMs();
+  const stamp = caller === undefined ? { nowMs } : { nowMs, caller: { user: caller.user, authRevision: deps.node.kvState.auth.revision } };
+  return requestId === undefined ? { ...cmd, ...stamp } : { ...cmd, requestId, ...stamp };
+}
+
 /** A watch: read on the key, or on the whole prefix. */
 export function authorizeWatch(deps: AuthDeps, req: PlainRequest, query: URLSearchParams): void {
   const key = query.get('key');

@@ -17,7 +17,7 @@ import { AppError } from '../../lib/errors.js';
 import type { RouteContext, Router } from '../../lib/http.js';
 import type { KvWriteCommand, RequestId } from '../kv/index.js';
 import { checkCommand } from '../kv/validate.js';
-import { authorizeCommand } from './auth-check.js';
+import { authorizeCommand, stampWrite } from './auth-check.js';
 import { kvFailureToError } from './errors.js';
 import { ok, parseRequestId, unwrap, type RouteDeps } from './common.js';
 import { batchBody, checkBody } from './schemas.js';
@@ -56,8 +56,8 @@ function toCommand(item: BatchItem): KvWriteCommand {
 /** Checks every item (bad input never reaches the log): the commands and their Request-Ids, or a 400 naming the item. */
 function checkItems(deps: RouteDeps, items: readonly BatchItem[]): { cmd: KvWriteCommand; requestId: RequestId | undefined }[] {
   const seen = new Set<string>();
-  return items.map((item, index) => {
-    try {
+  return items.map((item, index) =>
+    forItem(index, () => {
       const cmd = toCommand(item);
       const checked = checkCommand(cmd, deps.node.kvState.config);
       if ('ok' in checked && checked.ok === false) throw kvFailureToError(checked);
@@ -65,11 +65,8 @@ function checkItems(deps: RouteDeps, items: readonly BatchItem[]): { cmd: KvWrit
       if (item.requestId !== undefined && seen.has(item.requestId)) throw new AppError('duplicate_request_id', 400, 'two items carry the same requestId');
       if (item.requestId !== undefined) seen.add(item.requestId);
       return { cmd, requestId };
-    } catch (e) {
-      if (e instanceof AppError) throw new AppError(e.code, e.status, `item ${index}: ${e.message}`, { ...e.details, item: index });
-      throw e;
-    }
-  });
+    }),
+  );
 }
 
 function answer(type: BatchItem['type'], result: Record<string, unknown>): Record<string, unknown> {
@@ -84,13 +81,22 @@ function failure(e: unknown): { error: Record<string, unknown> } {
   return { error: { code: 'internal', status: 500, message: 'internal error' } };
 }
 
-function authorizeItem(deps: RouteDeps, req: RouteContext, cmd: KvWriteCommand, index: number): void {
+/** Runs `f` for item `index`; a refusal names the item (`details.item`). */
+function forItem<T>(index: number, f: () => T): T {
   try {
-    authorizeCommand(deps, req, cmd);
+    return f();
   } catch (e) {
     if (e instanceof AppError) throw new AppError(e.code, e.status, `item ${index}: ${e.message}`, { ...e.details, item: index });
     throw e;
   }
+}
+
+function authorizeItem(deps: RouteDeps, req: RouteContext, cmd: KvWriteCommand, index: number): void {
+  forItem(index, () => authorizeCommand(deps, req, cmd));
+}
+
+function stampItem(deps: RouteDeps, req: RouteContext, cmd: KvWriteCommand, requestId: RequestId | undefined, index: number): KvWriteCommand {
+  return forItem(index, () => stampWrite(deps, req, cmd, requestId));
 }
 
 export function addBatchRoutes(r: Router, deps: RouteDeps): void {
@@ -103,9 +109,9 @@ export function addBatchRoutes(r: Router, deps: RouteDeps): void {
       // With auth on, every item's keys are checked before any is proposed (auth-check.ts): one refused item refuses the batch.
       checked.forEach(({ cmd }, index) => authorizeItem(deps, req, cmd, index));
       const res = await deps.onLeader(req, body, async () => {
-        const nowMs = deps.clock.nowMs();
-        // Proposed in one event-loop turn: one log batch, one fsync.
-        const settled = await Promise.allSettled(checked.map(({ cmd, requestId }) => deps.node.write(requestId ? { ...cmd, requestId, nowMs } : { ...cmd, nowMs })));
+        // Stamped (and checked again) each as a single write is; proposed in one event-loop turn: one log batch, one fsync.
+        const stamped = checked.map(({ cmd, requestId }, index) => stampItem(deps, req, cmd, requestId, index));
+        const settled = await Promise.allSettled(stamped.map((cmd) => deps.node.write(cmd)));
         const results = settled.map((s, i) => {
           if (s.status === 'rejected') return failure(s.reason);
           try {

@@ -3,7 +3,7 @@ import { AppError } from '../../lib/errors.js';
 import type { RouteContext, Router } from '../../lib/http.js';
 import type { KvWriteCommand } from '../kv/index.js';
 import { checkCommand } from '../kv/validate.js';
-import { authorizeCommand, callerOf, checkFresh } from './auth-check.js';
+import { authorizeCommand, checkFresh, stampWrite } from './auth-check.js';
 import { kvFailureToError } from './errors.js';
 import { ok, parseRequestId, unwrap, type RouteDeps } from './common.js';
 import { casBody, checkBody, putBody, txnBody } from './schemas.js';
@@ -20,21 +20,12 @@ async function barrier({ node }: RouteDeps, req: RouteContext): Promise<void> {
 
 /** A KV write: checked here (bad input never reaches the log, nor a write the caller may not make), then stamped and proposed on the leader. */
 async function write(deps: RouteDeps, req: RouteContext, cmd: KvWriteCommand, body: unknown): Promise<Record<string, unknown>> {
-  const { node, clock, onLeader } = deps;
+  const { node, onLeader } = deps;
   const requestId = parseRequestId(req.headers['request-id']);
   const checked = checkCommand(cmd, node.kvState.config);
   if ('ok' in checked && checked.ok === false) throw kvFailureToError(checked);
   await checkFresh(deps, () => authorizeCommand(deps, req, cmd));
-  return onLeader(req, body, async () => {
-    const nowMs = clock.nowMs();
-    // With auth on, the caller and the table revision it was checked at: the apply checks again if the table moved.
-    // Checked again here, synchronously with the stamp: the table cannot move in between.
-    authorizeCommand(deps, req, cmd);
-    const caller = callerOf(deps, req);
-    const stamp = caller === undefined ? { nowMs } : { nowMs, caller: { user: caller.user, authRevision: node.kvState.auth.revision } };
-    const stamped: KvWriteCommand = requestId ? { ...cmd, requestId, ...stamp } : { ...cmd, ...stamp };
-    return unwrap(await node.write(stamped));
-  });
+  return onLeader(req, body, async () => unwrap(await node.write(stampWrite(deps, req, cmd, requestId))));
 }
 
 export function addKvReadRoutes(r: Router, deps: RouteDeps): void {
