@@ -3,6 +3,7 @@
  * defaults, validated at start (a bad value is refused before anything runs).
  */
 import { PROTOCOL_LIMITS } from '../protocol/index.js';
+import { registryProblem } from './registry.js';
 
 export interface CoordinatorConfig {
   /** This coordinator's id: `by` in the "no" votes it fills, and the store client's id prefix. */
@@ -88,6 +89,12 @@ export interface CoordinatorConfig {
    * sweeps, as before.
    */
   readonly sweepElection: SweepElectionConfig | null;
+  /**
+   * Participants registered by name, name to URL (coordinator/service/registry.ts):
+   * with it, begin and enlist accept only these names and call only these URLs.
+   * null: clients give each participant's URL (a trusted network).
+   */
+  readonly participantRegistry: Readonly<Record<string, string>> | null;
 }
 
 export interface SweepElectionConfig {
@@ -134,6 +141,7 @@ export const DEFAULT_COORDINATOR_CONFIG: Omit<CoordinatorConfig, 'id'> = Object.
   listMaxLimit: 1_000,
   listScanMaxKeys: 20_000,
   sweepElection: null,
+  participantRegistry: null,
 });
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
@@ -180,6 +188,8 @@ export function makeCoordinatorConfig(overrides: Partial<CoordinatorConfig> & { 
   if (e !== null && (typeof e !== 'object' || !ELECTION_NAME.test(String(e.name)) || !Number.isSafeInteger(e.ttlMs) || e.ttlMs < 500 || e.ttlMs > 600_000)) {
     problems.push('sweepElection must be null or { name: 1 to 200 of A-Z a-z 0-9 . _ : @ -, ttlMs: an integer in [500, 600000] }');
   }
+  const registry = registryProblem(c.participantRegistry);
+  if (registry !== null) problems.push(registry);
   if (problems.length > 0) throw new Error(`invalid coordinator config: ${problems.join('; ')}`);
   return Object.freeze(c);
 }

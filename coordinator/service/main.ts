@@ -18,6 +18,7 @@ import { onShutdownSignals, SHUTDOWN_FLAGS, stopThenClose } from '../../lib/shut
 import { serviceTls, TLS_FLAGS } from '../../lib/tls.js';
 import { DEFAULT_COORDINATOR_CONFIG, DEFAULT_SWEEP_ELECTION_TTL_MS, makeCoordinatorConfig, type CoordinatorConfig } from '../runtime/index.js';
 import { openTxStore, STORE_FLAG } from '../txstore/index.js';
+import { parseRegistry } from '../runtime/registry.js';
 import { CoordinatorServer } from './server.js';
 import { storeUsageSource } from './store-usage.js';
 
@@ -51,6 +52,7 @@ export const coordinatorCommand = defineCommand({
     store: STORE_FLAG,
     id: { type: 'string', placeholder: 'ID', description: "this coordinator's id, in its logs and the store's client ids (default: c-<random>)" },
     ...LIMIT_FLAGS,
+    participant: { type: 'list', placeholder: 'NAME=URL,...', description: 'register participants by name (repeatable): begin and enlist then accept only these names, and the coordinator calls only these URLs; default: clients give URLs (a trusted network)' },
     'sweep-election': { type: 'string', placeholder: 'NAME', description: 'elect one coordinator among those given the same NAME to run the recovery sweep (a recipes Election on a session lease); default: every coordinator sweeps' },
     'sweep-election-ttl-ms': { type: 'int', default: DEFAULT_SWEEP_ELECTION_TTL_MS, min: 0, description: "the sweep election's session lease TTL, in ms: a dead leader is replaced about this long after it stops" },
     ...TLS_FLAGS,
@@ -74,6 +76,7 @@ export const coordinatorCommand = defineCommand({
         storeQuotaBytes: values['store-quota-bytes'],
         storeUsageCheckMs: values['store-usage-check-ms'],
         sweepElection: values['sweep-election'] === undefined ? null : { name: values['sweep-election'], ttlMs: values['sweep-election-ttl-ms'] },
+        participantRegistry: values.participant === undefined || values.participant.length === 0 ? null : parseRegistry(values.participant),
       });
     } catch (e) {
       throw new UsageError(undefined, e instanceof Error ? e.message : String(e));

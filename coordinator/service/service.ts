@@ -19,7 +19,7 @@ import type { Random } from '../../lib/random.js';
 import { errorText, notReady, READINESS_PROBE_TIMEOUT_MS, ready, withinMs, type Readiness } from '../../lib/readiness.js';
 import type { Timers } from '../../lib/timers.js';
 import type { CoordinatorReply } from '../core/index.js';
-import { decisionOfDone, encodeTxRecord, toParticipant, TX_PREFIX, type DoneRecord, type JsonObject, type ListedState, type Participant, type TxRecord, type VoteValue } from '../protocol/index.js';
+import { decisionOfDone, encodeTxRecord, TX_PREFIX, type DoneRecord, type JsonObject, type ListedState, type Participant, type TxRecord, type VoteValue } from '../protocol/index.js';
 import {
   CappedHintSender,
   Collector,
@@ -39,6 +39,7 @@ import {
 } from '../runtime/index.js';
 import type { TxStore } from '../txstore/index.js';
 import { registerBatchMetrics } from '../txstore/batching.js';
+import { requestedParticipant } from '../runtime/registry.js';
 import { BackPressure, type StoreUsageSource } from './store-usage.js';
 
 /** What a coordinator service is built from: every effect on the world outside this object. */
@@ -257,7 +258,7 @@ export class CoordinatorService {
     }
     const participants: Participant[] = [];
     for (const p of input.participants ?? []) {
-      const q = toParticipant(p);
+      const q = requestedParticipant(p, c.participantRegistry);
       if (participants.some((x) => x.name === q.name)) throw new AppError('duplicate_participant', 400, `participant ${q.name} is listed twice`);
       participants.push(q);
     }
@@ -300,7 +301,7 @@ export class CoordinatorService {
   }
 
   async enlist(id: string, participant: unknown): Promise<{ id: string; participant: Participant }> {
-    const p = toParticipant(participant);
+    const p = requestedParticipant(participant, this.config.participantRegistry);
     const reply = await this.call(() => this.runtime.enlist(id, p));
     if (reply.kind === 'enlisted') return { id: reply.id, participant: reply.participant };
     if (reply.kind === 'error' && reply.code === 'tx_not_found' && (await readDone(this.store, id)) !== null) {
