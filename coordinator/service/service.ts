@@ -37,8 +37,7 @@ import {
   type TxSummary,
   type TxView,
 } from '../runtime/index.js';
-import type { TxStore } from '../txstore/index.js';
-import { registerBatchMetrics } from '../txstore/batching.js';
+import { registerBatchMetrics, type TxStore } from '../txstore/index.js';
 import { requestedParticipant } from '../runtime/registry.js';
 import { BackPressure, type StoreUsageSource } from './store-usage.js';
 
