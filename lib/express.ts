@@ -1,28 +1,16 @@
 /**
- * Express glue shared by the coordinator's and the participants' REST
- * routes: JSON bodies with a byte cap, ajv validation, and one place that
- * turns any error into `{"error": {"code", "message", ...}}`. Bad input is
- * always a 4xx with a clear code; a 500 means a bug.
+ * Express glue for the express services (the demo's banks and web app, a
+ * host that mounts `participantRouter`): JSON bodies with a byte cap, ajv
+ * validation, and one place that turns any error into
+ * `{"error": {"code", "message", ...}}`. Bad input is always a 4xx with a
+ * clear code; a 500 means a bug. The coordinator and the participant routes
+ * themselves run on lib/http.ts (docs/DECISIONS.md).
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import express, { type ErrorRequestHandler, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
-import { AppError, isAppError } from './errors.js';
+import { isAppError } from './errors.js';
 
-export const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
-
-function describe(errors: readonly ErrorObject[] | null | undefined): string {
-  const e = errors?.[0];
-  if (e === undefined) return 'invalid request';
-  const where = e.instancePath === '' ? 'body' : e.instancePath.slice(1).replace(/\//g, '.');
-  if (e.keyword === 'additionalProperties') return `${where}: unknown field ${String((e.params as { additionalProperty?: string }).additionalProperty)}`;
-  return `${where} ${e.message ?? 'is invalid'}`;
-}
-
-/** Validates with a compiled schema; throws 400 `invalid_request` naming the first problem. */
-export function check<T>(validate: ValidateFunction, value: unknown): T {
-  if (!validate(value)) throw new AppError('invalid_request', 400, describe(validate.errors));
-  return value as T;
-}
+// The validators live with the OpenAPI builder (no express needed to check a body); here for the express routes.
+export { ajv, check } from './openapi.js';
 
 /** JSON bodies of any content type (clients forget the header), capped at `maxBytes`; an empty body reads as {}. */
 export function jsonBody(maxBytes: number): RequestHandler {

@@ -12,6 +12,7 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { AppError, isAppError } from './errors.js';
+import { jsonDepthExceeds, MAX_JSON_DEPTH } from './http-guard.js';
 
 /** A request with no socket behind it. */
 export interface PlainRequest {
@@ -213,14 +214,34 @@ export function requestUrl(req: IncomingMessage): URL {
   return parseTarget(req.url ?? '/');
 }
 
-/** The one mapping of errors to replies: AppError to its status and `{"error":{code,message,...details}}`, anything else to 500. */
-export function errorReply(e: unknown): JsonReply {
+/**
+ * A target WHATWG URL parsing leaves as it is: one leading slash, no dot,
+ * percent sign, backslash or other character it would encode or resolve in
+ * the path, and none it would encode in the query. Most requests are such;
+ * they skip the two URL parses of `parseTarget` (a few microseconds each).
+ */
+const PLAIN_TARGET = /^\/(?!\/)[A-Za-z0-9_~!$&()*+,;=:@/-]*(?:\?[A-Za-z0-9_~!$&()*+,;=:@/?.%-]*)?$/;
+
+/** The path and query of a node:http request, as `requestUrl` gives them. */
+export function requestTarget(req: IncomingMessage): { readonly pathname: string; readonly searchParams: URLSearchParams } {
+  const target = req.url ?? '/';
+  if (!PLAIN_TARGET.test(target)) return requestUrl(req);
+  const q = target.indexOf('?');
+  return q < 0 ? { pathname: target, searchParams: new URLSearchParams() } : { pathname: target.slice(0, q), searchParams: new URLSearchParams(target.slice(q + 1)) };
+}
+
+/**
+ * The one mapping of errors to replies: AppError to its status and `{"error":{code,message,...details}}`, anything else to 500.
+ * A 500's cause goes to `onInternalError` (a service's logger), by default to the console.
+ */
+export function errorReply(e: unknown, onInternalError?: (e: unknown) => void): JsonReply {
   if (isAppError(e)) {
     const retryAfter = e.details['retryAfterSeconds'];
     return typeof retryAfter === 'number' ? { status: e.status, body: e.toBody(), headers: { 'retry-after': String(retryAfter) } } : { status: e.status, body: e.toBody() };
   }
   // A bug, not bad input: report it plainly and keep serving.
-  console.error('internal error:', e);
+  if (onInternalError === undefined) console.error('internal error:', e);
+  else onInternalError(e);
   return { status: 500, body: { error: { code: 'internal', message: 'internal error' } } };
 }
 
@@ -267,24 +288,99 @@ export async function serveWire(routes: Routes, maxBodyBytes: number, r: WireReq
   return encodeReply(reply);
 }
 
+/** What a node:http listener over routes may add to `Router.handle` (none of it is used by the store). */
+export interface NodeListenerOptions {
+  /** Where a 500's cause goes (a service's logger); default the console. */
+  readonly onInternalError?: (e: unknown) => void;
+  /** A request no route takes (404 not_found, 405 method_not_allowed) goes here instead of its JSON error: a host's own routes. */
+  readonly unrouted?: (req: IncomingMessage, res: ServerResponse) => void;
+  /** Runs on a routed request before its body is read; false when it answered the request itself (a refusal). */
+  readonly admit?: (req: IncomingMessage, res: ServerResponse) => boolean;
+}
+
 /** A node:http request listener over `routes`; request bodies past `maxBodyBytes` get 413. */
-export function nodeListener(routes: Routes, maxBodyBytes: number): (req: IncomingMessage, res: ServerResponse) => void {
-  return (req, res) => void serveNodeHttp(routes, maxBodyBytes, req, res);
+export function nodeListener(routes: Routes, maxBodyBytes: number, opts: NodeListenerOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => void serveNodeHttp(routes, maxBodyBytes, req, res, opts);
+}
+
+function isUnrouted(e: unknown): boolean {
+  return isAppError(e) && (e.code === 'not_found' || e.code === 'method_not_allowed');
 }
 
 /** The node:http adapter: match the route, read and cap the body if the route takes one, run it, write the reply. */
-async function serveNodeHttp(routes: Routes, maxBodyBytes: number, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function serveNodeHttp(routes: Routes, maxBodyBytes: number, req: IncomingMessage, res: ServerResponse, opts: NodeListenerOptions = {}): Promise<void> {
+  let routed = false;
   try {
     const method = req.method ?? 'GET';
-    const url = requestUrl(req);
+    const url = requestTarget(req);
     const m = routes.match(method, url.pathname);
+    routed = true;
+    if (opts.admit !== undefined && !opts.admit(req, res)) return;
     const body = m.takesBody ? await readJson(req, maxBodyBytes) : undefined;
     const reply = await m.run({ method, path: url.pathname, query: url.searchParams, headers: plainHeaders(req.headers), body });
-    if ('stream' in reply) startStream(req, res, reply);
-    else writeReply(res, encodeReply(reply));
+    sendReply(req, res, reply);
   } catch (e) {
-    writeReply(res, encodeReply(errorReply(e)));
+    if (!routed && opts.unrouted !== undefined && isUnrouted(e)) opts.unrouted(req, res);
+    else writeReply(res, encodeReply(errorReply(e, opts.onInternalError)));
   }
+}
+
+/** Writes a reply on node:http: a JSON or text body, or opens the stream. */
+export function sendReply(req: IncomingMessage, res: ServerResponse, reply: Reply): void {
+  if ('stream' in reply) startStream(req, res, reply);
+  else writeReply(res, encodeReply(reply));
+}
+
+/**
+ * `routes` answering as an express app did (the coordinator's and the
+ * participants' contract, docs/API.md): a known path with a method it does
+ * not take is `404 not_found`, not 405; HEAD runs the GET route (node:http
+ * leaves the body out).
+ */
+export function expressStyleRoutes(routes: Routes): Routes {
+  return {
+    match(method, path) {
+      try {
+        return routes.match(method === 'HEAD' ? 'GET' : method, path);
+      } catch (e) {
+        if (isAppError(e) && e.code === 'method_not_allowed') throw new AppError('not_found', 404, `no route for ${method} ${path}`);
+        throw e;
+      }
+    },
+  };
+}
+
+/**
+ * The JSON body of a coordinator or participant route: an empty body reads
+ * as {}, and one nesting past MAX_JSON_DEPTH is `400 json_too_deep` (a log
+ * line or a store value would otherwise fail to serialize it).
+ */
+export function boundedJsonBody(req: Pick<PlainRequest, 'body'>): unknown {
+  // Only a missing body: a JSON `null` stays null (and no schema takes it).
+  const body = req.body === undefined ? {} : req.body;
+  if (jsonDepthExceeds(body, MAX_JSON_DEPTH)) throw new AppError('json_too_deep', 400, `the JSON body nests deeper than ${MAX_JSON_DEPTH} levels`, { limit: MAX_JSON_DEPTH });
+  return body;
+}
+
+/** A query string as express's "simple" parser gave it: a repeated name becomes an array (which a string schema refuses). */
+export function queryObject(query: URLSearchParams): Record<string, string | string[]> {
+  // No prototype: a name like `__proto__` is a plain key (querystring.parse does the same).
+  const out = Object.create(null) as Record<string, string | string[]>;
+  for (const [k, v] of query) {
+    const prev = out[k];
+    out[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+  }
+  return out;
+}
+
+/** A node:http listener that also lists its routes: what supertest drives and the OpenAPI coverage tests read. */
+export interface HttpApp {
+  (req: IncomingMessage, res: ServerResponse): void;
+  routeTable(): { readonly method: string; readonly pattern: string }[];
+}
+
+export function httpApp(listener: (req: IncomingMessage, res: ServerResponse) => void, router: Pick<Router, 'routeTable'>): HttpApp {
+  return Object.assign(listener, { routeTable: () => router.routeTable() });
 }
 
 function writeReply(res: ServerResponse, w: WireResponse): void {
@@ -318,36 +414,64 @@ export async function readJson(req: IncomingMessage, maxBytes: number): Promise<
     req.resume();
     throw bodyTooLarge(maxBytes);
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let tooLarge = false;
-  // Past the cap, leave the loop without destroying the request and only then
-  // resume it, so the rest of the body is drained: destroying it (the default
-  // on leaving a for-await) or resuming it while the iterator still listens
-  // leaves the socket unread, and the next request on that keep-alive
-  // connection hangs forever.
+  const chunks = await readChunks(req, maxBytes);
+  if (chunks === 'too_large') throw bodyTooLarge(maxBytes);
+  if (chunks.length === 0) return undefined;
+  const text = chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8');
+  if (text === '') return undefined;
   try {
-    for await (const chunk of req.iterator({ destroyOnReturn: false })) {
-      const buf = chunk as Buffer;
-      size += buf.length;
-      if (size > maxBytes) {
-        tooLarge = true;
-        break;
-      }
-      chunks.push(buf);
-    }
-  } catch (e) {
-    // The client hung up mid-body: bad input, not an internal error.
-    throw new AppError('request_aborted', 400, 'the connection closed before the whole request body arrived', {}, { cause: e });
-  }
-  if (tooLarge) {
-    req.resume();
-    throw bodyTooLarge(maxBytes);
-  }
-  if (size === 0) return undefined;
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+    return JSON.parse(text) as unknown;
   } catch {
     throw new AppError('invalid_json', 400, 'request body is not valid JSON');
   }
+}
+
+/**
+ * The body's chunks, or 'too_large' past the cap. With 'data' and 'end'
+ * events rather than an async iterator: measured on the coordinator's and
+ * participants' routes, the iterator's promises per chunk cost more CPU per
+ * request than everything else this file does (docs/BENCHMARKS.md).
+ * Past the cap, stop collecting but keep the request flowing: the rest of
+ * the body is drained, so the next request on that keep-alive connection
+ * is read (destroying or pausing it would leave the socket unread and that
+ * next request hanging).
+ */
+function readChunks(req: IncomingMessage, maxBytes: number): Promise<Buffer[] | 'too_large'> {
+  const chunks: Buffer[] = [];
+  if (req.readableEnded) return Promise.resolve(chunks);
+  return new Promise((resolve, reject) => {
+    let size = 0;
+    const cleanup = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onAbort);
+      req.off('close', onClose);
+    };
+    const onData = (buf: Buffer): void => {
+      size += buf.length;
+      if (size <= maxBytes) {
+        chunks.push(buf);
+        return;
+      }
+      cleanup();
+      req.resume();
+      resolve('too_large');
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(chunks);
+    };
+    // The client hung up mid-body: bad input, not an internal error.
+    const onAbort = (e?: unknown): void => {
+      cleanup();
+      reject(new AppError('request_aborted', 400, 'the connection closed before the whole request body arrived', {}, e === undefined ? {} : { cause: e }));
+    };
+    const onClose = (): void => {
+      if (!req.readableEnded) onAbort();
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onAbort);
+    req.on('close', onClose);
+  });
 }

@@ -11,8 +11,26 @@
  * status, and the document gives each status a schema whose `code` is one
  * of them, so an undocumented code fails validation.
  */
-import type { AnySchema, ValidateFunction } from 'ajv';
+import { Ajv, type AnySchema, type ErrorObject, type ValidateFunction } from 'ajv';
+import { AppError } from './errors.js';
 import { GUARD_ERRORS, STATE_CHANGING_GUARD_ERRORS } from './http-guard.js';
+
+/** The one ajv the request schemas are compiled with (the coordinator's, the participants', the demo's). */
+export const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
+
+function describe(errors: readonly ErrorObject[] | null | undefined): string {
+  const e = errors?.[0];
+  if (e === undefined) return 'invalid request';
+  const where = e.instancePath === '' ? 'body' : e.instancePath.slice(1).replace(/\//g, '.');
+  if (e.keyword === 'additionalProperties') return `${where}: unknown field ${String((e.params as { additionalProperty?: string }).additionalProperty)}`;
+  return `${where} ${e.message ?? 'is invalid'}`;
+}
+
+/** Validates with a compiled schema; throws 400 `invalid_request` naming the first problem. */
+export function check<T>(validate: ValidateFunction, value: unknown): T {
+  if (!validate(value)) throw new AppError('invalid_request', 400, describe(validate.errors));
+  return value as T;
+}
 
 /** A JSON Schema (2020-12, the dialect of OpenAPI 3.1), as a plain object. */
 export type JsonSchema = Readonly<Record<string, unknown>>;

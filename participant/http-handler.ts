@@ -5,36 +5,37 @@
  *   const handle = participantHandler(node);
  *   http.createServer((req, res) => handle(req, res, () => myRoutes(req, res)));
  *
- * The routes are the express ones (routes.ts), written once; express stays
- * inside. A request they do not serve goes to `next` when given (the
- * service's own routes), else it is answered 404 with the JSON error body.
- * The routes refuse non-JSON state-changing requests (415) themselves; serve
- * the handler with `listenGuarded` (lib/http-guard.ts) for the size limits,
- * the bound on requests in flight, the timeouts and HTTPS.
+ * The routes are routes.ts's, written once on lib/http.ts's Router; no
+ * express runs here (the benchmark's participants serve this way). A request
+ * they do not serve goes to `next` when given (the service's own routes),
+ * else it is answered 404 with the JSON error body. The routes refuse
+ * non-JSON state-changing requests (415) themselves; serve the handler with
+ * `listenGuarded` (lib/http-guard.ts) for the size limits, the bound on
+ * requests in flight, the timeouts and HTTPS.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type express from 'express';
-import { notFound } from '../lib/express.js';
-import { participantApp } from './routes.js';
+import { jsonOnly } from '../lib/http-guard.js';
+import { expressStyleRoutes, nodeListener } from '../lib/http.js';
+import { participantRoutes } from './routes.js';
 import type { ParticipantNode } from './participant.js';
 
 export type ParticipantHttpHandler = (req: IncomingMessage, res: ServerResponse, next?: () => void) => void;
 
-/** An express app is callable with a third argument (its final handler), though its type omits it. */
-type AppWithNext = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
+/** jsonOnly as a yes/no: it answers a refused request itself and calls `next` at once otherwise. */
+function admitJson(req: IncomingMessage, res: ServerResponse): boolean {
+  let admitted = false;
+  jsonOnly(req, res, () => {
+    admitted = true;
+  });
+  return admitted;
+}
 
 export function participantHandler(node: ParticipantNode): ParticipantHttpHandler {
-  const app = participantApp(node, { fallThrough: true });
-  const handle = app as unknown as AppWithNext;
+  const routes = expressStyleRoutes(participantRoutes(node, { openApi: true }));
+  const onInternalError = (e: unknown): void => node.logger('error', 'internal error', { error: e });
+  const standalone = nodeListener(routes, node.config.maxBodyBytes, { onInternalError, admit: admitJson });
   return (req, res, next) => {
-    // Express swaps the prototypes of req and res for its own; a request it passes on gets the originals back.
-    const reqProto: unknown = Object.getPrototypeOf(req);
-    const resProto: unknown = Object.getPrototypeOf(res);
-    handle(req, res, () => {
-      if (next === undefined) return notFound(req as express.Request, res as express.Response, () => undefined);
-      Object.setPrototypeOf(req, reqProto as object);
-      Object.setPrototypeOf(res, resProto as object);
-      next();
-    });
+    if (next === undefined) standalone(req, res);
+    else nodeListener(routes, node.config.maxBodyBytes, { onInternalError, admit: admitJson, unrouted: () => next() })(req, res);
   };
 }

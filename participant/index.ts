@@ -11,7 +11,7 @@ export * from './participant.js';
 export * from './config.js';
 export * from './log.js';
 export * from './machine.js';
-export { participantApp, participantRouter } from './routes.js';
+export { participantApp, participantRouter, participantRoutes, type ParticipantRoutesOptions } from './routes.js';
 // Serving them: an HTTP or HTTPS server behind the hostile-input guard (415, 429, limits, timeouts), and the TLS flags and settings.
 export { listenGuarded, type GuardedServerOptions, type HttpGuardLimits } from '../lib/http-guard.js';
 export { serviceTls, setProcessClientTls, TLS_FLAGS, tlsSettingsFrom, type ClientTls, type TlsSettings } from '../lib/tls.js';

@@ -5,8 +5,7 @@
  * `GET /openapi.json`; a host service that mounts `participantRouter` can
  * serve it, or merge its paths into its own document.
  */
-import { ajv } from '../lib/express.js';
-import { buildOpenApi, metricsRoute, OPENAPI_ROUTE, queryParams, readyzRoute, schemaOf, strictObject, type ErrorCodes, type OpenApiDocument, type RouteDoc } from '../lib/openapi.js';
+import { ajv, buildOpenApi, metricsRoute, OPENAPI_ROUTE, queryParams, readyzRoute, schemaOf, strictObject, type ErrorCodes, type OpenApiDocument, type RouteDoc } from '../lib/openapi.js';
 import type { ParticipantConfig } from './config.js';
 
 // ---------------------------------------------------------------------------

@@ -12,76 +12,96 @@
  * Until start-up recovery has finished every other call answers 503 not_ready.
  * Each route only checks its body and calls the node's public method of
  * the same meaning (the simulation calls those methods directly).
+ *
+ * The routes are written once, on lib/http.ts's Router (`participantRoutes`):
+ * `participantHandler` (http-handler.ts) serves them on node:http without
+ * express, as the benchmark's participants do (express cost 2 to 4 times
+ * the CPU per request, docs/BENCHMARKS.md); `participantRouter` is a thin
+ * express adapter over the same routes for a host's own express service.
  */
-import express, { type RequestHandler } from 'express';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { AppError } from '../lib/errors.js';
-import { check, errorMiddleware, jsonBody, notFound, route } from '../lib/express.js';
-import { boundedJsonDepth, jsonOnly } from '../lib/http-guard.js';
+import { errorMiddleware, notFound } from '../lib/express.js';
+import { jsonOnly } from '../lib/http-guard.js';
+import { boundedJsonBody, plainHeaders, queryObject, readJson, requestTarget, Router, sendReply, type JsonReply, type RouteOptions, type Routes } from '../lib/http.js';
+import { check } from '../lib/openapi.js';
 import { errorText, notReady, readinessStatus, ready, type Readiness } from '../lib/readiness.js';
 import type { Decision, JsonValue } from '../coordinator/protocol/index.js';
 import type { ParticipantPhase } from './machine.js';
 import { decisionBody, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, listQuery, participantOpenApi, prepareBody, workBody } from './openapi.js';
 import type { ParticipantNode } from './participant.js';
 
-/** The routes as an express router; `maxBodyBytes` (default: the node's config) caps every body, work included. */
+export interface ParticipantRoutesOptions {
+  /** Caps every body, work included; default the node's config. */
+  readonly maxBodyBytes?: number;
+  /** Also serve the OpenAPI document at GET /openapi.json (participantApp, participantHandler). */
+  readonly openApi?: boolean;
+}
+
+const ok = (body: unknown): JsonReply => ({ status: 200, body });
+
+/** The participant's routes on a Router, written once for node:http (participantHandler) and express (participantRouter). */
+export function participantRoutes(node: ParticipantNode, opts: ParticipantRoutesOptions = {}): Router {
+  const r = new Router({ maxBodyBytes: opts.maxBodyBytes ?? node.config.maxBodyBytes });
+  // Checked before the body is read: until recovery has finished, 503 not_ready.
+  const gated: RouteOptions = { guard: () => node.assertServing() };
+  const gatedBody: RouteOptions = { ...gated, body: true };
+  // Ungated: a scrape or a probe during recovery is answered.
+  r.on('GET', '/v1/participant/metrics', async () => ({ status: 200, text: await node.metrics.render(), headers: { 'content-type': node.metrics.contentType } }));
+  r.on('GET', '/readyz', () => {
+    const readiness = participantReadiness(node);
+    return { status: readinessStatus(readiness), body: readiness };
+  });
+  r.on('POST', '/2pc/work', async (ctx) => {
+    const body = check<{ txId: string; work: JsonValue }>(workBody, boundedJsonBody(ctx));
+    return ok(await node.receiveWork(body.txId, body.work));
+  }, gatedBody);
+  r.on('POST', '/2pc/prepare', async (ctx) => {
+    const body = check<{ txId: string; deadline?: number }>(prepareBody, boundedJsonBody(ctx));
+    return ok(await node.prepare(body.txId, body.deadline));
+  }, gatedBody);
+  r.on('POST', '/2pc/decision', async (ctx) => {
+    const body = check<{ txId: string; decision: Decision }>(decisionBody, boundedJsonBody(ctx));
+    return ok(await node.decisionHint(body.txId, body.decision));
+  }, gatedBody);
+  r.on('GET', '/v1/participant/transactions', (ctx) => {
+    const q = check<{ phase?: ParticipantPhase; limit?: string }>(listQuery, { ...queryObject(ctx.query) });
+    const limit = Math.min(LIST_MAX_LIMIT, Math.max(1, q.limit === undefined ? LIST_DEFAULT_LIMIT : Number(q.limit)));
+    return ok({ participant: node.name, transactions: node.transactions({ limit, ...(q.phase === undefined ? {} : { phase: q.phase }) }) });
+  }, gated);
+  if (opts.openApi === true) {
+    const doc = participantOpenApi(node.config);
+    r.on('GET', '/openapi.json', () => ok(doc));
+  }
+  return r;
+}
+
+/** The routes as an express router (a thin adapter over `participantRoutes`); errors go to the host's error middleware. */
 export function participantRouter(node: ParticipantNode, opts: { readonly maxBodyBytes?: number } = {}): express.Router {
+  const maxBodyBytes = opts.maxBodyBytes ?? node.config.maxBodyBytes;
+  const routes = participantRoutes(node, { maxBodyBytes });
+  const handler = expressAdapter(routes, maxBodyBytes);
   const r = express.Router();
-  const ready: RequestHandler = (_req, _res, next) => {
+  // One express route per route, so a host (and its tests) sees each in its router.
+  for (const { method, pattern } of routes.routeTable()) r[method.toLowerCase() as 'get' | 'post'](pattern, handler);
+  return r;
+}
+
+/** Runs the lib/http route express matched: the 415 rule, then the body (or the one a host's parser already read), then the reply. */
+function expressAdapter(routes: Routes, maxBodyBytes: number): RequestHandler {
+  const serve = async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     try {
-      node.assertServing();
-      next();
+      const url = requestTarget(req);
+      const m = routes.match(req.method, url.pathname);
+      const parsed: unknown = req.body;
+      const body = !m.takesBody ? undefined : parsed !== undefined ? parsed : await readJson(req, maxBodyBytes);
+      sendReply(req, res, await m.run({ method: req.method, path: url.pathname, query: url.searchParams, headers: plainHeaders(req.headers), body }));
     } catch (e) {
       next(e);
     }
   };
-  // Before the readiness gate: a scrape or a probe during recovery is answered.
-  r.get(
-    '/v1/participant/metrics',
-    route(async (_req, res) => {
-      res.type(node.metrics.contentType).send(await node.metrics.render());
-    }),
-  );
-  r.get('/readyz', (_req, res) => {
-    const readiness = participantReadiness(node);
-    res.status(readinessStatus(readiness)).json(readiness);
-  });
   // The media-type rule (415) here too, for a host that serves these routes on a server of its own.
-  r.use(['/2pc', '/v1/participant'], jsonOnly, ready, jsonBody(opts.maxBodyBytes ?? node.config.maxBodyBytes), boundedJsonDepth);
-
-  r.post(
-    '/2pc/work',
-    route(async (req, res) => {
-      const body = check<{ txId: string; work: JsonValue }>(workBody, req.body);
-      res.json(await node.receiveWork(body.txId, body.work));
-    }),
-  );
-
-  r.post(
-    '/2pc/prepare',
-    route(async (req, res) => {
-      const body = check<{ txId: string; deadline?: number }>(prepareBody, req.body);
-      res.json(await node.prepare(body.txId, body.deadline));
-    }),
-  );
-
-  r.post(
-    '/2pc/decision',
-    route(async (req, res) => {
-      const body = check<{ txId: string; decision: Decision }>(decisionBody, req.body);
-      res.json(await node.decisionHint(body.txId, body.decision));
-    }),
-  );
-
-  r.get(
-    '/v1/participant/transactions',
-    route((req, res) => {
-      const q = check<{ phase?: ParticipantPhase; limit?: string }>(listQuery, { ...(req.query as Record<string, unknown>) });
-      const limit = Math.min(LIST_MAX_LIMIT, Math.max(1, q.limit === undefined ? LIST_DEFAULT_LIMIT : Number(q.limit)));
-      res.json({ participant: node.name, transactions: node.transactions({ limit, ...(q.phase === undefined ? {} : { phase: q.phase }) }) });
-    }),
-  );
-
-  return r;
+  return (req, res, next) => jsonOnly(req, res, () => void serve(req, res, next));
 }
 
 /** Ready once the node serves (its log is open, recovery finished, not stopped or failed); else the 503's reason. */
@@ -95,16 +115,15 @@ export function participantReadiness(node: Pick<ParticipantNode, 'name' | 'asser
   }
 }
 
-/** A ready-made app with only the participant routes, its OpenAPI document (/openapi.json) and the JSON error mapping. */
-export function participantApp(node: ParticipantNode, opts: { readonly fallThrough?: boolean } = {}): express.Express {
+/** A ready-made express app with only the participant routes, its OpenAPI document (/openapi.json) and the JSON error mapping. */
+export function participantApp(node: ParticipantNode): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
   app.use(participantRouter(node));
   const openApi = participantOpenApi(node.config);
   app.get('/openapi.json', (_req, res) => void res.json(openApi));
-  // Standalone, an unknown route is a JSON 404; inside a host (http-handler.ts) it goes on to the host's routes.
-  if (opts.fallThrough !== true) app.use(notFound);
+  app.use(notFound);
   app.use(errorMiddleware((e) => node.logger('error', 'internal error', { error: e })));
   return app;
 }

@@ -1,6 +1,6 @@
 /**
  * A participant as the 2PC benchmark runs it: the product's ParticipantNode
- * and routes in their own process, with its real fsync'd log, on the store
+ * and routes (participantHandler, on node:http) in their own process, with its real fsync'd log, on the store
  * named by `--store`, doing trivial work (prepare votes "yes", commit and
  * abort do nothing) so that the benchmark measures the protocol, not an
  * application. Every store call is counted. Started by twopc-bench.ts over
@@ -12,10 +12,10 @@
  *
  *   --name N --port P --store SPEC --log PATH
  */
-import express from 'express';
+import type { ServerResponse } from 'node:http';
 import { intFlag, parseFlags, stringFlag } from '../../lib/args.js';
-import { ParticipantNode, participantRouter, type ParticipantService } from '../../participant/index.js';
-import { errorMiddleware } from '../../lib/express.js';
+import { listenGuarded, PLAIN_HTTP } from '../../lib/http-guard.js';
+import { ParticipantNode, participantHandler, type ParticipantService } from '../../participant/index.js';
 import { stderrLogger } from '../../lib/logger.js';
 import { openTxStore, parseStoreSpec } from '../../coordinator/txstore/index.js';
 import { CountingTxStore } from './counting-store.js';
@@ -42,19 +42,18 @@ function exitOnFatal(e: unknown): never {
 }
 const node = await ParticipantNode.open({ name, store, logPath, service, logger: log, onFatal: exitOnFatal }).catch(exitOnFatal);
 
-const app = express();
-app.disable('x-powered-by');
-app.use(participantRouter(node));
-app.get('/healthz', (_req, res) => {
-  res.status(node.ready ? 200 : 503).json({ ok: node.ready });
-});
-app.use(errorMiddleware((e) => log('error', 'internal error', { error: e })));
-const server = app.listen(intFlag(values, 'port', 7100), '127.0.0.1');
-await new Promise<void>((resolve, reject) => {
-  server.once('listening', resolve);
-  server.once('error', reject);
-});
-server.keepAliveTimeout = 65_000;
+// The product's plain node:http handler (no express), behind the HTTP guard as a service serves it.
+const handle = participantHandler(node);
+const healthz = (res: ServerResponse): void => {
+  const text = JSON.stringify({ ok: node.ready });
+  res.writeHead(node.ready ? 200 : 503, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+};
+const server = await listenGuarded(
+  (req, res) => handle(req, res, () => (req.url === '/healthz' ? healthz(res) : res.writeHead(404).end())),
+  '127.0.0.1',
+  intFlag(values, 'port', 7100),
+  { tls: PLAIN_HTTP, log, limits: { keepAliveTimeoutMs: 65_000, headersTimeoutMs: 66_000, requestTimeoutMs: 120_000 } },
+);
 await node.start().catch(exitOnFatal);
 const address = server.address();
 const port = typeof address === 'object' && address !== null ? address.port : 0;

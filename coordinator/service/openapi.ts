@@ -5,8 +5,7 @@
  * test/openapi/coordinator.test.ts checks the document against the routes
  * and against real answers.
  */
-import { ajv } from '../../lib/express.js';
-import { buildOpenApi, metricsRoute, OPENAPI_ROUTE, queryParams, readyzRoute, schemaOf, strictObject, type ErrorCodes, type OpenApiDocument, type ParamDoc, type RouteDoc } from '../../lib/openapi.js';
+import { ajv, buildOpenApi, metricsRoute, OPENAPI_ROUTE, queryParams, readyzRoute, schemaOf, strictObject, type ErrorCodes, type OpenApiDocument, type ParamDoc, type RouteDoc } from '../../lib/openapi.js';
 import { PROTOCOL_LIMITS } from '../protocol/index.js';
 import type { CoordinatorConfig } from '../runtime/index.js';
 
@@ -25,8 +24,9 @@ export const beginBody = ajv.compile({
 
 export const enlistBody = ajv.compile({
   type: 'object',
+  // `url` may be left out when the coordinator registers participants by name (--participant); without a registry it is required (400 invalid_participant).
   properties: { name: { type: 'string' }, url: { type: 'string' } },
-  required: ['name', 'url'],
+  required: ['name'],
   additionalProperties: false,
 });
 
@@ -105,12 +105,12 @@ function transactionRoutes(c: CoordinatorConfig): RouteDoc[] {
       method: 'post',
       path: '/v1/transactions',
       summary: 'Begin a transaction',
-      description: `Every field is optional. \`timeoutMs\` from ${c.minTimeoutMs} to ${c.maxTimeoutMs} (default ${c.defaultTimeoutMs}); \`participants\` as \`{name, url}\` (at most ${c.maxParticipants}); \`metadata\` any JSON object of at most 16 KiB serialized. A repeated Idempotency-Key answers the same transaction, on any coordinator. \`429 store_nearly_full\` (with Retry-After) while the store holds more than ${c.storeHighWaterPercent}% of its quota or its NOSPACE alarm is raised: back-pressure on new transactions only (begun ones go on).`,
+      description: `Every field is optional. \`timeoutMs\` from ${c.minTimeoutMs} to ${c.maxTimeoutMs} (default ${c.defaultTimeoutMs}); \`participants\` as \`{name, url}\` (at most ${c.maxParticipants}; with participants registered by name, \`{name}\` alone, and a \`url\` must be the registered one); \`metadata\` any JSON object of at most 16 KiB serialized. A repeated Idempotency-Key answers the same transaction, on any coordinator. \`429 store_nearly_full\` (with Retry-After) while the store holds more than ${c.storeHighWaterPercent}% of its quota or its NOSPACE alarm is raised: back-pressure on new transactions only (begun ones go on).`,
       params: [{ name: 'Idempotency-Key', in: 'header', description: '1 to 255 visible ASCII characters; the id is derived from it.', schema: { type: 'string', pattern: '^[\\x21-\\x7e]{1,255}$' } }],
       body: schemaOf(beginBody),
       bodyOptional: true,
       ok: { 201: { description: 'Begun (or, for a repeated key, as it is now)', json: strictObject({ id: str, state: { enum: ['active', 'preparing', 'committed', 'aborted'] }, deadline: int }) } },
-      errors: { ...TX_ERRORS, 400: ['invalid_request', 'invalid_participant', 'invalid_timeout', 'duplicate_participant', 'too_many_participants', 'invalid_argument', 'invalid_idempotency_key'], 429: ['store_nearly_full'] },
+      errors: { ...TX_ERRORS, 400: ['invalid_request', 'invalid_participant', 'unregistered_participant', 'invalid_timeout', 'duplicate_participant', 'too_many_participants', 'invalid_argument', 'invalid_idempotency_key'], 429: ['store_nearly_full'] },
     },
     {
       method: 'get',
@@ -128,7 +128,7 @@ function transactionRoutes(c: CoordinatorConfig): RouteDoc[] {
       params: [txIdParam],
       body: schemaOf(enlistBody),
       ok: { 200: { description: 'Enlisted', json: strictObject({ id: str, participant }) } },
-      errors: { ...TX_ERRORS, ...TX_ID_ERRORS, 400: ['invalid_tx_id', 'invalid_request', 'invalid_participant'], 409: ['tx_not_active', 'participant_conflict', 'too_many_participants'] },
+      errors: { ...TX_ERRORS, ...TX_ID_ERRORS, 400: ['invalid_tx_id', 'invalid_request', 'invalid_participant', 'unregistered_participant'], 409: ['tx_not_active', 'participant_conflict', 'too_many_participants'] },
     },
     {
       method: 'post',

@@ -6,8 +6,8 @@
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type express from 'express';
 import { faultInjectionEnabled } from '../../lib/faults.js';
+import type { HttpApp } from '../../lib/http.js';
 import { listenGuarded, PLAIN_HTTP, type HttpGuardLimits } from '../../lib/http-guard.js';
 import type { TlsSettings } from '../../lib/tls.js';
 import { NO_FAILPOINTS, type FailpointHook } from '../../lib/failpoints.js';
@@ -54,7 +54,8 @@ export interface ListenOptions {
 export class CoordinatorServer {
   readonly hints: HttpHintSender;
   readonly service: CoordinatorService;
-  readonly app: express.Express;
+  /** The routes as a node:http listener (lib/http.ts), behind the guard once started. */
+  readonly app: HttpApp;
   private server: Server | undefined;
   private readonly tls: TlsSettings;
   private readonly log: Logger;

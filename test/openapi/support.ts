@@ -6,6 +6,7 @@
  */
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import type express from 'express';
+import type { HttpApp } from '../../lib/http.js';
 import { expect } from 'vitest';
 import { routerForm, type JsonSchema, type OpenApiDocument } from '../../lib/openapi.js';
 
@@ -18,8 +19,9 @@ interface Layer {
   readonly rawPath?: unknown;
 }
 
-/** Every route of an express app, nested routers included (mounted at their path), as `METHOD /path`. */
-export function expressRoutes(app: express.Express): RouteKey[] {
+/** Every route of an express app, nested routers included (mounted at their path), or of a lib/http.ts app (its route table), as `METHOD /path`. */
+export function expressRoutes(app: express.Express | HttpApp): RouteKey[] {
+  if (!('router' in app)) return routerKeys(app.routeTable());
   const router = (app as unknown as { router: { stack: readonly Layer[] } }).router;
   return collect(router.stack, '').sort();
 }

@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import type express from 'express';
+import type { HttpApp } from '../../lib/http.js';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../support/wait.js';
@@ -35,7 +35,7 @@ let cluster: LocalCluster;
 let dataDir = '';
 let client: StoreClient;
 let service: CoordinatorService;
-let app: express.Express;
+let app: HttpApp;
 
 beforeAll(async () => {
   dataDir = mkdtempSync(join(os.tmpdir(), 'quota-bp-'));

@@ -1,6 +1,6 @@
 /**
  * In-process services for the route-level tests (supertest drives their
- * express apps; nothing listens on a port of its own): a coordinator over a
+ * node:http listeners and express apps; nothing listens on a port of its own): a coordinator over a
  * MemoryTxStore whose participants are played by the store (a prepare hint
  * writes a "yes" vote, a decision hint the ack), and a participant node
  * over a MemoryTxStore with its log in a temp folder.
@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type express from 'express';
+import type { HttpApp } from '../../lib/http.js';
 import { NO_FAILPOINTS } from '../../lib/failpoints.js';
 import { silentLogger } from '../../lib/logger.js';
 import { SeededRandom } from '../../lib/random.js';
@@ -41,7 +42,8 @@ export class StoreVoters implements HintSender {
 export interface CoordinatorUnderTest {
   readonly store: MemoryTxStore;
   readonly service: CoordinatorService;
-  readonly app: express.Express;
+  /** The coordinator's routes as a node:http listener (lib/http.ts): supertest drives it as is. */
+  readonly app: HttpApp;
   stop(): Promise<void>;
 }
 
