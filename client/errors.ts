@@ -13,6 +13,7 @@ export const COORDINATOR_ANSWER_CODES = [
   'invalid_path',
   'invalid_tx_id',
   'invalid_participant',
+  'unregistered_participant', // with participants registered by name (--participant)
   'invalid_timeout',
   'duplicate_participant',
   'too_many_participants', // also 409 at enlist
