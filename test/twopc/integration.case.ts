@@ -224,7 +224,7 @@ function integrationTests(backend: Backend): void {
         ['POST', '/v1/transactions/never-begun/commit', undefined, 404, 'tx_not_found'],
         ['POST', '/v1/transactions/never-begun/abort', undefined, 404, 'tx_not_found'],
         ['POST', '/v1/transactions/never-begun/participants', { name: 'a', url: 'http://h' }, 404, 'tx_not_found'],
-        ['POST', '/v1/transactions/x/participants', { name: 'a' }, 400, 'invalid_request'],
+        ['POST', '/v1/transactions/x/participants', { name: 'a' }, 400, 'invalid_participant'], // no url, and no registry to find it in
         ['POST', '/v1/transactions/x/commit', { now: true }, 400, 'invalid_request'],
         ['GET', '/v1/transactions?state=weird', undefined, 400, 'invalid_request'],
         ['GET', '/v1/transactions?limit=0', undefined, 400, 'invalid_request'],
