@@ -15,6 +15,7 @@
  *   of its last credential or role change, and a token names it, so a
  *   changed password or role set revokes the tokens issued before.
  */
+import { keyPatternSource } from './key-pattern.js';
 import { assert } from '../../lib/assert.js';
 import type { AuthOp, AuthResult, KvFailure, KvOkResult, Permission, PermissionMatch, PermissionType } from './types.js';
 import { fail } from './failure.js';
@@ -155,11 +156,11 @@ export class AuthTable {
 
   /** The permission's pattern anchored at the start only: for a key, "some leading part matches". */
   private pattern(p: Permission): RegExp {
-    return this.compile(`^${patternSource(p.key)}`);
+    return this.compile(`^${keyPatternSource(p.key)}`);
   }
 
   private exact(p: Permission): RegExp {
-    return this.compile(`^${patternSource(p.key)}$`);
+    return this.compile(`^${keyPatternSource(p.key)}$`);
   }
 
   private compile(source: string): RegExp {
@@ -286,14 +287,6 @@ function grants(perm: PermissionType, need: 'read' | 'write'): boolean {
 
 function samePermission(a: { key: string; match: PermissionMatch }, b: { key: string; match: PermissionMatch }): boolean {
   return a.key === b.key && a.match === b.match;
-}
-
-/** A pattern as a regular expression source: literal text, and `[^/]+` for each `*` segment. */
-function patternSource(key: string): string {
-  return key
-    .split('/')
-    .map((segment) => (segment === '*' ? '[^/]+' : segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
-    .join('/');
 }
 
 /** The shape checks of a permission's key: UTF-8, bounded, `*` only as a whole segment. */
