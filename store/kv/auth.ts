@@ -15,7 +15,7 @@
  *   of its last credential or role change, and a token names it, so a
  *   changed password or role set revokes the tokens issued before.
  */
-import { keyPatternSource } from './key-pattern.js';
+import { keyPatternSource, starSegmentsProblem } from './key-pattern.js';
 import { assert } from '../../lib/assert.js';
 import type { AuthOp, AuthResult, KvFailure, KvOkResult, Permission, PermissionMatch, PermissionType } from './types.js';
 import { fail } from './failure.js';
@@ -294,8 +294,7 @@ export function checkPattern(key: unknown): string | undefined {
   if (typeof key !== 'string') return 'a permission key must be a string';
   const bytes = utf8ByteLength(key);
   if (bytes < 0 || bytes > AUTH_LIMITS.maxPatternBytes) return `a permission key is valid UTF-8 of at most ${AUTH_LIMITS.maxPatternBytes} bytes`;
-  if (key.split('/').some((s) => s.includes('*') && s !== '*')) return '`*` must be a whole path segment (like tx/*/vote/a)';
-  return undefined;
+  return starSegmentsProblem(key, 'tx/*/vote/a');
 }
 
 const NAME_OPS = new Set(['userDelete', 'roleAdd', 'roleDelete']);

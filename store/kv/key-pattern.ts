@@ -9,8 +9,12 @@
 export function keyPatternProblem(pattern: string, maxBytes: number): string | undefined {
   if (pattern === '') return 'a key pattern is not empty';
   if (Buffer.byteLength(pattern) > maxBytes) return `a key pattern is at most ${maxBytes} bytes`;
-  if (pattern.split('/').some((s) => s.includes('*') && s !== '*')) return '`*` must be a whole path segment (like tx/*/decision)';
-  return undefined;
+  return starSegmentsProblem(pattern, 'tx/*/decision');
+}
+
+/** The one rule every pattern keeps: `*` only as a whole path segment; `example` shows it in the message. */
+export function starSegmentsProblem(pattern: string, example: string): string | undefined {
+  return pattern.split('/').some((s) => s.includes('*') && s !== '*') ? `\`*\` must be a whole path segment (like ${example})` : undefined;
 }
 
 /** The regular expression source of a pattern: literal text, and `[^/]+` for each `*` segment. */
