@@ -15,7 +15,7 @@ import { isLoopbackHost, PEER_TLS_FLAGS, peerTlsFrom, serviceTls, TLS_FLAGS } fr
 import { listenStoreApi } from '../api/server.js';
 import { DEFAULT_QUOTA_BYTES, MAX_QUOTA_BYTES, MEMORY_ENGINE_MAX_QUOTA_BYTES, MIN_QUOTA_BYTES } from '../kv/index.js';
 import { defaultNodeConfig, ENGINES, parseClusterSpec, quotaBytesFor, type MemberAddress, type NodeConfig } from './config.js';
-import { StoreNode } from './node.js';
+import { startProcessNode } from './process-io.js';
 
 const MAX_PORT = 65_535;
 
@@ -75,7 +75,7 @@ export const storeCommand = defineCommand({
       ...(peerTls === undefined ? {} : { peerTls }),
     };
     const log = serviceLogger(values, 'store', { node: values.id });
-    const node = await StoreNode.start(cfg, log);
+    const node = await startProcessNode(cfg, log);
     const server = await listenStoreApi(node, cfg.host, cfg.clientPort, { tls, log });
     onShutdownSignals({ servers: [server], timeoutMs: values['shutdown-timeout-ms'], log, isStream: isWatch, cleanup: () => node.stop() });
     // Launchers read this line (one JSON object) to learn the node is up.

@@ -5,7 +5,7 @@
  * writes are batched per event-loop turn into one proposal, so one fsync
  * covers many writes.
  *
- * `StoreNode.start` runs it on the process's real I/O (process-io.ts);
+ * `startProcessNode` (process-io.ts) runs it on the process's real I/O;
  * `StoreNode.create` runs the same driver on any NodeIo, which is how the
  * deterministic simulation (test/sim2pc) runs it on simulated disks, network
  * and time.
@@ -13,7 +13,7 @@
 import { assert } from '../../lib/assert.js';
 import { AppError } from '../../lib/errors.js';
 import type { Cancel, Timers } from '../../lib/timers.js';
-import { silentLogger, stderrLogger, type Logger } from '../../lib/logger.js';
+import { silentLogger, type Logger } from '../../lib/logger.js';
 import { LeaseKeeper, type LeaseHost } from './leases.js';
 import { KvStateMachine, type KvApplied, type KvResult, type KvWriteCommand } from '../kv/index.js';
 import type { KeyStore } from '../kv/keystore.js';
@@ -24,8 +24,6 @@ import {
   type Message,
   type NodeId,
   type RaftStatus,
-  type HardState,
-  type Ready,
   type Snapshot,
   type StorageState,
 } from '../raft/index.js';
@@ -35,12 +33,12 @@ import { decodeImage, encodeExternalImage, encodeImage, kvConfigOf } from './ima
 import { bootstrapIfEmpty, buildKv, startingKv } from './startup.js';
 import type { NodeIo, PeerTransport, RaftLogStore } from './io.js';
 import { Proposals } from './proposals.js';
+import { committedAreStable, ReadyPersister } from './ready-persist.js';
 import { Reads } from './reads.js';
 import { Members } from './members.js';
 import type { SnapshotOffers } from './snapshot-offers.js';
 import { SnapshotStreamer } from './snapshot-stream.js';
 import { SnapshotTaker, type SnapshotTakerHost } from './snapshot-taker.js';
-import { openProcessIo } from './process-io.js';
 import type { Transport } from './transport.js';
 
 export { BusyError, NoLeaderError, ProposalDroppedError } from './errors.js';
@@ -92,10 +90,7 @@ export class StoreNode<T extends PeerTransport = Transport> {
   private leaderId: NodeId = '';
   /** This node's role as of the last Ready that carried a soft state. */
   private role: string = 'follower';
-  /** The hard state last made durable by this process (undefined: not known yet). */
-  private savedHardState: HardState | undefined;
-  /** A commit-only hard state change not yet written; rides along with the next save. */
-  private deferredHardState: HardState | undefined;
+  private readonly persister: ReadyPersister;
   /** Set when applied entries produced watch events since the last onApplied call. */
   private hasNewEvents = false;
   readonly metrics: NodeMetrics = {
@@ -130,6 +125,7 @@ export class StoreNode<T extends PeerTransport = Transport> {
     this.timers = io.timers;
     this.transport = io.transport;
     this.log = io.log;
+    this.persister = new ReadyPersister(io.log, io.snapshots, () => this.halted);
     this.proposals = new Proposals(io.timers, cfg, {
       proposeBatch: (data) => this.raw.proposeBatch(data),
       proposed: (n) => {
@@ -174,26 +170,6 @@ export class StoreNode<T extends PeerTransport = Transport> {
   private makeStreamer(streams: NonNullable<NodeIo['streams']>, log: Logger): SnapshotStreamer {
     const host = { id: this.cfg.id, kv: () => this.kv, keys: () => this.keys as KeyStore, members: () => this.members.list() };
     return new SnapshotStreamer(streams, this.timers, host, log, () => this.schedule());
-  }
-
-  /** A node on the process's real I/O: the data directory, the TCP transport, the system clock. */
-  static async start(cfg: NodeConfig, log: Logger = stderrLogger('store')): Promise<StoreNode> {
-    let node: StoreNode | undefined;
-    const inbound = { onMessages: (msgs: Message[]) => node?.receive(msgs), onUnreachable: (peer: NodeId) => node?.reportUnreachable(peer) };
-    const startedMs = performance.now();
-    const { io, stored } = await openProcessIo(cfg, inbound, log);
-    const openedMs = performance.now();
-    try {
-      node = await StoreNode.create(cfg, io, stored);
-      // What a restart cost, for operators (and the restart target of issue 15).
-      log('info', 'storage opened', { walEntries: stored.entries.length, snapshotIndex: stored.snapshot?.meta.index ?? 0, stateAppliedIndex: node.kv.appliedIndex, keys: node.kv.keyCount, openMs: Math.round(openedMs - startedMs), stateMs: Math.round(performance.now() - openedMs) });
-    } catch (e) {
-      await io.transport.close();
-      await io.log.close();
-      await io.keys?.close();
-      throw e;
-    }
-    return node;
   }
 
   /**
@@ -263,16 +239,16 @@ export class StoreNode<T extends PeerTransport = Transport> {
         // overlap. Safe because nothing commits from this Ready before the next
         // loop turn, which starts only after this persist is durable. Never when
         // this Ready changes term or vote: those must be durable before any send.
-        const sendFirst = this.role === 'leader' && !this.changesTermOrVote(rd.hardState);
+        const sendFirst = this.role === 'leader' && !this.persister.changesTermOrVote(rd.hardState);
         if (sendFirst) this.transport.send(messages);
         // Committed entries that an earlier Ready already made durable here are
         // applied (and their clients answered) while this Ready's fsync runs,
         // rather than one fsync later, as etcd's apply runs beside its WAL save.
         // Not with a snapshot or a membership change in the batch: those keep
         // the plain order.
-        const applyFirst = this.committedAreStable(rd);
+        const applyFirst = committedAreStable(rd);
         if (applyFirst) this.applyEntries(rd.committedEntries);
-        await this.persist(rd);
+        await this.persister.persist(rd);
         // A crashed process does nothing after its fsync returns.
         if (this.halted) return;
         if (!sendFirst) this.transport.send(messages);
@@ -326,48 +302,6 @@ export class StoreNode<T extends PeerTransport = Transport> {
     this.metrics.snapshotsInstalled++;
     this.raw.step(pulled.message);
     return this.raw.hasReady();
-  }
-
-  private async persist(rd: Ready): Promise<void> {
-    if (rd.snapshot) {
-      await this.io.snapshots.save(rd.snapshot);
-      if (this.halted) return;
-      await this.log.markSnapshot({ index: rd.snapshot.meta.index, term: rd.snapshot.meta.term });
-      if (this.halted) return;
-    }
-    // A hard state that changes only `commit` needs no fsync of its own (etcd's
-    // MustSync): the commit index is volatile in Raft, a restart clamps it to the
-    // snapshot (RaftLog), and it is written with the next save. This takes one
-    // fsync off every write's path on the leader and on each follower.
-    let hs = rd.hardState;
-    if (hs && rd.entries.length === 0 && !this.changesTermOrVote(hs)) {
-      this.deferredHardState = hs;
-      hs = undefined;
-    }
-    if (rd.entries.length > 0 || hs) {
-      const toSave = hs ?? this.deferredHardState;
-      await this.log.save(rd.entries, toSave);
-      if (toSave) {
-        this.savedHardState = toSave;
-        this.deferredHardState = undefined;
-      }
-    }
-  }
-
-  /** Every committed entry of the Ready was persisted by an earlier Ready, and none is a conf change. */
-  private committedAreStable(rd: Ready): boolean {
-    const committed = rd.committedEntries;
-    const last = committed[committed.length - 1];
-    if (last === undefined || rd.snapshot) return false;
-    const firstNew = rd.entries[0];
-    if (firstNew !== undefined && firstNew.index <= last.index) return false;
-    return committed.every((e) => e.type !== 'conf');
-  }
-
-  private changesTermOrVote(hs: HardState | undefined): boolean {
-    if (!hs) return false;
-    const saved = this.savedHardState;
-    return saved === undefined || saved.term !== hs.term || saved.vote !== hs.vote;
   }
 
   private fatal(e: unknown): void {

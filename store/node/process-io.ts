@@ -4,14 +4,15 @@
  * the TCP transport listening on cfg.host:cfg.peerPort (transport.ts; TLS
  * with cfg.peerTls), the
  * system's timers and randomness, and a fatal path that ends the process.
- * `StoreNode.start` uses it; the deterministic simulation composes its own.
+ * `startProcessNode` runs a node on it; the deterministic simulation
+ * composes its own.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { systemRandom } from '../../lib/random.js';
 import { systemTimers } from '../../lib/timers.js';
-import type { Snapshot, StorageState } from '../raft/index.js';
-import type { Logger } from '../../lib/logger.js';
+import type { Message, NodeId, Snapshot, StorageState } from '../raft/index.js';
+import { stderrLogger, type Logger } from '../../lib/logger.js';
 import type { NodeConfig } from './config.js';
 import type { NodeIo, SnapshotStore } from './io.js';
 import { openLmdbKeys } from './lmdb-open.js';
@@ -19,6 +20,7 @@ import { tlsHttpClient } from '../../lib/tls.js';
 import { loadNewestSnapshot, saveSnapshot } from './snapshot-file.js';
 import { defaultTransportLimits, Transport, type TransportHandlers } from './transport.js';
 import { WriteAheadLog } from './wal.js';
+import { StoreNode } from './node.js';
 
 /** Exit status after a fatal storage error (EX_SOFTWARE, sysexits.h): a supervisor should not blindly restart. */
 export const FATAL_EXIT_CODE = 70;
@@ -87,4 +89,24 @@ export function snapshotFiles(dir: string): SnapshotStore {
 function exitFatal(log: Logger, error: unknown): never {
   log('error', 'fatal: the replica can no longer be trusted; exiting', { error });
   process.exit(FATAL_EXIT_CODE);
+}
+
+/** A node on the process's real I/O: the data directory, the TCP transport, the system clock. */
+export async function startProcessNode(cfg: NodeConfig, log: Logger = stderrLogger('store')): Promise<StoreNode> {
+  let node: StoreNode | undefined;
+  const inbound = { onMessages: (msgs: Message[]) => node?.receive(msgs), onUnreachable: (peer: NodeId) => node?.reportUnreachable(peer) };
+  const startedMs = performance.now();
+  const { io, stored } = await openProcessIo(cfg, inbound, log);
+  const openedMs = performance.now();
+  try {
+    node = await StoreNode.create(cfg, io, stored);
+    // What a restart cost, for operators (and the restart target of issue 15).
+    log('info', 'storage opened', { walEntries: stored.entries.length, snapshotIndex: stored.snapshot?.meta.index ?? 0, stateAppliedIndex: node.kvState.appliedIndex, keys: node.kvState.keyCount, openMs: Math.round(openedMs - startedMs), stateMs: Math.round(performance.now() - openedMs) });
+  } catch (e) {
+    await io.transport.close();
+    await io.log.close();
+    await io.keys?.close();
+    throw e;
+  }
+  return node;
 }
