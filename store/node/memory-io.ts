@@ -156,6 +156,11 @@ export class MemoryRaftLog implements RaftLogStore {
   /** The restart after a crash (or a stop): writes in flight are lost; reads back what is durable. */
   reopen(snapshotIndex = 0): MemoryLogState {
     this.queue.crash();
+    // As the WAL's open: a snapshot newer than the log (its marker lost in the crash) is where the log goes on.
+    if (snapshotIndex > this.lastIndex()) {
+      this.run = [];
+      this.base = snapshotIndex;
+    }
     return this.read(snapshotIndex);
   }
 

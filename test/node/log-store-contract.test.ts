@@ -67,6 +67,21 @@ describe.each(stores)('%s', (_name, make) => {
     await again.close();
   });
 
+  it('goes on after a snapshot newer than the log, whose marker a crash lost (found by sim seed 2380)', async () => {
+    const reopen = await make();
+    const { log } = await reopen();
+    await log.save(entries(1, 3));
+    await log.close();
+    // The snapshot at 6 was saved, the crash came before its marker: the log still ends at 3.
+    const behind = await reopen(6);
+    expect(behind.state.entries).toEqual([]);
+    await behind.log.save(entries(7, 8));
+    await behind.log.close();
+    const again = await reopen(6);
+    expect(again.state.entries).toEqual(entries(7, 8));
+    await again.log.close();
+  });
+
   it('keeps the log after a marker whose entry matches, and replaces a log that does not match', async () => {
     const reopen = await make();
     const { log } = await reopen();
