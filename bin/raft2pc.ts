@@ -18,6 +18,7 @@ export const BIN_COMMANDS: ReadonlyMap<string, () => Promise<Command>> = new Map
   ['participant-example', async () => (await import('../examples/inventory/main.js')).participantExampleCommand],
   ['demo', async () => (await import('../demo/start.js')).demoCommand],
   ['certs', async () => (await import('../lib/certs.js')).certsCommand],
+  ['token', async () => (await import('../lib/token-cli.js')).tokenCommand],
 ]);
 
 const SUMMARY = 'two-phase commit over a built-in Raft store';

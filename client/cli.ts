@@ -12,6 +12,7 @@
  * ended the other way (commit found it aborted, abort found it committed).
  * Also runnable alone: `node --import tsx client/cli.ts list ...`.
  */
+import { readFileSync } from 'node:fs';
 import { isValidTxId } from '../coordinator/protocol/index.js';
 import { defineCommand, defineGroup, isEntryPoint, runMain, UsageError, type CommandContext } from '../lib/cli.js';
 import { keepAliveTimers } from '../lib/timers.js';
@@ -30,6 +31,7 @@ const COMMON = {
   json: { type: 'boolean', description: 'print one JSON document instead of text' },
   'call-timeout-ms': { type: 'int', default: 10_000, min: 1, max: 3_600_000, description: 'one attempt at one coordinator, in ms' },
   'retry-window-ms': { type: 'int', default: 30_000, min: 0, max: 3_600_000, description: 'how long to keep retrying and failing over, in ms' },
+  'token-file': { type: 'string', placeholder: 'FILE', description: 'a file holding a bearer token (raft2pc token create --out), for coordinators with --auth-tokens' },
   ...CLIENT_TLS_FLAGS,
 } as const;
 
@@ -41,7 +43,22 @@ type Common = {
   readonly 'trusted-ca-file'?: string | undefined;
   readonly 'cert-file'?: string | undefined;
   readonly 'key-file'?: string | undefined;
+  readonly 'token-file'?: string | undefined;
 };
+
+/** The token in --token-file, trimmed; a file that cannot be read, or holds no token, is a usage error. */
+function tokenFrom(file: string | undefined): { token?: string } {
+  if (file === undefined) return {};
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError('--token-file', `cannot read ${file}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const token = text.trim();
+  if (!/^[\x21-\x7e]{1,512}$/.test(token)) throw new UsageError('--token-file', `${file} does not hold one token`);
+  return { token };
+}
 
 /** Runs `f` with a client for the flags; a CoordinatorError is one line with its code, exit 1. */
 async function withClient(values: Common, ctx: CommandContext, f: (c: CoordinatorClient) => Promise<number>): Promise<number> {
@@ -49,7 +66,8 @@ async function withClient(values: Common, ctx: CommandContext, f: (c: Coordinato
   try {
     // keepAliveTimers: a CLI's backoff waits are all that keeps it alive between attempts.
     const tls = clientTlsFromFiles({ caFile: values['trusted-ca-file'], certFile: values['cert-file'], keyFile: values['key-file'] });
-    client = new CoordinatorClient({ coordinators: values.coordinators, callTimeoutMs: values['call-timeout-ms'], retryWindowMs: values['retry-window-ms'], timers: keepAliveTimers, tls });
+    const token = tokenFrom(values['token-file']);
+    client = new CoordinatorClient({ coordinators: values.coordinators, callTimeoutMs: values['call-timeout-ms'], retryWindowMs: values['retry-window-ms'], timers: keepAliveTimers, tls, ...token });
   } catch (e) {
     throw e instanceof CoordinatorError ? new UsageError('--coordinators', e.message) : e;
   }

@@ -38,6 +38,12 @@ export interface CoordinatorClientOptions {
   readonly timers?: Timers;
   /** Backoff jitter (default: Math.random). */
   readonly random?: Random;
+  /**
+   * A bearer token (`raft2pc token create`), sent as `Authorization: Bearer`
+   * to the coordinators and to participants' `/2pc/work`, for services with
+   * a token file. Default: none.
+   */
+  readonly token?: string;
 }
 
 export interface CallOptions {
@@ -47,6 +53,8 @@ export interface CallOptions {
   readonly deadline?: number;
   /** Attempts in all, across servers (default 64, the most). */
   readonly attempts?: number;
+  /** This call's bearer token, instead of the client's `token`. */
+  readonly token?: string;
 }
 
 export interface BeginOptions extends CallOptions {
@@ -79,6 +87,7 @@ export class CoordinatorClient {
   readonly random: Random;
   private readonly http: HttpRequester;
   private readonly ownsHttp: boolean;
+  private readonly token: string | undefined;
   /** Index of the coordinator that gave the last real answer: calls start there. */
   private preferredIndex = 0;
 
@@ -89,6 +98,7 @@ export class CoordinatorClient {
     this.timers = opts.timers ?? systemTimers;
     this.random = opts.random ?? systemRandom;
     this.ownsHttp = opts.http === undefined;
+    this.token = opts.token === undefined ? undefined : checkToken(opts.token);
     this.http = opts.http ?? tlsHttpClient({ requestTimeoutMs: this.callTimeoutMs }, opts.tls);
   }
 
@@ -162,7 +172,8 @@ export class CoordinatorClient {
   async sendWork(participant: Participant, txId: string, work: JsonValue, opts: CallOptions = {}): Promise<void> {
     const url = participant.url.replace(/\/+$/, '');
     const plan = this.plan([url], 0, { attempts: CLIENT_DEFAULTS.workAttempts, ...opts });
-    const { attempt: a } = await withFailover(this.deps(), plan, () => ({ method: 'POST', url: `${url}/2pc/work`, body: { txId, work } }));
+    const headers = this.authHeaders(opts);
+    const { attempt: a } = await withFailover(this.deps(), plan, () => ({ method: 'POST', url: `${url}/2pc/work`, body: { txId, work }, headers }));
     if (a.kind === 'answer' && a.status === 200) return;
     const ctx = { status: a.kind === 'answer' ? a.status : 0, server: a.server, txId };
     if (a.kind === 'none') throw new WorkError(participant.name, a.code, a.message, { ...ctx, cause: a.cause });
@@ -185,12 +196,19 @@ export class CoordinatorClient {
 
   private async call(c: { method: 'GET' | 'POST'; path: string; body?: unknown; headers?: Record<string, string> }, opts: CallOptions, txId?: string): Promise<Extract<Attempt, { kind: 'answer' }>> {
     const plan = this.plan(this.coordinators, this.preferredIndex, opts);
-    const make = (server: string): Omit<JsonCall, 'timeoutMs'> => ({ ...c, url: `${server}${c.path}` });
+    const headers = { ...c.headers, ...this.authHeaders(opts) };
+    const make = (server: string): Omit<JsonCall, 'timeoutMs'> => ({ ...c, headers, url: `${server}${c.path}` });
     const r: FailoverResult = await withFailover(this.deps(), plan, make);
     const a = r.attempt;
     if (a.kind === 'none') throw new CoordinatorError(a.code, a.message, { status: 0, server: a.server, cause: a.cause, ...(txId === undefined ? {} : { txId }) });
     if (!worthRetrying(a)) this.preferredIndex = r.index; // it answered for itself: start there next time
     return a;
+  }
+
+  /** `Authorization: Bearer` with the call's token, or the client's; nothing without one. */
+  private authHeaders(opts: CallOptions): Record<string, string> {
+    const token = opts.token === undefined ? this.token : checkToken(opts.token);
+    return token === undefined ? {} : { authorization: `Bearer ${token}` };
   }
 
   private plan(servers: readonly string[], first: number, opts: CallOptions): Parameters<typeof withFailover>[1] {
@@ -229,6 +247,12 @@ export class CoordinatorClient {
 
 function txPath(txId: string): string {
   return `/v1/transactions/${encodeURIComponent(txId)}`;
+}
+
+/** A token goes into a header: visible ASCII only, and not empty. */
+function checkToken(token: string): string {
+  if (typeof token !== 'string' || !/^[\x21-\x7e]{1,512}$/.test(token)) throw invalid('token: 1 to 512 visible ASCII characters');
+  return token;
 }
 
 function checkUrls(urls: readonly string[]): readonly string[] {

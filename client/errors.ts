@@ -20,6 +20,11 @@ export const COORDINATOR_ANSWER_CODES = [
   'invalid_argument',
   'invalid_idempotency_key',
   'bad_request',
+  // 401, 403: with a token file on the coordinator (lib/token-auth.ts)
+  'unauthenticated',
+  'invalid_token',
+  'token_expired',
+  'forbidden',
   // 404
   'tx_not_found',
   'not_found',
@@ -70,6 +75,10 @@ export const WORK_ANSWER_CODES = [
   'work_conflict',
   'tx_not_active',
   'not_found',
+  'unauthenticated',
+  'invalid_token',
+  'token_expired',
+  'forbidden',
   'not_ready',
   'participant_failed',
   'shutting_down',

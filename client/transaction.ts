@@ -47,6 +47,8 @@ export interface RunRequest {
   readonly resolveTimeoutMs?: number;
   /** Timeout of each attempt at one server (default: the client's). */
   readonly callTimeoutMs?: number;
+  /** The bearer token of this transaction's calls (coordinators and `/2pc/work`), instead of the client's. */
+  readonly token?: string;
 }
 
 export interface RunOutcome {
@@ -85,7 +87,7 @@ interface Ctx {
   /** Epoch ms after which `outcome_unknown`. */
   readonly giveUpAt: number;
   /** One pass over the coordinators per call (two attempts at least): between passes, the transaction is read back. */
-  readonly call: { readonly timeoutMs?: number; readonly attempts: number };
+  readonly call: { readonly timeoutMs?: number; readonly attempts: number; readonly token?: string };
 }
 
 /**
@@ -99,7 +101,7 @@ export async function runTransaction(host: RunHost, req: RunRequest): Promise<Ru
   const timeoutMs = req.timeoutMs ?? RUN_DEFAULTS.timeoutMs;
   const txDeadline = started + timeoutMs;
   const resolveMs = checkMs('resolveTimeoutMs', req.resolveTimeoutMs ?? RUN_DEFAULTS.resolveTimeoutMs, 0);
-  const timeout = req.callTimeoutMs === undefined ? {} : { timeoutMs: req.callTimeoutMs };
+  const timeout = { ...(req.callTimeoutMs === undefined ? {} : { timeoutMs: req.callTimeoutMs }), ...(req.token === undefined ? {} : { token: req.token }) };
   const participants = req.participants.map((p) => ({ name: p.name, url: p.url }));
   const begun = await host.begin(
     { timeoutMs, participants, ...(req.metadata === undefined ? {} : { metadata: req.metadata }) },
@@ -114,7 +116,7 @@ export async function runTransaction(host: RunHost, req: RunRequest): Promise<Ru
 }
 
 /** Undefined once the participant holds its work durably; otherwise why not. */
-async function giveWork(host: RunHost, txId: string, p: RunParticipant, opts: { timeoutMs?: number; deadline: number }): Promise<string | undefined> {
+async function giveWork(host: RunHost, txId: string, p: RunParticipant, opts: { timeoutMs?: number; token?: string; deadline: number }): Promise<string | undefined> {
   try {
     if ('deliver' in p) await p.deliver(txId);
     else await host.sendWork(p, txId, p.work, opts);
@@ -153,7 +155,7 @@ async function settle(ctx: Ctx, action: 'commit' | 'abort', reason?: string): Pr
 }
 
 /** The outcome, if a coordinator can tell it now; undefined while undecided or when none answers. */
-async function readBack(ctx: Ctx, opts: { timeoutMs?: number; attempts: number; deadline: number }): Promise<RunOutcome | undefined> {
+async function readBack(ctx: Ctx, opts: { timeoutMs?: number; token?: string; attempts: number; deadline: number }): Promise<RunOutcome | undefined> {
   let view: GetAnswer;
   try {
     view = await ctx.host.get(ctx.txId, opts);

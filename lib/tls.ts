@@ -13,9 +13,10 @@
  * serverAuth and clientAuth), and one CA file both to check the servers it
  * calls and, with --client-cert-auth, the clients that call it.
  */
-import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { SecureContextOptions } from 'node:tls';
 import { envName, UsageError } from './cli.js';
+import { reloadOnChange } from './file-reload.js';
 import { HttpClient, type HttpClientOptions } from './http-client.js';
 import type { Logger } from './logger.js';
 
@@ -162,9 +163,6 @@ export function assertExposureAllowed(host: string, tls: Pick<TlsSettings, 'serv
   throw new UsageError('--host', `refusing to serve plain HTTP on ${host}, beyond loopback: give --cert-file and --key-file (raft2pc certs makes dev ones), or --insecure to accept it`);
 }
 
-/** How often the certificate files are checked for a change. */
-const CERT_POLL_INTERVAL_MS = 2_000;
-
 /** Something whose certificate can be swapped (an https.Server). */
 export interface SecureContextTarget {
   setSecureContext(options: SecureContextOptions): void;
@@ -187,15 +185,7 @@ export function reloadCertificatesOnChange(target: SecureContextTarget, files: S
       log('warn', 'certificate reload failed; keeping the old one', { why, error: e instanceof Error ? e.message : String(e) });
     }
   };
-  const onHup = (): void => reload('SIGHUP');
-  process.on('SIGHUP', onHup);
-  const watched = [files.certFile, files.keyFile, ...(files.caFile === undefined ? [] : [files.caFile])];
-  const onChange = (): void => reload('file changed');
-  for (const f of watched) watchFile(f, { interval: CERT_POLL_INTERVAL_MS, persistent: false }, onChange);
-  return () => {
-    process.off('SIGHUP', onHup);
-    for (const f of watched) unwatchFile(f, onChange);
-  };
+  return reloadOnChange({ files: [files.certFile, files.keyFile, ...(files.caFile === undefined ? [] : [files.caFile])], reload });
 }
 
 /**

@@ -60,7 +60,20 @@ export interface ParticipantConfig {
    * every third of it.
    */
   readonly claimTtlMs: number;
+  /**
+   * A token file (lib/token-auth.ts): with it the participant's routes take
+   * bearer tokens, prepare and decision only from the `coordinator` role,
+   * work from `client`, the listing from `admin` (routes.ts
+   * PARTICIPANT_ROUTE_POLICIES). Read when the routes are built, then again
+   * on SIGHUP and change. Undefined: no auth.
+   */
+  readonly authTokensFile?: string;
 }
+
+/** Fields with no default: absent unless given. */
+const OPTIONAL_FIELDS: ReadonlySet<string> = new Set(['authTokensFile']);
+/** The longest file path taken. */
+const MAX_PATH_CHARS = 4_096;
 
 export const DEFAULT_PARTICIPANT_CONFIG: ParticipantConfig = Object.freeze({
   maxOpenTxs: 10_000,
@@ -100,7 +113,7 @@ export class ParticipantConfigError extends AppError {
 export function makeParticipantConfig(overrides: Partial<ParticipantConfig> = {}): ParticipantConfig {
   const problems: string[] = [];
   for (const key of Object.keys(overrides)) {
-    if (!Object.hasOwn(DEFAULT_PARTICIPANT_CONFIG, key)) problems.push(`unknown field ${key}`);
+    if (!Object.hasOwn(DEFAULT_PARTICIPANT_CONFIG, key) && !OPTIONAL_FIELDS.has(key)) problems.push(`unknown field ${key}`);
   }
   const c: ParticipantConfig = { ...DEFAULT_PARTICIPANT_CONFIG, ...overrides };
   const int = (name: keyof ParticipantConfig, min: number, max: number): void => {
@@ -126,6 +139,8 @@ export function makeParticipantConfig(overrides: Partial<ParticipantConfig> = {}
   int('recoveryConcurrency', 1, 1_024);
   // At least a second: a keepalive (a third of it) must fit a store round trip with a retry.
   int('claimTtlMs', 1_000, 300_000);
+  const file: unknown = c.authTokensFile;
+  if (file !== undefined && (typeof file !== 'string' || file === '' || file.length > MAX_PATH_CHARS)) problems.push(`authTokensFile must be a file path of 1 to ${MAX_PATH_CHARS} characters`);
   if (problems.length > 0) throw new ParticipantConfigError(problems);
   return Object.freeze(c);
 }

@@ -16,7 +16,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { jsonOnly } from '../lib/http-guard.js';
 import { expressStyleRoutes, nodeListener } from '../lib/http.js';
-import { participantRoutes } from './routes.js';
+import { participantAdmission, participantRoutes } from './routes.js';
 import type { ParticipantNode } from './participant.js';
 
 export type ParticipantHttpHandler = (req: IncomingMessage, res: ServerResponse, next?: () => void) => void;
@@ -31,11 +31,15 @@ function admitJson(req: IncomingMessage, res: ServerResponse): boolean {
 }
 
 export function participantHandler(node: ParticipantNode): ParticipantHttpHandler {
-  const routes = expressStyleRoutes(participantRoutes(node, { openApi: true }));
+  const router = participantRoutes(node, { openApi: true });
+  const routes = expressStyleRoutes(router);
   const onInternalError = (e: unknown): void => node.logger('error', 'internal error', { error: e });
-  const standalone = nodeListener(routes, node.config.maxBodyBytes, { onInternalError, admit: admitJson });
+  // With a token file, the token check after the 415 rule, before the body (routes.ts PARTICIPANT_ROUTE_POLICIES).
+  const tokens = participantAdmission(node, router);
+  const admit = tokens === undefined ? admitJson : (req: IncomingMessage, res: ServerResponse): boolean => admitJson(req, res) && tokens(req, res);
+  const standalone = nodeListener(routes, node.config.maxBodyBytes, { onInternalError, admit });
   return (req, res, next) => {
     if (next === undefined) standalone(req, res);
-    else nodeListener(routes, node.config.maxBodyBytes, { onInternalError, admit: admitJson, unrouted: () => next() })(req, res);
+    else nodeListener(routes, node.config.maxBodyBytes, { onInternalError, admit, unrouted: () => next() })(req, res);
   };
 }

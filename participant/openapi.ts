@@ -6,6 +6,8 @@
  * serve it, or merge its paths into its own document.
  */
 import { ajv, buildOpenApi, metricsRoute, OPENAPI_ROUTE, queryParams, readyzRoute, schemaOf, strictObject, type ErrorCodes, type OpenApiDocument, type RouteDoc } from '../lib/openapi.js';
+import type { RoutePolicy } from '../lib/token-auth.js';
+import { withBearerScheme, withTokenErrors } from '../lib/token-openapi.js';
 import type { ParticipantConfig } from './config.js';
 
 // ---------------------------------------------------------------------------
@@ -46,6 +48,23 @@ export const listQuery = ajv.compile({
 /** Transactions one listing answers: by default, and at most (a `limit` outside 1..max is clamped). */
 export const LIST_DEFAULT_LIMIT = 100;
 export const LIST_MAX_LIMIT = 1_000;
+
+/**
+ * Who may call what when the node has a token file (`authTokensFile`):
+ * probes, metrics and the document are public; prepare and decision come
+ * only from the `coordinator` role (a client or admin token is 403); work
+ * from `client` (or admin); the listing needs `admin`. A route missing here
+ * needs admin (fail-closed).
+ */
+export const PARTICIPANT_ROUTE_POLICIES: Readonly<Record<string, RoutePolicy>> = {
+  'GET /readyz': 'public',
+  'GET /v1/participant/metrics': 'public',
+  'GET /openapi.json': 'public',
+  'POST /2pc/work': 'client',
+  'POST /2pc/prepare': 'coordinator',
+  'POST /2pc/decision': 'coordinator',
+  'GET /v1/participant/transactions': 'admin',
+};
 
 // ---------------------------------------------------------------------------
 // Answers
@@ -120,8 +139,9 @@ function operatorRoutes(): RouteDoc[] {
   ];
 }
 
+/** The document; prepare, decision, work and the listing carry the token answers (401, 403) of PARTICIPANT_ROUTE_POLICIES (routes.ts), which come only with a token file. */
 export function participantOpenApi(config: ParticipantConfig): OpenApiDocument {
-  return buildOpenApi({
+  const doc = buildOpenApi({
     title: 'raft2pc participant',
     version: '1',
     description: [
@@ -130,6 +150,7 @@ export function participantOpenApi(config: ParticipantConfig): OpenApiDocument {
     ].join('\n\n'),
     // No route takes a path parameter, so no path fails to decode (invalid_path).
     commonErrors: { 500: ['internal'] },
-    routes: [...protocolRoutes(config), ...operatorRoutes(), OPENAPI_ROUTE],
+    routes: withTokenErrors([...protocolRoutes(config), ...operatorRoutes(), OPENAPI_ROUTE], PARTICIPANT_ROUTE_POLICIES),
   });
+  return withBearerScheme(doc, PARTICIPANT_ROUTE_POLICIES);
 }

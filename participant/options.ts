@@ -77,7 +77,7 @@ export interface ParticipantNodeOptions {
    * (the host keeps running; its `/readyz` answers 503).
    */
   readonly onFatal?: FatalHandler;
-  /** Limits and timings; unknown fields and out-of-range values are refused (config.ts). */
+  /** Limits and timings, and `authTokensFile` (bearer tokens on the routes); unknown fields and out-of-range values are refused (config.ts). */
   readonly config?: Partial<ParticipantConfig>;
 }
 

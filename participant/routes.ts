@@ -19,6 +19,7 @@
  * the CPU per request, docs/BENCHMARKS.md); `participantRouter` is a thin
  * express adapter over the same routes for a host's own express service.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { AppError } from '../lib/errors.js';
 import { errorMiddleware, notFound } from '../lib/express.js';
@@ -26,10 +27,13 @@ import { jsonOnly } from '../lib/http-guard.js';
 import { boundedJsonBody, plainHeaders, queryObject, readJson, requestTarget, Router, sendReply, type JsonReply, type RouteOptions, type Routes } from '../lib/http.js';
 import { check } from '../lib/openapi.js';
 import { errorText, notReady, readinessStatus, ready, type Readiness } from '../lib/readiness.js';
+import { bearerAdmission, refusalOf, routePolicyLookup, sharedTokenAuth } from '../lib/token-auth.js';
 import type { Decision, JsonValue } from '../coordinator/protocol/index.js';
 import type { ParticipantPhase } from './machine.js';
-import { decisionBody, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, listQuery, participantOpenApi, prepareBody, workBody } from './openapi.js';
+import { decisionBody, PARTICIPANT_ROUTE_POLICIES, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, listQuery, participantOpenApi, prepareBody, workBody } from './openapi.js';
 import type { ParticipantNode } from './participant.js';
+
+export { PARTICIPANT_ROUTE_POLICIES } from './openapi.js';
 
 export interface ParticipantRoutesOptions {
   /** Caps every body, work included; default the node's config. */
@@ -39,6 +43,22 @@ export interface ParticipantRoutesOptions {
 }
 
 const ok = (body: unknown): JsonReply => ({ status: 200, body });
+
+/** The token check of `routes` (before any body is read), or undefined when the node has no token file. */
+function participantTokenCheck(node: ParticipantNode, routes: Router): ((method: string, path: string, authorization: string | undefined) => JsonReply | undefined) | undefined {
+  const file = node.config.authTokensFile;
+  if (file === undefined) return undefined;
+  const auth = sharedTokenAuth(file, node.logger);
+  const policyOf = routePolicyLookup(routes, PARTICIPANT_ROUTE_POLICIES);
+  return (method, path, authorization) => refusalOf(auth, policyOf, method, path, authorization);
+}
+
+/** The token check as a node:http admission (participantHandler), or undefined without a token file. */
+export function participantAdmission(node: ParticipantNode, routes: Router): ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined {
+  const file = node.config.authTokensFile;
+  if (file === undefined) return undefined;
+  return bearerAdmission(sharedTokenAuth(file, node.logger), routePolicyLookup(routes, PARTICIPANT_ROUTE_POLICIES));
+}
 
 /** The participant's routes on a Router, written once for node:http (participantHandler) and express (participantRouter). */
 export function participantRoutes(node: ParticipantNode, opts: ParticipantRoutesOptions = {}): Router {
@@ -80,19 +100,21 @@ export function participantRoutes(node: ParticipantNode, opts: ParticipantRoutes
 export function participantRouter(node: ParticipantNode, opts: { readonly maxBodyBytes?: number } = {}): express.Router {
   const maxBodyBytes = opts.maxBodyBytes ?? node.config.maxBodyBytes;
   const routes = participantRoutes(node, { maxBodyBytes });
-  const handler = expressAdapter(routes, maxBodyBytes);
+  const handler = expressAdapter(routes, maxBodyBytes, participantTokenCheck(node, routes));
   const r = express.Router();
   // One express route per route, so a host (and its tests) sees each in its router.
   for (const { method, pattern } of routes.routeTable()) r[method.toLowerCase() as 'get' | 'post'](pattern, handler);
   return r;
 }
 
-/** Runs the lib/http route express matched: the 415 rule, then the body (or the one a host's parser already read), then the reply. */
-function expressAdapter(routes: Routes, maxBodyBytes: number): RequestHandler {
+/** Runs the lib/http route express matched: the 415 rule, the token check, then the body (or the one a host's parser already read), then the reply. */
+function expressAdapter(routes: Routes, maxBodyBytes: number, tokenCheck: ReturnType<typeof participantTokenCheck>): RequestHandler {
   const serve = async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     try {
       const url = requestTarget(req);
       const m = routes.match(req.method, url.pathname);
+      const refusal = tokenCheck?.(req.method, url.pathname, req.headers.authorization);
+      if (refusal !== undefined) return sendReply(req, res, refusal);
       const parsed: unknown = req.body;
       const body = !m.takesBody ? undefined : parsed !== undefined ? parsed : await readJson(req, maxBodyBytes);
       sendReply(req, res, await m.run({ method: req.method, path: url.pathname, query: url.searchParams, headers: plainHeaders(req.headers), body }));

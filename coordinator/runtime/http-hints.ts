@@ -6,6 +6,7 @@
  */
 import type { HttpClient } from '../../lib/http-client.js';
 import { tlsHttpClient, type ClientTls } from '../../lib/tls.js';
+import type { Logger } from '../../lib/logger.js';
 import type { Timers } from '../../lib/timers.js';
 import type { Decision } from '../protocol/index.js';
 import type { HintResult, HintSender } from './hints.js';
@@ -17,11 +18,26 @@ export interface HttpHintSenderOptions {
   readonly timers: Pick<Timers, 'sleep'>;
   /** For https participants: the CA to trust and the certificate to show; default: the process's (lib/tls.ts). */
   readonly tls?: ClientTls;
+  /**
+   * This coordinator's own token (`--call-token-file`), sent as
+   * `Authorization: Bearer` on every call: participants with a token file
+   * take prepare and decision only from the `coordinator` role. Read on each
+   * call, so a reloaded file counts from the next one. Default: none.
+   */
+  readonly token?: () => string | undefined;
+  /** Where a participant's refusal of our credentials (401, 403) is reported, once per participant and status. */
+  readonly log?: Logger;
 }
+
+/** Participants whose refusals are remembered (so each is logged once); past it, no more are logged. */
+const MAX_REFUSALS_LOGGED = 256;
 
 export class HttpHintSender implements HintSender {
   sent = 0;
   failed = 0;
+  /** Calls a participant answered 401 or 403: a missing, wrong or unauthorized call token. */
+  refused = 0;
+  private readonly refusalsLogged = new Set<string>();
   /**
    * Fault injection (chaos runs, RAFT2PC_FAULTS=1): participant base URLs this
    * coordinator cannot reach. A blocked call fails after the hint timeout, as
@@ -60,13 +76,26 @@ export class HttpHintSender implements HintSender {
         this.failed++;
         return { ok: false, error: 'blocked by fault injection' };
       }
-      const res = await this.http.request({ method: 'POST', url, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const token = this.opts.token?.();
+      const headers: Record<string, string> = token === undefined ? { 'content-type': 'application/json' } : { 'content-type': 'application/json', authorization: `Bearer ${token}` };
+      const res = await this.http.request({ method: 'POST', url, headers, body: JSON.stringify(body) });
       if (res.status >= 400) this.failed++;
+      if (res.status === 401 || res.status === 403) this.noteRefusal(url, res.status, res.text);
       return { ok: res.status < 400, status: res.status, body: parseOrText(res.text) };
     } catch (e) {
       this.failed++;
       return { ok: false, error: String(e) };
     }
+  }
+
+  /** A refused hint is a misconfiguration (the participant still learns from the store): say so, once per participant and status. */
+  private noteRefusal(url: string, status: number, text: string): void {
+    this.refused++;
+    const key = `${status} ${url.replace(/\/2pc\/\w+$/, '')}`;
+    if (this.refusalsLogged.has(key) || this.refusalsLogged.size >= MAX_REFUSALS_LOGGED) return;
+    this.refusalsLogged.add(key);
+    const code = (parseOrText(text) as { error?: { code?: unknown } } | null)?.error?.code;
+    this.opts.log?.('warn', 'a participant refused our hint: give this coordinator a token with the coordinator role (--call-token-file)', { url, status, code: typeof code === 'string' ? code : null });
   }
 }
 

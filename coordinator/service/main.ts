@@ -16,10 +16,12 @@ import { defineCommand, isEntryPoint, LOG_FLAGS, runMain, serviceLogger, UsageEr
 import { Failpoints } from '../../lib/failpoints.js';
 import { onShutdownSignals, SHUTDOWN_FLAGS, stopThenClose } from '../../lib/shutdown.js';
 import { serviceTls, TLS_FLAGS } from '../../lib/tls.js';
+import { CallToken, TokenAuth } from '../../lib/token-auth.js';
+import type { Logger } from '../../lib/logger.js';
 import { DEFAULT_COORDINATOR_CONFIG, DEFAULT_SWEEP_ELECTION_TTL_MS, makeCoordinatorConfig, type CoordinatorConfig } from '../runtime/index.js';
 import { openTxStore, STORE_FLAG } from '../txstore/index.js';
 import { parseRegistry } from '../runtime/registry.js';
-import { CoordinatorServer } from './server.js';
+import { CoordinatorServer, type CoordinatorServerOptions } from './server.js';
 import { storeUsageSource } from './store-usage.js';
 
 const MAX_PORT = 65_535;
@@ -55,6 +57,8 @@ export const coordinatorCommand = defineCommand({
     participant: { type: 'list', placeholder: 'NAME=URL,...', description: 'register participants by name (repeatable): begin and enlist then accept only these names, and the coordinator calls only these URLs; default: clients give URLs (a trusted network)' },
     'sweep-election': { type: 'string', placeholder: 'NAME', description: 'elect one coordinator among those given the same NAME to run the recovery sweep (a recipes Election on a session lease); default: every coordinator sweeps' },
     'sweep-election-ttl-ms': { type: 'int', default: DEFAULT_SWEEP_ELECTION_TTL_MS, min: 0, description: "the sweep election's session lease TTL, in ms: a dead leader is replaced about this long after it stops" },
+    'auth-tokens': { type: 'string', placeholder: 'FILE', description: 'require bearer tokens from this token file (JSON of sha256 hashes and roles; raft2pc token create makes one); reread on SIGHUP and change; default: no auth' },
+    'call-token-file': { type: 'string', placeholder: 'FILE', description: "this coordinator's own token (a coordinator role), sent on prepare and decision calls to participants; reread on SIGHUP and change" },
     ...TLS_FLAGS,
     ...LOG_FLAGS,
     ...SHUTDOWN_FLAGS,
@@ -88,19 +92,43 @@ export const coordinatorCommand = defineCommand({
     const log = serviceLogger(values, 'coordinator', { coordinator: id });
     // openTxStore gives the built-in store's client a fresh id per process: the store deduplicates
     // writes by (client id, sequence), and a restarted process starts its sequences again.
+    const tokens = openTokens(values['auth-tokens'], values['call-token-file'], log);
     const opened = await openTxStore(spec, id);
     const storeUsage = storeUsageSource(spec, config.storeQuotaBytes);
-    const coordinator = new CoordinatorServer({ config, store: opened.store, failpoints, log, storeUsage, tls });
+    const coordinator = new CoordinatorServer({ config, store: opened.store, failpoints, log, storeUsage, tls, ...tokens.options });
     const bound = await coordinator.start({ port: values.port, host: values.host });
     onShutdownSignals({
       servers: [coordinator.httpServer as Server],
       timeoutMs: values['shutdown-timeout-ms'],
       log,
-      cleanup: stopThenClose(() => coordinator.stop(), () => opened.close()),
+      cleanup: stopThenClose(() => coordinator.stop(), () => {
+        tokens.stop();
+        return opened.close();
+      }),
     });
-    log('info', 'listening', { port: bound, store: spec.kind, endpoints: spec.endpoints, pid: process.pid });
+    log('info', 'listening', { port: bound, store: spec.kind, endpoints: spec.endpoints, pid: process.pid, auth: tokens.options.auth !== undefined });
     ctx.out(`coordinator ${id} listening on ${bound}`);
   },
 });
+
+/** The token file and the call token, read now (a bad file is a usage error: exit 2) and watched for changes. */
+function openTokens(authFile: string | undefined, callTokenFile: string | undefined, log: Logger): { options: Pick<CoordinatorServerOptions, 'auth' | 'callToken'>; stop: () => void } {
+  const read = <T>(flag: string, f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      throw new UsageError(flag, e instanceof Error ? e.message : String(e));
+    }
+  };
+  const auth = authFile === undefined ? undefined : read('--auth-tokens', () => TokenAuth.open(authFile, { log }));
+  const call = callTokenFile === undefined ? undefined : read('--call-token-file', () => new CallToken(callTokenFile, { log }));
+  const stops = [auth?.watch(), call?.watch()];
+  return {
+    options: { ...(auth === undefined ? {} : { auth }), ...(call === undefined ? {} : { callToken: () => call.get() }) },
+    stop: () => {
+      for (const s of stops) s?.();
+    },
+  };
+}
 
 if (isEntryPoint(import.meta.url)) runMain(coordinatorCommand);

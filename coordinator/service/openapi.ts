@@ -6,6 +6,8 @@
  * and against real answers.
  */
 import { ajv, buildOpenApi, metricsRoute, OPENAPI_ROUTE, queryParams, readyzRoute, schemaOf, strictObject, type ErrorCodes, type OpenApiDocument, type ParamDoc, type RouteDoc } from '../../lib/openapi.js';
+import type { RoutePolicy } from '../../lib/token-auth.js';
+import { withBearerScheme, withTokenErrors } from '../../lib/token-openapi.js';
 import { PROTOCOL_LIMITS } from '../protocol/index.js';
 import type { CoordinatorConfig } from '../runtime/index.js';
 
@@ -54,6 +56,28 @@ export const listQuery = ajv.compile({
   },
   additionalProperties: false,
 });
+
+/**
+ * Who may call what with tokens on (docs/SECURITY.md): probes, metrics and
+ * the document are public; a transaction's own calls need `client` (admin
+ * passes too); the listing and `/v1/admin/*` need `admin`. A route missing
+ * here needs admin (fail-closed).
+ */
+export const COORDINATOR_ROUTE_POLICIES: Readonly<Record<string, RoutePolicy>> = {
+  'GET /healthz': 'public',
+  'GET /readyz': 'public',
+  'GET /metrics': 'public',
+  'GET /openapi.json': 'public',
+  'POST /v1/transactions': 'client',
+  'POST /v1/transactions/:id/participants': 'client',
+  'POST /v1/transactions/:id/commit': 'client',
+  'POST /v1/transactions/:id/abort': 'client',
+  'GET /v1/transactions/:id': 'client',
+  'GET /v1/transactions': 'admin',
+  'GET /v1/admin/faults': 'admin',
+  'PUT /v1/admin/faults': 'admin',
+  'DELETE /v1/admin/faults': 'admin',
+};
 
 // ---------------------------------------------------------------------------
 // Answers
@@ -184,8 +208,13 @@ function faultRoutes(): RouteDoc[] {
   ];
 }
 
+/**
+ * The document; every route but the public ones carries the token answers
+ * (401, 403) and the `bearer` requirement of COORDINATOR_ROUTE_POLICIES
+ * (routes.ts), which come only with --auth-tokens.
+ */
 export function coordinatorOpenApi(config: CoordinatorConfig, opts: { readonly faultRoutes: boolean }): OpenApiDocument {
-  return buildOpenApi({
+  const doc = buildOpenApi({
     title: 'raft2pc coordinator',
     version: '1',
     description: [
@@ -193,6 +222,7 @@ export function coordinatorOpenApi(config: CoordinatorConfig, opts: { readonly f
       `Bodies are JSON of any content type (an empty body reads as \`{}\`), at most ${config.maxBodyBytes} bytes; unknown fields and query parameters are refused. Every error is \`{"error": {"code", "message", ...details}}\`; a path or method with no route is \`404 not_found\` (schema: components.schemas.ErrorBody).`,
     ].join('\n\n'),
     commonErrors: { 400: ['invalid_json', 'invalid_path', 'bad_request'], 413: ['body_too_large'], 500: ['internal'] },
-    routes: [...transactionRoutes(config), ...processRoutes(), ...(opts.faultRoutes ? faultRoutes() : [])],
+    routes: withTokenErrors([...transactionRoutes(config), ...processRoutes(), ...(opts.faultRoutes ? faultRoutes() : [])], COORDINATOR_ROUTE_POLICIES),
   });
+  return withBearerScheme(doc, COORDINATOR_ROUTE_POLICIES);
 }

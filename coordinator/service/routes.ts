@@ -22,9 +22,12 @@ import { jsonOnly } from '../../lib/http-guard.js';
 import type { Logger } from '../../lib/logger.js';
 import { check } from '../../lib/openapi.js';
 import { readinessStatus } from '../../lib/readiness.js';
+import { bearerAdmission, routePolicyLookup, type TokenAuth } from '../../lib/token-auth.js';
 import { isValidTxId, type JsonObject, type ListedState } from '../protocol/index.js';
-import { abortBody, beginBody, commitBody, coordinatorOpenApi, enlistBody, faultsBody, listQuery } from './openapi.js';
+import { abortBody, beginBody, commitBody, COORDINATOR_ROUTE_POLICIES, coordinatorOpenApi, enlistBody, faultsBody, listQuery } from './openapi.js';
 import type { CoordinatorService } from './service.js';
+
+export { COORDINATOR_ROUTE_POLICIES } from './openapi.js';
 
 /** The `:id` path parameter, checked against the protocol's id rule. */
 function txIdParam(ctx: RouteContext): string {
@@ -47,6 +50,12 @@ export interface CoordinatorAppOptions {
    * does not exist.
    */
   readonly blockedHintUrls?: Set<string>;
+  /**
+   * Bearer tokens (lib/token-auth.ts): every request is checked against its
+   * route's policy (openapi.ts COORDINATOR_ROUTE_POLICIES) before its body is read.
+   * Undefined: no auth, anyone the TLS settings let through may call.
+   */
+  readonly auth?: Pick<TokenAuth, 'check'>;
 }
 
 const ok = (body: unknown): JsonReply => ({ status: 200, body });
@@ -66,7 +75,9 @@ export function coordinatorRouter(service: CoordinatorApi, opts: CoordinatorAppO
 /** The routes as a node:http listener (serve it with lib/http-guard.ts's `listenGuarded`; supertest drives it as is). */
 export function coordinatorApp(service: CoordinatorApi, opts: CoordinatorAppOptions): HttpApp {
   const router = coordinatorRouter(service, opts);
-  const inner = nodeListener(expressStyleRoutes(router), service.config.maxBodyBytes, { onInternalError: (e) => opts.log('error', 'internal error', { error: e }) });
+  // The one place tokens are checked: after the route matched (a 404 stays a 404), before the body is read.
+  const admit = opts.auth === undefined ? {} : { admit: bearerAdmission(opts.auth, routePolicyLookup(router, COORDINATOR_ROUTE_POLICIES)) };
+  const inner = nodeListener(expressStyleRoutes(router), service.config.maxBodyBytes, { onInternalError: (e) => opts.log('error', 'internal error', { error: e }), ...admit });
   // The media-type rule (415) is also on the server (lib/http-guard.ts); here for a listener served by another.
   const listener = (req: IncomingMessage, res: ServerResponse): void => jsonOnly(req, res, () => inner(req, res));
   return httpApp(listener, router);

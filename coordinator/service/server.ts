@@ -10,6 +10,7 @@ import { faultInjectionEnabled } from '../../lib/faults.js';
 import type { HttpApp } from '../../lib/http.js';
 import { listenGuarded, PLAIN_HTTP, type HttpGuardLimits } from '../../lib/http-guard.js';
 import type { TlsSettings } from '../../lib/tls.js';
+import type { TokenAuth } from '../../lib/token-auth.js';
 import { NO_FAILPOINTS, type FailpointHook } from '../../lib/failpoints.js';
 import type { Logger } from '../../lib/logger.js';
 import { systemRandom } from '../../lib/random.js';
@@ -40,6 +41,10 @@ export interface CoordinatorServerOptions {
   readonly faultInjection?: boolean;
   /** HTTPS and the client side of hints; default: plain HTTP on loopback. */
   readonly tls?: TlsSettings;
+  /** Bearer tokens its clients must show (routes.ts COORDINATOR_ROUTE_POLICIES); default: none, no auth. */
+  readonly auth?: Pick<TokenAuth, 'check'>;
+  /** The token this coordinator shows participants on prepare and decision calls; default: none. */
+  readonly callToken?: () => string | undefined;
   /** Over the coordinator's own (SERVER_LIMITS) and lib/http-guard.ts's. */
   readonly limits?: Partial<HttpGuardLimits>;
 }
@@ -71,7 +76,7 @@ export class CoordinatorServer {
     this.tls = opts.tls ?? PLAIN_HTTP;
     this.log = opts.log;
     this.limits = { ...SERVER_LIMITS, ...opts.limits };
-    this.hints = new HttpHintSender({ timeoutMs: c.hintTimeoutMs, timers: systemTimers, tls: this.tls.client });
+    this.hints = new HttpHintSender({ timeoutMs: c.hintTimeoutMs, timers: systemTimers, tls: this.tls.client, log: opts.log, ...(opts.callToken === undefined ? {} : { token: opts.callToken }) });
     this.service = new CoordinatorService({
       config: c,
       store: opts.store,
@@ -85,7 +90,7 @@ export class CoordinatorServer {
     // A server is its own process (or one of few in a test), so its /metrics carries the process's.
     this.service.metrics.collectProcessMetrics();
     const faults = opts.faultInjection ?? faultInjectionEnabled();
-    this.app = coordinatorApp(this.service, { log: opts.log, ...(faults ? { blockedHintUrls: this.hints.blockedUrls } : {}) });
+    this.app = coordinatorApp(this.service, { log: opts.log, ...(faults ? { blockedHintUrls: this.hints.blockedUrls } : {}), ...(opts.auth === undefined ? {} : { auth: opts.auth }) });
   }
 
   /** Starts the service, then listens; returns the bound port. */

@@ -55,6 +55,7 @@ export const bankCommand = defineCommand({
     'data-dir': { type: 'string', placeholder: 'DIR', description: 'where the balances and the participant log live (default: data/demo/banks/<name>)' },
     accounts: { type: 'string', default: 'alice=1000,bob=1000,carol=1000,dave=1000', parse: parseAccounts, placeholder: 'id=amount,...', description: 'the opening balances, used when the data dir holds none' },
     'audit-wait-ms': { type: 'int', default: 1_500, min: 0, description: "how long an audit's prepare waits for prepared transfers to finish before it votes no, in ms" },
+    'auth-tokens': { type: 'string', placeholder: 'FILE', description: 'require bearer tokens on the participant routes, from this token file (raft2pc token create); prepare and decision then need a coordinator token; default: no auth' },
     ...TLS_FLAGS,
     ...LOG_FLAGS,
     ...SHUTDOWN_FLAGS,
@@ -80,7 +81,7 @@ export const bankCommand = defineCommand({
       failpoints: Failpoints.fromEnv(),
       logger: log,
       onFatal: exitOnFatal,
-      config: { logRetentionMs: 120_000, logCompactIntervalMs: 10_000 },
+      config: { logRetentionMs: 120_000, logCompactIntervalMs: 10_000, ...(values['auth-tokens'] === undefined ? {} : { authTokensFile: values['auth-tokens'] }) },
     }).catch(exitOnFatal);
     bank.setSettledCheck((txId) => {
       const r = node.log.get(txId);

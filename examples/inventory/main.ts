@@ -48,6 +48,7 @@ export const participantExampleCommand = defineCommand({
     'data-dir': { type: 'string', placeholder: 'DIR', description: 'where the participant log and the stock live (default: data/<name>)' },
     stock: { type: 'string', default: '', parse: parseStock, placeholder: 'sku=qty,...', description: 'the opening stock, used when the data dir holds none' },
     'prepare-delay-ms': { type: 'int', default: 0, min: 0, description: 'how long each prepare takes, in ms (to widen the window between votes in tests)' },
+    'auth-tokens': { type: 'string', placeholder: 'FILE', description: 'require bearer tokens on the participant routes, from this token file (raft2pc token create); prepare and decision then need a coordinator token; default: no auth' },
     ...LOG_FLAGS,
     ...SHUTDOWN_FLAGS,
   },
@@ -71,7 +72,7 @@ export const participantExampleCommand = defineCommand({
       failpoints: Failpoints.fromEnv(),
       logger: log,
       onFatal: exitOnFatal,
-      config: { logRetentionMs: 600_000 },
+      config: { logRetentionMs: 600_000, ...(values['auth-tokens'] === undefined ? {} : { authTokensFile: values['auth-tokens'] }) },
     }).catch(exitOnFatal);
 
     const app = express();
