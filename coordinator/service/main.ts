@@ -19,7 +19,7 @@ import { serviceTls, TLS_FLAGS } from '../../lib/tls.js';
 import { CallToken, TokenAuth } from '../../lib/token-auth.js';
 import type { Logger } from '../../lib/logger.js';
 import { DEFAULT_COORDINATOR_CONFIG, DEFAULT_SWEEP_ELECTION_TTL_MS, makeCoordinatorConfig, type CoordinatorConfig } from '../runtime/index.js';
-import { openTxStore, STORE_FLAG } from '../txstore/index.js';
+import { openTxStore, STORE_ACCESS_FLAGS, STORE_FLAG, storeAccessEnv } from '../txstore/index.js';
 import { parseRegistry } from '../runtime/registry.js';
 import { CoordinatorServer, type CoordinatorServerOptions } from './server.js';
 import { storeUsageSource } from './store-usage.js';
@@ -52,6 +52,7 @@ export const coordinatorCommand = defineCommand({
     port: { type: 'int', default: 7070, min: 0, max: MAX_PORT, description: 'the port to listen on (0: any free port)' },
     host: { type: 'string', default: '127.0.0.1', description: 'the address to listen on' },
     store: STORE_FLAG,
+    ...STORE_ACCESS_FLAGS,
     id: { type: 'string', placeholder: 'ID', description: "this coordinator's id, in its logs and the store's client ids (default: c-<random>)" },
     ...LIMIT_FLAGS,
     participant: { type: 'list', placeholder: 'NAME=URL,...', description: 'register participants by name (repeatable): begin and enlist then accept only these names, and the coordinator calls only these URLs; default: clients give URLs (a trusted network)' },
@@ -93,7 +94,7 @@ export const coordinatorCommand = defineCommand({
     // openTxStore gives the built-in store's client a fresh id per process: the store deduplicates
     // writes by (client id, sequence), and a restarted process starts its sequences again.
     const tokens = openTokens(values['auth-tokens'], values['call-token-file'], log);
-    const opened = await openTxStore(spec, id);
+    const opened = await openTxStore(spec, id, storeAccessEnv(values));
     const storeUsage = storeUsageSource(spec, config.storeQuotaBytes);
     const coordinator = new CoordinatorServer({ config, store: opened.store, failpoints, log, storeUsage, tls, ...tokens.options });
     const bound = await coordinator.start({ port: values.port, host: values.host });

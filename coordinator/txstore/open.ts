@@ -104,5 +104,5 @@ export const STORE_FLAG = {
   parse: parseStoreSpec,
   envAliases: [STORE_ENV],
   placeholder: 'http://host:port,...|etcd://host:port,...',
-  description: 'the built-in store (http://...) or an etcd cluster (etcd://..., etcds://... over TLS; its CA, certificate and user from RAFT2PC_ETCD_*)',
+  description: 'the built-in store (http://...) or an etcd cluster (etcd://..., etcds://... over TLS; its CA, certificate and user: the --etcd-* flags)',
 } as const;

@@ -19,8 +19,7 @@ import { Failpoints } from '../../lib/failpoints.js';
 import { listenGuarded } from '../../lib/http-guard.js';
 import { onShutdownSignals, SHUTDOWN_FLAGS, stopThenClose } from '../../lib/shutdown.js';
 import { serviceTls, TLS_FLAGS } from '../../lib/tls.js';
-import { openTxStore } from '../../coordinator/txstore/index.js';
-import { STORE_FLAG } from '../../coordinator/txstore/open.js';
+import { openTxStore, STORE_ACCESS_FLAGS, STORE_FLAG, storeAccessEnv } from '../../coordinator/txstore/index.js';
 import { ParticipantNode } from '../../participant/index.js';
 import { bankApp } from './app.js';
 import { Bank } from './bank.js';
@@ -52,6 +51,7 @@ export const bankCommand = defineCommand({
     port: { type: 'int', default: 7111, min: 0, max: 65_535, description: 'the port to listen on' },
     host: { type: 'string', default: '127.0.0.1', description: 'the address to listen on' },
     store: STORE_FLAG,
+    ...STORE_ACCESS_FLAGS,
     'data-dir': { type: 'string', placeholder: 'DIR', description: 'where the balances and the participant log live (default: data/demo/banks/<name>)' },
     accounts: { type: 'string', default: 'alice=1000,bob=1000,carol=1000,dave=1000', parse: parseAccounts, placeholder: 'id=amount,...', description: 'the opening balances, used when the data dir holds none' },
     'audit-wait-ms': { type: 'int', default: 1_500, min: 0, description: "how long an audit's prepare waits for prepared transfers to finish before it votes no, in ms" },
@@ -71,7 +71,7 @@ export const bankCommand = defineCommand({
       process.exit(1);
     };
     const bank = await Bank.open({ name, dataDir, openingBalances: values.accounts, auditWaitMs: values['audit-wait-ms'] });
-    const opened = await openTxStore(spec, name);
+    const opened = await openTxStore(spec, name, storeAccessEnv(values));
     // A short retention keeps the participant log small under a steady load.
     const node = await ParticipantNode.open({
       name,

@@ -19,8 +19,7 @@
 import { join } from 'node:path';
 import express from 'express';
 import { defineCommand, isEntryPoint, LOG_FLAGS, runMain, serviceLogger } from '../../lib/cli.js';
-import { openTxStore } from '../../coordinator/txstore/open.js';
-import { STORE_FLAG } from '../../coordinator/txstore/open.js';
+import { openTxStore, STORE_ACCESS_FLAGS, STORE_FLAG, storeAccessEnv } from '../../coordinator/txstore/index.js';
 import { Failpoints } from '../../lib/failpoints.js';
 import { errorMiddleware } from '../../lib/express.js';
 import { listening, onShutdownSignals, SHUTDOWN_FLAGS, stopThenClose } from '../../lib/shutdown.js';
@@ -45,6 +44,7 @@ export const participantExampleCommand = defineCommand({
     name: { type: 'string', default: 'inventory', description: "the participant's name, as transactions enlist it" },
     port: { type: 'int', default: 7100, min: 0, max: 65_535, description: 'the port to listen on (127.0.0.1)' },
     store: { ...STORE_FLAG, required: false, default: 'http://127.0.0.1:2379' },
+    ...STORE_ACCESS_FLAGS,
     'data-dir': { type: 'string', placeholder: 'DIR', description: 'where the participant log and the stock live (default: data/<name>)' },
     stock: { type: 'string', default: '', parse: parseStock, placeholder: 'sku=qty,...', description: 'the opening stock, used when the data dir holds none' },
     'prepare-delay-ms': { type: 'int', default: 0, min: 0, description: 'how long each prepare takes, in ms (to widen the window between votes in tests)' },
@@ -63,7 +63,7 @@ export const participantExampleCommand = defineCommand({
     };
     const inventory = new Inventory(dataDir, values['prepare-delay-ms']);
     await inventory.load(values.stock);
-    const opened = await openTxStore(spec, name);
+    const opened = await openTxStore(spec, name, storeAccessEnv(values));
     const node = await ParticipantNode.open({
       name,
       store: opened.store,
