@@ -11,7 +11,8 @@
  * so a client that got no answer asks the other coordinator. What it could
  * not learn is "unknown" and the end-of-run checks resolve it from the store.
  */
-import { fetchJson, type JsonAnswer } from '../demo/common/http.js';
+import type { JsonAnswer } from '../demo/common/http.js';
+import { serviceJson } from './service-http.js';
 import { AUDIT_WORK, transferWork, type TransferOp } from '../demo/bank/work.js';
 import { idForIdempotencyKey } from '../coordinator/service/index.js';
 import type { JsonValue } from '../coordinator/protocol/index.js';
@@ -94,21 +95,21 @@ export class BankClient {
     const txId = BankClient.txIdFor(key);
     const participants = parts.map((p) => ({ name: p.bank, url: this.bankUrl(p.bank) }));
     const begun = await this.onCoordinators(first, BEGIN_ATTEMPT_MS, BEGIN_BUDGET_MS, (c) =>
-      fetchJson(`${c.url}/v1/transactions`, { method: 'POST', body: { timeoutMs: TX_TIMEOUT_MS, participants, metadata }, headers: { 'idempotency-key': key }, timeoutMs: BEGIN_ATTEMPT_MS }),
+      serviceJson(`${c.url}/v1/transactions`, { method: 'POST', body: { timeoutMs: TX_TIMEOUT_MS, participants, metadata }, headers: { 'idempotency-key': key }, timeoutMs: BEGIN_ATTEMPT_MS }),
     );
     if (begun.status !== 201) return this.giveUp(txId, first, `begin: ${describe(begun)}`);
     const sent = await Promise.all(parts.map((p) => this.sendWork(p.bank, txId, p.work)));
     const failed = sent.find((s) => s !== undefined);
     if (failed !== undefined) return this.giveUp(txId, first, `work: ${failed}`);
     const started = performance.now();
-    const answer = await this.onCoordinators(first, COMMIT_ATTEMPT_MS, COMMIT_BUDGET_MS, (c) => fetchJson(`${c.url}/v1/transactions/${txId}/commit`, { method: 'POST', body: {}, timeoutMs: COMMIT_ATTEMPT_MS }));
+    const answer = await this.onCoordinators(first, COMMIT_ATTEMPT_MS, COMMIT_BUDGET_MS, (c) => serviceJson(`${c.url}/v1/transactions/${txId}/commit`, { method: 'POST', body: {}, timeoutMs: COMMIT_ATTEMPT_MS }));
     const outcome = outcomeOf(answer);
     return { txId, outcome, commitMs: outcome === 'unknown' ? null : performance.now() - started, note: outcome === 'unknown' ? `commit: ${describe(answer)}` : undefined };
   }
 
   /** Work that a bank did not take: abort, so the transaction does not wait for its deadline. */
   private async giveUp(txId: string, first: number, why: string): Promise<TxAttempt> {
-    const answer = await this.onCoordinators(first, ABORT_ATTEMPT_MS, 2 * ABORT_ATTEMPT_MS, (c) => fetchJson(`${c.url}/v1/transactions/${txId}/abort`, { method: 'POST', body: { reason: 'chaos client gave up' }, timeoutMs: ABORT_ATTEMPT_MS }));
+    const answer = await this.onCoordinators(first, ABORT_ATTEMPT_MS, 2 * ABORT_ATTEMPT_MS, (c) => serviceJson(`${c.url}/v1/transactions/${txId}/abort`, { method: 'POST', body: { reason: 'chaos client gave up' }, timeoutMs: ABORT_ATTEMPT_MS }));
     if (answer.status === 200) return { txId, outcome: 'aborted', commitMs: null, note: why };
     // 409 already_committed cannot come from a transaction nobody asked to commit; treat it as unknown and let the checks decide.
     return { txId, outcome: 'unknown', commitMs: null, note: `${why}; abort: ${describe(answer)}` };
@@ -118,7 +119,7 @@ export class BankClient {
   private async sendWork(bank: string, txId: string, work: JsonValue): Promise<string | undefined> {
     let last: JsonAnswer | undefined;
     for (let i = 0; i < WORK_ATTEMPTS; i++) {
-      last = await fetchJson(`${this.bankUrl(bank)}/2pc/work`, { method: 'POST', body: { txId, work }, timeoutMs: WORK_ATTEMPT_MS });
+      last = await serviceJson(`${this.bankUrl(bank)}/2pc/work`, { method: 'POST', body: { txId, work }, timeoutMs: WORK_ATTEMPT_MS });
       if (last.status === 200) return undefined;
       if (last.status >= 400 && last.status < 500) break; // refused for good
     }
@@ -127,7 +128,7 @@ export class BankClient {
 
   private async auditRead(bank: BankRef, txId: string): Promise<AuditRead | null> {
     for (let i = 0; i < AUDIT_READ_ATTEMPTS; i++) {
-      const r = await fetchJson(`${bank.url}/v1/audits/${txId}`, { timeoutMs: 1_500 });
+      const r = await serviceJson(`${bank.url}/v1/audits/${txId}`, { timeoutMs: 1_500 });
       if (r.status === 200) {
         const body = r.body as { total: number; accounts: { id: string; balance: number }[] };
         return { bank: bank.name, total: body.total, accounts: body.accounts.map((a) => ({ id: a.id, balance: a.balance })) };

@@ -13,7 +13,7 @@
  * both out of the balance and still in `locked`. Money spent twice would
  * show as a negative balance or break conservation, which are checked.
  */
-import { fetchJson } from '../demo/common/http.js';
+import { serviceJson } from './service-http.js';
 import { keepAliveTimers } from '../lib/timers.js';
 import type { BankRef } from './cluster.js';
 import type { Violation } from './record.js';
@@ -89,7 +89,7 @@ export class BankObserver {
   }
 
   async summary(bank: BankRef): Promise<BankSummary | undefined> {
-    const r = await fetchJson(`${bank.url}/v1/summary`, { timeoutMs: READ_TIMEOUT_MS });
+    const r = await serviceJson(`${bank.url}/v1/summary`, { timeoutMs: READ_TIMEOUT_MS });
     return r.status === 200 ? (r.body as BankSummary) : undefined;
   }
 
@@ -100,7 +100,7 @@ export class BankObserver {
   }
 
   private async readLog(bank: BankRef): Promise<void> {
-    const r = await fetchJson(`${bank.url}/v1/participant/transactions?limit=${LOG_LIMIT}`, { timeoutMs: READ_TIMEOUT_MS });
+    const r = await serviceJson(`${bank.url}/v1/participant/transactions?limit=${LOG_LIMIT}`, { timeoutMs: READ_TIMEOUT_MS });
     if (r.status !== 200) {
       this.polls.failed++;
       return;
@@ -120,7 +120,7 @@ export class BankObserver {
   }
 
   private async readAccounts(bank: BankRef): Promise<AccountView[] | undefined> {
-    const r = await fetchJson(`${bank.url}/v1/accounts`, { timeoutMs: READ_TIMEOUT_MS });
+    const r = await serviceJson(`${bank.url}/v1/accounts`, { timeoutMs: READ_TIMEOUT_MS });
     if (r.status !== 200) return undefined;
     const accounts = r.body as AccountView[];
     for (const a of accounts) {

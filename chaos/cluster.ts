@@ -9,18 +9,25 @@
  * coordinators and banks): it drives transfers straight through the
  * coordinator and bank APIs, so the transfer app is not started. With
  * `--store etcd` a 3-member etcd cluster (bench/etcd.ts) replaces the
- * built-in store and there is no store node to fault.
+ * built-in store and there is no store node to fault. With `secure` (the
+ * demo's secure composition, demo/supervisor/secure.ts) every link is TLS,
+ * the store's auth is on, and the runner's own calls show the client
+ * certificate and, to the store, authenticate as root (fault routes and
+ * reads of every key).
  */
 import { mkdirSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fetchJson } from '../demo/common/http.js';
+import { serviceJson } from './service-http.js';
 import { keepAliveTimers } from '../lib/timers.js';
-import { demoLayout, urlOf } from '../demo/supervisor/layout.js';
+import { demoLayout } from '../demo/supervisor/layout.js';
 import type { ProcessEvent } from '../demo/supervisor/process.js';
 import { DemoSupervisor, portFree } from '../demo/supervisor/supervisor.js';
 import { FAULTS_ENV } from '../lib/faults.js';
 import { EtcdCluster } from '../bench/etcd.js';
 import { findEtcd } from '../lib/etcd-binary.js';
+import { STORE_PASSWORD_ENV, STORE_USER_ENV } from '../coordinator/txstore/open.js';
+import { ROOT_USER, type SecureSetup } from '../demo/supervisor/secure.js';
 import type { StoreChoice } from './options.js';
 
 export interface ChaosClusterOptions {
@@ -29,6 +36,7 @@ export interface ChaosClusterOptions {
   readonly store: StoreChoice;
   readonly startTimeoutMs: number;
   readonly onEvent?: (e: ProcessEvent) => void;
+  readonly secure?: SecureSetup;
 }
 
 export interface BankRef {
@@ -46,12 +54,16 @@ interface StoreStatus {
 
 const STATUS_TIMEOUT_MS = 1_000;
 const ADMIN_TIMEOUT_MS = 2_000;
+/** The runner's root token on the store: 10 minutes, renewed when less than one is left. */
+const ROOT_TOKEN_TTL_MS = 600_000;
+const ROOT_TOKEN_MARGIN_MS = 60_000;
 
 export class ChaosCluster {
   readonly supervisor: DemoSupervisor;
   private readonly etcd: EtcdCluster | undefined;
   private readonly pidFile: string;
   private readonly pids = new Map<string, number>();
+  private rootToken: { token: string; expiresAtMs: number } | undefined;
   /** Called when a process exits without the runner killing or stopping it: a crash. */
   onCrash: (name: string, what: string) => void = () => {};
 
@@ -78,7 +90,34 @@ export class ChaosCluster {
       // The supervisor passes the built-in store's --store first; a later flag wins (node:util parseArgs).
       extraArgs = { coordinator: ['--store', spec], bank: ['--store', spec] };
     }
-    this.supervisor = new DemoSupervisor({ dataDir: opts.dataDir, basePort: opts.basePort, control: false, startTimeoutMs: opts.startTimeoutMs, extraArgs, onEvent });
+    this.supervisor = new DemoSupervisor({ dataDir: opts.dataDir, basePort: opts.basePort, control: false, startTimeoutMs: opts.startTimeoutMs, extraArgs, onEvent, ...(opts.secure === undefined ? {} : { secure: opts.secure }) });
+  }
+
+  /** The runner's store user (root) in secure mode; none otherwise. */
+  get storeCredentials(): { user?: string; password?: string } {
+    const s = this.opts.secure;
+    return s === undefined ? {} : { user: ROOT_USER, password: s.password(ROOT_USER) };
+  }
+
+  /** The environment openTxStore reads the runner's credentials from. */
+  get storeEnv(): NodeJS.ProcessEnv {
+    const c = this.storeCredentials;
+    return c.user === undefined ? process.env : { ...process.env, [STORE_USER_ENV]: c.user, [STORE_PASSWORD_ENV]: c.password };
+  }
+
+  /** The Authorization header for the store's admin routes (root only with auth on): a short-lived root token, renewed before it ends. */
+  private async storeAdminHeaders(): Promise<Record<string, string>> {
+    const c = this.storeCredentials;
+    if (c.user === undefined) return {};
+    if (this.rootToken === undefined || this.rootToken.expiresAtMs - Date.now() < ROOT_TOKEN_MARGIN_MS) {
+      for (const url of this.supervisor.storeEndpoints) {
+        const r = await fetchJson(`${url}/v1/auth/authenticate`, { method: 'POST', body: { name: c.user, password: c.password, ttlMs: ROOT_TOKEN_TTL_MS }, timeoutMs: ADMIN_TIMEOUT_MS });
+        if (r.status !== 200) continue;
+        this.rootToken = r.body as { token: string; expiresAtMs: number };
+        break;
+      }
+    }
+    return this.rootToken === undefined ? {} : { authorization: `Bearer ${this.rootToken.token}` };
   }
 
   /** Store nodes the nemesis may fault: none with etcd. */
@@ -87,7 +126,7 @@ export class ChaosCluster {
   }
 
   get coordinators(): { readonly name: string; readonly url: string }[] {
-    return this.supervisor.layout.coordinators.map((c) => ({ name: c.name, url: urlOf(this.supervisor.layout.host, c.port) }));
+    return this.supervisor.layout.coordinators.map((c) => ({ name: c.name, url: this.supervisor.process(c.name).spec.url }));
   }
 
   get banks(): BankRef[] {
@@ -119,8 +158,7 @@ export class ChaosCluster {
         this.writePids();
         await this.etcd.waitHealthy(this.opts.startTimeoutMs);
       } else {
-        await Promise.all(this.storeNodes.map((n) => this.supervisor.process(n).start(this.opts.startTimeoutMs)));
-        await this.supervisor.waitForLeader(this.opts.startTimeoutMs);
+        await this.supervisor.startStore(); // in secure mode also its users and auth
       }
       await Promise.all(this.serviceNames.map((n) => this.supervisor.process(n).start(this.opts.startTimeoutMs)));
     } catch (e) {
@@ -186,7 +224,7 @@ export class ChaosCluster {
     let ok = true;
     for (const n of this.storeNodes) {
       if (this.state(n) !== 'running') continue;
-      const r = await fetchJson(`${this.storeUrl(n)}/v1/admin/faults`, { method: 'DELETE', timeoutMs: ADMIN_TIMEOUT_MS });
+      const r = await fetchJson(`${this.storeUrl(n)}/v1/admin/faults`, { method: 'DELETE', headers: await this.storeAdminHeaders(), timeoutMs: ADMIN_TIMEOUT_MS });
       ok &&= r.status === 200;
     }
     return ok;
@@ -195,13 +233,13 @@ export class ChaosCluster {
   /** Makes a coordinator's prepare and decision hints to these banks fail (participants still watch the store). */
   async blockHints(coordinator: string, bankNames: readonly string[]): Promise<void> {
     const urls = this.banks.filter((b) => bankNames.includes(b.name)).map((b) => b.url);
-    const r = await fetchJson(`${this.coordinatorUrl(coordinator)}/v1/admin/faults`, { method: 'PUT', body: { blockedUrls: urls }, timeoutMs: ADMIN_TIMEOUT_MS });
+    const r = await serviceJson(`${this.coordinatorUrl(coordinator)}/v1/admin/faults`, { method: 'PUT', body: { blockedUrls: urls }, timeoutMs: ADMIN_TIMEOUT_MS });
     if (r.status !== 200) throw new Error(`${coordinator} refused the partition: ${r.status} ${JSON.stringify(r.body)}`);
   }
 
   async unblockHints(coordinator: string): Promise<boolean> {
     if (this.state(coordinator) !== 'running') return true; // a restarted coordinator starts with no block
-    const r = await fetchJson(`${this.coordinatorUrl(coordinator)}/v1/admin/faults`, { method: 'DELETE', timeoutMs: ADMIN_TIMEOUT_MS });
+    const r = await serviceJson(`${this.coordinatorUrl(coordinator)}/v1/admin/faults`, { method: 'DELETE', timeoutMs: ADMIN_TIMEOUT_MS });
     return r.status === 200;
   }
 
@@ -285,7 +323,7 @@ export class ChaosCluster {
   }
 
   private async setBlockedPeers(node: string, peers: readonly string[]): Promise<void> {
-    const r = await fetchJson(`${this.storeUrl(node)}/v1/admin/faults`, { method: 'PUT', body: { blockedPeers: peers }, timeoutMs: ADMIN_TIMEOUT_MS });
+    const r = await fetchJson(`${this.storeUrl(node)}/v1/admin/faults`, { method: 'PUT', body: { blockedPeers: peers }, headers: await this.storeAdminHeaders(), timeoutMs: ADMIN_TIMEOUT_MS });
     if (r.status !== 200) throw new Error(`${node} refused the partition: ${r.status} ${JSON.stringify(r.body)}`);
   }
 

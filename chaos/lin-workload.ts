@@ -34,6 +34,8 @@ export interface LinWorkloadOptions {
   /** Milliseconds since the run started. */
   readonly now: () => number;
   readonly signal: AbortSignal;
+  /** The store user (secure mode: the runner's root); none without auth. */
+  readonly credentials?: { readonly user?: string; readonly password?: string };
 }
 
 export async function runLinWorkload(o: LinWorkloadOptions): Promise<void> {
@@ -44,7 +46,7 @@ export async function runLinWorkload(o: LinWorkloadOptions): Promise<void> {
     if (spec.kind === 'builtin') {
       // Short timeouts: an operation cut by a fault becomes "unknown" quickly and the client moves on.
       const endpoints = spec.endpoints.map((_, k) => spec.endpoints[(k + i) % spec.endpoints.length] as string);
-      stores.push(new BuiltinTxStore(new StoreClient({ endpoints, requestTimeoutMs: 1_000, deadlineMs: 3_000, maxAttempts: 30, clientId: `chaos-lin-${o.runTag}-${i}-${randomBytes(3).toString('hex')}` })));
+      stores.push(new BuiltinTxStore(new StoreClient({ endpoints, requestTimeoutMs: 1_000, deadlineMs: 3_000, maxAttempts: 30, clientId: `chaos-lin-${o.runTag}-${i}-${randomBytes(3).toString('hex')}`, ...o.credentials })));
     } else {
       const opened = await openTxStore(spec, `chaos-lin-${i}`);
       stores.push(opened.store);

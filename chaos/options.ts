@@ -29,6 +29,8 @@ export interface ChaosOptions {
   readonly keep: boolean;
   /** Where to write the run's summary as JSON (besides the report), for scripts and tests. */
   readonly summaryFile: string | undefined;
+  /** TLS on every link, store auth and a store user per process (demo/supervisor/secure.ts); built-in store only. */
+  readonly secure: boolean;
 }
 
 export const LIMITS = Object.freeze({
@@ -47,7 +49,7 @@ export class UsageError extends Error {
 
 export const USAGE = `usage: npm run chaos -- --duration SECONDS --seed N [--faults kill,pause,partition,disk|none]
                       [--store builtin|etcd] [--base-port P] [--clients N] [--rate TX_PER_S] [--audit-every-ms MS]
-                      [--out-dir DIR] [--keep] [--summary FILE]`;
+                      [--out-dir DIR] [--keep] [--summary FILE] [--secure]`;
 
 function int(name: string, raw: string | boolean | undefined, fallback: number, min: number, max: number): number {
   if (raw === undefined) return fallback;
@@ -72,6 +74,7 @@ export function parseChaosArgs(argv: readonly string[]): ChaosOptions {
         'out-dir': { type: 'string' },
         keep: { type: 'boolean' },
         summary: { type: 'string' },
+        secure: { type: 'boolean' },
       },
       [...argv],
     ).values;
@@ -86,6 +89,7 @@ export function parseChaosArgs(argv: readonly string[]): ChaosOptions {
   const faults = faultsText === 'none' ? [] : [...new Set(faultsText.split(',').map((s) => s.trim()).filter((s) => s !== ''))];
   for (const f of faults) if (!FAULT_KINDS.includes(f as FaultKind)) throw new UsageError(`unknown fault kind "${f}"; known: ${FAULT_KINDS.join(', ')}`);
   const summary = values['summary'];
+  if (values['secure'] === true && store !== 'builtin') throw new UsageError('--secure runs the built-in store only (etcd with TLS and auth: docs/SECURITY.md, RAFT2PC_ETCD_*)');
   return {
     durationS: int('duration', values['duration'], 120, LIMITS.minDurationS, LIMITS.maxDurationS),
     seed: int('seed', values['seed'], 0, 0, 2 ** 32 - 1),
@@ -98,6 +102,7 @@ export function parseChaosArgs(argv: readonly string[]): ChaosOptions {
     outDir: typeof values['out-dir'] === 'string' ? values['out-dir'] : '.artifacts/chaos',
     keep: values['keep'] === true,
     summaryFile: typeof summary === 'string' ? summary : undefined,
+    secure: values['secure'] === true,
   };
 }
 
@@ -107,5 +112,6 @@ export function replayCommand(o: ChaosOptions): string {
   if (o.clients !== 4) parts.push(`--clients ${o.clients}`);
   if (o.rate !== undefined) parts.push(`--rate ${o.rate}`);
   if (o.auditEveryMs !== 3_000) parts.push(`--audit-every-ms ${o.auditEveryMs}`);
+  if (o.secure) parts.push('--secure');
   return parts.join(' ');
 }

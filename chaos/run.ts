@@ -15,9 +15,12 @@ import { setMaxListeners } from 'node:events';
 import { createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { openTxStore, parseStoreSpec, type OpenedStore } from '../coordinator/txstore/index.js';
-import { fetchJson } from '../demo/common/http.js';
+import { serviceJson, setServiceHeaders } from './service-http.js';
 import { keepAliveTimers } from '../lib/timers.js';
-import { DEFAULT_BANKS } from '../demo/supervisor/layout.js';
+import { DEFAULT_BANKS, demoLayout } from '../demo/supervisor/layout.js';
+import { operatorHeaders, prepareSecure, type SecureSetup } from '../demo/supervisor/secure.js';
+import { secureUsersOf } from '../demo/supervisor/supervisor.js';
+import { setProcessClientTls } from '../lib/tls.js';
 import { lastLines } from '../demo/supervisor/process.js';
 import { checkHistory, HistoryRecorder, type CheckResult } from '../test/lincheck/index.js';
 import { BankClient } from './bank-client.js';
@@ -162,7 +165,7 @@ async function runLoad(setup: RunSetup, cluster: ChaosCluster, obs: Observers, a
   const client = new BankClient(cluster.coordinators, cluster.banks);
   const tasks = [
     runWorkload({ client, record: rec, seed: o.seed, runTag, clients: o.clients, rate: o.rate, coordinators: cluster.coordinators.length, accounts, auditEveryMs: o.auditEveryMs, signal: load.signal }),
-    runLinWorkload({ storeSpec: cluster.storeSpec, clients: LIN_CLIENTS, seed: o.seed, runTag, recorder: obs.recorder, now: () => rec.now(), signal: load.signal }),
+    runLinWorkload({ credentials: cluster.storeCredentials, storeSpec: cluster.storeSpec, clients: LIN_CLIENTS, seed: o.seed, runTag, recorder: obs.recorder, now: () => rec.now(), signal: load.signal }),
     obs.observer.run(load.signal),
     runNemesis({ cluster, record: rec, seed: o.seed, faults: o.faults, stopAtMs: o.durationS * 1000, log, signal: load.signal }),
   ];
@@ -272,7 +275,8 @@ function printResults(setup: RunSetup, obs: Observers, v: Verdict, summary: Chao
 
 export async function runChaos(o: ChaosOptions, out: (line: string) => void, abort: AbortSignal): Promise<ChaosSummary> {
   const setup = beginRun(o, out);
-  const cluster = new ChaosCluster({ dataDir: setup.runDir, basePort: o.basePort, store: o.store, startTimeoutMs: START_TIMEOUT_MS });
+  const secure = o.secure ? await secureRun(setup) : undefined;
+  const cluster = new ChaosCluster({ dataDir: setup.runDir, basePort: o.basePort, store: o.store, startTimeoutMs: START_TIMEOUT_MS, ...(secure === undefined ? {} : { secure }) });
   const exitHook = (): void => cluster.killNow();
   process.once('exit', exitHook);
   let opened: OpenedStore | undefined;
@@ -281,7 +285,7 @@ export async function runChaos(o: ChaosOptions, out: (line: string) => void, abo
     setup.log(`started ${cluster.managedNames.join(', ')}${o.store === 'etcd' ? ' on etcd' : ''}; the load starts now (t=0)`);
     const rec = new RunRecord();
     setup.record = rec;
-    opened = await openTxStore(parseStoreSpec(cluster.storeSpec), 'chaos-runner');
+    opened = await openTxStore(parseStoreSpec(cluster.storeSpec), 'chaos-runner', cluster.storeEnv);
     const obs = await startObservers(setup, rec, cluster, opened);
     const loadEndMs = await runLoad(setup, cluster, obs, abort);
     const quiet = await healAndSettle(setup, cluster, obs, opened, abort);
@@ -299,6 +303,19 @@ export async function runChaos(o: ChaosOptions, out: (line: string) => void, abo
     await cluster.stop().catch(() => cluster.killNow());
     process.removeListener('exit', exitHook);
   }
+}
+
+/**
+ * The secure composition (demo/supervisor/secure.ts) for this run, in its
+ * folder; the runner's own HTTP clients (fetchJson, store clients) then
+ * trust the run's CA and show its client certificate.
+ */
+async function secureRun(setup: RunSetup): Promise<SecureSetup> {
+  const secure = await prepareSecure(join(setup.runDir, 'secure'), secureUsersOf(demoLayout(setup.o.basePort)));
+  setProcessClientTls(secure.clientTls);
+  setServiceHeaders(operatorHeaders(secure));
+  setup.log(`secure: TLS on every link, store auth on, bearer tokens on the coordinators and banks; CA ${secure.certs.caFile}`);
+  return secure;
 }
 
 /**
@@ -344,7 +361,7 @@ async function listInDoubt(cluster: ChaosCluster): Promise<number | null> {
   let answered = false;
   let most = 0;
   for (const c of cluster.coordinators) {
-    const r = await fetchJson(`${c.url}/v1/transactions?state=in-doubt&limit=1000`, { timeoutMs: 10_000 });
+    const r = await serviceJson(`${c.url}/v1/transactions?state=in-doubt&limit=1000`, { timeoutMs: 10_000 });
     if (r.status !== 200) continue;
     answered = true;
     most = Math.max(most, (r.body as { transactions: unknown[] }).transactions.length);

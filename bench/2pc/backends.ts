@@ -4,19 +4,23 @@
  * coordinator and two participants as their own processes
  * (bench-coordinator.ts, bench-participant.ts), and the driver's own store
  * client (for the probe and the store's revision). Everything started here
- * is stopped by `close`, also when starting fails halfway.
+ * is stopped by `close`, also when starting fails halfway. With a secure
+ * setup (secure.ts) the built-in store and the processes run with TLS on
+ * every link and store auth, as the backend labelled `secure`.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { etcdVersion, findEtcd } from '../../lib/etcd-binary.js';
 import { EtcdCluster } from '../etcd.js';
-import { LeanHttp } from '../loadgen.js';
+import { bootstrapStoreAuth, operatorHeaders, serviceTokenArgs, type SecureSetup } from '../../demo/supervisor/secure.js';
+import { tlsHttpClient } from '../../lib/tls.js';
 import { LocalCluster } from '../../store/node/launcher.js';
 import { openTxStore, parseStoreSpec, type OpenedStore, type StoreSpec } from '../../coordinator/txstore/index.js';
 import { keepAliveTimers } from '../../lib/timers.js';
 import { BenchProc } from './processes.js';
 import { progress } from '../output.js';
 import type { TxTargets } from './workload.js';
+import { COORDINATOR_USER, leanHttpFor, rootEnv } from './secure.js';
 
 export interface BackendOptions {
   /** Our store's first client port (peers at +100). */
@@ -54,23 +58,32 @@ export interface StoreStarter {
   readonly spec: StoreSpec;
   readonly pids: () => number[];
   readonly version: string;
+  /** Set for the secure configuration: certificates, users and passwords. */
+  readonly secure?: SecureSetup;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
 
-export function storeStarter(text: string, opts: BackendOptions, dir: string): StoreStarter {
+/** The secure store's ports sit this far above the plain one's, so both run side by side. */
+const SECURE_PORT_SHIFT = 10;
+
+export function storeStarter(text: string, opts: BackendOptions, dir: string, secure?: SecureSetup): StoreStarter {
+  if (secure !== undefined && text !== 'builtin') throw new Error('--secure and --compare-secure run the built-in store only (etcd with TLS and auth: test/security/etcd-tls.test.ts)');
   if (text === 'builtin') {
-    const cluster = new LocalCluster({ nodes: 3, basePort: opts.basePort, dataDir: join(dir, 'store'), logToFiles: true,
+    const basePort = opts.basePort + (secure === undefined ? 0 : SECURE_PORT_SHIFT);
+    const label = secure === undefined ? 'builtin' : 'secure';
+    const cluster = new LocalCluster({ nodes: 3, basePort, dataDir: join(dir, label === 'builtin' ? 'store' : 'store-secure'), logToFiles: true, ...(secure === undefined ? {} : { certs: secure.certs }),
       extraArgs: opts.snapshotEvery === undefined ? [] : ['--snapshot-every', String(opts.snapshotEvery)],
       ...(opts.profileDir === undefined ? {} : { nodeFlags: ['--cpu-prof', '--cpu-prof-dir', join(opts.profileDir, 'store')] }),
     });
     return {
-      label: 'builtin',
+      label,
       spec: { kind: 'builtin', endpoints: cluster.endpoints },
       pids: () => cluster.processes.map((p) => p.pid).filter((p): p is number => p !== undefined),
-      version: 'this repository',
+      version: secure === undefined ? 'this repository' : 'this repository, TLS + auth',
+      ...(secure === undefined ? {} : { secure }),
       async start() {
-        progress(`starting the built-in store (3 nodes) on ports ${opts.basePort}-${opts.basePort + 2}...`, true);
+        progress(`starting the built-in store (3 nodes${secure === undefined ? '' : ', TLS and auth'}) on ports ${basePort}-${basePort + 2}...`, true);
         cluster.start();
         await cluster.waitForLeader(60_000); // generous: nodes start slowly on a busy 2-core machine
         // A node that lost its port exits, and waitForLeader may have heard someone else's cluster: check the pids.
@@ -78,6 +91,7 @@ export function storeStarter(text: string, opts: BackendOptions, dir: string): S
           const pid = await servingPid(p.member.clientUrl, 30_000);
           if (pid !== p.pid) throw new Error(`${p.member.clientUrl} is served by pid ${String(pid)}, not the node started here (port in use?)`);
         }
+        if (secure !== undefined) await bootstrapStoreAuth(secure, cluster.endpoints);
       },
       stop: () => cluster.stop(),
     };
@@ -110,14 +124,19 @@ export function storeStarter(text: string, opts: BackendOptions, dir: string): S
 /** The pid a store node reports in /v1/status, asking until it answers (a node of a new cluster may still be starting). */
 async function servingPid(url: string, timeoutMs: number): Promise<number | undefined> {
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const res = await fetch(`${url}/v1/status`, { signal: AbortSignal.timeout(2_000) });
-      return ((await res.json()) as { pid?: number }).pid;
-    } catch (e) {
-      if (Date.now() > deadline) throw new Error(`${url} did not answer /v1/status within ${timeoutMs} ms: ${String(e)}`);
-      await keepAliveTimers.sleep(200);
+  const http = tlsHttpClient({}); // https: the process's CA and client certificate (secure.ts sets them)
+  try {
+    for (;;) {
+      try {
+        const res = await http.request({ method: 'GET', url: `${url}/v1/status`, timeoutMs: 2_000 });
+        return (JSON.parse(res.text) as { pid?: number }).pid;
+      } catch (e) {
+        if (Date.now() > deadline) throw new Error(`${url} did not answer /v1/status within ${timeoutMs} ms: ${String(e)}`);
+        await keepAliveTimers.sleep(200);
+      }
     }
+  } finally {
+    http.close();
   }
 }
 
@@ -130,9 +149,9 @@ function alive(pid: number): boolean {
   }
 }
 
-async function openDriverStore(spec: StoreSpec): Promise<OpenedStore> {
+async function openDriverStore(spec: StoreSpec, secure: SecureSetup | undefined): Promise<OpenedStore> {
   try {
-    return await openTxStore(spec, 'bench-driver');
+    return await openTxStore(spec, 'bench-driver', secure === undefined ? process.env : rootEnv(secure));
   } catch (e) {
     if (spec.kind === 'etcd' && String(e).includes('etcd-store')) {
       throw new Error(`the etcd adapter of TxStore (coordinator/txstore/etcd/etcd-store.ts) is not available yet: ${String(e)}`);
@@ -145,7 +164,7 @@ export async function startBackend(starter: StoreStarter, opts: BackendOptions, 
   let driverStore: OpenedStore;
   try {
     await starter.start();
-    driverStore = await openDriverStore(starter.spec);
+    driverStore = await openDriverStore(starter.spec, starter.secure);
   } catch (e) {
     await starter.stop().catch(() => undefined);
     throw e;
@@ -155,9 +174,13 @@ export async function startBackend(starter: StoreStarter, opts: BackendOptions, 
   mkdirSync(logs, { recursive: true });
   const nodeArgs = opts.profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', join(opts.profileDir, starter.label)];
   const port = (i: number): string => String(opts.appBasePort + portOffset + 2 * i);
-  const coordinator = new BenchProc('coordinator', 'bench-coordinator.ts', ['--port', port(0), '--store', specText, '--id', 'bench-c1'], join(logs, 'coordinator.log'), nodeArgs);
+  const sec = starter.secure;
+  const tlsArgs = sec === undefined ? [] : sec.serviceArgs(true);
+  const secure = (user: string): { env: Record<string, string>; scheme: 'http' | 'https' } => (sec === undefined ? { env: {}, scheme: 'http' } : { env: sec.envFor(user), scheme: 'https' });
+  const coordinator = new BenchProc('coordinator', 'bench-coordinator.ts', ['--port', port(0), '--store', specText, '--id', COORDINATOR_USER, ...tlsArgs, ...(sec === undefined ? [] : serviceTokenArgs(sec, 'coordinator', COORDINATOR_USER))], join(logs, 'coordinator.log'), nodeArgs, secure(COORDINATOR_USER));
   const participants = ['a', 'b'].map(
-    (name, i) => new BenchProc(`participant ${name}`, 'bench-participant.ts', ['--name', name, '--port', port(i + 1), '--store', specText, '--log', join(dir, `${starter.label}-${name}`, 'participant-log.json')], join(logs, `participant-${name}.log`), nodeArgs),
+    (name, i) =>
+      new BenchProc(`participant ${name}`, 'bench-participant.ts', ['--name', name, '--port', port(i + 1), '--store', specText, '--log', join(dir, `${starter.label}-${name}`, 'participant-log.json'), ...tlsArgs, ...(sec === undefined ? [] : serviceTokenArgs(sec, 'bank', name))], join(logs, `participant-${name}.log`), nodeArgs, secure(name)),
   );
   const procs = [coordinator, ...participants];
   const close = async (): Promise<void> => {
@@ -175,8 +198,8 @@ export async function startBackend(starter: StoreStarter, opts: BackendOptions, 
   progress(`  ${starter.label}: store pids ${starter.pids().join(', ') || '(external)'}; coordinator pid ${coordinator.pid ?? '?'}; participant pids ${participants.map((p) => p.pid ?? '?').join(', ')}`, true);
   const maxSockets = opts.maxClients + 8;
   const targets: TxTargets = {
-    coordinator: new LeanHttp(coordinator.url, maxSockets),
-    participants: participants.map((p, i) => ({ name: ['a', 'b'][i] as string, url: p.url, http: new LeanHttp(p.url, maxSockets) })),
+    coordinator: leanHttpFor(coordinator.url, maxSockets, operatorHeaders(sec)),
+    participants: participants.map((p, i) => ({ name: ['a', 'b'][i] as string, url: p.url, http: leanHttpFor(p.url, maxSockets, operatorHeaders(sec)) })),
     timeoutMs: opts.timeoutMs,
     participantsInBegin: opts.participantsInBegin,
   };

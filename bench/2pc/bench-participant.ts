@@ -10,18 +10,21 @@
  * imports participant/: a benchmark harness sits above both components, like
  * the tests; nothing in the coordinator proper imports the participant.
  *
- *   --name N --port P --store SPEC --log PATH
+ *   --name N --port P --store SPEC --log PATH [--cert-file F --key-file F --trusted-ca-file F --client-cert-auth] [--auth-tokens FILE]
  */
 import type { ServerResponse } from 'node:http';
 import { intFlag, parseFlags, stringFlag } from '../../lib/args.js';
-import { listenGuarded, PLAIN_HTTP } from '../../lib/http-guard.js';
+import { listenGuarded } from '../../lib/http-guard.js';
 import { ParticipantNode, participantHandler, type ParticipantService } from '../../participant/index.js';
 import { stderrLogger } from '../../lib/logger.js';
 import { openTxStore, parseStoreSpec } from '../../coordinator/txstore/index.js';
 import { CountingTxStore } from './counting-store.js';
 import { sendReady, serveReports } from './ipc.js';
+import { BENCH_TLS_FLAGS, benchServiceTls } from './secure.js';
 
-const { values } = parseFlags({ name: { type: 'string' }, port: { type: 'string' }, store: { type: 'string' }, log: { type: 'string' } });
+const { values } = parseFlags({ name: { type: 'string' }, port: { type: 'string' }, store: { type: 'string' }, log: { type: 'string' }, ...BENCH_TLS_FLAGS });
+// Before the store opens: its client takes the process's CA and certificate.
+const tls = benchServiceTls(values);
 const name = stringFlag(values, 'name') ?? 'p';
 const logPath = stringFlag(values, 'log') ?? `data/bench/${name}/participant-log.json`;
 const spec = parseStoreSpec(stringFlag(values, 'store') ?? 'http://127.0.0.1:2379');
@@ -40,7 +43,9 @@ function exitOnFatal(e: unknown): never {
   log('error', 'the participant failed; exiting', { error: e });
   process.exit(1);
 }
-const node = await ParticipantNode.open({ name, store, logPath, service, logger: log, onFatal: exitOnFatal }).catch(exitOnFatal);
+const authTokens = stringFlag(values, 'auth-tokens');
+const config = authTokens === undefined ? {} : { config: { authTokensFile: authTokens } };
+const node = await ParticipantNode.open({ name, store, logPath, service, logger: log, onFatal: exitOnFatal, ...config }).catch(exitOnFatal);
 
 // The product's plain node:http handler (no express), behind the HTTP guard as a service serves it.
 const handle = participantHandler(node);
@@ -52,7 +57,7 @@ const server = await listenGuarded(
   (req, res) => handle(req, res, () => (req.url === '/healthz' ? healthz(res) : res.writeHead(404).end())),
   '127.0.0.1',
   intFlag(values, 'port', 7100),
-  { tls: PLAIN_HTTP, log, limits: { keepAliveTimeoutMs: 65_000, headersTimeoutMs: 66_000, requestTimeoutMs: 120_000 } },
+  { tls, log, limits: { keepAliveTimeoutMs: 65_000, headersTimeoutMs: 66_000, requestTimeoutMs: 120_000 } },
 );
 await node.start().catch(exitOnFatal);
 const address = server.address();

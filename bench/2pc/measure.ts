@@ -10,6 +10,7 @@
 import os from 'node:os';
 import { readFileSync } from 'node:fs';
 import { keepAliveTimers } from '../../lib/timers.js';
+import { tlsHttpClient } from '../../lib/tls.js';
 import type { Backend } from './backends.js';
 import { addCounts, diffCounts, readsOf, writesOf, zeroCounts, type CallCounts } from './counting-store.js';
 import type { ChildReport } from './ipc.js';
@@ -84,7 +85,9 @@ async function snapshot(b: Backend): Promise<Snapshot> {
 
 /** Counters of the built-in store's /metrics, summed over its nodes; null if a node does not answer. */
 async function storeCounters(endpoints: readonly string[], names: readonly string[]): Promise<(number | null)[]> {
-  const texts = await Promise.all(endpoints.map((e) => fetch(`${e}/metrics`, { signal: AbortSignal.timeout(5_000) }).then((r) => r.text(), () => null)));
+  const http = tlsHttpClient({}); // https: the process's CA and client certificate (secure.ts sets them)
+  const texts = await Promise.all(endpoints.map((e) => http.request({ method: 'GET', url: `${e}/metrics`, timeoutMs: 5_000 }).then((r) => r.text, () => null)));
+  http.close();
   return names.map((name) => {
     let sum = 0;
     for (const t of texts) {

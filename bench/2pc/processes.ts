@@ -26,6 +26,8 @@ export class BenchProc {
     readonly logFile: string,
     /** Extra node flags, e.g. --cpu-prof. */
     private readonly nodeArgs: readonly string[] = [],
+    /** Its store user (secure mode, by environment: never on argv) and the scheme it serves. */
+    private readonly secure: { readonly env: Readonly<Record<string, string>>; readonly scheme: 'http' | 'https' } = { env: {}, scheme: 'http' },
   ) {}
 
   get pid(): number | undefined {
@@ -33,7 +35,7 @@ export class BenchProc {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.secure.scheme}://127.0.0.1:${this.port}`;
   }
 
   private get running(): boolean {
@@ -46,7 +48,7 @@ export class BenchProc {
     const child = spawn(process.execPath, [...this.nodeArgs, '--import', 'tsx', join(HERE, this.script), ...this.args], {
       cwd: ROOT,
       stdio: ['ignore', fd, fd, 'ipc'],
-      env: { ...process.env, TWOPC_FAILPOINTS: '' },
+      env: { ...process.env, TWOPC_FAILPOINTS: '', ...this.secure.env },
     });
     this.child = child;
     child.on('message', (m: FromChild) => {

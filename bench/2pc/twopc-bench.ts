@@ -2,6 +2,7 @@
  * The 2PC benchmark:
  *
  *   npm run bench:2pc [-- --clients 1,16,64 --duration 10 | --txs N] [--store builtin|etcd|SPEC ...] [--start-etcd]
+ *                     [--secure | --compare-secure]
  *
  * For each store backend it starts the whole product as separate processes,
  * as it runs in production: a 3-node store (the built-in one, or etcd), one
@@ -23,6 +24,13 @@
  * The etcd backend needs the etcd adapter of TxStore (coordinator/txstore/etcd/etcd-store.ts).
  * With two backends, rows run back to back for each client count (a burst of
  * someone else's load hits both) and a side-by-side table follows.
+ *
+ * `--secure` runs the built-in store and the processes with TLS on every
+ * link (client certificates, peer mTLS) and store auth, each process on its
+ * own store user (bench/2pc/secure.ts, the demo's secure composition);
+ * `--compare-secure` runs plain and secure back to back at each client
+ * count (the secure store on --base-port+10) and prints them side by side:
+ * what TLS and auth cost.
  *
  * Output: progress on stderr; Markdown tables and one JSON line on stdout;
  * the JSON also to .artifacts/bench-2pc.json (or --json FILE). Every process
@@ -54,6 +62,7 @@ import { startBackend, storeStarter, type Backend, type BackendOptions } from '.
 import { measureRow } from './measure.js';
 import { renderComparison, renderCpu, renderRows, type BenchRow } from './report.js';
 import { runRow } from './workload.js';
+import { prepareBenchSecure } from './secure.js';
 
 interface Flags {
   readonly clients: readonly number[];
@@ -71,6 +80,8 @@ interface Flags {
   readonly keepData: boolean;
   readonly profileDir: string | undefined;
   readonly participantsInBegin: boolean;
+  readonly secure: boolean;
+  readonly compareSecure: boolean;
 }
 
 function parseFlagValues(): Flags {
@@ -94,6 +105,8 @@ function parseFlagValues(): Flags {
       'keep-data': { type: 'boolean' },
       profile: { type: 'string' },
       enlist: { type: 'boolean' },
+      secure: { type: 'boolean' },
+      'compare-secure': { type: 'boolean' },
     },
   });
   const num = (name: string, text: string | undefined, fallback: number, min: number): number => {
@@ -111,6 +124,7 @@ function parseFlagValues(): Flags {
   const txs = values.txs === undefined ? undefined : num('txs', values.txs, 0, 1);
   const stores = [...(values.store ?? [])];
   if (values['start-etcd'] === true && !stores.includes('etcd')) stores.push('etcd');
+  if (values['compare-secure'] === true && (stores.length > 0 || values.secure === true)) throw new Error('--compare-secure runs the built-in store plain and secure: give no --store and no --secure');
   if (stores.length === 0) stores.push('builtin');
   return {
     clients,
@@ -128,6 +142,8 @@ function parseFlagValues(): Flags {
     keepData: values['keep-data'] === true,
     profileDir: values.profile === undefined ? undefined : resolve(values.profile),
     participantsInBegin: values.enlist !== true,
+    secure: values.secure === true,
+    compareSecure: values['compare-secure'] === true,
   };
 }
 
@@ -204,6 +220,8 @@ function printReport(rows: readonly BenchRow[], backends: readonly Backend[], fl
     rows,
   };
   console.log('');
+  console.log(`load average (1, 5, 15 min): ${loadStart.map((l) => l.toFixed(2)).join(', ')} at the start, ${report.loadAverage.end.map((l) => l.toFixed(2)).join(', ')} at the end`);
+  console.log('');
   console.log(renderRows(rows));
   console.log('');
   console.log(renderCpu(rows));
@@ -223,7 +241,8 @@ async function main(): Promise<void> {
   const flags = parseFlagValues();
   const dir = mkdtempSync(join(os.tmpdir(), 'raft2pc-bench-2pc-'));
   const backendOptions = backendOptionsOf(flags);
-  const starters = flags.stores.map((s) => storeStarter(s, backendOptions, dir));
+  const secure = flags.secure || flags.compareSecure ? await prepareBenchSecure(dir) : undefined;
+  const starters = flags.compareSecure ? [storeStarter('builtin', backendOptions, dir), storeStarter('builtin', backendOptions, dir, secure)] : flags.stores.map((s) => storeStarter(s, backendOptions, dir, secure));
   const labels = starters.map((s) => s.label);
   if (new Set(labels).size !== labels.length) throw new Error(`--store names the same backend twice (${labels.join(', ')})`);
   const backends: Backend[] = [];

@@ -5,6 +5,7 @@
  *     --coordinators http://127.0.0.1:7101,http://127.0.0.1:7102 \
  *     --banks bank-a=http://127.0.0.1:7111,... [--control http://127.0.0.1:7109]
  *     [--tx-timeout-ms 5000] [--poll-ms 500] [--auto-audit-ms 10000 (0: off)] [--host 127.0.0.1]
+ *     [--token-file FILE]   (a bearer token for coordinators and banks with --auth-tokens)
  *   (`--help` lists every flag)
  *
  * Serves the page and the API of server.ts. Without --control the page
@@ -12,7 +13,8 @@
  * the pages' event streams, lets requests in flight finish (up to
  * --shutdown-timeout-ms), then stops the load, the monitor and the feed.
  */
-import { defineCommand, isEntryPoint, LOG_FLAGS, runMain, serviceLogger } from '../../lib/cli.js';
+import { readFileSync } from 'node:fs';
+import { defineCommand, isEntryPoint, LOG_FLAGS, runMain, serviceLogger, UsageError } from '../../lib/cli.js';
 import { listenGuarded } from '../../lib/http-guard.js';
 import { onShutdownSignals, SHUTDOWN_FLAGS } from '../../lib/shutdown.js';
 import { serviceTls, TLS_FLAGS } from '../../lib/tls.js';
@@ -41,6 +43,14 @@ function parseBanks(text: string): Map<string, string> {
   return banks;
 }
 
+/** The token in `file` (its first line), read once at start; a file without one is a usage error. */
+function readToken(file: string | undefined): string | undefined {
+  if (file === undefined) return undefined;
+  const token = readFileSync(file, 'utf8').split(/\r?\n/)[0]?.trim() ?? '';
+  if (token === '') throw new UsageError('--token-file', `${file} holds no token`);
+  return token;
+}
+
 export const appCommand = defineCommand({
   name: 'app',
   summary: "run the demo's transfer app: its page and API",
@@ -54,6 +64,7 @@ export const appCommand = defineCommand({
     'tx-timeout-ms': { type: 'int', default: 5_000, min: 1, description: "a transfer's transaction timeout, in ms" },
     'poll-ms': { type: 'int', default: 500, min: 1, description: 'how often the processes are polled for the page, in ms' },
     'auto-audit-ms': { type: 'int', default: 10_000, min: 0, description: 'how often an audit runs by itself, in ms (0: never)' },
+    'token-file': { type: 'string', placeholder: 'FILE', description: 'a bearer token (raft2pc token create; roles client, and admin for the in-doubt listing) sent to the coordinators and to the banks\' /2pc/work' },
     ...TLS_FLAGS,
     ...LOG_FLAGS,
     ...SHUTDOWN_FLAGS,
@@ -67,7 +78,8 @@ export const appCommand = defineCommand({
     const control = values.control === undefined ? undefined : new ControlClient(values.control);
 
     const feed = new TxFeed(opened.store, log);
-    const client = new CoordinatorClient({ coordinators, callTimeoutMs: 3_000 }); // a paused coordinator costs one 3 s attempt
+    const token = readToken(values['token-file']);
+    const client = new CoordinatorClient({ coordinators, callTimeoutMs: 3_000, ...(token === undefined ? {} : { token }) }); // a paused coordinator costs one 3 s attempt
     const transfers = new TransferService({ client, banks, txTimeoutMs: values['tx-timeout-ms'] });
     const monitor = new Monitor({ storeEndpoints: spec.endpoints, coordinators, client, banks, intervalMs: values['poll-ms'], ...(control === undefined ? {} : { control }) });
     const everyAccount = (): AccountRef[] => [...banks.keys()].flatMap((bank) => (monitor.accountsOf(bank) ?? []).map((account) => ({ bank, account })));

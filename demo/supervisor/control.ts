@@ -11,7 +11,9 @@
  * not_running / not_paused / already_running, 500 when a start failed.
  */
 import type { Server } from 'node:http';
+import type { DevCertFiles } from '../../lib/certs.js';
 import { listenGuarded, PLAIN_HTTP } from '../../lib/http-guard.js';
+import { tlsSettingsFrom } from '../../lib/tls.js';
 import { silentLogger } from '../../lib/logger.js';
 import { AppError } from '../../lib/errors.js';
 import { Router } from '../../lib/http.js';
@@ -41,7 +43,8 @@ export interface ControlServer {
   close(): Promise<void>;
 }
 
-export async function serveControl(host: ControlHost, address: string, port: number): Promise<ControlServer> {
+/** With `certs` (the secure demo) it serves HTTPS and asks every caller for a certificate from the CA: only the demo's own processes may kill others. */
+export async function serveControl(host: ControlHost, address: string, port: number, certs?: DevCertFiles): Promise<ControlServer> {
   const r = new Router();
   r.on('GET', '/healthz', () => ({ status: 200, body: { ok: true } }));
   r.on('GET', '/v1/processes', () => ({ status: 200, body: { processes: host.list() } }));
@@ -56,10 +59,11 @@ export async function serveControl(host: ControlHost, address: string, port: num
       throw new AppError('action_failed', 500, e instanceof Error ? e.message : String(e));
     }
   });
-  // Loopback only, plain HTTP (the supervisor's own API), behind the same guard as every server.
-  const server: Server = await listenGuarded(r.handle, address, port, { tls: PLAIN_HTTP, log: silentLogger });
+  // Loopback only, plain HTTP unless secure (the supervisor's own API), behind the same guard as every server.
+  const tls = certs === undefined ? PLAIN_HTTP : tlsSettingsFrom({ 'cert-file': certs.serverCertFile, 'key-file': certs.serverKeyFile, 'trusted-ca-file': certs.caFile, 'client-cert-auth': true, insecure: false });
+  const server: Server = await listenGuarded(r.handle, address, port, { tls, log: silentLogger });
   return {
-    url: `http://${address}:${port}`,
+    url: `${certs === undefined ? 'http' : 'https'}://${address}:${port}`,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

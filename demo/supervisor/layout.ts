@@ -85,8 +85,8 @@ export function layoutPorts(l: DemoLayout): number[] {
   return [l.appPort, l.controlPort, ...l.coordinators.map((c) => c.port), ...l.banks.map((b) => b.port), ...l.store.flatMap((s) => [s.clientPort, s.peerPort])];
 }
 
-export function urlOf(host: string, port: number): string {
-  return `http://${host}:${port}`;
+export function urlOf(host: string, port: number, scheme: 'http' | 'https' = 'http'): string {
+  return `${scheme}://${host}:${port}`;
 }
 
 /** The sum of every bank's opening balances: the total that must never change. */

@@ -29,7 +29,23 @@ export interface ProcessSpec {
   readonly script: string;
   readonly args: readonly string[];
   readonly logFile: string;
+  /** Variables added to the supervisor's environment for this process alone (its store user and password). */
+  readonly env?: Readonly<Record<string, string>>;
 }
+
+/** Asks `url` and resolves with the HTTP status, 0 when nothing answered: how health is checked (https needs the CA). */
+export type StatusProbe = (url: string, timeoutMs: number) => Promise<number>;
+
+/** A probe over plain fetch: enough for http URLs. */
+export const fetchProbe: StatusProbe = async (url, timeoutMs) => {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    await res.arrayBuffer();
+    return res.status;
+  } catch {
+    return 0;
+  }
+};
 
 export interface ProcessInfo {
   readonly name: string;
@@ -73,6 +89,7 @@ export class ManagedProcess {
     readonly spec: ProcessSpec,
     private readonly cwd: string,
     private readonly onEvent: (e: ProcessEvent) => void = () => {},
+    private readonly probe: StatusProbe = fetchProbe,
   ) {}
 
   get name(): string {
@@ -110,13 +127,13 @@ export class ManagedProcess {
     };
   }
 
-  /** Spawns the process (not waiting for health). Throws if it is alive. */
-  spawn(): void {
+  /** Spawns the process (not waiting for health); `env` adds variables for this run only (a test's failpoints). Throws if it is alive. */
+  spawn(env: Readonly<Record<string, string>> = {}): void {
     if (this.alive) throw new Error(`${this.name} is already running (pid ${this.pid})`);
     this.logOffset = existsSync(this.spec.logFile) ? statSync(this.spec.logFile).size : 0;
     const fd = openSync(this.spec.logFile, 'a');
     try {
-      const child = spawn(process.execPath, [...nodeArgsFor(this.spec.script), ...this.spec.args], { cwd: this.cwd, stdio: ['ignore', fd, fd], detached: true });
+      const child = spawn(process.execPath, [...nodeArgsFor(this.spec.script), ...this.spec.args], { cwd: this.cwd, stdio: ['ignore', fd, fd], detached: true, env: { ...process.env, ...this.spec.env, ...env } });
       this.child = child;
     } finally {
       closeSync(fd); // the child holds its own copy
@@ -142,10 +159,10 @@ export class ManagedProcess {
    * port for a moment when the ports lie in the kernel's ephemeral range) is
    * tried again until the deadline; any other early exit fails at once.
    */
-  async start(timeoutMs: number): Promise<void> {
+  async start(timeoutMs: number, env: Readonly<Record<string, string>> = {}): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let portRetries = 0;
-    this.spawn();
+    this.spawn(env);
     for (;;) {
       if (await this.healthy()) return;
       if (!this.alive) {
@@ -153,7 +170,7 @@ export class ManagedProcess {
         if (tail.includes('EADDRINUSE') && Date.now() < deadline) {
           portRetries++;
           await keepAliveTimers.sleep(250);
-          this.spawn();
+          this.spawn(env);
           continue;
         }
         throw new Error(`${this.name} exited during start (code ${this.child?.exitCode ?? null}, signal ${this.child?.signalCode ?? null}); last lines of ${this.spec.logFile}:\n${lastLines(tail, 8)}`);
@@ -170,13 +187,7 @@ export class ManagedProcess {
 
   async healthy(): Promise<boolean> {
     if (!this.alive || this.paused) return false;
-    try {
-      const res = await fetch(`${this.spec.url}/healthz`, { signal: AbortSignal.timeout(1_000) });
-      await res.arrayBuffer();
-      return res.status === 200;
-    } catch {
-      return false;
-    }
+    return (await this.probe(`${this.spec.url}/healthz`, 1_000)) === 200;
   }
 
   /** SIGKILL: no chance to flush or clean up. Resolves once it exited. */

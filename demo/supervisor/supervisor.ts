@@ -14,12 +14,14 @@ import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { AppError } from '../../lib/errors.js';
 import { PACKAGE_ROOT, programPath } from '../../lib/entry.js';
+import type { HttpClient } from '../../lib/http-client.js';
+import { tlsHttpClient } from '../../lib/tls.js';
 import { formatClusterSpec } from '../../store/node/config.js';
-import { fetchJson } from '../common/http.js';
 import { keepAliveTimers } from '../../lib/timers.js';
 import { serveControl, type ControlHost, type ControlServer, type DemoTopology } from './control.js';
 import { DEFAULT_BANKS, demoLayout, layoutPorts, SWEEP_ELECTION, urlOf, type BankSpec, type DemoLayout } from './layout.js';
-import { ManagedProcess, type ProcessAction, type ProcessEvent, type ProcessInfo, type ProcessRole, type ProcessSpec } from './process.js';
+import { ManagedProcess, type ProcessAction, type ProcessEvent, type ProcessInfo, type ProcessRole, type ProcessSpec, type StatusProbe } from './process.js';
+import { bootstrapStoreAuth, serviceTokenArgs, type SecureSetup, type SecureUsers } from './secure.js';
 
 const SCRIPTS: Readonly<Record<ProcessRole, string>> = {
   store: programPath('store/node/main'),
@@ -42,7 +44,25 @@ export interface DemoSupervisorOptions {
   /** Extra flags for every process of a role. */
   readonly extraArgs?: Partial<Record<ProcessRole, readonly string[]>>;
   readonly onEvent?: (e: ProcessEvent) => void;
+  /**
+   * TLS on every link, store auth and a user per process (secure.ts; made
+   * with `secureUsersOf(layout)`). Undefined: plain HTTP on loopback.
+   */
+  readonly secure?: SecureSetup;
 }
+
+/** The store users the demo's processes need: one per coordinator and bank, and the app's read-only one. */
+export function secureUsersOf(layout: DemoLayout): SecureUsers {
+  return {
+    coordinators: layout.coordinators.map((c) => c.name),
+    participants: layout.banks.map((b) => b.name),
+    readers: ['app'],
+    coordinatorPrefixes: [`recipes/election/${SWEEP_ELECTION.name}/`],
+  };
+}
+
+/** One role's secure flags, by process name. */
+type RoleArgs = (name: string) => string[];
 
 /** Live supervisors, killed synchronously if this process exits without stopping them. */
 const live = new Set<DemoSupervisor>();
@@ -57,6 +77,10 @@ export class DemoSupervisor {
   private readonly startTimeoutMs: number;
   private readonly withControl: boolean;
   private control: ControlServer | undefined;
+  readonly secure: SecureSetup | undefined;
+  /** The supervisor's own calls (health, store status): over https it trusts the CA and shows the client certificate. */
+  private readonly http: HttpClient;
+  private readonly scheme: 'http' | 'https';
 
   constructor(opts: DemoSupervisorOptions) {
     this.dataDir = resolve(opts.dataDir);
@@ -64,7 +88,11 @@ export class DemoSupervisor {
     this.startTimeoutMs = opts.startTimeoutMs ?? 60_000;
     this.withControl = opts.control ?? true;
     const onEvent = opts.onEvent ?? (() => {});
-    for (const spec of this.specs(opts.extraArgs ?? {})) this.procs.set(spec.name, new ManagedProcess(spec, PACKAGE_ROOT, onEvent));
+    this.secure = opts.secure;
+    this.scheme = opts.secure === undefined ? 'http' : 'https';
+    this.http = tlsHttpClient({}, opts.secure?.clientTls);
+    const probe: StatusProbe = async (url, timeoutMs) => (await this.getJson(url, timeoutMs)).status;
+    for (const spec of this.specs(opts.extraArgs ?? {})) this.procs.set(spec.name, new ManagedProcess(spec, PACKAGE_ROOT, onEvent, probe));
   }
 
   /**
@@ -83,23 +111,23 @@ export class DemoSupervisor {
   }
 
   get storeEndpoints(): string[] {
-    return this.layout.store.map((s) => urlOf(this.layout.host, s.clientPort));
+    return this.layout.store.map((s) => urlOf(this.layout.host, s.clientPort, this.scheme));
   }
 
   get coordinatorUrls(): string[] {
-    return this.layout.coordinators.map((c) => urlOf(this.layout.host, c.port));
+    return this.layout.coordinators.map((c) => urlOf(this.layout.host, c.port, this.scheme));
   }
 
   get banks(): { readonly name: string; readonly url: string }[] {
-    return this.layout.banks.map((b) => ({ name: b.name, url: urlOf(this.layout.host, b.port) }));
+    return this.layout.banks.map((b) => ({ name: b.name, url: urlOf(this.layout.host, b.port, this.scheme) }));
   }
 
   get appUrl(): string {
-    return urlOf(this.layout.host, this.layout.appPort);
+    return urlOf(this.layout.host, this.layout.appPort, this.scheme);
   }
 
   get controlUrl(): string {
-    return urlOf(this.layout.host, this.layout.controlPort);
+    return urlOf(this.layout.host, this.layout.controlPort, this.scheme);
   }
 
   /** Ports, URLs and data folder of the running demo (the control API's /v1/topology). */
@@ -135,14 +163,38 @@ export class DemoSupervisor {
     try {
       mkdirSync(join(this.dataDir, 'logs'), { recursive: true });
       await this.checkPortsFree(5_000);
-      if (this.withControl) this.control = await serveControl(this.controlHost(), this.layout.host, this.layout.controlPort);
-      await Promise.all(this.byRole('store').map((p) => p.start(this.startTimeoutMs)));
-      await this.waitForLeader(this.startTimeoutMs);
+      if (this.withControl) this.control = await serveControl(this.controlHost(), this.layout.host, this.layout.controlPort, this.secure?.certs);
+      await this.startStore();
       // The app only polls the others, so it starts with them rather than after them.
       await Promise.all([...this.byRole('coordinator'), ...this.byRole('bank'), ...this.byRole('app')].map((p) => p.start(this.startTimeoutMs)));
     } catch (e) {
       await this.stopAll();
       throw e;
+    }
+  }
+
+  /** Starts the store nodes and waits for a leader; in secure mode then sets up its users and turns auth on. */
+  async startStore(): Promise<void> {
+    live.add(this); // callers that start roles one by one (chaos, tests) get the exit hook too
+    installExitHook();
+    await Promise.all(this.byRole('store').map((p) => p.start(this.startTimeoutMs)));
+    await this.waitForLeader(this.startTimeoutMs);
+    if (this.secure !== undefined) await bootstrapStoreAuth(this.secure, this.storeEndpoints, this.startTimeoutMs);
+  }
+
+  /** One GET with the supervisor's client; status 0 when nothing answered. */
+  async getJson(url: string, timeoutMs: number): Promise<{ status: number; body: unknown }> {
+    try {
+      const res = await this.http.request({ method: 'GET', url, timeoutMs });
+      let body: unknown = null;
+      try {
+        body = JSON.parse(res.text) as unknown;
+      } catch {
+        // not JSON: a status is all a probe needs
+      }
+      return { status: res.status, body };
+    } catch {
+      return { status: 0, body: null };
     }
   }
 
@@ -213,7 +265,7 @@ export class DemoSupervisor {
     const deadline = Date.now() + timeoutMs;
     const majority = Math.floor(this.layout.store.length / 2) + 1;
     for (;;) {
-      const statuses = await Promise.all(this.storeEndpoints.map((u) => fetchJson(`${u}/v1/status`, { timeoutMs: 1_000 })));
+      const statuses = await Promise.all(this.storeEndpoints.map((u) => this.getJson(`${u}/v1/status`, 1_000)));
       const bodies = statuses.filter((s) => s.status === 200).map((s) => s.body as { id: string; role: string; leaderId: string | null });
       const leader = bodies.find((b) => b.role === 'leader');
       if (leader !== undefined && bodies.filter((b) => b.leaderId === leader.id).length >= majority) return leader.id;
@@ -242,30 +294,51 @@ export class DemoSupervisor {
   private specs(extra: Partial<Record<ProcessRole, readonly string[]>>): ProcessSpec[] {
     const l = this.layout;
     const logFile = (name: string): string => join(this.dataDir, 'logs', `${name}.log`);
-    const members = l.store.map((s) => ({ id: s.name, clientUrl: urlOf(l.host, s.clientPort), peerAddress: `${l.host}:${s.peerPort}` }));
+    const members = l.store.map((s) => ({ id: s.name, clientUrl: urlOf(l.host, s.clientPort, this.scheme), peerAddress: `${l.host}:${s.peerPort}` }));
     const cluster = formatClusterSpec(members);
     const store = this.storeEndpoints.join(',');
+    const sec = this.secureParts();
     const specs: ProcessSpec[] = [];
     for (const s of l.store) {
-      const args = ['--id', s.name, '--cluster', cluster, '--data-dir', join(this.dataDir, 'store', s.name), ...(extra.store ?? [])];
-      specs.push({ name: s.name, role: 'store', port: s.clientPort, url: urlOf(l.host, s.clientPort), script: SCRIPTS.store, args, logFile: logFile(s.name) });
+      const args = ['--id', s.name, '--cluster', cluster, '--data-dir', join(this.dataDir, 'store', s.name), ...sec.store, ...(extra.store ?? [])];
+      specs.push({ name: s.name, role: 'store', port: s.clientPort, url: urlOf(l.host, s.clientPort, this.scheme), script: SCRIPTS.store, args, logFile: logFile(s.name) });
     }
     for (const c of l.coordinators) {
       const sweep = ['--sweep-election', SWEEP_ELECTION.name, '--sweep-election-ttl-ms', String(SWEEP_ELECTION.ttlMs)];
-      const args = ['--id', c.name, '--port', String(c.port), '--host', l.host, '--store', store, '--recovery-interval-ms', '1000', ...sweep, ...(extra.coordinator ?? [])];
-      specs.push({ name: c.name, role: 'coordinator', port: c.port, url: urlOf(l.host, c.port), script: SCRIPTS.coordinator, args, logFile: logFile(c.name) });
+      const args = ['--id', c.name, '--port', String(c.port), '--host', l.host, '--store', store, '--recovery-interval-ms', '1000', ...sweep, ...sec.coordinator(c.name), ...(extra.coordinator ?? [])];
+      specs.push({ name: c.name, role: 'coordinator', port: c.port, url: urlOf(l.host, c.port, this.scheme), script: SCRIPTS.coordinator, args, logFile: logFile(c.name), ...sec.env(c.name) });
     }
     for (const b of l.banks) {
       const accounts = Object.entries(b.accounts)
         .map(([id, v]) => `${id}=${v}`)
         .join(',');
-      const args = ['--name', b.name, '--port', String(b.port), '--host', l.host, '--store', store, '--data-dir', join(this.dataDir, 'banks', b.name), '--accounts', accounts, ...(extra.bank ?? [])];
-      specs.push({ name: b.name, role: 'bank', port: b.port, url: urlOf(l.host, b.port), script: SCRIPTS.bank, args, logFile: logFile(b.name) });
+      const args = ['--name', b.name, '--port', String(b.port), '--host', l.host, '--store', store, '--data-dir', join(this.dataDir, 'banks', b.name), '--accounts', accounts, ...sec.bank(b.name), ...(extra.bank ?? [])];
+      specs.push({ name: b.name, role: 'bank', port: b.port, url: urlOf(l.host, b.port, this.scheme), script: SCRIPTS.bank, args, logFile: logFile(b.name), ...sec.env(b.name) });
     }
     const banks = this.banks.map((b) => `${b.name}=${b.url}`).join(',');
-    const appArgs = ['--port', String(l.appPort), '--host', l.host, '--store', store, '--coordinators', this.coordinatorUrls.join(','), '--banks', banks, ...(this.withControl ? ['--control', this.controlUrl] : []), ...(extra.app ?? [])];
-    specs.push({ name: 'app', role: 'app', port: l.appPort, url: this.appUrl, script: SCRIPTS.app, args: appArgs, logFile: logFile('app') });
+    const appArgs = ['--port', String(l.appPort), '--host', l.host, '--store', store, '--coordinators', this.coordinatorUrls.join(','), '--banks', banks, ...(this.withControl ? ['--control', this.controlUrl] : []), ...sec.app('app'), ...(extra.app ?? [])];
+    specs.push({ name: 'app', role: 'app', port: l.appPort, url: this.appUrl, script: SCRIPTS.app, args: appArgs, logFile: logFile('app'), ...sec.env('app') });
     return specs;
+  }
+
+  /**
+   * The secure flags per role and each process's store user (secure.ts);
+   * nothing in plain mode. Coordinators also get the banks as their
+   * participant registry, so no client can make them call another address.
+   * The app serves browsers: no client certificate asked of them.
+   */
+  private secureParts(): { store: string[]; coordinator: RoleArgs; bank: RoleArgs; app: RoleArgs; env: (user: string) => { env?: Record<string, string> } } {
+    const sec = this.secure;
+    const none = (): string[] => [];
+    if (sec === undefined) return { store: [], coordinator: none, bank: none, app: none, env: () => ({}) };
+    const registry = this.banks.map((b) => `${b.name}=${b.url}`).join(',');
+    return {
+      store: sec.storeArgs(),
+      coordinator: (name) => [...sec.serviceArgs(true), '--participant', registry, ...serviceTokenArgs(sec, 'coordinator', name)],
+      bank: (name) => [...sec.serviceArgs(true), ...serviceTokenArgs(sec, 'bank', name)],
+      app: (name) => [...sec.serviceArgs(false), ...serviceTokenArgs(sec, 'app', name)],
+      env: (user) => ({ env: sec.envFor(user) }),
+    };
   }
 }
 

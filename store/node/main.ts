@@ -51,6 +51,8 @@ export const storeCommand = defineCommand({
     const clientUrl = new URL(self.clientUrl);
     // Before anything listens: plain HTTP beyond loopback is refused; snapshot pulls and forwards use the same CA.
     const tls = serviceTls(values, clientUrl.hostname);
+    // The cluster spec has no scheme: members serving https list https client URLs, which clients match to find the leader.
+    const initialCluster = tls.server === undefined ? members : members.map((m) => ({ ...m, clientUrl: m.clientUrl.replace(/^http:/, 'https:') }));
     const peerTls = peerTlsFrom(values);
     const peerHost = self.peerAddress.slice(0, self.peerAddress.lastIndexOf(':'));
     // As for the client API: plain Raft beyond loopback only when asked for.
@@ -62,7 +64,7 @@ export const storeCommand = defineCommand({
       host: clientUrl.hostname,
       clientPort: values['client-port'] ?? Number(clientUrl.port),
       peerPort: values['peer-port'] ?? Number(self.peerAddress.split(':')[1]),
-      initialCluster: members,
+      initialCluster,
       join: values.join,
       tickMs: values['tick-ms'],
       electionTicks: values['election-ticks'],
