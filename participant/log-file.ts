@@ -37,7 +37,7 @@ export function encodeLine(payload: string): string {
 }
 
 /** The payload of a line, or undefined when its checksum does not match. */
-function decodeLine(line: string): string | undefined {
+export function decodeLine(line: string): string | undefined {
   if (line.length < 10 || line[8] !== ' ') return undefined;
   const payload = line.slice(9);
   const sum = Number.parseInt(line.slice(0, 8), 16);

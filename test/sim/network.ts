@@ -39,6 +39,14 @@ export function deliveryDelays(random: SeededRandom, f: NetworkFaults): number[]
   return random.chance(f.duplicateChance) ? [first, delay()] : [first];
 }
 
+/** Shuffles `items` in place (Fisher-Yates, drawing from the end): one draw order for both simulators. */
+export function shuffle(items: unknown[], random: SeededRandom): void {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = random.int(i + 1);
+    [items[i], items[j]] = [items[j], items[i]];
+  }
+}
+
 /** Directed links that lose every message ("from>to"): partitions and one-way cuts. */
 export class Links {
   private readonly blocked = new Set<string>();
@@ -138,12 +146,7 @@ export class Network {
     }
     this.queue = keep;
     // Messages due in the same step arrive in random order.
-    for (let i = delivered.length - 1; i > 0; i--) {
-      const j = this.random.int(i + 1);
-      const t = delivered[i] as Message;
-      delivered[i] = delivered[j] as Message;
-      delivered[j] = t;
-    }
+    shuffle(delivered, this.random);
     return { delivered, cut };
   }
 

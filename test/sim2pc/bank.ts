@@ -1,17 +1,13 @@
 /**
- * The service a simulated participant embeds: a bank with a few accounts,
- * in the manner of examples/inventory/inventory.ts. Prepare validates a
- * transfer's change to one account and holds the money a debit needs;
- * commit applies the change; abort releases the hold. Balances and the
- * applied decisions are durable (written before the callback returns);
- * holds live in memory, die with the process, and are taken back by
- * `restore` for transactions still in doubt after a restart.
- *
- * It checks its own part of the bank invariants as it goes (docs/API.md, "Invariants",
- * "Conservation"): no balance below zero, and never more money held than
- * an account has (money locked by a prepared transfer is not spent twice).
+ * The service a simulated participant embeds, in the manner of
+ * examples/inventory/inventory.ts: prepare validates a transfer's change to
+ * one account and holds the money a debit needs, commit applies it, abort
+ * releases the hold. Balances and applied decisions are durable; holds die
+ * with the process and `restore` takes them back. It checks as it goes that
+ * no balance goes below zero and no money is held twice.
  */
-import type { Decision, JsonValue, VoteValue } from '../../coordinator/protocol/kernel.js';
+import type { Decision, JsonValue } from '../../coordinator/protocol/index.js';
+import type { PrepareAnswer } from '../../participant/participant.js';
 import { SafetyViolation } from '../sim/invariants.js';
 
 /** One bank's part of a transfer: add `delta` (negative: a debit) to `account`. */
@@ -20,13 +16,7 @@ export interface BankWork {
   readonly delta: number;
 }
 
-/** The answer of a service's prepare callback (participant.ts `PrepareAnswer`). */
-export interface PrepareAnswer {
-  readonly vote: VoteValue;
-  readonly reason?: string;
-}
-
-export function parseBankWork(work: JsonValue): BankWork | undefined {
+function parseBankWork(work: JsonValue): BankWork | undefined {
   if (typeof work !== 'object' || work === null || Array.isArray(work)) return undefined;
   const o = work as { readonly [k: string]: JsonValue };
   const account = o['account'];
@@ -47,6 +37,8 @@ export class Bank {
     readonly name: string,
     accounts: readonly string[],
     initialBalance: number,
+    /** A decision applied here for the first time (durably): for the checker. */
+    private readonly onApplied: (txId: string, d: Decision) => void,
   ) {
     for (const a of accounts) this.balances.set(a, initialBalance);
   }
@@ -101,14 +93,17 @@ export class Bank {
     this.applied.set(txId, 'commit');
     this.holds.delete(txId);
     this.checkAccount(w.account, txId);
+    this.onApplied(txId, 'commit');
     return true;
   }
 
   abort(txId: string): void {
     const done = this.applied.get(txId);
     if (done === 'commit') throw new SafetyViolation('atomicity', `${this.name}: ${txId} aborted after it was committed here`);
-    if (done === undefined) this.applied.set(txId, 'abort');
     this.holds.delete(txId);
+    if (done !== undefined) return;
+    this.applied.set(txId, 'abort');
+    this.onApplied(txId, 'abort');
   }
 
   private available(account: string): number {

@@ -1,18 +1,16 @@
 /**
- * The 2PC invariants (docs/API.md "Invariants"; the table in docs/SIM2PC.md
- * says how each is checked), judged against the whole run. The checker sees
- * every entry the store commits exactly once, in log order (the first time
- * any node applies its index), and keeps its own mirror of the 2PC keys from
- * the KV events; it also hears every decision a bank applies and every
- * outcome a coordinator tells a client. So it judges the store, not what an
- * actor believes. Each violation names its invariant.
+ * The 2PC invariants (docs/SIM2PC.md says how each is checked). The checker
+ * sees every entry the store commits once, in log order, and keeps its own
+ * mirror of the 2PC keys; it also hears every decision a bank applies and
+ * every outcome a coordinator tells a client. So it judges the store, not
+ * what an actor believes.
  */
-import { decide, decisionOfDone, decodeDoneRecord, decodeTxRecord, decodeVote, DONE_PREFIX, parseKey, type Decision } from '../../coordinator/protocol/index.js';
+import { decisionOfDone, decodeDoneRecord, decodeTxRecord, decodeVote, DONE_PREFIX, parseKey, txKey, verdictOf, voteKey, type Decision, type TxRecord, type Verdict, type Vote } from '../../coordinator/protocol/index.js';
+import { decodeLine } from '../../participant/log-file.js';
+import type { LogRecord } from '../../participant/log.js';
 import type { KvApplied } from '../../store/kv/index.js';
 import type { Entry } from '../../store/raft/index.js';
 import { SafetyViolation } from '../sim/invariants.js';
-import type { LogRecord } from '../../participant/log.js';
-import type { Counters } from './world.js';
 
 interface TxFacts {
   /** The first decision ever written (the key, or a compacted record). */
@@ -29,7 +27,7 @@ interface TxFacts {
 
 export class Checker {
   constructor(
-    private readonly counters: Counters,
+    private readonly counters: { inc(name: string): void },
     /** The vote on a participant's disk right now (what a crash would leave); undefined: check off. */
     private readonly durableVote: ((participant: string, txId: string) => LogRecord['vote']) | undefined,
     private readonly trace?: (line: string) => void,
@@ -125,22 +123,23 @@ export class Checker {
 
   /** The decision only records the commit rule's answer over the frozen list's votes. */
   private checkCommitRule(id: string, d: Decision): void {
-    const raw = this.mirror.get(`tx/${id}`);
+    const raw = this.mirror.get(txKey(id));
     if (raw === undefined) throw new SafetyViolation('commit rule', `tx ${id}: decision ${d} written with no transaction record`);
     const record = decodeTxRecord(raw);
     if (record.state !== 'preparing') throw new SafetyViolation('commit rule', `tx ${id}: decision ${d} written before the participant list was frozen`);
     if (record.participants.length === 0) return; // nothing votes: the first decision written is the outcome
-    const verdict = this.verdict(id, record.participants.map((p) => p.name));
+    const verdict = this.verdict(id, record);
     if (verdict !== d) throw new SafetyViolation('commit rule', `tx ${id}: decision ${d}, but the votes say ${verdict}`);
   }
 
-  private verdict(id: string, names: readonly string[]): ReturnType<typeof decide> {
-    const votes = new Map<string, { vote: 'yes' | 'no' }>();
-    for (const n of names) {
-      const raw = this.mirror.get(`tx/${id}/vote/${n}`);
-      if (raw !== undefined) votes.set(n, decodeVote(raw));
+  /** The commit rule over the votes the store holds now; pending while the record is not frozen. */
+  private verdict(id: string, record: TxRecord): Verdict {
+    const votes = new Map<string, Vote>();
+    for (const { name } of record.participants) {
+      const raw = this.mirror.get(voteKey(id, name));
+      if (raw !== undefined) votes.set(name, decodeVote(raw));
     }
-    return decide(names, votes);
+    return verdictOf(record, votes, undefined);
   }
 
   /** A bank applied a decision (durably). */
@@ -160,10 +159,9 @@ export class Checker {
     f.told.push(told);
     if (f.decision !== undefined && f.decision !== told) throw new SafetyViolation('client outcomes', `tx ${id}: ${coordinator} told a client ${told}, the decision is ${f.decision}`);
     // The commit point is the votes: what the client hears must already follow from the store.
-    const raw = this.mirror.get(`tx/${id}`);
+    const raw = this.mirror.get(txKey(id));
     if (f.decision === undefined && raw !== undefined) {
-      const record = decodeTxRecord(raw);
-      const verdict = record.state === 'preparing' ? this.verdict(id, record.participants.map((p) => p.name)) : 'pending';
+      const verdict = this.verdict(id, decodeTxRecord(raw));
       if (verdict !== told) throw new SafetyViolation('client outcomes', `tx ${id}: ${coordinator} told a client ${told} while the store says ${verdict}`);
     }
   }
@@ -195,4 +193,20 @@ export class Checker {
       }
     }
   }
+}
+
+/**
+ * The vote of `txId` in the durable text of a participant log: what a crash
+ * now would leave of it (participant/log-file.ts's lines, header first, the
+ * newest line of a transaction winning).
+ */
+export function durableVote(text: string | undefined, txId: string): LogRecord['vote'] {
+  let vote: LogRecord['vote'];
+  // The last element is the unterminated tail (or ''), never a complete line: the real loader drops it too.
+  for (const line of text?.split('\n').slice(1, -1) ?? []) {
+    if (!line.includes(`"txId":"${txId}"`)) continue;
+    const rec = JSON.parse(decodeLine(line) ?? 'null') as LogRecord | null;
+    if (rec?.txId === txId) vote = rec.vote;
+  }
+  return vote;
 }

@@ -1,16 +1,9 @@
 /**
- * Runs the 2PC simulation from the command line.
- *
- *   npm run sim:2pc -- --seed S [--trace]                one seed, replayed exactly (prints its digest)
- *   npm run sim:2pc -- --seeds N [--seed S]              N seeds starting at S (default 1)
- *   npm run sim:2pc -- ... [--jobs J]                    spread the seeds over J processes (default: one per core)
- *   npm run sim:2pc -- ... [--chaos-ms MS]               simulated ms of faults before healing
- *   npm run sim:2pc -- ... [--mutation NAME]             plant a bug at a seam (mutations.ts)
- *   npm run sim:2pc -- ... [--no-durable-check]          without the "durable votes" check
- *
- * A violation prints the seed, the broken invariant and the exact command
- * that replays it. The run ends with exactly `seeds=N violations=V`; the exit
- * code is 1 when V > 0, 2 on bad usage.
+ * Runs the 2PC simulation from the command line (USAGE; docs/SIM2PC.md): one
+ * seed with its digest and counters, or many, over `--jobs` child processes.
+ * A violation prints the seed, the broken invariant and the command that
+ * replays it. The last line is exactly `seeds=N violations=V`; the exit code
+ * is 1 when V > 0, 2 on bad usage.
  */
 import { availableParallelism } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -39,28 +32,16 @@ export function parseArgs(argv: readonly string[]): CliOptions {
   let jobs = 0;
   let worker: CliOptions['worker'];
   const seeds = parseSeedArgs(argv, (arg, read) => {
-    switch (arg) {
-      case '--chaos-ms':
-        chaosMs = read.int(500, maxChaosMs);
-        return true;
-      case '--jobs':
-        jobs = read.int(1, maxJobs);
-        return true;
-      case '--worker':
-        worker = { offset: read.int(0, maxJobs - 1), stride: read.int(1, maxJobs) };
-        return true;
-      case '--mutation': {
-        const m = read.string();
-        if (!MUTATIONS.includes(m as Mutation)) throw new UsageError(`--mutation must be one of ${MUTATIONS.join(', ')}, got ${m}`);
-        mutation = m as Mutation;
-        return true;
-      }
-      case '--no-durable-check':
-        noDurableCheck = true;
-        return true;
-      default:
-        return false;
-    }
+    if (arg === '--chaos-ms') chaosMs = read.int(500, maxChaosMs);
+    else if (arg === '--jobs') jobs = read.int(1, maxJobs);
+    else if (arg === '--worker') worker = { offset: read.int(0, maxJobs - 1), stride: read.int(1, maxJobs) };
+    else if (arg === '--no-durable-check') noDurableCheck = true;
+    else if (arg === '--mutation') {
+      const m = read.string();
+      if (!MUTATIONS.includes(m as Mutation)) throw new UsageError(`--mutation must be one of ${MUTATIONS.join(', ')}, got ${m}`);
+      mutation = m as Mutation;
+    } else return false;
+    return true;
   });
   // Default: one process per core for a multi-seed run (a simulation is single-threaded).
   if (jobs === 0) jobs = Math.min(availableParallelism(), seeds.seeds);

@@ -1,18 +1,10 @@
 /**
- * A simulated disk, with the failure model of a real one under a power cut.
- * (Store nodes use store/node/memory-io.ts, the in-memory log and snapshot
- * stores that ship beside the WAL, with the fsync on simulated time.)
- *
- * - `SimDisk` is the participant log's file system (participant's `LogFs`):
- *   writes land in a page cache at once (reads see them); `sync`/`datasync`
- *   make a file's data durable only when the simulated fsync completes (after
- *   a drawn latency, on the process's timers); a created or renamed name is
- *   durable only once its directory is fsynced. A crash keeps what was
- *   durable, plus a random prefix of each file's unsynced appended tail (a
- *   torn write: whole lines, part of a line, or nothing).
- *
- * The disk outlives its process's incarnations; a call made by a dead
- * incarnation does nothing and never resolves.
+ * `SimDisk`, the participant log's file system (`LogFs`) with the failure
+ * model of a real disk under a power cut: writes land in a page cache at once;
+ * data is durable only when a simulated fsync completes, a created or renamed
+ * name only once its directory is fsynced; a crash keeps what was durable plus
+ * a random prefix of each unsynced tail (a torn write). The disk outlives its
+ * process; a call made by a dead incarnation does nothing and never resolves.
  */
 import type { LogFileHandle, LogFs } from '../../participant/log.js';
 import type { Proc, World } from './world.js';
@@ -22,13 +14,6 @@ interface SimFile {
   data: string;
   /** What survives a crash. */
   synced: string;
-}
-
-export interface SimDiskOptions {
-  /** Simulated ms one fsync takes. */
-  readonly fsyncMs: () => number;
-  /** The mutation `fsync-lies`: fsync answers at once and the data becomes durable only later. */
-  readonly fsyncLies?: boolean;
 }
 
 /** Simulated ms a lying fsync's data takes to become durable after it answered. */
@@ -41,7 +26,6 @@ export class SimDisk implements LogFs {
   constructor(
     private readonly proc: Proc,
     private readonly world: World,
-    private readonly opts: SimDiskOptions,
   ) {}
 
   /** The durable text of `path`: what a crash now would leave (before any torn tail). */
@@ -113,8 +97,9 @@ export class SimDisk implements LogFs {
     const inc = this.proc.incarnation;
     return new Promise<void>((resolve) => {
       if (!this.proc.isLive(inc)) return;
-      const ms = this.opts.fsyncMs();
-      if (this.opts.fsyncLies === true) {
+      const ms = 1 + this.world.random.int(this.world.knobs.maxFsyncMs);
+      // The mutation `fsync-lies`: the fsync answers at once and the data becomes durable only later.
+      if (this.world.mutation === 'fsync-lies') {
         this.proc.timers.after(ms + lyingFsyncDelayMs, persist);
         this.proc.timers.after(0, resolve);
         return;

@@ -1,15 +1,10 @@
 /**
- * The faults of the chaos phase, drawn each tick from the seed's knobs
- * (knobs.ts): store nodes crash (the leader half the time) and restart
- * and hand over leadership (their logs compact by themselves, often); processes crash at random
- * (failpoints crash them at chosen steps, world.ts); the network's weather
- * changes (drops, duplicates, delays) and partitions come and go: a split
- * of the store, a process cut off from the store or from everyone, or lost
- * hints between coordinators and participants. Nothing here runs once the
- * simulation heals.
+ * The faults of the chaos phase, drawn every tick from the seed's knobs:
+ * store node crashes (the leader half the time) and leadership transfers,
+ * process crashes, the network's weather, and partitions that come and go.
+ * (Failpoint crashes are world.ts's; restarts are the simulation's.)
  */
 import { randomWeather } from '../sim/chaos.js';
-import type { Knobs } from './knobs.js';
 import type { Net } from './net.js';
 import type { SimStoreNode } from './proc-store.js';
 import type { Proc, World } from './world.js';
@@ -21,11 +16,9 @@ export class FaultInjector {
   constructor(
     private readonly world: World,
     private readonly net: Net,
-    private readonly knobs: Knobs,
     private readonly nodes: readonly SimStoreNode[],
     private readonly coordinators: readonly Proc[],
     private readonly participants: readonly Proc[],
-    private readonly chaos: () => boolean,
   ) {}
 
   private get processes(): Proc[] {
@@ -39,7 +32,7 @@ export class FaultInjector {
 
   private scheduleWeather(): void {
     this.world.queue.at(this.world.queue.now + 200 + this.world.random.int(1_300), () => {
-      if (!this.chaos()) return;
+      if (!this.world.chaos) return;
       this.net.faults = randomWeather(this.world.random);
       this.world.trace(`weather ${JSON.stringify(this.net.faults)}`);
       this.scheduleWeather();
@@ -48,14 +41,14 @@ export class FaultInjector {
 
   private scheduleFaults(): void {
     this.world.queue.at(this.world.queue.now + faultTickMs, () => {
-      if (!this.chaos()) return;
+      if (!this.world.chaos) return;
       this.injectFaults(faultTickMs / 1_000);
       this.scheduleFaults();
     });
   }
 
   private injectFaults(dt: number): void {
-    const k = this.knobs;
+    const k = this.world.knobs;
     const r = this.world.random;
     const liveNodes = this.nodes.filter((n) => n.alive);
     if (liveNodes.length > 0 && r.chance(k.storeCrashPerSec * dt)) {
@@ -89,10 +82,10 @@ export class FaultInjector {
       this.net.links.partition([[lone], stores.filter((s) => s !== lone)]);
     } else if (kind === 1) {
       const p = r.pick(this.processes).name;
-      for (const s of stores) if (r.chance(0.7)) this.net.cut(p, s);
+      for (const s of stores) if (r.chance(0.7)) this.net.links.partition([[p], [s]]);
     } else if (kind === 2) {
       const p = r.pick(this.processes).name;
-      for (const other of [...stores, ...this.processes.map((x) => x.name), 'client']) if (other !== p) this.net.cut(p, other);
+      for (const other of [...stores, ...this.processes.map((x) => x.name), 'client']) if (other !== p) this.net.links.partition([[p], [other]]);
     } else {
       for (const c of this.coordinators) for (const p of this.participants) if (r.chance(0.5)) this.net.links.cutOneWay(c.name, p.name);
     }

@@ -1,11 +1,10 @@
 /**
- * HTTP over the simulated network, for the real store client and the real
- * store API: a request is one packet and its answer another (either may be
- * lost: the caller then sees a timeout, an outcome it cannot know), and a
- * watch is a stream of numbered chunks that breaks, as a TCP connection
- * resets, at the first chunk lost or out of order, or when either end dies.
- * Only node:http and the sockets are left out; what is sent is the same
- * method, path, headers and JSON text the real client and server exchange.
+ * HTTP over the simulated network, for the real store client and store API:
+ * a request is one packet and its answer another (either may be lost: the
+ * caller sees a timeout), and a watch is a stream of numbered chunks that
+ * breaks, as a TCP connection resets, at the first chunk lost or out of
+ * order, or when either end dies. What is sent is the same method, path,
+ * headers and JSON text the real client and server exchange.
  */
 import { HttpClientError, type HttpRequest, type HttpResponse } from '../../lib/http-client.js';
 import { encodeReply, errorReply } from '../../lib/http.js';
@@ -20,12 +19,6 @@ export interface SimHttpRequest {
   readonly url: string;
   readonly headers: Readonly<Record<string, string>>;
   readonly body?: string;
-}
-
-export interface SimHttpReply {
-  readonly status: number;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly text: string;
 }
 
 /** Opens a stream: the server answers with chunk 0 (the status line), then data chunks. */
@@ -50,8 +43,6 @@ export function hostOf(url: string): string {
   return new URL(url).hostname;
 }
 
-/** Default ms a simulated request waits for its answer, as HttpClient's request timeout. */
-const defaultRequestTimeoutMs = 300;
 /** Simulated ms a stream open waits for its status chunk. */
 const streamOpenTimeoutMs = 300;
 
@@ -64,13 +55,14 @@ export class SimHttpClient {
     private readonly proc: Proc,
     private readonly net: Net,
     private readonly rpc: RpcClient,
-    private readonly requestTimeoutMs = defaultRequestTimeoutMs,
+    /** How long a request waits for its answer when it names no timeout. */
+    private readonly requestTimeoutMs: number,
   ) {}
 
   async request(r: HttpRequest): Promise<HttpResponse> {
     const body: SimHttpRequest = { kind: 'http', method: r.method, url: r.url, headers: { ...(r.headers ?? {}) }, ...(r.body === undefined ? {} : { body: r.body }) };
     const timeoutMs = r.timeoutMs ?? this.requestTimeoutMs;
-    const reply = (await this.rpc.call(hostOf(r.url), body, timeoutMs)) as SimHttpReply | undefined;
+    const reply = (await this.rpc.call(hostOf(r.url), body, timeoutMs)) as HttpResponse | undefined;
     if (reply === undefined) throw new HttpClientError('timeout', `${r.method} ${r.url}: no answer within ${timeoutMs} ms`);
     return { status: reply.status, headers: reply.headers, text: reply.text };
   }
@@ -116,9 +108,9 @@ class ClientStream {
   private readonly queue: Uint8Array[] = [];
   private waiting: ((r: IteratorResult<Uint8Array>) => void) | undefined;
   private ended = false;
-  private openResolve!: (v: StreamOpened) => void;
-  private openSettled = false;
-  readonly opened = new Promise<StreamOpened>((resolve) => (this.openResolve = resolve));
+  /** Resolves `opened`; undefined once it did. */
+  private settle: ((v: StreamOpened) => void) | undefined;
+  readonly opened = new Promise<StreamOpened>((resolve) => (this.settle = resolve));
 
   constructor(private readonly onEnd: () => void) {}
 
@@ -132,22 +124,21 @@ class ClientStream {
   }
 
   private settleOpen(c: SimStreamChunk): void {
-    this.openSettled = true;
     const status = c.status ?? 500;
-    if (status !== 200) {
-      this.openResolve({ status, text: c.text ?? '' });
-      this.end();
-      return;
-    }
+    if (status !== 200) return this.fail(status, c.text ?? '');
     const iterator: AsyncIterator<Uint8Array> = { next: () => this.take(), return: () => this.leave() };
-    this.openResolve({ status: 200, body: { [Symbol.asyncIterator]: () => iterator } });
+    this.settle?.({ status: 200, body: { [Symbol.asyncIterator]: () => iterator } });
+    this.settle = undefined;
   }
 
   /** No status chunk in time: answered as a store that did not answer (the client retries elsewhere). */
   failOpen(): void {
-    if (this.openSettled) return;
-    this.openSettled = true;
-    this.openResolve({ status: 503, text: JSON.stringify({ error: { code: 'unavailable', message: 'the watch stream did not open in time' } }) });
+    if (this.settle !== undefined) this.fail(503, JSON.stringify({ error: { code: 'unavailable', message: 'the watch stream did not open in time' } }));
+  }
+
+  private fail(status: number, text: string): void {
+    this.settle?.({ status, text });
+    this.settle = undefined;
     this.end();
   }
 
@@ -244,13 +235,14 @@ export class ServerStream {
   /** The server process died: its kernel resets the connection (a chunk out of sequence ends it at the client). */
   reset(): void {
     this.closed = true;
-    const body: SimStreamChunk = { kind: 'stream-chunk', sid: this.sid, seq: -1, text: null };
-    this.net.send(this.proc.name, this.client, { kind: 'resp', rid: this.sid, body });
+    this.send({ kind: 'stream-chunk', sid: this.sid, seq: -1, text: null });
   }
 
   private chunk(c: { status?: number; text: string | null }): void {
-    if (!this.proc.alive) return;
-    const body: SimStreamChunk = { kind: 'stream-chunk', sid: this.sid, seq: this.seq++, text: c.text, ...(c.status === undefined ? {} : { status: c.status }) };
+    if (this.proc.alive) this.send({ kind: 'stream-chunk', sid: this.sid, seq: this.seq++, text: c.text, ...(c.status === undefined ? {} : { status: c.status }) });
+  }
+
+  private send(body: SimStreamChunk): void {
     this.net.send(this.proc.name, this.client, { kind: 'resp', rid: this.sid, body });
   }
 }

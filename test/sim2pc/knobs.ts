@@ -1,13 +1,9 @@
 /**
- * The knobs of one simulated 2PC run, drawn per seed (swarm testing, as
- * test/sim/chaos.ts does for Raft): some seeds are calm, some are storms;
- * each seed arms a few crash points with a few chances, so over many seeds
- * every crash point fires at every rate, alone and together.
- *
- * Also the timing of every actor, scaled down from the real defaults
- * (coordinator/runtime/config.ts, participant/config.ts) so a run is a few simulated
- * seconds: the ratios that matter (hint timeout < deadline < recovery
- * interval < liveness bound) are kept.
+ * The knobs of one run, drawn per seed (swarm testing, as test/sim/chaos.ts
+ * does for Raft): some seeds are calm, some storms, and each arms a few crash
+ * points at a few rates. Also every actor's timing, scaled down from the real
+ * defaults so a run is a few simulated seconds, keeping the ratios that
+ * matter (hint timeout < deadline < recovery interval < liveness bound).
  */
 import type { SeededRandom } from '../../lib/random.js';
 import { FAILPOINT_NAMES, type FailpointName } from '../../lib/failpoints.js';
@@ -16,15 +12,12 @@ import type { ParticipantConfig } from '../../participant/config.js';
 import { defaultNodeConfig, type NodeConfig } from '../../store/node/config.js';
 import { randomConfig } from '../sim/chaos.js';
 
-/** The runtimes' failpoints (lib/failpoints.ts), each a place a process can die. */
-export const FAILPOINTS = FAILPOINT_NAMES;
-
 /** One seed's knobs (fault rates per simulated second, restart delays, latencies, sizes). */
 export type Knobs = ReturnType<typeof drawKnobs>;
 
 export function drawKnobs(r: SeededRandom) {
   const failpoints: Partial<Record<FailpointName, number>> = {};
-  for (const name of FAILPOINTS) if (r.chance(0.35)) failpoints[name] = r.pick([0.03, 0.15, 0.5]);
+  for (const name of FAILPOINT_NAMES) if (r.chance(0.35)) failpoints[name] = r.pick([0.03, 0.15, 0.5]);
   const minTxTimeoutMs = r.pick([150, 400, 800]);
   const raft = randomConfig(r);
   return {
@@ -75,13 +68,14 @@ export const timing = {
   clientMaxCallAttempts: 6,
 } as const;
 
+/** Store write retries of coordinators and participants, scaled down alike. */
+const storeRetries = { storeWriteMaxAttempts: 6, storeBackoffBaseMs: 10, storeBackoffMaxMs: 300 } as const;
+
 /** The coordinators' configuration: coordinator/runtime/config.ts's, scaled down. */
 export function coordinatorConfig(k: Knobs): Omit<Partial<CoordinatorConfig>, 'id'> {
   return {
     minTimeoutMs: 100,
-    storeWriteMaxAttempts: 6,
-    storeBackoffBaseMs: 10,
-    storeBackoffMaxMs: 300,
+    ...storeRetries,
     hintTimeoutMs: 200,
     prepareHintAttempts: 2,
     requestTimeoutMs: 1_500,
@@ -98,9 +92,7 @@ export function coordinatorConfig(k: Knobs): Omit<Partial<CoordinatorConfig>, 'i
 export function participantConfig(k: Knobs): Partial<ParticipantConfig> {
   return {
     requestTimeoutMs: 1_500,
-    storeWriteMaxAttempts: 6,
-    storeBackoffBaseMs: 10,
-    storeBackoffMaxMs: 300,
+    ...storeRetries,
     helpGraceMs: 150,
     helpRetryIntervalMs: 100,
     watchPrepareDelayMs: k.watchPrepareDelayMs,

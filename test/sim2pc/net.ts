@@ -1,14 +1,9 @@
 /**
- * One lossy network for everything that talks in the 2PC simulation: Raft
- * messages between store nodes, store requests from coordinators and
- * participants, the coordinators' hints to participants, and the client's
- * calls. Faults come from the Raft simulator's weather (test/sim/network.ts:
- * drops, duplicates, delays that reorder, long delays), plus partitions:
- * directed links that lose every message, checked at delivery so messages
- * already in flight when a link is cut are lost too.
- *
- * Requests and replies are plain packets; `RpcClient` pairs them with a
- * timeout, so a caller sees an answer or nothing (an ambiguous outcome).
+ * One lossy network for everything that talks in the 2PC simulation (Raft,
+ * store HTTP, hints, the client's calls), with the Raft simulator's weather
+ * and partitions (test/sim/network.ts). `RpcClient` pairs requests with
+ * replies and a timeout, so a caller sees an answer or nothing (an ambiguous
+ * outcome).
  */
 import type { Message } from '../../store/raft/index.js';
 import { CALM, deliveryDelays, Links, type NetworkFaults } from '../sim/network.js';
@@ -43,7 +38,8 @@ export class Net {
   /** Partitions: checked at delivery, so messages in flight when a link is cut are lost too. */
   readonly links = new Links();
   private readonly handlers = new Map<string, (p: Packet) => void>();
-  private inFlight = 0;
+  /** Packets sent and not yet delivered or lost. */
+  inFlight = 0;
   sent = 0;
   dropped = 0;
 
@@ -71,16 +67,6 @@ export class Net {
       }
       this.handlers.get(p.to)?.(p);
     });
-  }
-
-  get inFlightCount(): number {
-    return this.inFlight;
-  }
-
-  /** No packets between `a` and `b`, either way. */
-  cut(a: string, b: string): void {
-    this.links.cutOneWay(a, b);
-    this.links.cutOneWay(b, a);
   }
 }
 

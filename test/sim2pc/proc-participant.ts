@@ -1,39 +1,19 @@
 /**
- * A simulated participant process: the real ParticipantNode (machine,
- * effects, watch, recovery) with its real ParticipantLog on a simulated disk
- * (disk.ts: fsync latency, torn tails, lost unsynced data), the real store
- * client over the lossy network, simulated time, and failpoints that crash
- * this process. Its service is a bank (bank.ts). The REST calls (work,
- * prepare, decision) arrive as packets and go to the node's methods, as
- * participant/routes.ts sends them; only express and node:http are left out.
+ * A simulated participant process: the real ParticipantNode and its
+ * ParticipantLog on a SimDisk, over the real store client, with simulated
+ * time and failpoints that crash this process; its service is a bank. The
+ * calls (work, prepare, decision) arrive as packets and go to the node's
+ * methods, as participant/routes.ts sends them.
  */
-import type { Decision, JsonValue } from '../../coordinator/protocol/index.js';
-import type { ParticipantConfig } from '../../participant/config.js';
+import type { JsonValue } from '../../coordinator/protocol/index.js';
 import { ParticipantNode, type ParticipantService, type PrepareAnswer } from '../../participant/participant.js';
 import { SafetyViolation } from '../sim/invariants.js';
 import type { Bank } from './bank.js';
 import { SimDisk } from './disk.js';
-import type { ParticipantAnswer, ParticipantCall } from './messages.js';
-import { mutatedStore, type Mutation } from './mutations.js';
+import { participantConfig } from './knobs.js';
 import type { Net } from './net.js';
-import { ServiceProc, type ErrorReport } from './proc-service.js';
-import { simTxStore, type StoreAccessOptions } from './store-access.js';
+import { ServiceProc, type ParticipantAnswer, type ParticipantCall, type StoreAccessOptions } from './proc-service.js';
 import type { World } from './world.js';
-
-export interface ParticipantProcOptions {
-  readonly config: Partial<ParticipantConfig>;
-  readonly store: StoreAccessOptions;
-  readonly fsyncMs: () => number;
-  /** Simulated ms the bank takes to validate work. */
-  readonly serviceMs: () => number;
-  readonly mutation: Mutation | undefined;
-  /** The bank applied a decision (durably): for the checker. */
-  readonly onApplied: (participant: string, txId: string, decision: Decision) => void;
-  /** The bank found money spent twice or a decision applied both ways. */
-  readonly onViolation: (e: SafetyViolation) => void;
-  /** A log line at level error, or a fatal failure (an assertion inside the runtime is a violation). */
-  readonly onError: ErrorReport;
-}
 
 /** Where the log lives on the simulated disk. */
 export const LOG_PATH = '/data/participant-log.jsonl';
@@ -47,10 +27,10 @@ export class SimParticipant extends ServiceProc<ParticipantCall, ParticipantAnsw
     world: World,
     net: Net,
     readonly bank: Bank,
-    private readonly opts: ParticipantProcOptions,
+    store: StoreAccessOptions,
   ) {
-    super(name, world, net, opts.onError, opts.store.requestTimeoutMs);
-    this.disk = new SimDisk(this, world, { fsyncMs: opts.fsyncMs, fsyncLies: opts.mutation === 'fsync-lies' });
+    super(name, world, net, store);
+    this.disk = new SimDisk(this, world);
   }
 
   /** The live node (its log is what this participant knows), or undefined while down or opening. */
@@ -63,7 +43,7 @@ export class SimParticipant extends ServiceProc<ParticipantCall, ParticipantAnsw
     const inc = this.incarnation;
     void ParticipantNode.open({
       name: this.name,
-      store: mutatedStore(simTxStore(this, this.http, this.world.random, this.opts.store), 'participant', this.opts.mutation),
+      store: this.txStore('participant'),
       logPath: LOG_PATH,
       service: this.service(inc),
       timers: this.timers,
@@ -72,10 +52,10 @@ export class SimParticipant extends ServiceProc<ParticipantCall, ParticipantAnsw
       failpoints: { hit: (name) => this.failpoint(name) },
       logger: this.logger(),
       onFatal: (e) => {
-        this.opts.onError(this.name, 'fatal', { error: e });
+        this.world.runtimeError(this.name, 'fatal', { error: e });
         this.kill('fatal');
       },
-      config: this.opts.config,
+      config: participantConfig(this.world.knobs),
     }).then(async (node) => {
       if (!this.isLive(inc)) return;
       this.node = node;
@@ -102,28 +82,21 @@ export class SimParticipant extends ServiceProc<ParticipantCall, ParticipantAnsw
         return Promise.resolve(f());
       } catch (e) {
         // The bank's own checks (conservation, atomicity) fail the run, whatever the runtime does with the throw.
-        if (e instanceof SafetyViolation) this.opts.onViolation(e);
+        if (e instanceof SafetyViolation) this.world.fail(e);
         return Promise.reject(e);
       }
     };
     return {
       prepare: async (txId: string, work: JsonValue): Promise<PrepareAnswer> => {
-        await this.timers.sleep(this.opts.serviceMs());
+        await this.timers.sleep(this.world.random.int(this.world.knobs.maxServiceMs + 1));
         return live(() => this.bank.prepare(txId, work));
       },
       commit: (txId: string) =>
         live(() => {
-          const already = this.bank.applied.get(txId) === 'commit';
           // No hold yet (not restored after a restart): throw, and the node retries, as inventory.ts does.
           if (!this.bank.commit(txId)) throw new Error(`${this.name} holds nothing for ${txId} yet`);
-          if (!already) this.opts.onApplied(this.name, txId, 'commit');
         }),
-      abort: (txId: string) =>
-        live(() => {
-          const already = this.bank.applied.has(txId);
-          this.bank.abort(txId);
-          if (!already) this.opts.onApplied(this.name, txId, 'abort');
-        }),
+      abort: (txId: string) => live(() => this.bank.abort(txId)),
       restore: (txId: string, work: JsonValue) => live(() => this.bank.restore(txId, work)),
     };
   }

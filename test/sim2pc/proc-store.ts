@@ -1,64 +1,45 @@
 /**
- * One simulated store node: the real driver (store/node/node.ts
- * `StoreNode.create`: Ready loop, proposal batching, ReadIndex, snapshots,
- * leases) and the real request handling (store/api `StoreApi`: routes,
- * follower forwarding, watches), over a simulated disk (disk.ts), the lossy
- * network (Raft messages as packets, HTTP as http.ts carries it) and
- * simulated time. A crash drops the node and its API; a restart builds both
- * again from what the disk kept.
+ * One simulated store node: the real driver (`StoreNode.create`) and request
+ * handling (`StoreApi`) over the in-memory WAL and snapshot stores, the lossy
+ * network and simulated time. A crash drops both; a restart builds them again
+ * from what the memory stores kept.
  */
-import type { SeededRandom } from '../../lib/random.js';
-import type { Cancel, Timers } from '../../lib/timers.js';
 import { StoreApi } from '../../store/api/api.js';
-import type { KvApplied } from '../../store/kv/index.js';
 import type { NodeConfig } from '../../store/node/config.js';
 import type { PeerTransport } from '../../store/node/io.js';
 import { StoreNode } from '../../store/node/node.js';
-import type { Entry, Message, NodeId } from '../../store/raft/index.js';
+import type { Message, NodeId } from '../../store/raft/index.js';
 import { MemoryRaftLog, MemorySnapshotStore, reopenMemoryStorage } from '../../store/node/memory-io.js';
-import { ServerStream, SimHttpClient, type SimHttpRequest, type SimStreamOpen } from './http.js';
-import { RpcClient, type Net, type Packet } from './net.js';
-import { Proc, type World } from './world.js';
+import { ServerStream, type SimHttpRequest, type SimStreamOpen } from './http.js';
+import type { Net, Packet } from './net.js';
+import { NetProc } from './proc-service.js';
+import type { World } from './world.js';
 
-export interface StoreProcOptions {
-  readonly config: NodeConfig;
-  /** Chance per tick that the node misses it (a slow clock). */
-  readonly skipTickChance: number;
-  readonly fsyncMs: () => number;
-  /** Chance that the node dies inside an fsync of its log or snapshots (that write is lost). */
-  readonly crashInSaveChance: () => number;
-  /** The node stopped itself (it has crashed already): a violation. */
-  readonly onFatal: (node: string, error: unknown) => void;
-  /** Every applied entry, with its KV result, for the checker. */
-  readonly onApply: (node: string, entry: Entry, applied: KvApplied | undefined) => void;
-}
-
+/** Chance per periodic timer firing that the node misses it (a slow clock). */
+const skipTickChance = 0.02;
 /** What a simulated node's /v1/status reports as its pid (the real one would make runs differ). */
 const simulatedPid = 1;
 /** Simulated ms a follower's forward to the leader waits (store/api's forward timeout, scaled). */
 const forwardTimeoutMs = 300;
 
-export class SimStoreNode extends Proc {
+export class SimStoreNode extends NetProc {
   /** The node's disk: the in-memory WAL and snapshot stores, fsyncs on simulated time. */
   private readonly log: MemoryRaftLog;
   private readonly snapshots: MemorySnapshotStore;
   private node: StoreNode<PeerTransport> | undefined;
   private api: StoreApi | undefined;
-  private http!: SimHttpClient;
   private streams = new Map<string, ServerStream>();
-  private rpcClient: RpcClient | undefined;
 
   constructor(
     name: string,
     world: World,
-    private readonly net: Net,
-    private readonly opts: StoreProcOptions,
+    net: Net,
+    private readonly config: NodeConfig,
   ) {
-    super(name, world);
+    super(name, world, net, forwardTimeoutMs, skipTickChance);
     const sync = (): Promise<void> => this.fsync();
     this.log = new MemoryRaftLog({ sync });
     this.snapshots = new MemorySnapshotStore({ sync });
-    net.register(name, (p) => this.receive(p));
   }
 
   get isLeader(): boolean {
@@ -71,14 +52,12 @@ export class SimStoreNode extends Proc {
   }
 
   protected onStart(): void {
-    const rpc = new RpcClient(this, this.net);
-    this.rpcClient = rpc;
-    this.http = new SimHttpClient(this, this.net, rpc, forwardTimeoutMs);
+    this.connect();
     this.streams = new Map();
     const inc = this.incarnation;
-    void StoreNode.create(this.opts.config, this.io(), reopenMemoryStorage(this.log, this.snapshots)).then((node) => {
+    void StoreNode.create(this.config, this.io(), reopenMemoryStorage(this.log, this.snapshots)).then((node) => {
       if (!this.isLive(inc)) return;
-      node.onEntryApplied = (e, applied) => this.opts.onApply(this.name, e, applied);
+      node.onEntryApplied = (e, applied) => this.world.check((c) => c.onStoreApply(this.name, e, applied));
       this.node = node;
       this.api = new StoreApi({ node, forwarder: this.http, random: this.world.random, pid: simulatedPid });
     });
@@ -89,10 +68,10 @@ export class SimStoreNode extends Proc {
       log: this.log,
       snapshots: this.snapshots,
       transport: this.transport(),
-      timers: skewed(this.timers, this.world.random, this.opts.skipTickChance),
+      timers: this.timers,
       random: this.world.random,
       // No disk fails here: a fatal error is a broken invariant of the Raft core or the KV state machine.
-      fatal: (e) => this.opts.onFatal(this.name, e),
+      fatal: (e) => this.world.fail(e instanceof Error ? e : new Error(`${this.name} fatal: ${String(e)}`)),
     };
   }
 
@@ -113,9 +92,9 @@ export class SimStoreNode extends Proc {
    * the write it was making is lost (the write's promise never settles).
    */
   private async fsync(): Promise<void> {
-    await this.timers.sleep(this.opts.fsyncMs());
-    if (!this.world.random.chance(this.opts.crashInSaveChance())) return;
-    this.count('store crashes inside an fsync');
+    await this.timers.sleep(this.world.random.int(2));
+    if (!this.world.random.chance(this.world.chaos ? this.world.knobs.storeCrashMidReady : 0)) return;
+    this.world.counters.inc('store crashes inside an fsync');
     this.kill('crash inside an fsync');
     await new Promise<never>(() => undefined);
   }
@@ -129,14 +108,11 @@ export class SimStoreNode extends Proc {
     this.streams = new Map();
   }
 
-  private receive(p: Packet): void {
-    if (!this.alive) return;
+  protected onPacket(p: Packet): void {
     const pl = p.payload;
     if (pl.kind === 'raft') {
       this.node?.receive([pl.message]);
-    } else if (pl.kind === 'resp') {
-      this.rpcClient?.onReply(pl.rid, pl.body);
-    } else {
+    } else if (pl.kind === 'req') {
       const body = pl.body as SimHttpRequest | SimStreamOpen | { kind: 'stream-close'; sid: string };
       if (body.kind === 'http') void this.serve(p.from, pl.rid, body);
       else if (body.kind === 'http-stream') this.openStream(p.from, body);
@@ -169,17 +145,4 @@ export class SimStoreNode extends Proc {
     this.streams.set(o.sid, stream);
     stream.onClose(() => this.streams.delete(o.sid));
   }
-}
-
-/** The node's timers, missing a tick now and then (a slow clock): only periodic work is skewed. */
-function skewed(timers: Timers, random: SeededRandom, skipChance: number): Timers {
-  if (skipChance <= 0) return timers;
-  return {
-    nowMs: () => timers.nowMs(),
-    monotonicMs: () => timers.monotonicMs(),
-    after: (ms, fn): Cancel => timers.after(ms, fn),
-    every: (ms, fn): Cancel => timers.every(ms, () => (random.chance(skipChance) ? undefined : fn())),
-    soon: (fn) => timers.soon(fn),
-    sleep: (ms, signal) => timers.sleep(ms, signal),
-  };
 }

@@ -1,29 +1,21 @@
 /**
- * The deterministic simulation of the whole, running the code that ships:
- * three store nodes (the real node driver and store API), two coordinators
- * (the real CoordinatorService) and three bank participants (the real
- * ParticipantNode and its log), all over simulated disks, one lossy network
- * and simulated time; a client runs transfers; crashes at every failpoint
- * and at random, store nodes dying inside a WAL save, partitions, drops,
- * duplicates and delays. Then everything heals, the run must quiesce within
- * a bound, and the final checks run (checker.ts).
- *
- * One SeededRandom drives it all; events run in a fixed order, and between
- * two events every pending promise callback runs (the real runtimes are
- * async), so a seed replays exactly, to the byte of its event digest:
- * `npm run sim:2pc -- --seed S` (replayCommand).
+ * One deterministic run of the whole system on the code that ships (store
+ * nodes, coordinators, bank participants) over simulated disks, network and
+ * time: chaos, then healing, quiescence within a bound, and the final checks.
+ * One SeededRandom drives it all and every promise callback runs between two
+ * events, so a seed replays to the byte of its digest (replayCommand).
  */
 import { createHash, type Hash } from 'node:crypto';
 import { AssertionError } from '../../lib/assert.js';
 import { SeededRandom } from '../../lib/random.js';
-import { parseKey } from '../../coordinator/protocol/index.js';
+import { parseKey, txKey } from '../../coordinator/protocol/index.js';
 import type { LogRecord } from '../../participant/log.js';
 import { SafetyViolation } from '../sim/invariants.js';
+import type { SeedReport } from '../support/seed-cli.js';
 import { CALM } from '../sim/network.js';
 import { Bank } from './bank.js';
-import { Checker } from './checker.js';
-import { durableVote } from './log-reader.js';
-import { coordinatorConfig, drawKnobs, nodeConfig, participantConfig, timing, type Knobs } from './knobs.js';
+import { Checker, durableVote } from './checker.js';
+import { drawKnobs, nodeConfig, timing, type Knobs } from './knobs.js';
 import type { Mutation } from './mutations.js';
 import { Net } from './net.js';
 import { SimCoordinator } from './proc-coordinator.js';
@@ -43,12 +35,8 @@ export interface Sim2pcOptions {
   readonly trace?: boolean;
 }
 
-export interface Sim2pcResult {
-  readonly seed: number;
-  readonly ok: boolean;
-  readonly invariant?: string;
-  readonly violation?: string;
-  readonly atMs?: number;
+/** One seed's outcome, as a worker reports it (SeedReport), with its counters as a map. */
+export interface Sim2pcResult extends Omit<SeedReport, 'counters'> {
   readonly counters: ReadonlyMap<string, number>;
   readonly trace: readonly string[];
   /** A digest of every packet and event time of the run: equal for two runs of one seed. */
@@ -85,20 +73,22 @@ export class Simulation implements World {
   readonly counters = new Counters();
   readonly checker: Checker;
   private readonly digestHash: Hash = createHash('sha256');
-  private readonly knobs: Knobs;
+  readonly knobs: Knobs;
+  readonly mutation: Mutation | undefined;
   private readonly net: Net;
   private readonly nodes: SimStoreNode[] = [];
   private readonly coordinators: SimCoordinator[] = [];
   private readonly participants: SimParticipant[] = [];
   private readonly client: Client;
   private readonly traceLines: string[] = [];
-  private phase: 'chaos' | 'heal' = 'chaos';
+  chaos = true;
   private events = 0;
   /** A failure found inside a callback or a rejected promise, raised at the next step. */
-  private pending: SafetyViolation | Error | undefined;
+  private pending: Error | undefined;
 
   constructor(private readonly opts: Sim2pcOptions) {
     this.random = new SeededRandom(opts.seed);
+    this.mutation = opts.mutation;
     const vote = (name: string, id: string): LogRecord['vote'] => durableVote(this.participants.find((p) => p.name === name)?.disk.durableText(LOG_PATH), id);
     this.checker = new Checker(this.counters, opts.noDurableCheck === true ? undefined : vote, opts.trace === true ? (l) => this.trace(l) : undefined);
     this.knobs = drawKnobs(this.random);
@@ -122,39 +112,33 @@ export class Simulation implements World {
   }
 
   failpointChance(name: string): number {
-    return this.phase === 'chaos' ? (this.knobs.failpoints[name as keyof Knobs['failpoints']] ?? 0) : 0;
+    return this.chaos ? (this.knobs.failpoints[name as keyof Knobs['failpoints']] ?? 0) : 0;
   }
 
   onCrash(proc: Proc, _reason: string): void {
     const isStore = proc instanceof SimStoreNode;
     this.counters.inc(isStore ? 'store crashes' : 'process crashes');
-    if (this.phase !== 'chaos') return;
+    if (!this.chaos) return;
     const delay = isStore ? this.knobs.storeRestartMs : this.knobs.procRestartMs;
     this.queue.at(this.queue.now + 1 + this.random.int(delay), () => {
-      if (!proc.alive && this.phase === 'chaos') proc.start();
+      if (!proc.alive && this.chaos) proc.start();
     });
   }
 
-  /** A runtime logged an error (or an assertion at any level): an assertion or a corrupt value is a bug; the rest is counted. */
-  private onRuntimeError(who: string, message: string, fields: Readonly<Record<string, unknown>> | undefined): void {
+  runtimeError(who: string, message: string, fields: Readonly<Record<string, unknown>> | undefined): void {
     const e = fields?.['error'];
     if (e instanceof AssertionError) this.fail(new SafetyViolation('assertion', `${who}: ${message}: ${e.message}\n${e.stack ?? ''}`));
     else if (message === 'fatal' || message.startsWith('corrupt') || message.startsWith('internal')) this.fail(new SafetyViolation('error', `${who}: ${message}: ${String(e)}`));
     else this.counters.inc(`error log: ${message}`);
   }
 
-  private fail(e: SafetyViolation | Error): void {
+  fail(e: Error): void {
     this.pending ??= e;
   }
 
-  /**
-   * Runs a checker hook from inside a runtime's callback: a violation it
-   * finds fails the run, whatever the runtime would do with the throw
-   * (a store node's apply loop, a service callback, a request handler).
-   */
-  private checked(hook: () => void): void {
+  check(hook: (checker: Checker) => void): void {
     try {
-      hook();
+      hook(this.checker);
     } catch (e) {
       this.fail(e as Error);
     }
@@ -162,54 +146,11 @@ export class Simulation implements World {
 
   private build(): Client {
     const k = this.knobs;
-    const fsyncMs = (): number => 1 + this.random.int(k.maxFsyncMs);
-    for (const id of storeIds) {
-      this.nodes.push(
-        new SimStoreNode(id, this, this.net, {
-          config: nodeConfig(id, storeIds, k),
-          skipTickChance: 0.02,
-          fsyncMs: () => this.random.int(2),
-          crashInSaveChance: () => (this.phase === 'chaos' ? k.storeCrashMidReady : 0),
-          onApply: (node, e, applied) => this.checked(() => this.checker.onStoreApply(node, e, applied)),
-          onFatal: (node, e) => this.fail(e instanceof Error ? e : new Error(`${node} fatal: ${String(e)}`)),
-        }),
-      );
-    }
+    for (const id of storeIds) this.nodes.push(new SimStoreNode(id, this, this.net, nodeConfig(id, storeIds, k)));
     const store = { ...timing.store, endpoints: storeIds, batchInflight: k.storeBatchInflight };
-    const onError = (who: string, message: string, fields: Readonly<Record<string, unknown>> | undefined): void => this.onRuntimeError(who, message, fields);
-    for (const name of ['c1', 'c2']) {
-      this.coordinators.push(
-        new SimCoordinator(name, this, this.net, {
-          config: coordinatorConfig(k),
-          store,
-          mutation: this.opts.mutation,
-          onOutcome: (c, id, told) => this.checked(() => this.checker.onOutcome(c, id, told)),
-          onError,
-        }),
-      );
-    }
-    for (const name of bankNames) {
-      this.participants.push(
-        new SimParticipant(name, this, this.net, new Bank(name, accounts, initialBalance), {
-          config: participantConfig(k),
-          store,
-          fsyncMs,
-          serviceMs: () => this.random.int(k.maxServiceMs + 1),
-          mutation: this.opts.mutation,
-          onApplied: (p, id, d) => this.checked(() => this.checker.onApplied(p, id, d)),
-          onViolation: (e) => this.fail(e),
-          onError,
-        }),
-      );
-    }
-    return new Client(this, this.net, {
-      coordinators: this.coordinators.map((c) => c.name),
-      banks: bankNames.map((name) => ({ name, accounts })),
-      callTimeoutMs: timing.clientCallTimeoutMs,
-      maxCallAttempts: timing.clientMaxCallAttempts,
-      txTimeoutMs: () => k.minTxTimeoutMs + this.random.int(k.maxTxTimeoutMs - k.minTxTimeoutMs + 1),
-      maxAmount: 80,
-    });
+    for (const name of ['c1', 'c2']) this.coordinators.push(new SimCoordinator(name, this, this.net, store));
+    for (const name of bankNames) this.participants.push(new SimParticipant(name, this, this.net, new Bank(name, accounts, initialBalance, (id, d) => this.check((c) => c.onApplied(name, id, d))), store));
+    return new Client(this, this.net, this.coordinators.map((c) => c.name), bankNames.map((name) => ({ name, accounts })));
   }
 
   private get processes(): Proc[] {
@@ -222,7 +163,7 @@ export class Simulation implements World {
     try {
       for (const p of [...this.nodes, ...this.processes, this.client]) p.start();
       this.scheduleWorkload(300);
-      new FaultInjector(this, this.net, this.knobs, this.nodes, this.coordinators, this.participants, () => this.phase === 'chaos').start();
+      new FaultInjector(this, this.net, this.nodes, this.coordinators, this.participants).start();
       if (this.tracing) this.traceStore();
       await this.runUntil(this.opts.chaosMs);
       this.heal();
@@ -275,13 +216,13 @@ export class Simulation implements World {
         const st = n.live?.raftStatus();
         return st === undefined ? `${n.name} down` : `${n.name} ${st.role} t${st.term} c${st.commitIndex} a${n.live?.applied ?? 0}`;
       });
-      this.trace(`store: ${parts.join(' | ')} inflight=${this.net.inFlightCount}`);
+      this.trace(`store: ${parts.join(' | ')} inflight=${this.net.inFlight}`);
       this.traceStore();
     });
   }
 
   private heal(): void {
-    this.phase = 'heal';
+    this.chaos = false;
     this.net.links.heal();
     this.net.faults = CALM;
     for (const p of [...this.nodes, ...this.processes]) if (!p.alive) p.start();
@@ -312,17 +253,9 @@ export class Simulation implements World {
       if (p.bank.heldCount > 0) left.push(`${p.name} holds ${p.bank.heldCount}`);
     }
     for (const [id, f] of this.checker.txs) if (f.created && f.decision === undefined) left.push(`${id} undecided`);
-    for (const id of this.idsInStore()) left.push(this.checker.mirror.has(`tx/${id}`) ? `${id} not collected` : `${id} orphan keys`);
+    const idsInStore = new Set(this.checker.liveTxKeys().flatMap((k) => parseKey(k)?.id ?? []));
+    for (const id of idsInStore) left.push(this.checker.mirror.has(txKey(id)) ? `${id} not collected` : `${id} orphan keys`);
     return left;
-  }
-
-  private idsInStore(): Set<string> {
-    const ids = new Set<string>();
-    for (const k of this.checker.liveTxKeys()) {
-      const parsed = parseKey(k);
-      if (parsed !== null) ids.add(parsed.id);
-    }
-    return ids;
   }
 
   private finalChecks(): void {

@@ -1,17 +1,10 @@
-// Goal: the whole 2PC system, running the code that ships (the store node
-// driver and API, the coordinator service, the participant node and its log,
-// all over simulated disks, network and time), keeps atomicity, stable
-// decisions, the commit rule, durable votes and conservation under crashes
-// at every failpoint, lost and duplicated messages and partitions, and
-// quiesces after healing: zero violations over a few hundred seeds, each
-// failure named with the command that replays it. The checks have teeth:
-// each bug planted at a seam (a decision or a vote written without CAS, a
-// disk whose fsync lies) is caught. A seed replays to the byte (its digest).
-//
-// Seeds run in child processes, as `npm run sim:2pc` runs them: a planted
-// bug may make a runtime reject a promise nobody awaits, which the
-// simulation reports as a violation and Vitest, in its own process, would
-// report as an error of the test run.
+// Goal: the whole 2PC system on the code that ships keeps every invariant
+// (checker.ts) under crashes, lost messages and partitions, and quiesces after
+// healing: zero violations over 300 seeds; each planted bug is caught; a seed
+// replays to the byte. Seeds run in child processes, as `npm run sim:2pc`
+// runs them: a planted bug may make a runtime reject a promise nobody awaits,
+// which the simulation reports as a violation and Vitest would report as an
+// error of the test run.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import type { Mutation } from './mutations.js';

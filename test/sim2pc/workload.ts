@@ -1,62 +1,54 @@
 /**
- * The simulated client: bank transfers across participants, as an
- * application would run them through the REST contract (docs/API.md):
- * begin at any coordinator (sometimes with the participants, sometimes
- * enlisting them one by one), hand each participant its work and wait for
- * it to be durable, then commit, abort, both at once through two
- * coordinators, or walk away and let the deadline abort. A debit larger
- * than the money available is refused by the bank, so aborts happen.
- *
- * Empty transactions (no participants) commit while another coordinator
- * aborts them: with nothing to vote, the decision key alone is the outcome,
- * so only the decision's CAS keeps the two from both "winning".
- *
- * Every call can be lost, so every call has a timeout and is retried a
- * bounded number of times, at another coordinator when one does not answer.
+ * The simulated client: bank transfers between two or three banks through
+ * the calls of the REST contract (docs/API.md), begun with the participants
+ * or enlisting them one by one, the work made durable at each bank, then
+ * committed, aborted, both at once through two coordinators, or abandoned to
+ * the deadline. Debits larger than the money available are refused, so
+ * aborts happen. Empty transactions commit while an abort races them: with
+ * nothing to vote, only the decision's CAS keeps both from "winning". Every
+ * call can be lost, so each has a timeout and bounded retries, at another
+ * coordinator when one does not answer.
  */
 import type { Participant } from '../../coordinator/protocol/index.js';
 import type { BankWork } from './bank.js';
-import { participantUrl, type CoordinatorAnswer, type CoordinatorCall, type ParticipantAnswer } from './messages.js';
-import { RpcClient, type Net, type Packet } from './net.js';
-import { Proc, type World } from './world.js';
+import { shuffle } from '../sim/network.js';
+import { timing } from './knobs.js';
+import type { Net } from './net.js';
+import { NetProc, participantUrl, type Answer, type CoordinatorAnswer, type CoordinatorCall, type ParticipantAnswer } from './proc-service.js';
+import type { World } from './world.js';
 
-export interface WorkloadOptions {
-  readonly coordinators: readonly string[];
-  readonly banks: readonly { readonly name: string; readonly accounts: readonly string[] }[];
-  readonly callTimeoutMs: number;
-  readonly maxCallAttempts: number;
-  readonly txTimeoutMs: () => number;
-  /** Largest transfer; balances start at 100, so some transfers are refused. */
-  readonly maxAmount: number;
-}
+/** Largest transfer; balances start at 100, so some transfers are refused. */
+const maxAmount = 80;
 
 /** Codes after which the same call may get an answer (the coordinator was busy, down or cut off). */
 const retryCodes = new Set(['not_ready', 'timeout', 'store_unavailable', 'unavailable', 'lost']);
 
-export class Client extends Proc {
-  private rpc!: RpcClient;
+export class Client extends NetProc {
   private next = 0;
-  /** Flows started and finished (answered, or given up). */
+  /** Flows started. */
   started = 0;
-  finished = 0;
 
   constructor(
     world: World,
-    private readonly net: Net,
-    private readonly opts: WorkloadOptions,
+    net: Net,
+    private readonly coordinators: readonly string[],
+    private readonly banks: readonly { readonly name: string; readonly accounts: readonly string[] }[],
   ) {
-    super('client', world);
-    net.register('client', (p) => this.receive(p));
+    super('client', world, net, timing.clientCallTimeoutMs);
   }
 
   protected onStart(): void {
-    this.rpc = new RpcClient(this, this.net);
+    this.connect();
   }
 
   protected onKill(): void {}
 
-  private receive(p: Packet): void {
-    if (this.alive && p.payload.kind === 'resp') this.rpc.onReply(p.payload.rid, p.payload.body);
+  /** Nobody calls the client. */
+  protected onPacket(): void {}
+
+  private txTimeoutMs(): number {
+    const k = this.world.knobs;
+    return k.minTxTimeoutMs + this.r.int(k.maxTxTimeoutMs - k.minTxTimeoutMs + 1);
   }
 
   private get r(): World['random'] {
@@ -66,9 +58,9 @@ export class Client extends Proc {
   /** A transfer from one account of one bank to accounts of one or two others. */
   startTransfer(): void {
     const label = `t${++this.next}`;
-    const banks = [...this.opts.banks];
-    shuffle(banks, (n) => this.r.int(n));
-    const amount = 1 + this.r.int(this.opts.maxAmount);
+    const banks = [...this.banks];
+    shuffle(banks, this.r);
+    const amount = 1 + this.r.int(maxAmount);
     // Two or three banks: one debit, and credits that add up to it.
     const split = amount >= 2 && this.r.chance(0.3) ? 1 + this.r.int(amount - 1) : amount;
     const credits = split === amount ? [amount] : [split, amount - split];
@@ -79,7 +71,7 @@ export class Client extends Proc {
     this.started++;
     const enlistOneByOne = this.r.chance(0.25);
     this.world.trace(`client: ${label} transfer ${JSON.stringify(Object.fromEntries(works))}${enlistOneByOne ? ' (enlisting)' : ''}`);
-    this.callCoordinator({ kind: 'coord', op: 'begin', key: label, participants: enlistOneByOne ? [] : participants, timeoutMs: this.opts.txTimeoutMs() }, (a) => {
+    this.callCoordinator({ kind: 'coord', op: 'begin', key: label, participants: enlistOneByOne ? [] : participants, timeoutMs: this.txTimeoutMs() }, (a) => {
       if (a?.ok !== true) return this.done(label, 'begin failed');
       const id = a.id;
       this.world.trace(`client: ${label} is ${id}`);
@@ -93,7 +85,7 @@ export class Client extends Proc {
   startEmpty(): void {
     const label = `e${++this.next}`;
     this.started++;
-    this.callCoordinator({ kind: 'coord', op: 'begin', key: label, participants: [], timeoutMs: this.opts.txTimeoutMs() }, (a) => {
+    this.callCoordinator({ kind: 'coord', op: 'begin', key: label, participants: [], timeoutMs: this.txTimeoutMs() }, (a) => {
       if (a?.ok !== true) return this.done(label, 'begin failed');
       const id = a.id;
       let pending = 1;
@@ -122,19 +114,11 @@ export class Client extends Proc {
     const item = works[i];
     if (item === undefined) return then();
     const [bank, work] = item;
-    const attempt = (n: number): void => {
-      void this.rpc.call(bank, { kind: 'work', txId: id, work: { account: work.account, delta: work.delta } }, this.opts.callTimeoutMs).then((body) => {
-        const a = body as ParticipantAnswer | undefined;
-        if (a?.ok === true) return this.sendWork(id, works, i + 1, then);
-        if (n + 1 < this.opts.maxCallAttempts && (a === undefined || retryCodes.has(a.code))) {
-          this.after(20 + this.r.int(60), () => attempt(n + 1));
-          return;
-        }
-        // The work could not be placed: abort rather than commit a transfer with a missing half.
-        this.callCoordinator({ kind: 'coord', op: 'abort', txId: id, reason: 'work not delivered' }, () => this.done(id, 'work failed, aborted'));
-      });
-    };
-    attempt(0);
+    this.call<ParticipantAnswer>(() => bank, { kind: 'work', txId: id, work: { account: work.account, delta: work.delta } }, 60, (a) => {
+      if (a?.ok === true) return this.sendWork(id, works, i + 1, then);
+      // The work could not be placed: abort rather than commit a transfer with a missing half.
+      this.callCoordinator({ kind: 'coord', op: 'abort', txId: id, reason: 'work not delivered' }, () => this.done(id, 'work failed, aborted'));
+    });
   }
 
   private finish(id: string): void {
@@ -146,32 +130,22 @@ export class Client extends Proc {
   }
 
   private done(id: string, how: string): void {
-    this.finished++;
     this.world.trace(`client: ${id} ${how}`);
   }
 
   /** A call to some coordinator, retried at the next one on silence or a retryable error. */
   private callCoordinator(call: CoordinatorCall, cb: (a: CoordinatorAnswer | undefined) => void): void {
-    const cs = this.opts.coordinators;
+    const cs = this.coordinators;
     const first = this.r.int(cs.length);
-    const attempt = (n: number): void => {
-      const to = cs[(first + n) % cs.length] as string;
-      void this.rpc.call(to, call, this.opts.callTimeoutMs).then((body) => {
-        const a = body as CoordinatorAnswer | undefined;
-        if (a?.ok === true || (a !== undefined && !retryCodes.has(a.code))) return cb(a);
-        if (n + 1 >= this.opts.maxCallAttempts) return cb(a);
-        this.after(20 + this.r.int(80), () => attempt(n + 1));
-      });
-    };
-    attempt(0);
+    this.call((n) => cs[(first + n) % cs.length] as string, call, 80, cb);
   }
-}
 
-function shuffle<T>(items: T[], int: (n: number) => number): void {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = int(i + 1);
-    const t = items[i] as T;
-    items[i] = items[j] as T;
-    items[j] = t;
+  /** A call to `to(attempt)`, retried 20 ms plus up to `jitterMs` later on silence or a retryable error, while attempts are left. */
+  private call<A extends Answer<{ readonly ok: true }>>(to: (attempt: number) => string, body: unknown, jitterMs: number, cb: (a: A | undefined) => void, n = 0): void {
+    void this.rpc.call(to(n), body, timing.clientCallTimeoutMs).then((reply) => {
+      const a = reply as Answer<{ readonly ok: true }> | undefined;
+      if (n + 1 < timing.clientMaxCallAttempts && (a === undefined || (!a.ok && retryCodes.has(a.code)))) this.after(20 + this.r.int(jitterMs), () => this.call(to, body, jitterMs, cb, n + 1));
+      else cb(reply as A | undefined);
+    });
   }
 }

@@ -1,80 +1,54 @@
 /**
- * The simulated world every 2PC actor lives in: one clock, one ordered queue
- * of future events, one SeededRandom, and the base class of a process that
- * can crash at any moment and restart from what it made durable.
- *
- * Time is simulated milliseconds. Events at the same millisecond run in the
- * order they were scheduled (a sequence number breaks ties), so a seed
- * replays exactly. Nothing here reads the wall clock or Math.random.
+ * The simulated world: one clock, one ordered queue of events (a sequence
+ * number breaks ties, so a seed replays exactly), and the base class of a
+ * process that can crash at any moment and restart from what it made durable.
  */
+import { assert } from '../../lib/assert.js';
 import type { SeededRandom } from '../../lib/random.js';
 import { sleepWith, type Cancel, type Timers } from '../../lib/timers.js';
+import type { Checker } from './checker.js';
+import type { Knobs } from './knobs.js';
+import type { Mutation } from './mutations.js';
 
 /** Epoch ms at simulated time 0: what the machines see as `nowMs`. */
 export const T0 = 1_700_000_000_000;
 
-interface Scheduled {
-  readonly at: number;
-  readonly seq: number;
-  readonly fn: () => void;
+/** The events of one simulated millisecond, in the order they were scheduled. */
+interface Bucket {
+  readonly fns: (() => void)[];
+  next: number;
 }
 
-/** A binary min-heap of events by (time, sequence). */
+/**
+ * Events by simulated millisecond (times are whole ms). Finding the next one
+ * walks forward over empty milliseconds, so a run costs its events plus its
+ * simulated ms.
+ */
 export class EventQueue {
-  private readonly heap: Scheduled[] = [];
-  private seq = 0;
+  private readonly buckets = new Map<number, Bucket>();
   /** Simulated ms; moves only forward, to the time of the event being run. */
   now = 0;
 
-  get size(): number {
-    return this.heap.length;
-  }
-
   at(atMs: number, fn: () => void): void {
-    const item: Scheduled = { at: Math.max(atMs, this.now), seq: this.seq++, fn };
-    const h = this.heap;
-    h.push(item);
-    let i = h.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!before(item, h[parent] as Scheduled)) break;
-      h[i] = h[parent] as Scheduled;
-      i = parent;
-    }
-    h[i] = item;
+    const t = Math.max(atMs, this.now);
+    assert(Number.isInteger(t), `events are scheduled at whole ms, not ${t}`);
+    const b = this.buckets.get(t);
+    if (b === undefined) this.buckets.set(t, { fns: [fn], next: 0 });
+    else b.fns.push(fn);
   }
 
   /** Removes and returns the next event due at or before `untilMs`, advancing the clock to it. */
   pop(untilMs: number): (() => void) | undefined {
-    const h = this.heap;
-    const top = h[0];
-    if (top === undefined || top.at > untilMs) return undefined;
-    const last = h.pop() as Scheduled;
-    if (h.length > 0) {
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        let best = last;
-        if (l < h.length && before(h[l] as Scheduled, best)) {
-          m = l;
-          best = h[l] as Scheduled;
-        }
-        if (r < h.length && before(h[r] as Scheduled, best)) m = r;
-        if (m === i) break;
-        h[i] = h[m] as Scheduled;
-        i = m;
-      }
-      h[i] = last;
+    for (let t = this.now; t <= untilMs; t++) {
+      const b = this.buckets.get(t);
+      if (b === undefined) continue;
+      const fn = b.fns[b.next++];
+      if (b.next === b.fns.length) this.buckets.delete(t);
+      this.now = t;
+      return fn;
     }
-    this.now = top.at;
-    return top.fn;
+    return undefined;
   }
-}
-
-function before(a: Scheduled, b: Scheduled): boolean {
-  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
 }
 
 /** Named counters, printed in the CLI's totals (coverage of failpoints, faults, outcomes). */
@@ -82,9 +56,6 @@ export class Counters {
   readonly values = new Map<string, number>();
   inc(name: string, by = 1): void {
     this.values.set(name, (this.values.get(name) ?? 0) + by);
-  }
-  get(name: string): number {
-    return this.values.get(name) ?? 0;
   }
 }
 
@@ -102,15 +73,24 @@ export interface World {
   failpointChance(name: string): number;
   /** Called when a process dies (failpoint or injected crash); the fault injector schedules its restart. */
   onCrash(proc: Proc, reason: string): void;
+  /** The seed's knobs, and the bug planted at a seam in this run. */
+  readonly knobs: Knobs;
+  readonly mutation: Mutation | undefined;
+  /** True while faults are injected, false once the simulation healed. */
+  readonly chaos: boolean;
+  /** Fails the run at the next step (a failure found inside a callback or a rejected promise). */
+  fail(e: Error): void;
+  /** Runs a check from inside a runtime's callback: a violation fails the run, whatever the runtime does with the throw. */
+  check(hook: (checker: Checker) => void): void;
+  /** A runtime logged an error, or an assertion at any level: an assertion or a corrupt value is a bug; the rest is counted. */
+  runtimeError(who: string, message: string, fields: Readonly<Record<string, unknown>> | undefined): void;
 }
 
 /**
- * A process: volatile state dies with it, durable state is whatever the
- * subclass keeps outside its volatile fields (its simulated disk). Every
- * callback it schedules, every packet it receives and every disk write it
- * makes is tied to its incarnation, so nothing from before a crash has any
- * effect after it: a crash needs no unwinding, the dead incarnation's code
- * simply never hears from the world again.
+ * A process with incarnations: every callback, packet and disk write is tied
+ * to one, so a crash needs no unwinding: the dead incarnation's code simply
+ * never hears from the world again. Durable state lives outside its volatile
+ * fields (its simulated disk).
  */
 export abstract class Proc {
   private incarnationNo = 0;
@@ -121,8 +101,10 @@ export abstract class Proc {
   constructor(
     readonly name: string,
     protected readonly world: World,
+    /** Chance that a periodic timer firing is missed (a slow clock). */
+    private readonly skipTickChance = 0,
   ) {
-    this.timers = new SimTimers(this, world, 0);
+    this.timers = new SimTimers(this, world, 0, skipTickChance);
   }
 
   get alive(): boolean {
@@ -143,10 +125,6 @@ export abstract class Proc {
     if (this.world.tracing) this.world.trace(`${this.name} ${line()}`);
   }
 
-  count(name: string, by = 1): void {
-    this.world.counters.inc(name, by);
-  }
-
   /** Runs `fn` after `delayMs` unless this incarnation died. */
   after(delayMs: number, fn: () => void): Cancel {
     return this.timers.after(delayMs, fn);
@@ -155,7 +133,7 @@ export abstract class Proc {
   start(): void {
     this.incarnationNo++;
     this.up = true;
-    this.timers = new SimTimers(this, this.world, this.incarnationNo);
+    this.timers = new SimTimers(this, this.world, this.incarnationNo, this.skipTickChance);
     this.onStart();
   }
 
@@ -169,10 +147,9 @@ export abstract class Proc {
   }
 
   /**
-   * A named crash point (the runtimes' failpoints, through their
-   * FailpointHook): the process may die right here. Nothing is thrown: the
-   * code after the hit runs on in a dead incarnation whose writes, sends and
-   * timers the world ignores, which is what a SIGKILL leaves of it.
+   * A runtime's failpoint (its FailpointHook): the process may die here.
+   * Nothing is thrown: the code after it runs on in a dead incarnation the
+   * world ignores, which is what a SIGKILL leaves of it.
    */
   failpoint(name: string): void {
     if (!this.up) return;
@@ -191,12 +168,14 @@ export abstract class Proc {
  * lib/timers.ts's Timers on simulated time, for one process incarnation:
  * `soon` runs after the current event (and its promise callbacks), `after`
  * at a later simulated millisecond; nothing runs once the incarnation died.
+ * With `skipTickChance`, `every` misses a firing now and then (a slow clock).
  */
 export class SimTimers implements Timers {
   constructor(
     private readonly proc: Proc,
     private readonly world: World,
     private readonly inc: number,
+    private readonly skipTickChance = 0,
   ) {}
 
   nowMs(): number {
@@ -222,7 +201,7 @@ export class SimTimers implements Timers {
     const tick = (): void => {
       if (cancelled) return;
       this.after(intervalMs, tick);
-      fn();
+      if (this.skipTickChance === 0 || !this.world.random.chance(this.skipTickChance)) fn();
     };
     this.after(intervalMs, tick);
     return () => {
