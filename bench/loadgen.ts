@@ -7,7 +7,9 @@
  * shares two cores with three store nodes (docs/BENCHMARKS.md).
  */
 import http from 'node:http';
+import https from 'node:https';
 import { performance } from 'node:perf_hooks';
+import type { HttpClientTls } from '../lib/http-client.js';
 import { keepAliveTimers } from '../lib/timers.js';
 
 export interface PhaseResult {
@@ -108,27 +110,39 @@ export class HttpStatusError extends Error {
 }
 
 /** A minimal JSON-over-HTTP client on node:http with a keep-alive agent. */
+/** What a LeanHttp adds for a secure server: its CA and our certificate (https URLs), and a bearer token. */
+export interface LeanHttpSecurity {
+  readonly tls?: HttpClientTls;
+  readonly token?: string;
+}
+
 export class LeanHttp {
   readonly agent: http.Agent;
   private readonly host: string;
   private readonly port: number;
+  private readonly send: typeof http.request;
+  private readonly auth: Readonly<Record<string, string>>;
 
-  constructor(baseUrl: string, maxSockets: number) {
+  constructor(baseUrl: string, maxSockets: number, security: LeanHttpSecurity = {}) {
     const u = new URL(baseUrl);
+    const secure = u.protocol === 'https:';
     this.host = u.hostname;
-    this.port = Number(u.port || 80);
-    this.agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo' });
+    this.port = Number(u.port || (secure ? 443 : 80));
+    const agentOptions = { keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo' as const };
+    this.agent = secure ? new https.Agent({ ...agentOptions, ...security.tls }) : new http.Agent(agentOptions);
+    this.send = secure ? https.request : http.request;
+    this.auth = security.token === undefined ? {} : { authorization: `Bearer ${security.token}` };
   }
 
   /** Sends a request; resolves with the parsed JSON body on 2xx, rejects with HttpStatusError otherwise. */
   request(method: string, path: string, body?: string, timeoutMs = 10_000): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const headers: http.OutgoingHttpHeaders = {};
+      const headers: http.OutgoingHttpHeaders = { ...this.auth };
       if (body !== undefined) {
         headers['content-type'] = 'application/json';
         headers['content-length'] = Buffer.byteLength(body);
       }
-      const req = http.request({ host: this.host, port: this.port, method, path, headers, agent: this.agent }, (res) => {
+      const req = this.send({ host: this.host, port: this.port, method, path, headers, agent: this.agent }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {

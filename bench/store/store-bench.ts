@@ -23,18 +23,24 @@
  * lmdb|memory (our nodes' state machine; default lmdb, the store's), and
  * --endpoints URL,... to benchmark an already running cluster instead of
  * starting one (e.g. nodes started under `node --cpu-prof`).
+ *
+ * --compare-secure: instead of etcd, a second cluster of ours with TLS on
+ * every link and auth on (secure-cluster.ts), beside the plain one in each
+ * row: what TLS and auth cost (docs/SECURITY.md).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { intFlag, parseFlags, stringFlag } from '../../lib/args.js';
 import { etcdVersion, findEtcd } from '../../lib/etcd-binary.js';
+import { HttpClient, type HttpRequester } from '../../lib/http-client.js';
 import { keepAliveTimers } from '../../lib/timers.js';
 import { ENGINES } from '../../store/node/config.js';
 import { LocalCluster } from '../../store/node/launcher.js';
 import { cleanupOnSignal } from '../cleanup.js';
 import { EtcdCluster } from '../etcd.js';
-import { LeanHttp, runPhase, type Op, type PhaseResult } from '../loadgen.js';
+import { LeanHttp, runPhase, type LeanHttpSecurity, type Op, type PhaseResult } from '../loadgen.js';
+import { planSecureCluster, setUpAuth, type SecureCluster } from './secure-cluster.js';
 import { fmt, machine, progress, ratio } from '../output.js';
 
 type Workload = 'set' | 'cas' | 'get';
@@ -58,6 +64,8 @@ interface Row {
   readonly clients: number;
   readonly ours: PhaseResult;
   readonly etcd?: PhaseResult;
+  /** --compare-secure: our cluster with TLS and auth, in the same row. */
+  readonly secure?: PhaseResult;
   /** E.g. "ours: election during the row". */
   readonly notes?: readonly string[];
 }
@@ -65,13 +73,13 @@ interface Row {
 // ---- our store -----------------------------------------------------------
 
 /** The leader's client URL, asking each endpoint's /v1/status until one names a leader (bounded). */
-async function findLeader(endpoints: readonly string[], timeoutMs = 20_000): Promise<{ url: string; term: number }> {
+async function findLeader(status: HttpRequester, endpoints: readonly string[], timeoutMs = 20_000): Promise<{ url: string; term: number }> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     for (const ep of endpoints) {
       try {
-        const res = await fetch(`${ep}/v1/status`, { signal: AbortSignal.timeout(1_000) });
-        const st = (await res.json()) as { role?: string; term?: number; leaderId?: string | null; members?: { id: string; clientUrl: string }[] };
+        const res = await status.request({ method: 'GET', url: `${ep}/v1/status`, timeoutMs: 1_000 });
+        const st = JSON.parse(res.text) as { role?: string; term?: number; leaderId?: string | null; members?: { id: string; clientUrl: string }[] };
         if (st.role === 'leader') return { url: ep, term: st.term ?? 0 };
       } catch {
         // next endpoint
@@ -82,7 +90,14 @@ async function findLeader(endpoints: readonly string[], timeoutMs = 20_000): Pro
   throw new Error(`no leader among ${endpoints.join(', ')} within ${timeoutMs} ms`);
 }
 
-function ourTarget(endpoints: readonly string[], valueBytes: number): Target {
+/** How a target of ours reaches its cluster: its name in the report, the status client, and TLS and token for the load. */
+interface OurAccess {
+  readonly name: string;
+  readonly status: HttpRequester;
+  readonly security?: () => LeanHttpSecurity;
+}
+
+function ourTarget(endpoints: readonly string[], valueBytes: number, access: OurAccess): Target {
   let http: LeanHttp | undefined;
   let url = '';
   let term = 0;
@@ -94,30 +109,30 @@ function ourTarget(endpoints: readonly string[], valueBytes: number): Target {
     return http;
   };
   return {
-    name: 'ours',
+    name: access.name,
     async prepare() {
-      const leader = await findLeader(endpoints);
+      const leader = await findLeader(access.status, endpoints);
       url = leader.url;
       term = leader.term;
-      http = new LeanHttp(url, 512);
+      http = new LeanHttp(url, 512, access.security?.());
       const c = client();
       for (let i = 0; i < GET_KEYS; i += 50) {
         await Promise.all(Array.from({ length: 50 }, (_, j) => c.request('PUT', `/v1/kv/bench/get/${i + j}`, putBody)));
       }
     },
     async beforeRow() {
-      const leader = await findLeader(endpoints);
+      const leader = await findLeader(access.status, endpoints);
       term = leader.term;
       if (leader.url !== url) {
-        progress(`  our leader is now ${leader.url}`, true);
+        progress(`  ${access.name}: the leader is now ${leader.url}`, true);
         http?.close();
         url = leader.url;
-        http = new LeanHttp(url, 512);
+        http = new LeanHttp(url, 512, access.security?.());
       }
     },
     async afterRow() {
-      const leader = await findLeader(endpoints);
-      return leader.term !== term ? `ours: leader election during the row (term ${term} -> ${leader.term})` : undefined;
+      const leader = await findLeader(access.status, endpoints);
+      return leader.term !== term ? `${access.name}: leader election during the row (term ${term} -> ${leader.term})` : undefined;
     },
     op(workload, _clients, tag) {
       const c = client();
@@ -212,10 +227,18 @@ async function etcdTarget(cluster: EtcdCluster, valueBytes: number): Promise<Tar
 
 // ---- reporting -------------------------------------------------------------
 
-export function renderTable(rows: readonly Row[], withEtcd: boolean): string {
+/** What the second column set of a row is: etcd's, or (--compare-secure) our secure cluster's. */
+type Other = 'etcd' | 'secure';
+
+function otherOf(r: Row, other: Other): PhaseResult | undefined {
+  return other === 'etcd' ? r.etcd : r.secure;
+}
+
+export function renderTable(rows: readonly Row[], other: Other | undefined): string {
   const out: string[] = [];
-  if (withEtcd) {
-    out.push('| workload | clients | ours ops/s | ours p50 ms | ours p99 ms | etcd ops/s | etcd p50 ms | etcd p99 ms | ops/s ours/etcd | p50 ours/etcd | errors ours/etcd |');
+  const [a, b] = other === 'secure' ? ['plain', 'TLS+auth'] : ['ours', 'etcd'];
+  if (other !== undefined) {
+    out.push(`| workload | clients | ${a} ops/s | ${a} p50 ms | ${a} p99 ms | ${b} ops/s | ${b} p50 ms | ${b} p99 ms | ops/s ${a}/${b} | p50 ${a}/${b} | errors ${a}/${b} |`);
     out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   } else {
     out.push('| workload | clients | ours ops/s | ours p50 ms | ours p99 ms | errors |');
@@ -223,8 +246,8 @@ export function renderTable(rows: readonly Row[], withEtcd: boolean): string {
   }
   for (const r of rows) {
     const base = `| ${r.workload} | ${r.clients} | ${fmt(r.ours.opsPerS, 0)} | ${fmt(r.ours.p50Ms, 2)} | ${fmt(r.ours.p99Ms, 2)}`;
-    if (withEtcd) {
-      const e = r.etcd;
+    if (other !== undefined) {
+      const e = otherOf(r, other);
       out.push(`${base} | ${fmt(e?.opsPerS, 0)} | ${fmt(e?.p50Ms, 2)} | ${fmt(e?.p99Ms, 2)} | ${ratio(r.ours.opsPerS, e?.opsPerS)} | ${ratio(r.ours.p50Ms, e?.p50Ms)} | ${r.ours.errors}/${e?.errors ?? '-'} |`);
     } else {
       out.push(`${base} | ${r.ours.errors} |`);
@@ -253,6 +276,8 @@ interface BenchConfig {
   readonly snapshotEvery: number;
   readonly keepData: boolean;
   readonly jsonFile: string | undefined;
+  /** --compare-secure: our secure cluster instead of etcd, on ports from basePort + 400. */
+  readonly compareSecure: boolean;
 }
 
 function parseConfig(): BenchConfig {
@@ -271,7 +296,9 @@ function parseConfig(): BenchConfig {
     endpoints: { type: 'string' },
     'snapshot-every': { type: 'string' },
     engine: { type: 'string' },
+    'compare-secure': { type: 'boolean' },
   });
+  const compareSecure = values['compare-secure'] === true;
   const durationMs = Number(stringFlag(values, 'duration-s', '5')) * 1000;
   const warmupMs = Number(stringFlag(values, 'warmup-s', '1')) * 1000;
   // Our nodes run on V8: the first seconds are spent compiling hot paths. etcd is Go.
@@ -289,8 +316,9 @@ function parseConfig(): BenchConfig {
   const basePort = intFlag(values, 'base-port', 34000);
   const etcdBasePort = intFlag(values, 'etcd-base-port', 34200);
   const valueBytes = intFlag(values, 'value-bytes', 64);
-  const etcdBin = values['no-etcd'] === true ? undefined : findEtcd();
-  if (values['no-etcd'] !== true && !etcdBin) process.stderr.write('etcd not found (apt-get install etcd-server): running our store only\n');
+  const noEtcd = values['no-etcd'] === true || compareSecure;
+  const etcdBin = noEtcd ? undefined : findEtcd();
+  if (!noEtcd && !etcdBin) process.stderr.write('etcd not found (apt-get install etcd-server): running our store only\n');
   const external = stringFlag(values, 'endpoints')?.split(',').filter((e) => e !== '');
   // etcd 3.4 snapshots every 100,000 entries (--snapshot-count); ours every
   // 20,000 by default. The comparison uses etcd's interval unless told otherwise
@@ -299,7 +327,7 @@ function parseConfig(): BenchConfig {
   const keepData = values['keep-data'] === true;
   const engine = stringFlag(values, 'engine', 'lmdb') as string;
   if (!(ENGINES as readonly string[]).includes(engine)) throw new Error(`--engine: ${engine} is not one of ${ENGINES.join(', ')}`);
-  return { engine, durationMs, warmupMs, initialWarmupMs, clientCounts, workloads, basePort, etcdBasePort, valueBytes, etcdBin, external, snapshotEvery, keepData, jsonFile: stringFlag(values, 'json') };
+  return { engine, durationMs, warmupMs, initialWarmupMs, clientCounts, workloads, basePort, etcdBasePort, valueBytes, etcdBin, external, snapshotEvery, keepData, jsonFile: stringFlag(values, 'json'), compareSecure };
 }
 
 /** The systems under test, their temp dir, and the targets driving them (closed by `cleanup`). */
@@ -307,24 +335,29 @@ interface Systems {
   readonly tmp: string;
   readonly cluster: LocalCluster | undefined;
   readonly etcd: EtcdCluster | undefined;
+  readonly secure: SecureCluster | undefined;
   readonly endpoints: readonly string[];
+  /** Status calls to the plain cluster. */
+  readonly status: HttpClient;
   readonly targets: Target[];
 }
 
-function planSystems(cfg: BenchConfig): Systems {
+async function planSystems(cfg: BenchConfig): Promise<Systems> {
   const tmp = mkdtempSync(join(os.tmpdir(), 'raft2pc-bench-'));
-  const cluster = cfg.external
-    ? undefined
-    : new LocalCluster({ nodes: 3, basePort: cfg.basePort, dataDir: join(tmp, 'store'), logToFiles: true, extraArgs: ['--snapshot-every', String(cfg.snapshotEvery), '--engine', cfg.engine] });
+  const nodeArgs = ['--snapshot-every', String(cfg.snapshotEvery), '--engine', cfg.engine];
+  const cluster = cfg.external ? undefined : new LocalCluster({ nodes: 3, basePort: cfg.basePort, dataDir: join(tmp, 'store'), logToFiles: true, extraArgs: nodeArgs });
   const endpoints = cfg.external ?? cluster?.endpoints ?? [];
   const etcd = cfg.etcdBin ? new EtcdCluster(cfg.etcdBin, join(tmp, 'etcd'), cfg.etcdBasePort, cfg.etcdBasePort + 100) : undefined;
-  return { tmp, cluster, etcd, endpoints, targets: [] };
+  const secure = cfg.compareSecure ? await planSecureCluster(join(tmp, 'secure'), cfg.basePort + 400, nodeArgs) : undefined;
+  return { tmp, cluster, etcd, secure, endpoints, status: new HttpClient(), targets: [] };
 }
 
 /** Stops everything started here and removes the data (or says where it is kept). */
 async function stopSystems(sys: Systems, keepData: boolean): Promise<void> {
   for (const t of sys.targets) await t.close().catch(() => undefined);
-  await Promise.all([sys.cluster?.stop(), sys.etcd?.stop()]);
+  await Promise.all([sys.cluster?.stop(), sys.etcd?.stop(), sys.secure?.cluster.stop()]);
+  sys.status.close();
+  sys.secure?.cluster.http.close();
   if (keepData) process.stderr.write(`data and logs kept in ${sys.tmp}\n`);
   else rmSync(sys.tmp, { recursive: true, force: true });
 }
@@ -346,14 +379,27 @@ async function startTargets(sys: Systems, cfg: BenchConfig): Promise<void> {
     await etcd.waitHealthy(20_000);
     progress(`  etcd pids ${etcd.pids.join(', ')}`, true);
   }
-  const ours = ourTarget(sys.endpoints, cfg.valueBytes);
+  const ours = ourTarget(sys.endpoints, cfg.valueBytes, { name: 'ours', status: sys.status });
   sys.targets.push(ours);
   await ours.prepare();
+  if (sys.secure) await startSecure(sys.secure, sys.targets, cfg);
   if (etcd) {
     const e = await etcdTarget(etcd, cfg.valueBytes);
     sys.targets.push(e);
     await e.prepare();
   }
+}
+
+/** --compare-secure: the secure cluster, its auth set up, and its target. */
+async function startSecure(secure: SecureCluster, targets: Target[], cfg: BenchConfig): Promise<void> {
+  progress(`starting our secure 3-node store (TLS, peer mTLS, auth) on ports ${cfg.basePort + 400}-${cfg.basePort + 402}...`, true);
+  secure.cluster.start();
+  await secure.cluster.waitForLeader(20_000);
+  await setUpAuth(secure);
+  progress(`  secure store pids ${secure.cluster.processes.map((p) => p.pid).join(', ')}`, true);
+  const target = ourTarget(secure.cluster.endpoints, cfg.valueBytes, { name: 'secure', status: secure.cluster.http, security: () => ({ tls: secure.tls, token: secure.token }) });
+  targets.push(target);
+  await target.prepare();
 }
 
 /** Once per system before the first row, so V8 has compiled our hot paths. */
@@ -402,7 +448,7 @@ async function runRows(targets: readonly Target[], cfg: BenchConfig): Promise<Ro
         results.push(await measureTarget(t, workload, clients, cfg, label, notes));
       }
       const [o, e] = results as [PhaseResult, PhaseResult | undefined];
-      const row: Row = e ? { workload, clients, ours: o, etcd: e } : { workload, clients, ours: o };
+      const row: Row = e === undefined ? { workload, clients, ours: o } : cfg.compareSecure ? { workload, clients, ours: o, secure: e } : { workload, clients, ours: o, etcd: e };
       rows.push(notes.length > 0 ? { ...row, notes } : row);
     }
   }
@@ -420,7 +466,7 @@ function printReport(rows: readonly Row[], cfg: BenchConfig, etcd: EtcdCluster |
     rows,
   };
   console.log('');
-  console.log(renderTable(rows, etcd !== undefined));
+  console.log(renderTable(rows, cfg.compareSecure ? 'secure' : etcd !== undefined ? 'etcd' : undefined));
   console.log('');
   console.log(JSON.stringify(report));
   if (cfg.jsonFile) writeFileSync(cfg.jsonFile, `${JSON.stringify(report, null, 2)}\n`);
@@ -428,7 +474,7 @@ function printReport(rows: readonly Row[], cfg: BenchConfig, etcd: EtcdCluster |
 
 async function main(): Promise<void> {
   const cfg = parseConfig();
-  const sys = planSystems(cfg);
+  const sys = await planSystems(cfg);
   const stop = cleanupOnSignal(
     () => stopSystems(sys, cfg.keepData),
     () => process.stderr.write('\ninterrupted: stopping the clusters\n'),
