@@ -18,7 +18,7 @@ export { serviceTls, setProcessClientTls, TLS_FLAGS, tlsSettingsFrom, type Clien
 // The same routes as a plain node:http handler, for a service without express.
 export { participantHandler, type ParticipantHttpHandler } from './http-handler.js';
 // One live instance per name: the claim's key and holder, and the errors of a refused start and a lost claim.
-export { claimKey, ParticipantClaimLostError, ParticipantNameTakenError, type ClaimHolder } from './claim.js';
+export { claimKey, ParticipantClaimLostError, ParticipantNameTakenError, type ClaimHolder, type ClaimProcess } from './claim.js';
 // The routes' OpenAPI 3.1 document, for a host that serves or merges it (participantApp serves it at /openapi.json).
 export { participantOpenApi } from './openapi.js';
 export type { OpenApiDocument } from '../lib/openapi.js';

@@ -14,6 +14,7 @@ import { createLogger, type Logger } from '../lib/logger.js';
 import type { Decision, JsonValue, VoteValue } from '../coordinator/protocol/index.js';
 import type { TxStore } from '../coordinator/txstore/index.js';
 import { makeParticipantConfig, type ParticipantConfig } from './config.js';
+import type { ClaimProcess } from './claim.js';
 import type { LogFs } from './durable-json-file.js';
 import type { ParticipantPhase } from './machine.js';
 
@@ -62,6 +63,8 @@ export interface ParticipantNodeOptions {
   readonly logFs?: LogFs;
   /** Crash points for crash tests. Default: none. */
   readonly failpoints?: FailpointHook;
+  /** This process as its name claim names it (host, pid, liveness probe). Default: the real one (claim.ts `thisProcess`); a simulation gives its own. */
+  readonly claimProcess?: ClaimProcess;
   /** Where the node reports what it does and what went wrong. Default: stderr. */
   readonly logger?: Logger;
   /**

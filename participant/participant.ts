@@ -172,7 +172,7 @@ export class ParticipantNode {
     if (!isValidParticipantName(opts.name)) throw new ProtocolError('invalid_participant', 'participant name must match [A-Za-z0-9][A-Za-z0-9._-]* and be at most 64 characters', { name: opts.name });
     const d = nodeDefaults(opts);
     const { config, timers, random, logger, retry } = d;
-    const claim = await NameClaim.take({ name: opts.name, logPath: opts.logPath, ttlMs: config.claimTtlMs, store: opts.store, timers, random, retry, logger });
+    const claim = await NameClaim.take({ name: opts.name, logPath: opts.logPath, ttlMs: config.claimTtlMs, store: opts.store, timers, random, retry, logger, ...(opts.claimProcess === undefined ? {} : { self: opts.claimProcess }) });
     let log: ParticipantLog;
     try {
       log = await ParticipantLog.open({ path: opts.logPath, participant: opts.name, fs: opts.logFs ?? nodeLogFs, maxRecords: config.logMaxRecords, rewriteFloorBytes: config.logRewriteFloorBytes });
