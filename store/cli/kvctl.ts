@@ -33,6 +33,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { defineCommand, defineGroup, isEntryPoint, runMain, UsageError, type Command, type FlagSpecs, type FlagValues } from '../../lib/cli.js';
+import { clientTlsFromFiles, type ClientTls } from '../../lib/tls.js';
 import { StoreClient, StoreError, type KeyValue, type TxnCompare, type TxnOp } from '../client/index.js';
 import { authCommands, type AuthInvocation } from './kvctl-auth.js';
 import { recipeCommands } from './recipes-cli.js';
@@ -41,11 +42,15 @@ const DEFAULT_ENDPOINTS = 'http://127.0.0.1:2379,http://127.0.0.1:2380,http://12
 
 /** Every subcommand's flags (the group's). */
 const KVCTL_FLAGS = {
-  endpoints: { type: 'list', default: DEFAULT_ENDPOINTS.split(','), envAliases: ['KVCTL_ENDPOINTS'], placeholder: 'URL,...', description: "the store's members (http://host:port)" },
+  endpoints: { type: 'list', default: DEFAULT_ENDPOINTS.split(','), envAliases: ['KVCTL_ENDPOINTS'], placeholder: 'URL,...', description: "the store's members (http://host:port, or https://host:port with the TLS flags)" },
   json: { type: 'boolean', description: "print the store's answer (and errors) as JSON" },
   'timeout-ms': { type: 'int', default: 10_000, min: 1, description: 'how long one command may take, retries included, in ms' },
   user: { type: 'string', placeholder: 'NAME[:PASSWORD]', envAliases: ['KVCTL_USER'], description: 'with auth on: authenticate as NAME (the password after a colon, or from --password)' },
   password: { type: 'string', placeholder: 'PASSWORD', envAliases: ['KVCTL_PASSWORD'], description: "with auth on: the --user's password (RAFT2PC_PASSWORD keeps it off the command line)" },
+  // As etcdctl's --cacert, --cert and --key.
+  'trusted-ca-file': { type: 'string', placeholder: 'FILE', description: "https: the CA (PEM) that signs the store's certificates (default: the system's)" },
+  'cert-file': { type: 'string', placeholder: 'FILE', description: 'https: a client certificate (PEM), for a store with --client-cert-auth' },
+  'key-file': { type: 'string', placeholder: 'FILE', description: 'https: the private key (PEM) of --cert-file' },
 } as const satisfies FlagSpecs;
 
 /** Bad input (not the command line: stdin, a file): exit 2, reported like a store error. */
@@ -128,12 +133,20 @@ function credentials(user: string | undefined, password: string | undefined): { 
   return { user: name, password: pw };
 }
 
-/** The client for --endpoints, --timeout-ms and the credentials. */
-function connect(endpoints: readonly string[], timeoutMs: number, auth: { user?: string; password?: string } = {}): StoreClient {
-  for (const e of endpoints) {
-    if (!/^http:\/\/[^/]+\/?$/.test(e)) throw new UsageError('--endpoints', `bad endpoint "${e}": want http://host:port`);
+/** The client for --endpoints, --timeout-ms, the TLS files and the credentials. */
+function connect(common: FlagValues<typeof KVCTL_FLAGS>): StoreClient {
+  for (const e of common.endpoints) {
+    if (!/^https?:\/\/[^/]+\/?$/.test(e)) throw new UsageError('--endpoints', `bad endpoint "${e}": want http://host:port or https://host:port`);
   }
-  return new StoreClient({ endpoints: [...endpoints], deadlineMs: timeoutMs, requestTimeoutMs: Math.min(timeoutMs, 3_000), ...auth });
+  const timeoutMs = common['timeout-ms'];
+  let tls: ClientTls;
+  try {
+    tls = clientTlsFromFiles({ caFile: common['trusted-ca-file'], certFile: common['cert-file'], keyFile: common['key-file'] });
+  } catch (e) {
+    throw new UsageError('--trusted-ca-file', e instanceof Error ? e.message : String(e));
+  }
+  const auth = credentials(common.user, common.password);
+  return new StoreClient({ endpoints: [...common.endpoints], deadlineMs: timeoutMs, requestTimeoutMs: Math.min(timeoutMs, 3_000), tls, ...auth });
 }
 
 /**
@@ -158,7 +171,7 @@ function kvCommand<const F extends FlagSpecs>(
       // The group's flags, typed as such (TypeScript does not resolve them through the generic F).
       const common = values as unknown as FlagValues<typeof KVCTL_FLAGS>;
       const o: Output = { json: common.json, out: ctx.out, err: ctx.err };
-      const client = connect(common.endpoints, common['timeout-ms'], credentials(common.user, common.password));
+      const client = connect(common);
       try {
         return await handler({ args: positionals, values: values as KvValues<F>, client, o });
       } catch (e) {
