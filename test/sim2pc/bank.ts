@@ -44,9 +44,7 @@ export class Bank {
   }
 
   get total(): number {
-    let sum = 0;
-    for (const b of this.balances.values()) sum += b;
-    return sum;
+    return [...this.balances.values()].reduce((sum, b) => sum + b, 0);
   }
 
   get heldCount(): number {

@@ -1,9 +1,7 @@
 /**
- * The 2PC invariants (docs/SIM2PC.md says how each is checked). The checker
- * sees every entry the store commits once, in log order, and keeps its own
- * mirror of the 2PC keys; it also hears every decision a bank applies and
- * every outcome a coordinator tells a client. So it judges the store, not
- * what an actor believes.
+ * The 2PC invariants (docs/SIM2PC.md, "Checks"), judged on the store: every
+ * committed entry once, in log order, into a mirror of the 2PC keys, with
+ * every decision a bank applies and every outcome a client is told.
  */
 import { decisionOfDone, decodeDoneRecord, decodeTxRecord, decodeVote, DONE_PREFIX, parseKey, txKey, verdictOf, voteKey, type Decision, type TxRecord, type Verdict, type Vote } from '../../coordinator/protocol/index.js';
 import { decodeLine } from '../../participant/log-file.js';

@@ -1,14 +1,12 @@
 /**
- * Runs the 2PC simulation from the command line (USAGE; docs/SIM2PC.md): one
- * seed with its digest and counters, or many, over `--jobs` child processes.
- * A violation prints the seed, the broken invariant and the command that
- * replays it. The last line is exactly `seeds=N violations=V`; the exit code
- * is 1 when V > 0, 2 on bad usage.
+ * The 2PC simulation's command line (USAGE; docs/SIM2PC.md): one seed with
+ * its digest and counters, or many over `--jobs` child processes, ending with
+ * exactly `seeds=N violations=V`; exit 1 when V > 0, 2 on bad usage.
  */
 import { availableParallelism } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { finish, parseOrUsage, parseSeedArgs, runInWorkers, SeedProgress, seedsOf, UsageError, type SeedOptions, type SeedReport, type WorkerShare } from '../support/seed-cli.js';
-import { MUTATIONS, type Mutation } from './mutations.js';
+import { MUTATIONS, type Mutation } from './knobs.js';
 import { defaultChaosMs, replayCommand, runSim2pc, type Sim2pcResult } from './sim.js';
 
 export interface CliOptions extends SeedOptions {

@@ -1,9 +1,6 @@
 /**
- * `SimDisk`, the participant log's file system (`LogFs`) with the failure
- * model of a real disk under a power cut: writes land in a page cache at once;
- * data is durable only when a simulated fsync completes, a created or renamed
- * name only once its directory is fsynced; a crash keeps what was durable plus
- * a random prefix of each unsynced tail (a torn write). The disk outlives its
+ * `SimDisk`, the participant log's `LogFs`, with the failure model of a real
+ * disk under a power cut (docs/SIM2PC.md, "The disk"). It outlives its
  * process; a call made by a dead incarnation does nothing and never resolves.
  */
 import type { LogFileHandle, LogFs } from '../../participant/log.js';

@@ -1,10 +1,8 @@
 /**
- * HTTP over the simulated network, for the real store client and store API:
- * a request is one packet and its answer another (either may be lost: the
- * caller sees a timeout), and a watch is a stream of numbered chunks that
- * breaks, as a TCP connection resets, at the first chunk lost or out of
- * order, or when either end dies. What is sent is the same method, path,
- * headers and JSON text the real client and server exchange.
+ * HTTP over the simulated network, for the real store client and store API,
+ * with the method, path, headers and JSON text they exchange: a request and
+ * its answer are two packets (either may be lost), a watch is a stream of
+ * numbered chunks that breaks at the first gap or when either end dies.
  */
 import { HttpClientError, type HttpRequest, type HttpResponse } from '../../lib/http-client.js';
 import { encodeReply, errorReply } from '../../lib/http.js';

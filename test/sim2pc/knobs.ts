@@ -4,10 +4,14 @@
  * points at a few rates. Also every actor's timing, scaled down from the real
  * defaults so a run is a few simulated seconds, keeping the ratios that
  * matter (hint timeout < deadline < recovery interval < liveness bound).
+ * And the bugs `--mutation` plants, each at a seam the real runtimes are
+ * built on, never in a copy of their logic.
  */
 import type { SeededRandom } from '../../lib/random.js';
 import { FAILPOINT_NAMES, type FailpointName } from '../../lib/failpoints.js';
+import { parseKey } from '../../coordinator/protocol/index.js';
 import type { CoordinatorConfig } from '../../coordinator/runtime/index.js';
+import type { TxCasResult, TxGuard, TxStore, TxWrite, WriteOptions } from '../../coordinator/txstore/index.js';
 import type { ParticipantConfig } from '../../participant/config.js';
 import { defaultNodeConfig, type NodeConfig } from '../../store/node/config.js';
 import { randomConfig } from '../sim/chaos.js';
@@ -123,4 +127,37 @@ export function nodeConfig(id: string, ids: readonly string[], k: Knobs): NodeCo
     watchHistoryEvents: k.watchHistoryEvents,
     raftTuning,
   };
+}
+
+/** Blind puts of decision keys (under coordinators) or of vote keys (everywhere); fsyncs that answer before the data is durable (disk.ts). */
+export const MUTATIONS = ['decision-without-cas', 'vote-overwrites', 'fsync-lies'] as const;
+export type Mutation = (typeof MUTATIONS)[number];
+
+/** A TxStore whose creates of one kind of 2PC key are blind puts; every other call goes through. */
+function blindPutStore(inner: TxStore, kind: 'decision' | 'vote'): TxStore {
+  const blind = (key: string): boolean => parseKey(key)?.kind === kind;
+  const overrides: Partial<TxStore> = {
+    casCreate: async (key: string, value: string, opts?: WriteOptions): Promise<TxCasResult> => {
+      if (!blind(key)) return inner.casCreate(key, value, opts);
+      const r = await inner.put(key, value, opts);
+      return { succeeded: true, previous: r.previous, revision: r.revision };
+    },
+    // Every guard dropped: the write lands whatever the store holds.
+    txn: (guards: readonly TxGuard[], writes: readonly TxWrite[]) => inner.txn(writes.some((w) => w.type === 'put' && blind(w.key)) ? [] : guards, writes),
+  };
+  return new Proxy(inner, {
+    get: (target, prop, receiver): unknown => {
+      const own = overrides[prop as keyof TxStore];
+      if (own !== undefined) return own;
+      const v: unknown = Reflect.get(target, prop, receiver);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+/** The store a process of `role` is given under `mutation`. */
+export function mutatedStore(store: TxStore, role: 'coordinator' | 'participant', mutation: Mutation | undefined): TxStore {
+  if (mutation === 'decision-without-cas' && role === 'coordinator') return blindPutStore(store, 'decision');
+  if (mutation === 'vote-overwrites') return blindPutStore(store, 'vote');
+  return store;
 }

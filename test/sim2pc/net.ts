@@ -1,9 +1,7 @@
 /**
- * One lossy network for everything that talks in the 2PC simulation (Raft,
- * store HTTP, hints, the client's calls), with the Raft simulator's weather
- * and partitions (test/sim/network.ts). `RpcClient` pairs requests with
- * replies and a timeout, so a caller sees an answer or nothing (an ambiguous
- * outcome).
+ * One lossy network for everything (Raft, store HTTP, hints, the client's
+ * calls), with test/sim/network.ts's weather and partitions. `RpcClient`
+ * pairs requests with replies and a timeout: a caller gets an answer or nothing.
  */
 import type { Message } from '../../store/raft/index.js';
 import { CALM, deliveryDelays, Links, type NetworkFaults } from '../sim/network.js';

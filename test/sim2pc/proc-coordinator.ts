@@ -1,30 +1,18 @@
 /**
- * A simulated coordinator process: the real CoordinatorService, built as
- * coordinator/service/server.ts builds it, over the real store client, with
- * hints as packets, simulated time and failpoints that crash this process.
- * The client's calls arrive as packets and are answered from the service's
- * methods, as routes.ts answers them.
+ * A simulated coordinator: the real CoordinatorService, built as
+ * coordinator/service/server.ts builds it, with hints as packets and
+ * failpoints that crash this process; the client's calls are answered from
+ * the service's methods, as routes.ts answers them.
  */
 import { makeCoordinatorConfig } from '../../coordinator/runtime/index.js';
 import type { HintResult, HintSender } from '../../coordinator/runtime/hints.js';
 import { CoordinatorService, type OutcomeBody } from '../../coordinator/service/index.js';
 import { isAppError } from '../../lib/errors.js';
 import { coordinatorConfig } from './knobs.js';
-import type { Net } from './net.js';
-import { participantAddress, ServiceProc, type CoordinatorAnswer, type CoordinatorCall, type ParticipantAnswer, type ParticipantCall, type StoreAccessOptions } from './proc-service.js';
-import type { World } from './world.js';
+import { participantAddress, ServiceProc, type CoordinatorAnswer, type CoordinatorCall, type ParticipantAnswer, type ParticipantCall } from './proc-service.js';
 
 export class SimCoordinator extends ServiceProc<CoordinatorCall, CoordinatorAnswer> {
   private service: CoordinatorService | undefined;
-
-  constructor(
-    name: string,
-    world: World,
-    net: Net,
-    store: StoreAccessOptions,
-  ) {
-    super(name, world, net, store);
-  }
 
   protected onStart(): void {
     this.connect();

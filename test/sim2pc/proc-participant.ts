@@ -1,9 +1,7 @@
 /**
- * A simulated participant process: the real ParticipantNode and its
- * ParticipantLog on a SimDisk, over the real store client, with simulated
- * time and failpoints that crash this process; its service is a bank. The
- * calls (work, prepare, decision) arrive as packets and go to the node's
- * methods, as participant/routes.ts sends them.
+ * A simulated participant: the real ParticipantNode and its ParticipantLog on
+ * a SimDisk, with failpoints that crash this process and a bank as its
+ * service; calls go to the node's methods, as participant/routes.ts sends them.
  */
 import type { JsonValue } from '../../coordinator/protocol/index.js';
 import { ParticipantNode, type ParticipantService, type PrepareAnswer } from '../../participant/participant.js';

@@ -1,11 +1,9 @@
 /**
- * What the simulated processes share: a request client and HTTP of their
- * own per incarnation (`NetProc`); the calls between them, standing for the
- * REST contract of docs/API.md (store traffic is HTTP, http.ts); and for a
- * coordinator or participant (`ServiceProc`), the real StoreClient under the
- * real BuiltinTxStore, calls answered from the real service's methods (errors
- * mapped as the routes map them), and a logger that reports a runtime's
- * errors to the simulation.
+ * What the simulated processes share: a request client and HTTP per
+ * incarnation (`NetProc`); the calls standing for the REST contract of
+ * docs/API.md; and for a coordinator or participant (`ServiceProc`) the real
+ * StoreClient under the real BuiltinTxStore, answers from the real service
+ * (errors mapped as the routes map them) and a logger reporting to the world.
  */
 import type { Decision, JsonValue, Participant, VoteValue } from '../../coordinator/protocol/index.js';
 import { BatchingTxStore, DEFAULT_BATCH_LIMITS } from '../../coordinator/txstore/batching.js';
@@ -15,7 +13,7 @@ import { errorReply } from '../../lib/http.js';
 import type { Logger } from '../../lib/logger.js';
 import { parseSse, StoreClient, type ClientOptions } from '../../store/client/index.js';
 import { SimHttpClient, isStreamChunk, type SimStreamChunk } from './http.js';
-import { mutatedStore } from './mutations.js';
+import { mutatedStore } from './knobs.js';
 import { RpcClient, type Net, type Packet } from './net.js';
 import { Proc, type World } from './world.js';
 
@@ -137,7 +135,7 @@ export abstract class ServiceProc<Call, Result> extends NetProc {
   private async serve(from: string, rid: string, call: Call): Promise<void> {
     const inc = this.incarnation;
     const answer = await this.answer(call);
-    this.trace(() => `answers ${from}: ${JSON.stringify(call)} -> ${JSON.stringify(answer)}`);
+    if (this.world.tracing) this.world.trace(`${this.name} answers ${from}: ${JSON.stringify(call)} -> ${JSON.stringify(answer)}`);
     if (this.isLive(inc)) this.net.send(this.name, from, { kind: 'resp', rid, body: answer });
   }
 

@@ -87,10 +87,7 @@ export class SimStoreNode extends NetProc {
     };
   }
 
-  /**
-   * One fsync on simulated time; now and then the node dies inside it, and
-   * the write it was making is lost (the write's promise never settles).
-   */
+  /** One fsync on simulated time; now and then the node dies inside it, and the write it was making is lost (the write's promise never settles). */
   private async fsync(): Promise<void> {
     await this.timers.sleep(this.world.random.int(2));
     if (!this.world.random.chance(this.world.chaos ? this.world.knobs.storeCrashMidReady : 0)) return;

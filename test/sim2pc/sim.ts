@@ -1,9 +1,8 @@
 /**
- * One deterministic run of the whole system on the code that ships (store
- * nodes, coordinators, bank participants) over simulated disks, network and
- * time: chaos, then healing, quiescence within a bound, and the final checks.
- * One SeededRandom drives it all and every promise callback runs between two
- * events, so a seed replays to the byte of its digest (replayCommand).
+ * One deterministic run (docs/SIM2PC.md): chaos, with the faults below drawn
+ * every tick from the seed's knobs, then healing, quiescence within a bound
+ * and the final checks. One SeededRandom drives it all, so a seed replays to
+ * the byte of its digest (replayCommand).
  */
 import { createHash, type Hash } from 'node:crypto';
 import { AssertionError } from '../../lib/assert.js';
@@ -13,15 +12,14 @@ import type { LogRecord } from '../../participant/log.js';
 import { SafetyViolation } from '../sim/invariants.js';
 import type { SeedReport } from '../support/seed-cli.js';
 import { CALM } from '../sim/network.js';
+import { randomWeather } from '../sim/chaos.js';
 import { Bank } from './bank.js';
 import { Checker, durableVote } from './checker.js';
-import { drawKnobs, nodeConfig, timing, type Knobs } from './knobs.js';
-import type { Mutation } from './mutations.js';
+import { drawKnobs, nodeConfig, timing, type Knobs, type Mutation } from './knobs.js';
 import { Net } from './net.js';
 import { SimCoordinator } from './proc-coordinator.js';
 import { LOG_PATH, SimParticipant } from './proc-participant.js';
 import { SimStoreNode } from './proc-store.js';
-import { FaultInjector } from './faults.js';
 import { Client } from './workload.js';
 import { Counters, EventQueue, type Proc, type World } from './world.js';
 
@@ -53,6 +51,8 @@ const initialBalance = 100;
 const bankNames = ['pa', 'pb', 'pc'];
 const accounts = ['x', 'y'];
 const storeIds = ['n1', 'n2', 'n3'];
+/** Simulated ms between two draws of faults. */
+const faultTickMs = 10;
 
 export function replayCommand(seed: number, opts: { chaosMs?: number; mutation?: Mutation | undefined; noDurableCheck?: boolean }): string {
   const parts = ['npm run sim:2pc -- --seed', String(seed)];
@@ -163,7 +163,8 @@ export class Simulation implements World {
     try {
       for (const p of [...this.nodes, ...this.processes, this.client]) p.start();
       this.scheduleWorkload(300);
-      new FaultInjector(this, this.net, this.nodes, this.coordinators, this.participants).start();
+      this.scheduleFaults();
+      this.scheduleWeather();
       if (this.tracing) this.traceStore();
       await this.runUntil(this.opts.chaosMs);
       this.heal();
@@ -207,6 +208,69 @@ export class Simulation implements World {
       else this.client.startTransfer();
     });
     this.scheduleWorkload(atMs + Math.round((1_000 / this.knobs.txPerSec) * (0.5 + this.random.float())));
+  }
+
+  private scheduleWeather(): void {
+    this.queue.at(this.queue.now + 200 + this.random.int(1_300), () => {
+      if (!this.chaos) return;
+      this.net.faults = randomWeather(this.random);
+      this.trace(`weather ${JSON.stringify(this.net.faults)}`);
+      this.scheduleWeather();
+    });
+  }
+
+  private scheduleFaults(): void {
+    this.queue.at(this.queue.now + faultTickMs, () => {
+      if (!this.chaos) return;
+      this.injectFaults(faultTickMs / 1_000);
+      this.scheduleFaults();
+    });
+  }
+
+  private injectFaults(dt: number): void {
+    const k = this.knobs;
+    const r = this.random;
+    const liveNodes = this.nodes.filter((n) => n.alive);
+    if (liveNodes.length > 0 && r.chance(k.storeCrashPerSec * dt)) {
+      const leader = liveNodes.find((n) => n.isLeader);
+      (leader !== undefined && r.chance(0.5) ? leader : r.pick(liveNodes)).kill('injected');
+    }
+    if (r.chance(k.transferPerSec * dt)) {
+      const leader = liveNodes.find((n) => n.isLeader)?.live;
+      // Refused (the target is the leader, or gone) or timed out: a transfer is only a nudge.
+      if (leader !== undefined) void leader.transferLeadership(r.pick(this.nodes).name).catch(() => undefined);
+    }
+    if (this.net.links.partitioned) {
+      if (r.chance(k.healPerSec * dt)) {
+        this.net.links.heal();
+        this.trace('heal');
+      }
+    } else if (r.chance(k.partitionPerSec * dt)) {
+      this.partition();
+    }
+    const live = this.processes.filter((p) => p.alive);
+    if (live.length > 0 && r.chance(k.procCrashPerSec * dt * live.length)) r.pick(live).kill('injected');
+  }
+
+  /** A split of the store, a process cut off from the store or from everyone, or hints lost. */
+  private partition(): void {
+    const r = this.random;
+    const stores = this.nodes.map((n) => n.name);
+    const kind = r.int(4);
+    if (kind === 0) {
+      const lone = r.pick(stores);
+      this.net.links.partition([[lone], stores.filter((s) => s !== lone)]);
+    } else if (kind === 1) {
+      const p = r.pick(this.processes).name;
+      for (const s of stores) if (r.chance(0.7)) this.net.links.partition([[p], [s]]);
+    } else if (kind === 2) {
+      const p = r.pick(this.processes).name;
+      for (const other of [...stores, ...this.processes.map((x) => x.name), 'client']) if (other !== p) this.net.links.partition([[p], [other]]);
+    } else {
+      for (const c of this.coordinators) for (const p of this.participants) if (r.chance(0.5)) this.net.links.cutOneWay(c.name, p.name);
+    }
+    this.counters.inc('partitions');
+    this.trace(`partition ${this.net.links.describe()}`);
   }
 
   /** Every 500 ms of a traced run: each store node's role, term, commit and applied index. */

@@ -7,7 +7,7 @@
 // error of the test run.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import type { Mutation } from './mutations.js';
+import type { Mutation } from './knobs.js';
 
 /** 300 seeds at the CLI's default length (so a failure replays with plain `--seed S`), in chunks. */
 const seedsPerChunk = 30;

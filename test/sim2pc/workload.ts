@@ -1,13 +1,9 @@
 /**
- * The simulated client: bank transfers between two or three banks through
- * the calls of the REST contract (docs/API.md), begun with the participants
- * or enlisting them one by one, the work made durable at each bank, then
- * committed, aborted, both at once through two coordinators, or abandoned to
- * the deadline. Debits larger than the money available are refused, so
- * aborts happen. Empty transactions commit while an abort races them: with
- * nothing to vote, only the decision's CAS keeps both from "winning". Every
- * call can be lost, so each has a timeout and bounded retries, at another
- * coordinator when one does not answer.
+ * The simulated client: transfers between two or three banks, and empty
+ * transactions, through the calls of the REST contract (docs/API.md). An
+ * empty transaction commits while an abort races it: with nothing to vote,
+ * only the decision's CAS keeps both from "winning". Every call can be lost,
+ * so each has a timeout and bounded retries.
  */
 import type { Participant } from '../../coordinator/protocol/index.js';
 import type { BankWork } from './bank.js';

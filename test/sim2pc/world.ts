@@ -1,14 +1,13 @@
 /**
- * The simulated world: one clock, one ordered queue of events (a sequence
- * number breaks ties, so a seed replays exactly), and the base class of a
- * process that can crash at any moment and restart from what it made durable.
+ * The simulated world: one clock, one queue of events in a fixed order (so a
+ * seed replays exactly), and the base class of a process that can crash at
+ * any moment and restart from what it made durable.
  */
 import { assert } from '../../lib/assert.js';
 import type { SeededRandom } from '../../lib/random.js';
 import { sleepWith, type Cancel, type Timers } from '../../lib/timers.js';
 import type { Checker } from './checker.js';
-import type { Knobs } from './knobs.js';
-import type { Mutation } from './mutations.js';
+import type { Knobs, Mutation } from './knobs.js';
 
 /** Epoch ms at simulated time 0: what the machines see as `nowMs`. */
 export const T0 = 1_700_000_000_000;
@@ -19,11 +18,7 @@ interface Bucket {
   next: number;
 }
 
-/**
- * Events by simulated millisecond (times are whole ms). Finding the next one
- * walks forward over empty milliseconds, so a run costs its events plus its
- * simulated ms.
- */
+/** Events by simulated millisecond (times are whole ms). Finding the next one walks forward over empty milliseconds, so a run costs its events plus its simulated ms. */
 export class EventQueue {
   private readonly buckets = new Map<number, Bucket>();
   /** Simulated ms; moves only forward, to the time of the event being run. */
@@ -118,11 +113,6 @@ export abstract class Proc {
   /** True while incarnation `inc` of this process is the running one. */
   isLive(inc: number): boolean {
     return this.up && this.incarnationNo === inc;
-  }
-
-  /** A line in the run's trace (built only when tracing). */
-  trace(line: () => string): void {
-    if (this.world.tracing) this.world.trace(`${this.name} ${line()}`);
   }
 
   /** Runs `fn` after `delayMs` unless this incarnation died. */
