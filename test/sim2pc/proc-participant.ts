@@ -49,6 +49,8 @@ export class SimParticipant extends ServiceProc<ParticipantCall, ParticipantAnsw
       logFs: this.disk,
       failpoints: { hit: (name) => this.failpoint(name) },
       logger: this.logger(),
+      // The simulated machine, not this one: nothing of the real host or pid reaches the store (a seed replays anywhere).
+      claimProcess: { host: 'sim', pid: 1000 + inc, isAlive: (pid) => pid === 1000 + this.incarnation && this.alive },
       onFatal: (e) => {
         this.world.runtimeError(this.name, 'fatal', { error: e });
         this.kill('fatal');

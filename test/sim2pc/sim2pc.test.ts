@@ -48,11 +48,11 @@ describe('2PC simulation on the real runtimes', () => {
     });
   }
 
-  it('replays a seed to the byte: two runs print one digest', () => {
-    const digestOf = (): string | undefined => cli(['--seed', '42', '--chaos-ms', '2000']).lines.map((l) => /^ok seed=42 digest=([0-9a-f]{16})$/.exec(l)?.[1]).find((d) => d !== undefined);
-    const a = digestOf();
-    expect(a).toMatch(/^[0-9a-f]{16}$/);
-    expect(digestOf()).toBe(a);
+  it('replays a seed to the byte: two runs print one digest and the same trace, line for line', () => {
+    const run = (): readonly string[] => cli(['--seed', '42', '--chaos-ms', '2000', '--trace']).lines;
+    const a = run();
+    expect(a.some((l) => /^ok seed=42 digest=[0-9a-f]{16}$/.test(l))).toBe(true);
+    expect(run()).toEqual(a);
   });
 
   it('catches a coordinator that writes the decision without CAS', () => {
