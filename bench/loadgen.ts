@@ -110,10 +110,10 @@ export class HttpStatusError extends Error {
 }
 
 /** A minimal JSON-over-HTTP client on node:http with a keep-alive agent. */
-/** What a LeanHttp adds for a secure server: its CA and our certificate (https URLs), and a bearer token. */
+/** What a LeanHttp adds for a secure server: its CA and our certificate (https URLs), and headers for every request (a bearer token). */
 export interface LeanHttpSecurity {
   readonly tls?: HttpClientTls;
-  readonly token?: string;
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 export class LeanHttp {
@@ -121,7 +121,7 @@ export class LeanHttp {
   private readonly host: string;
   private readonly port: number;
   private readonly send: typeof http.request;
-  private readonly auth: Readonly<Record<string, string>>;
+  private readonly extraHeaders: Readonly<Record<string, string>>;
 
   constructor(baseUrl: string, maxSockets: number, security: LeanHttpSecurity = {}) {
     const u = new URL(baseUrl);
@@ -131,13 +131,13 @@ export class LeanHttp {
     const agentOptions = { keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo' as const };
     this.agent = secure ? new https.Agent({ ...agentOptions, ...security.tls }) : new http.Agent(agentOptions);
     this.send = secure ? https.request : http.request;
-    this.auth = security.token === undefined ? {} : { authorization: `Bearer ${security.token}` };
+    this.extraHeaders = security.headers ?? {};
   }
 
   /** Sends a request; resolves with the parsed JSON body on 2xx, rejects with HttpStatusError otherwise. */
   request(method: string, path: string, body?: string, timeoutMs = 10_000): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const headers: http.OutgoingHttpHeaders = { ...this.auth };
+      const headers: http.OutgoingHttpHeaders = { ...this.extraHeaders };
       if (body !== undefined) {
         headers['content-type'] = 'application/json';
         headers['content-length'] = Buffer.byteLength(body);

@@ -7,17 +7,16 @@
  * root); the coordinator and participants serve HTTPS with client
  * certificates, and check bearer tokens (the coordinator shows its own
  * coordinator token to the participants). The closed-loop clients speak
- * HTTPS on kept-alive connections with the operator's token (LeanHttps
- * below), as a real client would.
+ * HTTPS on kept-alive connections with the operator's token (LeanHttp
+ * with TLS), as a real client would.
  */
-import https from 'node:https';
 import { join } from 'node:path';
 import { STORE_PASSWORD_ENV, STORE_USER_ENV } from '../../coordinator/txstore/open.js';
 import { prepareSecure, ROOT_USER, type SecureSetup } from '../../demo/supervisor/secure.js';
 import type { Logger } from '../../lib/logger.js';
 import { defaultClientTls, serviceTls, setProcessClientTls, type TlsSettings } from '../../lib/tls.js';
 import { CallToken, TokenAuth } from '../../lib/token-auth.js';
-import { HttpStatusError, LeanHttp } from '../loadgen.js';
+import { LeanHttp } from '../loadgen.js';
 
 export const COORDINATOR_USER = 'bench-c1';
 export const PARTICIPANTS = ['a', 'b'] as const;
@@ -34,60 +33,9 @@ export function rootEnv(setup: SecureSetup): NodeJS.ProcessEnv {
   return { ...process.env, [STORE_USER_ENV]: ROOT_USER, [STORE_PASSWORD_ENV]: setup.password(ROOT_USER) };
 }
 
-/** LeanHttp over https: the same keep-alive pool and answers, trusting the process's CA and showing its client certificate. */
-export class LeanHttps extends LeanHttp {
-  private readonly tlsAgent: https.Agent;
-  private readonly target: URL;
-
-  constructor(
-    baseUrl: string,
-    maxSockets: number,
-    /** Sent with every request: the operator's bearer token. */
-    private readonly extraHeaders: Readonly<Record<string, string>> = {},
-  ) {
-    super(baseUrl, maxSockets);
-    this.target = new URL(baseUrl);
-    const tls = defaultClientTls();
-    this.tlsAgent = new https.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo', ...tls });
-  }
-
-  override request(method: string, path: string, body?: string, timeoutMs = 10_000): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      const headers: Record<string, string | number> = { ...this.extraHeaders };
-      if (body !== undefined) {
-        headers['content-type'] = 'application/json';
-        headers['content-length'] = Buffer.byteLength(body);
-      }
-      const req = https.request({ host: this.target.hostname, port: Number(this.target.port || 443), method, path, headers, agent: this.tlsAgent }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          const status = res.statusCode ?? 0;
-          if (status < 200 || status >= 300) return reject(new HttpStatusError(status, text));
-          try {
-            resolve(text === '' ? undefined : (JSON.parse(text) as unknown));
-          } catch (e) {
-            reject(e instanceof Error ? e : new Error(String(e)));
-          }
-        });
-        res.on('error', reject);
-      });
-      req.setTimeout(timeoutMs, () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
-      req.on('error', reject);
-      req.end(body);
-    });
-  }
-
-  override close(): void {
-    super.close();
-    this.tlsAgent.destroy();
-  }
-}
-
 /** A LeanHttp for `url`, over https (with `headers`) when the URL says so. */
 export function leanHttpFor(url: string, maxSockets: number, headers: Readonly<Record<string, string>> = {}): LeanHttp {
-  return url.startsWith('https:') ? new LeanHttps(url, maxSockets, headers) : new LeanHttp(url, maxSockets);
+  return new LeanHttp(url, maxSockets, url.startsWith('https:') ? { tls: defaultClientTls(), headers } : {});
 }
 
 /** The TLS flags the benchmark's coordinator and participants take (`serviceArgs` of secure.ts), as parseFlags specs. */

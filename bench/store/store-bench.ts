@@ -397,7 +397,7 @@ async function startSecure(secure: SecureCluster, targets: Target[], cfg: BenchC
   await secure.cluster.waitForLeader(20_000);
   await setUpAuth(secure);
   progress(`  secure store pids ${secure.cluster.processes.map((p) => p.pid).join(', ')}`, true);
-  const target = ourTarget(secure.cluster.endpoints, cfg.valueBytes, { name: 'secure', status: secure.cluster.http, security: () => ({ tls: secure.tls, token: secure.token }) });
+  const target = ourTarget(secure.cluster.endpoints, cfg.valueBytes, { name: 'secure', status: secure.cluster.http, security: () => ({ tls: secure.tls, headers: { authorization: `Bearer ${secure.token}` } }) });
   targets.push(target);
   await target.prepare();
 }
