@@ -141,6 +141,18 @@ export class Router implements Routes {
     return this.routes.map((r) => ({ method: r.method, pattern: `/${r.parts.join('/')}` }));
   }
 
+  /** `METHOD pattern` of the route a request names (as `match` finds it, without running it), or undefined. */
+  routeKeyOf(method: string, path: string): string | undefined {
+    let segments: string[];
+    try {
+      segments = decodeSegments(path);
+    } catch {
+      return undefined;
+    }
+    const route = this.routes.find((r) => r.method === method && matchParts(r, segments) !== undefined);
+    return route === undefined ? undefined : `${route.method} /${route.parts.join('/')}`;
+  }
+
   match(method: string, path: string): RouteMatch {
     const segments = decodeSegments(path);
     let methodMismatch = false;

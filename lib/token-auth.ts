@@ -199,35 +199,15 @@ export function refusalReply(e: AppError): JsonReply {
 
 /**
  * A route's policy by method and request path, from a table keyed
- * `METHOD pattern` (the router's patterns). Matched as lib/http.ts's Router
- * matches (first route whose pattern fits; HEAD as GET); a route the table
- * does not list, or a path that matches none, needs admin.
+ * `METHOD pattern` (the router's patterns), the route found as the router
+ * finds it (HEAD as GET); a route the table does not list, or a path that
+ * names no route, needs admin.
  */
-export function routePolicyLookup(routes: Pick<Router, 'routeTable'>, policies: Readonly<Record<string, RoutePolicy>>): (method: string, path: string) => RoutePolicy {
-  const compiled = routes.routeTable().map((r) => ({ method: r.method, parts: r.pattern.split('/').filter((p) => p !== ''), policy: policies[`${r.method} ${r.pattern}`] ?? 'admin' }));
+export function routePolicyLookup(routes: Pick<Router, 'routeKeyOf'>, policies: Readonly<Record<string, RoutePolicy>>): (method: string, path: string) => RoutePolicy {
   return (method, path) => {
-    const m = method === 'HEAD' ? 'GET' : method;
-    let segments: string[];
-    try {
-      segments = path.split('/').filter((p) => p !== '').map((p) => decodeURIComponent(p));
-    } catch {
-      return 'admin';
-    }
-    for (const r of compiled) if (r.method === m && partsMatch(r.parts, segments)) return r.policy;
-    return 'admin';
+    const key = routes.routeKeyOf(method === 'HEAD' ? 'GET' : method, path);
+    return key === undefined ? 'admin' : (policies[key] ?? 'admin');
   };
-}
-
-function partsMatch(parts: readonly string[], segments: readonly string[]): boolean {
-  const last = parts[parts.length - 1];
-  const tail = last !== undefined && last.startsWith('*');
-  if (tail ? segments.length < parts.length : segments.length !== parts.length) return false;
-  const fixed = tail ? parts.length - 1 : parts.length;
-  for (let i = 0; i < fixed; i++) {
-    const p = parts[i] as string;
-    if (!p.startsWith(':') && p !== segments[i]) return false;
-  }
-  return true;
 }
 
 /** Routes of a route table that a policy table does not name (they need admin): what a coverage test lists. */

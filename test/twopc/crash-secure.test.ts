@@ -1,4 +1,4 @@
-// Goal: the 2PC crash suite's representative cases (crash.case.ts) pass in
+// Goal: the 2PC crash suite's cases (crash.case.ts: every failpoint it kills at) pass in
 // secure mode: the demo's secure composition (demo/supervisor/secure.ts,
 // the one `npm start -- --secure` and `chaos --secure` use) with HTTPS and
 // client certificates on every link, mutual TLS between the 3 store
@@ -7,10 +7,16 @@
 // participant registry, bearer tokens on the coordinators and banks (the
 // test calls them with the operator's token; each coordinator shows its own
 // coordinator token to the banks). Real processes, SIGKILLed at failpoints:
+// - a bank killed after its durable prepare, before its vote reached the
+//   store: restarted, it re-asserts the yes and the transfer commits;
 // - a bank killed after its vote, before applying: restarted, it learns the
 //   decision from the store and applies it;
 // - a coordinator killed after freezing the participant list: the client
 //   retries on the other coordinator and gets the outcome;
+// - a coordinator killed after some votes: past the deadline, the other
+//   coordinator's recovery loop decides;
+// - a coordinator killed when the votes decided, before the decision key:
+//   the votes are the commit point;
 // - a coordinator killed after writing the decision: the banks apply it from
 //   their watch and the other coordinator collects the transaction;
 // then atomicity: every bank applied the recorded decision, nothing is
@@ -135,6 +141,18 @@ describe('2PC crash recovery in secure mode (TLS and client certificates on ever
     expect(await bare('GET', `${sup.storeEndpoints[0] as string}/v1/kv?prefix=tx/`)).toBe(401);
   }, 60_000);
 
+  it('a bank killed after its durable prepare, before its vote reached the store: restarted, it re-asserts the yes and commits', async () => {
+    await armed('bank-a', 'participant.afterPrepareDurable');
+    // A long deadline: the restart below must come before it, however slow this machine is today.
+    const id = await transfer('c1', 1 + random.int(5), 90_000);
+    const commit = call('POST', `${url('c1')}/v1/transactions/${id}/commit`, {}, {}, 120_000);
+    await waitKilled('bank-a');
+    expect((await call('GET', `${url('c1')}/v1/transactions/${id}`)).body.votes?.['bank-a']).toBeUndefined(); // logged, never written
+    await sup.process('bank-a').start(START_MS);
+    expect(await waitResolved(id)).toBe('commit');
+    expect((await commit).body.outcome).toBe('committed');
+  }, 240_000);
+
   it('a bank killed after voting, before applying: restarted, it learns the decision from the store and applies it', async () => {
     await armed('bank-a', 'participant.afterVote');
     const id = await transfer('c1', 1 + random.int(5), 60_000);
@@ -157,6 +175,28 @@ describe('2PC crash recovery in secure mode (TLS and client certificates on ever
     await sup.process('c2').start(START_MS);
   }, 240_000);
 
+  it('a coordinator killed after some votes: past the deadline, the recovery loop of the other coordinator decides', async () => {
+    await armed('c2', 'coordinator.afterSomeVotes');
+    const id = await transfer('c2', 1 + random.int(5), 8_000);
+    const answer = await call('POST', `${url('c2')}/v1/transactions/${id}/commit`, {}, {}, 60_000).catch((e: unknown) => e);
+    expect(answer).toBeInstanceOf(Error);
+    await waitKilled('c2');
+    expect(await waitResolved(id)).toBe('commit');
+    await waitFor(`${id} collected`, 60_000, async () => (await call('GET', `${url('c1')}/v1/transactions/${id}`)).body.collected === true);
+    await sup.process('c2').start(START_MS);
+  }, 240_000);
+
+  it('a coordinator killed when the votes decided, before the decision key: the votes are the commit point', async () => {
+    await armed('c2', 'coordinator.afterVotes');
+    const id = await transfer('c2', 1 + random.int(5), 8_000);
+    const answer = await call('POST', `${url('c2')}/v1/transactions/${id}/commit`, {}, {}, 60_000).catch((e: unknown) => e);
+    expect(answer).toBeInstanceOf(Error);
+    await waitKilled('c2');
+    expect((await call('GET', `${url('c1')}/v1/transactions/${id}`)).body.state).toBe('committed');
+    expect(await waitResolved(id)).toBe('commit');
+    await sup.process('c2').start(START_MS);
+  }, 240_000);
+
   it('a coordinator killed after the decision: the banks apply it, and the other coordinator collects it', async () => {
     await armed('c2', 'coordinator.afterDecision');
     const id = await transfer('c2', 1 + random.int(5), 8_000);
@@ -170,7 +210,7 @@ describe('2PC crash recovery in secure mode (TLS and client certificates on ever
   }, 240_000);
 
   it('atomicity: both banks applied every recorded decision, nothing is locked or in doubt, the total is unchanged', async () => {
-    expect(touched.length).toBe(3);
+    expect(touched.length).toBe(6);
     let paid = 0;
     for (const { id, amount } of touched) {
       const decision = await decisionOf(id);
