@@ -31,7 +31,7 @@ import { hashToken, newToken, type TokenFileEntry, type TokenRole } from '../../
 import type { ClientTls } from '../../lib/tls.js';
 import { keepAliveTimers } from '../../lib/timers.js';
 import { STORE_PASSWORD_ENV, STORE_USER_ENV } from '../../coordinator/txstore/open.js';
-import { twoPcRoles } from '../../store/cli/kvctl-auth.js';
+import { idempotent, twoPcRoles } from '../../store/cli/kvctl-auth.js';
 import { StoreClient, StoreError } from '../../store/client/index.js';
 import { tlsArgs } from '../../store/node/launcher.js';
 
@@ -176,15 +176,6 @@ function grants(users: SecureUsers): [string, string][] {
     ...users.participants.map((p): [string, string] => [p, `2pc-participant-${p}`]),
     ...(users.readers ?? []).map((r): [string, string] => [r, READER_ROLE]),
   ];
-}
-
-/** Runs `call`, taking the given codes as "already so": the setup runs again on every start. */
-async function idempotent(call: () => Promise<unknown>, ...already: string[]): Promise<void> {
-  try {
-    await call();
-  } catch (e) {
-    if (!(e instanceof StoreError && already.includes(e.code))) throw e;
-  }
 }
 
 const path = (...parts: string[]): string => `/v1/auth/${parts.map(encodeURIComponent).join('/')}`;

@@ -164,7 +164,7 @@ export function twoPcRoles(participants: readonly string[]): { name: string; per
 }
 
 /** Runs `call`, treating the given codes as "already so" (the setup may run again). */
-async function idempotent(call: () => Promise<unknown>, ...already: string[]): Promise<void> {
+export async function idempotent(call: () => Promise<unknown>, ...already: string[]): Promise<void> {
   try {
     await call();
   } catch (e) {
