@@ -96,8 +96,9 @@ export class StoreApi implements Routes {
     addSnapshotRoutes(this.router, deps);
     const faults = opts.transport !== undefined && (opts.faultRoutes ?? faultInjectionEnabled());
     if (opts.transport && faults) addFaultRoutes(this.router, node.cfg.id, opts.transport);
-    const openApi = storeOpenApi({ maxBodyBytes: node.cfg.maxBodyBytes, faultRoutes: faults });
-    this.router.on('GET', '/openapi.json', () => ok(openApi));
+    // Built when first asked for: a node restarts far more often than its document is read (the simulation restarts thousands).
+    let openApi: ReturnType<typeof storeOpenApi> | undefined;
+    this.router.on('GET', '/openapi.json', () => ok((openApi ??= storeOpenApi({ maxBodyBytes: node.cfg.maxBodyBytes, faultRoutes: faults }))));
     this.onApplied = (_index, events) => {
       if (events) this.watches.pump();
     };
