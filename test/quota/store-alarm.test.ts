@@ -28,7 +28,18 @@ beforeAll(async () => {
   cluster = new LocalCluster({ nodes: 3, basePort: BASE_PORT, dataDir, logToFiles: true, extraArgs: ['--quota-bytes', String(QUOTA), '--snapshot-every', '20'] });
   cluster.start();
   await cluster.waitForLeader(30_000);
-}, 60_000);
+  // A leader needs only a majority: the test talks to every member, so each must be up and know the leader.
+  await waitFor('every member serving and knowing the leader', 30_000, async () => {
+    const known = await Promise.all(cluster.endpoints.map(async (e) => {
+      try {
+        return ((await (await fetch(`${e}/v1/status`)).json()) as { leaderId?: string | null }).leaderId != null;
+      } catch {
+        return false;
+      }
+    }));
+    return known.every(Boolean);
+  }, 100);
+}, 90_000);
 
 afterAll(async () => {
   await cluster?.stop();
