@@ -19,11 +19,6 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     pool: 'forks',
-    // Two test files at a time even on 2 cores (Vitest's default there is 1): most files wait on
-    // real processes, fsyncs and timers, so two overlap well (measured: 1,121 s for the whole suite
-    // under a load average of 8 to 15 from other work, against 1,143 s one at a time on a quiet
-    // machine). Each file keeps its own port range, so two never collide.
-    maxWorkers: 2,
     testTimeout: 120_000,
     hookTimeout: 60_000,
     reporters: process.env.CI ? ['default', 'json'] : ['default'],
