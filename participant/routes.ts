@@ -27,7 +27,7 @@ import { jsonOnly } from '../lib/http-guard.js';
 import { boundedJsonBody, plainHeaders, queryObject, readJson, requestTarget, Router, sendReply, type JsonReply, type RouteOptions, type Routes } from '../lib/http.js';
 import { check } from '../lib/openapi.js';
 import { errorText, notReady, readinessStatus, ready, type Readiness } from '../lib/readiness.js';
-import { bearerAdmission, refusalOf, routePolicyLookup, sharedTokenAuth } from '../lib/token-auth.js';
+import { bearerAdmission, refusalOf, routePolicyLookup, sharedTokenAuth, type RoutePolicy, type TokenAuth } from '../lib/token-auth.js';
 import type { Decision, JsonValue } from '../coordinator/protocol/index.js';
 import type { ParticipantPhase } from './machine.js';
 import { decisionBody, PARTICIPANT_ROUTE_POLICIES, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, listQuery, participantOpenApi, prepareBody, workBody } from './openapi.js';
@@ -44,20 +44,23 @@ export interface ParticipantRoutesOptions {
 
 const ok = (body: unknown): JsonReply => ({ status: 200, body });
 
-/** The token check of `routes` (before any body is read), or undefined when the node has no token file. */
-function participantTokenCheck(node: ParticipantNode, routes: Router): ((method: string, path: string, authorization: string | undefined) => JsonReply | undefined) | undefined {
+/** The node's token table and route policies, or undefined when it has no token file. */
+function participantTokens(node: ParticipantNode, routes: Router): { auth: TokenAuth; policyOf: (method: string, path: string) => RoutePolicy } | undefined {
   const file = node.config.authTokensFile;
   if (file === undefined) return undefined;
-  const auth = sharedTokenAuth(file, node.logger);
-  const policyOf = routePolicyLookup(routes, PARTICIPANT_ROUTE_POLICIES);
-  return (method, path, authorization) => refusalOf(auth, policyOf, method, path, authorization);
+  return { auth: sharedTokenAuth(file, node.logger), policyOf: routePolicyLookup(routes, PARTICIPANT_ROUTE_POLICIES) };
+}
+
+/** The token check of `routes` (before any body is read), for the express adapter; undefined without a token file. */
+function participantTokenCheck(node: ParticipantNode, routes: Router): ((method: string, path: string, authorization: string | undefined) => JsonReply | undefined) | undefined {
+  const t = participantTokens(node, routes);
+  return t === undefined ? undefined : (method, path, authorization) => refusalOf(t.auth, t.policyOf, method, path, authorization);
 }
 
 /** The token check as a node:http admission (participantHandler), or undefined without a token file. */
 export function participantAdmission(node: ParticipantNode, routes: Router): ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined {
-  const file = node.config.authTokensFile;
-  if (file === undefined) return undefined;
-  return bearerAdmission(sharedTokenAuth(file, node.logger), routePolicyLookup(routes, PARTICIPANT_ROUTE_POLICIES));
+  const t = participantTokens(node, routes);
+  return t === undefined ? undefined : bearerAdmission(t.auth, t.policyOf);
 }
 
 /** The participant's routes on a Router, written once for node:http (participantHandler) and express (participantRouter). */
