@@ -36,6 +36,8 @@ export interface IntervalRow {
   readonly leader: string | null;
   /** Highest RSS each process reached in the interval, MB; null where /proc could not tell (gone). */
   readonly rssMb: Readonly<Record<string, number | null>>;
+  /** Highest RssAnon (RSS without file pages, such as LMDB's mapped database) in the interval, MB. */
+  readonly anonMb: Readonly<Record<string, number | null>>;
   readonly store: StoreSize;
 }
 
@@ -88,15 +90,16 @@ const mb = (bytes: number | null): string => (bytes === null ? '-' : (bytes / 2 
 /** The table's header, printed once the processes run (their names are columns). */
 export function tableHeader(processes: readonly string[]): string[] {
   return [
-    `| # | end s | tx | tx/s | commit p50 ms | p99 ms | p999 ms | errors | leader changes | term | leader | keys | store MB | disk MB | RSS MB ${processes.join(' / ')} |`,
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|',
+    `| # | end s | tx | tx/s | commit p50 ms | p99 ms | p999 ms | errors | leader changes | term | leader | keys | store MB | disk MB | RSS MB ${processes.join(' / ')} | RssAnon MB |`,
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|',
   ];
 }
 
 export function tableRow(r: IntervalRow, processes: readonly string[]): string {
   const errors = r.errors === 0 ? '0' : `${r.errors} (${Object.entries(r.errorsByCode).map(([c, n]) => `${c}: ${n}`).join(', ')})`;
   const rss = processes.map((p) => fmt(r.rssMb[p], 0)).join(' / ');
-  return `| ${r.index} | ${r.endS.toFixed(0)} | ${r.tx} | ${fmt(r.txPerS, 0)} | ${fmt(r.commit.p50Ms, 1)} | ${fmt(r.commit.p99Ms, 1)} | ${fmt(r.commit.p999Ms, 1)} | ${errors} | ${r.leaderChanges} | ${r.term ?? '-'} | ${r.leader ?? '-'} | ${r.store.keys ?? '-'} | ${mb(r.store.bytes)} | ${mb(r.store.diskBytes)} | ${rss} |`;
+  const anon = processes.map((p) => fmt(r.anonMb[p], 0)).join(' / ');
+  return `| ${r.index} | ${r.endS.toFixed(0)} | ${r.tx} | ${fmt(r.txPerS, 0)} | ${fmt(r.commit.p50Ms, 1)} | ${fmt(r.commit.p99Ms, 1)} | ${fmt(r.commit.p999Ms, 1)} | ${errors} | ${r.leaderChanges} | ${r.term ?? '-'} | ${r.leader ?? '-'} | ${r.store.keys ?? '-'} | ${mb(r.store.bytes)} | ${mb(r.store.diskBytes)} | ${rss} | ${anon} |`;
 }
 
 export interface SoakTotals {

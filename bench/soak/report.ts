@@ -99,12 +99,12 @@ function termChart(i: SoakReportInput, endS: number): string {
 }
 
 function intervalTable(i: SoakReportInput): string {
-  const head = ['#', 'end s', 'tx', 'tx/s', 'p50 ms', 'p99 ms', 'p999 ms', 'errors', 'leader changes', 'term', 'leader', 'keys', 'store MB', 'disk MB', ...i.processes.map((p) => `${p} MB`)];
+  const head = ['#', 'end s', 'tx', 'tx/s', 'p50 ms', 'p99 ms', 'p999 ms', 'errors', 'leader changes', 'term', 'leader', 'keys', 'store MB', 'disk MB', ...i.processes.map((p) => `${p} MB`), 'RssAnon MB'];
   const mb = (v: number | null): string => (v === null ? '-' : (v / 2 ** 20).toFixed(1));
   const n = (v: number | null | undefined, d: number): string => (v === null || v === undefined || Number.isNaN(v) ? '-' : v.toFixed(d));
   const rows = i.rows.map((r) => {
     const errors = r.errors === 0 ? '0' : `${r.errors}: ${Object.entries(r.errorsByCode).map(([c, k]) => `${c} ${k}`).join(', ')}`;
-    const cells = [r.index, n(r.endS, 0), r.tx, n(r.txPerS, 0), n(r.commit.p50Ms, 1), n(r.commit.p99Ms, 1), n(r.commit.p999Ms, 1), errors, r.leaderChanges, r.term ?? '-', r.leader ?? '-', r.store.keys ?? '-', mb(r.store.bytes), mb(r.store.diskBytes), ...i.processes.map((p) => n(r.rssMb[p], 0))];
+    const cells = [r.index, n(r.endS, 0), r.tx, n(r.txPerS, 0), n(r.commit.p50Ms, 1), n(r.commit.p99Ms, 1), n(r.commit.p999Ms, 1), errors, r.leaderChanges, r.term ?? '-', r.leader ?? '-', r.store.keys ?? '-', mb(r.store.bytes), mb(r.store.diskBytes), ...i.processes.map((p) => n(r.rssMb[p], 0)), i.processes.map((p) => n(r.anonMb[p], 0)).join(' / ')];
     return `<tr>${cells.map((c, k) => `<td class="${(k === 7 && r.errors > 0) || (k === 8 && r.leaderChanges > 0) ? 'bad' : ''}">${esc(String(c))}</td>`).join('')}</tr>`;
   });
   return `<table><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr>${rows.join('')}</table>`;

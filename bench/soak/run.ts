@@ -103,7 +103,7 @@ async function closeInterval(r: Running, rows: IntervalRow[], startS: number): P
     leaderChanges: r.sampler.elections.take(),
     term: r.sampler.elections.term,
     leader: r.sampler.status.leader,
-    rssMb: r.sampler.takeIntervalRss(),
+    ...r.sampler.takeIntervalRss(),
     store: size,
   };
   rows.push(row);

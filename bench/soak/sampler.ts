@@ -1,12 +1,14 @@
 /**
  * Once a second, beside the load: the store's term and leader (elections
  * counted by ElectionCounter) and every process's RSS (VmRSS in
- * /proc/<pid>/status, read by pid). Keeps each process's highest RSS of the
- * current interval, and the samples themselves for the report's chart. A
- * process the soak started that is gone is reported once, by name.
+ * /proc/<pid>/status, read by pid) and RssAnon (the same without file pages:
+ * a store node on LMDB maps its database, and VmRSS counts the OS cache's
+ * pages of it). Keeps each process's highest of both in the current
+ * interval, and the samples themselves for the report's chart. A process the
+ * soak started that is gone is reported once, by name.
  */
-import { readFileSync } from 'node:fs';
 import { keepAliveTimers } from '../../lib/timers.js';
+import { procMemory } from '../proc-memory.js';
 import { ElectionCounter, type StoreObserver, type StoreStatus } from './store-status.js';
 
 export interface ProcRef {
@@ -21,23 +23,15 @@ export interface Sample {
   readonly leader: string | null;
   /** MB by process name; null where /proc could not tell. */
   readonly rssMb: Readonly<Record<string, number | null>>;
-}
-
-/** Resident set size of a process in bytes (VmRSS), or undefined when it is gone or /proc cannot tell. */
-export function rssBytes(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m?.[1] === undefined ? undefined : Number(m[1]) * 1_024;
-  } catch {
-    return undefined;
-  }
+  /** RssAnon, MB by process name. */
+  readonly anonMb: Readonly<Record<string, number | null>>;
 }
 
 export class Sampler {
   readonly samples: Sample[] = [];
   readonly elections = new ElectionCounter();
   private intervalMax = new Map<string, number>();
+  private intervalAnonMax = new Map<string, number>();
   private lastStatus: StoreStatus = { term: null, leader: null, reachable: 0 };
   private readonly gone = new Set<string>();
   private stopped = false;
@@ -68,11 +62,16 @@ export class Sampler {
 
   async sampleOnce(): Promise<void> {
     const rssMb: Record<string, number | null> = {};
+    const anonMb: Record<string, number | null> = {};
     for (const p of this.procs) {
-      const bytes = rssBytes(p.pid());
-      rssMb[p.name] = bytes === undefined ? null : bytes / 2 ** 20;
-      if (bytes !== undefined) this.intervalMax.set(p.name, Math.max(this.intervalMax.get(p.name) ?? 0, bytes / 2 ** 20));
-      else if (!this.gone.has(p.name)) {
+      const pid = p.pid();
+      const { rssMb: rss, rssAnonMb: anon } = pid === undefined ? { rssMb: null, rssAnonMb: null } : procMemory(pid);
+      rssMb[p.name] = rss;
+      anonMb[p.name] = rss === null ? null : (anon ?? rss);
+      if (rss !== null) {
+        this.intervalMax.set(p.name, Math.max(this.intervalMax.get(p.name) ?? 0, rss));
+        this.intervalAnonMax.set(p.name, Math.max(this.intervalAnonMax.get(p.name) ?? 0, anon ?? rss));
+      } else if (!this.gone.has(p.name)) {
         this.gone.add(p.name);
         this.onGone(p.name);
       }
@@ -80,13 +79,15 @@ export class Sampler {
     const status = await this.store.status();
     this.lastStatus = status;
     this.elections.observe(status.term);
-    this.samples.push({ t: this.nowS(), term: status.term, leader: status.leader, rssMb });
+    this.samples.push({ t: this.nowS(), term: status.term, leader: status.leader, rssMb, anonMb });
   }
 
-  /** Each process's highest RSS (MB) since the last call; null for a process never read. */
-  takeIntervalRss(): Record<string, number | null> {
-    const out = Object.fromEntries(this.procs.map((p) => [p.name, this.intervalMax.get(p.name) ?? null]));
+  /** Each process's highest RSS and RssAnon (MB) since the last call; null for a process never read. */
+  takeIntervalRss(): { rssMb: Record<string, number | null>; anonMb: Record<string, number | null> } {
+    const of = (m: Map<string, number>): Record<string, number | null> => Object.fromEntries(this.procs.map((p) => [p.name, m.get(p.name) ?? null]));
+    const out = { rssMb: of(this.intervalMax), anonMb: of(this.intervalAnonMax) };
     this.intervalMax = new Map();
+    this.intervalAnonMax = new Map();
     return out;
   }
 

@@ -1,41 +1,11 @@
 /**
- * What bench/store/large-state.ts reads from the processes it started: memory
- * from /proc by pid (RssAnon, Pss: an LMDB or bbolt node maps its database
- * file, so its VmRSS counts page-cache pages that are not its own), our
- * nodes' /v1/status and /metrics, and etcd's status per member.
+ * What bench/store/large-state.ts reads from the processes it started (their
+ * memory comes from ../proc-memory.ts): our nodes' /v1/status and /metrics,
+ * and etcd's status per member.
  */
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { keepAliveTimers } from '../../lib/timers.js';
-
-export interface ProcMemory {
-  readonly pid: number;
-  /** Anonymous resident memory (heap, stacks, malloc): what the process itself costs. */
-  readonly rssAnonMb: number | null;
-  /** Proportional set size: resident pages, shared ones divided among their users (file pages included). */
-  readonly pssMb: number | null;
-  /** VmRSS, for reference only (counts the mapped database file's cached pages). */
-  readonly rssMb: number | null;
-}
-
-function kbField(text: string, field: string): number | null {
-  const m = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(text);
-  return m?.[1] === undefined ? null : Number(m[1]) / 1024;
-}
-
-function readOr(path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return '';
-  }
-}
-
-export function procMemory(pid: number): ProcMemory {
-  const status = readOr(`/proc/${pid}/status`);
-  const rollup = readOr(`/proc/${pid}/smaps_rollup`);
-  return { pid, rssAnonMb: kbField(status, 'RssAnon'), pssMb: kbField(rollup, 'Pss'), rssMb: kbField(status, 'VmRSS') };
-}
 
 export interface NodeStatus {
   readonly id: string;

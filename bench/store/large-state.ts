@@ -41,7 +41,8 @@ import { EtcdCluster } from '../etcd.js';
 import { fmt, machine, progress } from '../output.js';
 import { dataBytes, etcdDriver, loadKeys, ourDriver, overwrite, type KvDriver, type LoadResult, type OverwriteResult } from './large-state-load.js';
 import { catchUpNewMember, restartFollower, type CatchUpResult, type RestartResult } from './large-state-members.js';
-import { etcdWrapper, metric, ourLeader, ourLeaderChanges, ourLeadership, procMemory, type OurLeadership, type ProcMemory } from './large-state-probe.js';
+import { procMemory, type ProcMemory } from '../proc-memory.js';
+import { etcdWrapper, metric, ourLeader, ourLeaderChanges, ourLeadership, type OurLeadership } from './large-state-probe.js';
 
 const MB = 2 ** 20;
 const load1 = (): number => os.loadavg()[0] ?? Number.NaN;
@@ -153,7 +154,7 @@ type MemoryRow = ProcMemory & { node: string; dataBytes: number; rssAnonRatio: n
 function memoryRows(procs: { node: string; pid: number | undefined }[], bytes: number): MemoryRow[] {
   return procs.flatMap(({ node, pid }) => {
     if (pid === undefined) return [];
-    const m = procMemory(pid);
+    const m = procMemory(pid, { pss: true });
     const r = (v: number | null): number | null => (v === null ? null : (v * MB) / bytes);
     return [{ ...m, node, dataBytes: bytes, rssAnonRatio: r(m.rssAnonMb), pssRatio: r(m.pssMb), loadAvg: load1() }];
   });

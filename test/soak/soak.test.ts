@@ -124,7 +124,7 @@ describe('npm run soak', () => {
     const jsonPath = /^data:\s+(\S+)$/m.exec(stdout)?.[1] as string;
     const htmlPath = /^report:\s+(\S+)$/m.exec(stdout)?.[1] as string;
     const report = JSON.parse(readFileSync(jsonPath, 'utf8')) as {
-      rows: { index: number; tx: number; errors: number; leaderChanges: number; commit: { p999Ms: number }; rssMb: Record<string, number | null>; store: { keys: number | null } }[];
+      rows: { index: number; tx: number; errors: number; leaderChanges: number; commit: { p999Ms: number }; rssMb: Record<string, number | null>; anonMb: Record<string, number | null>; store: { keys: number | null } }[];
       totals: { tx: number; errors: number; leaderChanges: number };
       finalLine: string;
       passed: boolean;
@@ -136,6 +136,12 @@ describe('npm run soak', () => {
     expect(report.rows.reduce((s, r) => s + r.tx, 0)).toBe(tx);
     expect(report.totals).toMatchObject({ tx, errors: 0, leaderChanges: 0 });
     expect(Object.keys(report.rows[0]?.rssMb ?? {})).toEqual(['n1', 'n2', 'n3', 'coord', 'part-a', 'part-b', 'driver']);
+    // RssAnon leaves out file pages (LMDB's mapped database): never more than the RSS it is part of, never nothing.
+    for (const [p, rss] of Object.entries(report.rows[0]?.rssMb ?? {})) {
+      const anon = report.rows[0]?.anonMb[p] ?? Number.NaN;
+      expect(anon, p).toBeGreaterThan(1);
+      expect(anon, p).toBeLessThanOrEqual((rss ?? 0) + 1);
+    }
     expect(report.rows.at(-1)?.store.keys).toBeGreaterThan(0);
     expect(report.samples.length).toBeGreaterThan(DURATION_S / 2);
 
