@@ -1,6 +1,7 @@
 /**
- * Log compaction, one pass: drops acknowledged records past the retention,
- * but only of transactions the store has collected. While `tx/{id}` lives,
+ * Log compaction, one pass: drops acknowledged records past the retention
+ * or past the log's byte budget for them (oldest first), but only of
+ * transactions the store has collected. While `tx/{id}` lives,
  * a watch resync or a recovery pass may show it to us again, and without
  * our record we would take its frozen list for a new prepare (and our own
  * "yes" in the store for one we never logged). A store that does not answer
@@ -24,8 +25,7 @@ export interface CompactionDeps {
 export async function compactLog(deps: CompactionDeps): Promise<void> {
   const { log, store, timers, logger, retentionMs } = deps;
   const now = timers.nowMs();
-  const due = log.list().some((r) => r.ackedAt !== undefined && r.ackedAt <= now - retentionMs);
-  if (!due) return;
+  if (!log.compactionDue(now, retentionMs)) return;
   let live: Set<string>;
   try {
     const { kvs } = await rangeAll(store, TX_PREFIX);

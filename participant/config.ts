@@ -27,6 +27,12 @@ export interface ParticipantConfig {
   /** The log is rewritten without superseded lines once larger than twice its live records plus this. */
   readonly logRewriteFloorBytes: number;
   /**
+   * Most bytes of acknowledged records' lines kept (in memory and in the
+   * file) for the operator's view; each compaction drops the oldest past it,
+   * so a high transaction rate does not grow memory or the rewrite.
+   */
+  readonly logMaxRetainedBytes: number;
+  /**
    * How long after the deadline an undecided "yes" starts helping decide
    * (jittered up to +50%): the coordinator acts at the deadline itself, so
    * waiting a little saves duplicate writes when it is alive.
@@ -87,6 +93,7 @@ export const DEFAULT_PARTICIPANT_CONFIG: ParticipantConfig = Object.freeze({
   logCompactIntervalMs: 60_000,
   logMaxRecords: 100_000,
   logRewriteFloorBytes: 1 << 20,
+  logMaxRetainedBytes: 8 << 20,
   helpGraceMs: 1_000,
   helpRetryIntervalMs: 1_000,
   watchPrepareDelayMs: 0,
@@ -131,6 +138,7 @@ export function makeParticipantConfig(overrides: Partial<ParticipantConfig> = {}
   int('logCompactIntervalMs', 10, DAY_MS);
   int('logMaxRecords', 1, 10_000_000);
   int('logRewriteFloorBytes', 0, 1 << 30);
+  int('logMaxRetainedBytes', 0, 1 << 30);
   int('helpGraceMs', 0, 600_000);
   int('helpRetryIntervalMs', 10, 600_000);
   int('watchPrepareDelayMs', 0, 60_000);

@@ -24,6 +24,10 @@
  * Bounds: at most `maxRecords` records. When full, the oldest acknowledged
  * records are dropped first (they are kept only for the operator's view);
  * only unacknowledged records make the log refuse new work (`log_full`).
+ * Acknowledged records also have a budget in bytes (`maxRetainedBytes`):
+ * compaction drops the oldest of them past it, as it drops those past the
+ * retention time, so memory and the cost of a rewrite do not grow with the
+ * transaction rate.
  */
 import { assert } from '../lib/assert.js';
 import { isValidTxId, type Decision, type JsonValue, type VoteValue } from '../coordinator/protocol/index.js';
@@ -70,6 +74,8 @@ export interface ParticipantLogOptions {
    * rewritten over and over.
    */
   readonly rewriteFloorBytes?: number;
+  /** Most bytes of acknowledged records' lines kept for the operator's view; compaction drops the oldest past it. Default: the config's `logMaxRetainedBytes`. */
+  readonly maxRetainedBytes?: number;
   /** Every file operation of the log. Default `nodeLogFs`. */
   readonly fs?: LogFs;
 }
@@ -142,6 +148,8 @@ export class ParticipantLog {
   private readonly entries = new Map<string, Entry>();
   /** Bytes of the live records' lines, to decide when superseded lines are worth a rewrite. */
   private liveBytes = 0;
+  /** The part of `liveBytes` that acknowledged records hold (kept only for the operator's view). */
+  private ackedBytes = 0;
   private rewriting = false;
   /** The first failed write, as the `log_failed` error every later call gets. */
   private failure: ParticipantLogError | undefined;
@@ -153,6 +161,7 @@ export class ParticipantLog {
     readonly participant: string,
     private readonly maxRecords: number,
     private readonly rewriteFloorBytes: number,
+    private readonly maxRetainedBytes: number,
   ) {}
 
   static async open(opts: ParticipantLogOptions): Promise<ParticipantLog> {
@@ -178,7 +187,8 @@ export class ParticipantLog {
     }
     const payloads = rewrite ? [JSON.stringify({ version: 2, participant: opts.participant } satisfies LogHeader), ...[...entries.values()].map((e) => e.payload)] : undefined;
     const file = await LogFile.open(opts.path, fs, loaded.bytes, payloads);
-    const log = new ParticipantLog(file, opts.path, opts.participant, opts.maxRecords ?? DEFAULT_PARTICIPANT_CONFIG.logMaxRecords, opts.rewriteFloorBytes ?? DEFAULT_PARTICIPANT_CONFIG.logRewriteFloorBytes);
+    const d = DEFAULT_PARTICIPANT_CONFIG;
+    const log = new ParticipantLog(file, opts.path, opts.participant, opts.maxRecords ?? d.logMaxRecords, opts.rewriteFloorBytes ?? d.logRewriteFloorBytes, opts.maxRetainedBytes ?? d.logMaxRetainedBytes);
     for (const [id, e] of entries) log.setEntry(id, e);
     return log;
   }
@@ -206,6 +216,18 @@ export class ParticipantLog {
 
   get size(): number {
     return this.entries.size;
+  }
+
+  /** Bytes of the records' lines held in memory (every live record), and the acknowledged ones' share. */
+  get memoryBytes(): { readonly live: number; readonly acknowledged: number } {
+    return { live: this.liveBytes, acknowledged: this.ackedBytes };
+  }
+
+  /** Whether `compact` has work: acknowledged records past the retention, or past the byte budget. */
+  compactionDue(nowMs: number, retentionMs: number): boolean {
+    if (this.ackedBytes > this.maxRetainedBytes) return true;
+    for (const e of this.entries.values()) if (e.record.ackedAt !== undefined && e.record.ackedAt <= nowMs - retentionMs) return true;
+    return false;
   }
 
   /** Idempotent for the same work; refused once a vote exists or for different work. */
@@ -248,12 +270,18 @@ export class ParticipantLog {
     return this.save({ ...old, ackedAt: nowMs });
   }
 
-  /** Drops acknowledged records acked at or before `nowMs - retentionMs` that `canDrop` lets go, and rewrites the file without them; returns how many. */
+  /**
+   * Drops acknowledged records that `canDrop` lets go: those acked at or
+   * before `nowMs - retentionMs`, then the oldest until the acknowledged ones
+   * fit `maxRetainedBytes`; rewrites the file without them; returns how many.
+   */
   async compact(nowMs: number, retentionMs: number, canDrop: (txId: string) => boolean = () => true): Promise<number> {
     this.checkHealthy();
     let dropped = 0;
     for (const [id, e] of this.entries) {
-      if (e.record.ackedAt !== undefined && e.record.ackedAt <= nowMs - retentionMs && canDrop(id)) {
+      const expired = e.record.ackedAt !== undefined && e.record.ackedAt <= nowMs - retentionMs;
+      const overBudget = e.record.ackedAt !== undefined && this.ackedBytes > this.maxRetainedBytes;
+      if ((expired || overBudget) && canDrop(id)) {
         this.deleteEntry(id, e);
         dropped++;
       }
@@ -323,12 +351,14 @@ export class ParticipantLog {
   private setEntry(id: string, e: Entry): void {
     this.entries.set(id, e);
     this.liveBytes += e.payload.length + 10;
+    if (e.record.ackedAt !== undefined) this.ackedBytes += e.payload.length + 10;
   }
 
   /** `keepPosition`: the record is being replaced, so its place in the order stays. */
   private deleteEntry(id: string, e: Entry, keepPosition = false): void {
     if (!keepPosition) this.entries.delete(id);
     this.liveBytes -= e.payload.length + 10;
+    if (e.record.ackedAt !== undefined) this.ackedBytes -= e.payload.length + 10;
   }
 
   private async durably(write: Promise<void>): Promise<void> {

@@ -142,6 +142,8 @@ export class ParticipantNode {
     r.gauge('twopc_participant_open_transactions', 'Transactions not acknowledged yet.', () => this.open.size);
     r.gauge('twopc_participant_log_records', 'Records kept in the participant log (bounded by logMaxRecords).', () => this.log.size);
     r.gauge('twopc_participant_log_bytes', 'Bytes of the participant log file (rewritten past twice its live records plus a floor).', () => this.log.fileBytes);
+    r.gauge('twopc_participant_log_memory_bytes', "Bytes of the log records' lines held in memory (every live record).", () => this.log.memoryBytes.live);
+    r.gauge('twopc_participant_log_retained_bytes', 'Of those, bytes of acknowledged records kept for the operator view (bounded by logMaxRetainedBytes).', () => this.log.memoryBytes.acknowledged);
     registerBatchMetrics(r, this.store, 'twopc_participant');
     const table = this.openTxTable();
     const timers = this.timers;
@@ -175,7 +177,7 @@ export class ParticipantNode {
     const claim = await NameClaim.take({ name: opts.name, logPath: opts.logPath, ttlMs: config.claimTtlMs, store: opts.store, timers, random, retry, logger, ...(opts.claimProcess === undefined ? {} : { self: opts.claimProcess }) });
     let log: ParticipantLog;
     try {
-      log = await ParticipantLog.open({ path: opts.logPath, participant: opts.name, fs: opts.logFs ?? nodeLogFs, maxRecords: config.logMaxRecords, rewriteFloorBytes: config.logRewriteFloorBytes });
+      log = await ParticipantLog.open({ path: opts.logPath, participant: opts.name, fs: opts.logFs ?? nodeLogFs, maxRecords: config.logMaxRecords, rewriteFloorBytes: config.logRewriteFloorBytes, maxRetainedBytes: config.logMaxRetainedBytes });
     } catch (e) {
       await claim.release();
       throw e;

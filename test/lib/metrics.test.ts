@@ -138,6 +138,8 @@ describe('service metrics', () => {
     // The log's size is exported, so its bound can be watched.
     expect(m.get('twopc_participant_log_records')).toBe(0);
     expect(m.get('twopc_participant_log_bytes')).toBeGreaterThan(0); // its header line
+    expect(m.get('twopc_participant_log_memory_bytes')).toBe(0);
+    expect(m.get('twopc_participant_log_retained_bytes')).toBe(0);
     await node.stop();
   });
 });

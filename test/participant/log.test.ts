@@ -6,7 +6,8 @@
 // commit); opening rewrites the file durably (temp file, fsync, rename,
 // directory fsync), cutting a torn last line, refusing damage elsewhere and
 // migrating the old one-document format; a failed write fails the log for
-// good; a full log drops acknowledged records before it refuses work; and
+// good; a full log drops acknowledged records before it refuses work, and
+// compaction keeps acknowledged records within a byte budget; and
 // the log refuses to change a vote or a decision once recorded.
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -224,6 +225,33 @@ describe('ParticipantLog rules', () => {
     expect(await log.compact(T0 + 1_010, 1_000)).toBe(1);
     expect(log.list().map((r) => r.txId)).toEqual(['t2']);
     expect((await ParticipantLog.open({ path, participant: 'bank-a' })).size).toBe(1);
+  });
+
+  it('keeps acknowledged records within a byte budget: compaction drops the oldest past it, only what canDrop lets go', async () => {
+    const acked = async (log: ParticipantLog, id: string): Promise<void> => {
+      await log.recordWork(id, { pad: 'x'.repeat(100) }, T0);
+      await log.recordVote(id, 'no', undefined, T0);
+      await log.recordApplied(id, 'abort', T0);
+      await log.recordAcked(id, T0);
+    };
+    const probe = await ParticipantLog.open({ path: join(dir, 'probe', 'log.json'), participant: 'bank-a' });
+    await acked(probe, 'p1');
+    const oneRecord = probe.memoryBytes.acknowledged;
+    expect(oneRecord).toBeGreaterThan(100);
+    // Room for two acknowledged records; the retention (an hour) never expires here.
+    const log = await ParticipantLog.open({ path, participant: 'bank-a', maxRetainedBytes: 2 * oneRecord + 5 });
+    for (const id of ['t1', 't2', 't3', 't4']) await acked(log, id);
+    await log.recordWork('t5', {}, T0); // not acknowledged: never dropped, not counted
+    expect(log.memoryBytes.acknowledged).toBe(4 * oneRecord);
+    expect(log.memoryBytes.live).toBeGreaterThan(4 * oneRecord);
+    expect(log.compactionDue(T0, 3_600_000)).toBe(true);
+    expect(await log.compact(T0, 3_600_000, (id) => id !== 't1')).toBe(2); // t1 is still in the store: t2 and t3 go
+    expect(log.list().map((r) => r.txId)).toEqual(['t1', 't4', 't5']);
+    expect(log.memoryBytes.acknowledged).toBe(2 * oneRecord);
+    expect(log.compactionDue(T0, 3_600_000)).toBe(false);
+    const reopened = await ParticipantLog.open({ path, participant: 'bank-a' });
+    expect(reopened.list().map((r) => r.txId)).toEqual(['t1', 't4', 't5']);
+    expect(reopened.memoryBytes).toEqual(log.memoryBytes);
   });
 
   it('a full log drops its oldest acknowledged records before it refuses work', async () => {

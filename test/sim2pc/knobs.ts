@@ -54,6 +54,8 @@ export function drawKnobs(r: SeededRandom) {
     /** Short retention: the participant log compacts (and rewrites its file) during the run. */
     logRetentionMs: r.pick([500, 600_000]),
     logRewriteFloorBytes: r.pick([1_024, 1 << 20]),
+    /** A small budget: compaction drops acknowledged records by bytes, not only by age. */
+    logMaxRetainedBytes: r.pick([2_048, 8 << 20]),
     /** Few live transactions per coordinator: eviction and reloading happen. */
     maxLiveTxs: r.pick([4, 64, 4_096]),
     /** Group commit of each process's store writes (coordinator/txstore/batching.ts): off, or this many batches in flight. */
@@ -104,6 +106,7 @@ export function participantConfig(k: Knobs): Partial<ParticipantConfig> {
     logCompactIntervalMs: 500,
     workCheckMs: 300,
     logRewriteFloorBytes: k.logRewriteFloorBytes,
+    logMaxRetainedBytes: k.logMaxRetainedBytes,
   };
 }
 
