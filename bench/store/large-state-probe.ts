@@ -91,13 +91,21 @@ export function ourLeaderChanges(a: OurLeadership, b: OurLeadership): { termDelt
 }
 
 /**
+ * etcd keeps every revision until compacted; ours keeps the watch history's
+ * last 100,000 events (store/kv/config.ts watchHistoryEvents). etcd's
+ * revision-mode auto-compaction keeps the same number, so ten minutes of
+ * overwrites do not fill its quota with history ours never holds.
+ */
+export const ETCD_COMPACTION_FLAGS = ['--auto-compaction-mode=revision', '--auto-compaction-retention=100000'] as const;
+
+/**
  * bench/etcd.ts starts members with fixed flags; this wrapper adds the quota
- * (etcd's default, 2 GiB, is below 4 million keys of 512 bytes). It execs, so
- * the pid EtcdCluster holds is etcd's own.
+ * (etcd's default, 2 GiB, is below 4 million keys of 512 bytes) and
+ * ETCD_COMPACTION_FLAGS. It execs, so the pid EtcdCluster holds is etcd's own.
  */
 export function etcdWrapper(dir: string, etcdBin: string, quotaBytes: number): string {
   const path = join(dir, 'etcd-with-quota.sh');
-  writeFileSync(path, `#!/bin/sh\nexec ${etcdBin} "$@" --quota-backend-bytes=${quotaBytes}\n`);
+  writeFileSync(path, `#!/bin/sh\nexec ${etcdBin} "$@" --quota-backend-bytes=${quotaBytes} ${ETCD_COMPACTION_FLAGS.join(' ')}\n`);
   chmodSync(path, 0o755);
   return path;
 }

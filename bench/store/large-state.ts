@@ -4,10 +4,14 @@
  *
  *   npm run bench:large [-- --keys 4000000 --value-bytes 512 --duration-s 600 --json FILE --no-etcd]
  *
- * Starts a 3-node cluster of ours (LocalCluster, `--engine lmdb`,
- * `--quota-bytes`) and a 3-member etcd (Debian's /usr/bin/etcd, bench/etcd.ts,
- * with the same quota), then runs five phases, each printing progress every
- * ~5 s and a Markdown row with the 1-minute load average:
+ * Runs a 3-node cluster of ours (LocalCluster, `--engine lmdb`,
+ * `--quota-bytes`), stops it, then a 3-member etcd (Debian's /usr/bin/etcd,
+ * bench/etcd.ts, with the same quota and revision-mode auto-compaction that
+ * keeps as many revisions as our watch history holds events). One system at a
+ * time: at 4M keys etcd's members hold several GB of heap each, which would
+ * otherwise take the page cache our engine reads from. Each system runs the
+ * phases below, each printing progress every ~5 s and a Markdown row with
+ * the 1-minute load average:
  *   1. load: --keys keys of --value-bytes through txns of --batch puts at
  *      --load-clients requests in flight; keys/s and the store's size.
  *   2. memory: every node's RssAnon and Pss (/proc by pid) and their ratio to
@@ -19,6 +23,7 @@
  *      /readyz 200 and to the leader's applied index at the kill.
  *   5. catch-up (ours): a new member with an empty data dir, added as a
  *      learner; seconds to the leader's applied index, snapshot streams pulled.
+ * (Memory is read after the load and again after the overwrites.)
  * Ends with one table (ours | etcd | target) and, with --json, every number.
  *
  * Other flags: --batch 128, --quota-bytes 3221225472 (lowered to the node's
@@ -26,7 +31,9 @@
  * --snapshot-count), --data-dir DIR (kept; default a temp dir, removed unless
  * --keep-data), --base-port 34400 (ours: clients base+i, peers base+100+i),
  * --etcd-base-port 34600 (clients; peers at +50), --progress-s 5,
- * --restart-timeout-s 300, --catchup-timeout-s 600. Every process started
+ * --restart-timeout-s 300, --catchup-timeout-s 600, --profile DIR (our nodes
+ * run under --cpu-prof, profiles in DIR; summarize them with
+ * bench/profile-top.ts). Every process started
  * here is stopped by pid at the end, also on error or Ctrl-C.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -42,7 +49,7 @@ import { fmt, machine, progress } from '../output.js';
 import { dataBytes, etcdDriver, loadKeys, ourDriver, overwrite, type KvDriver, type LoadResult, type OverwriteResult } from './large-state-load.js';
 import { catchUpNewMember, restartFollower, type CatchUpResult, type RestartResult } from './large-state-members.js';
 import { procMemory, type ProcMemory } from '../proc-memory.js';
-import { etcdWrapper, metric, ourLeader, ourLeaderChanges, ourLeadership, type OurLeadership } from './large-state-probe.js';
+import { ETCD_COMPACTION_FLAGS, etcdWrapper, metric, ourLeader, ourLeaderChanges, ourLeadership, type OurLeadership } from './large-state-probe.js';
 
 const MB = 2 ** 20;
 const load1 = (): number => os.loadavg()[0] ?? Number.NaN;
@@ -66,6 +73,7 @@ interface Config {
   readonly restartTimeoutMs: number;
   readonly catchUpTimeoutMs: number;
   readonly jsonFile: string | undefined;
+  readonly profileDir: string | undefined;
 }
 
 function parseConfig(): Config {
@@ -73,7 +81,7 @@ function parseConfig(): Config {
     keys: { type: 'string' }, 'value-bytes': { type: 'string' }, batch: { type: 'string' }, 'load-clients': { type: 'string' }, clients: { type: 'string' },
     'duration-s': { type: 'string' }, 'quota-bytes': { type: 'string' }, 'snapshot-every': { type: 'string' }, 'data-dir': { type: 'string' },
     'keep-data': { type: 'boolean' }, 'base-port': { type: 'string' }, 'etcd-base-port': { type: 'string' }, 'no-etcd': { type: 'boolean' },
-    'progress-s': { type: 'string' }, 'restart-timeout-s': { type: 'string' }, 'catchup-timeout-s': { type: 'string' }, json: { type: 'string' },
+    'progress-s': { type: 'string' }, 'restart-timeout-s': { type: 'string' }, 'catchup-timeout-s': { type: 'string' }, json: { type: 'string' }, profile: { type: 'string' },
   });
   const positive = (name: string, fallback: number): number => {
     const n = intFlag(values, name, fallback);
@@ -91,7 +99,7 @@ function parseConfig(): Config {
     keys: positive('keys', 4_000_000), valueBytes: positive('value-bytes', 512), batch, loadClients: positive('load-clients', 16), clients: positive('clients', 64),
     durationMs: positive('duration-s', 600) * 1000, quotaBytes, requestedQuotaBytes, snapshotEvery: positive('snapshot-every', 100_000),
     dataDir: stringFlag(values, 'data-dir'), keepData: values['keep-data'] === true, basePort: positive('base-port', 34400), etcdBasePort: positive('etcd-base-port', 34600),
-    etcdBin, everyMs: positive('progress-s', 5) * 1000, restartTimeoutMs: positive('restart-timeout-s', 300) * 1000, catchUpTimeoutMs: positive('catchup-timeout-s', 600) * 1000, jsonFile: stringFlag(values, 'json'),
+    etcdBin, everyMs: positive('progress-s', 5) * 1000, restartTimeoutMs: positive('restart-timeout-s', 300) * 1000, catchUpTimeoutMs: positive('catchup-timeout-s', 600) * 1000, jsonFile: stringFlag(values, 'json'), profileDir: stringFlag(values, 'profile'),
   };
 }
 
@@ -108,7 +116,8 @@ function planSystems(cfg: Config): Systems {
   const dir = cfg.dataDir ?? mkdtempSync(join(os.tmpdir(), 'raft2pc-large-'));
   mkdirSync(dir, { recursive: true });
   const extraArgs = ['--engine', 'lmdb', '--quota-bytes', String(cfg.quotaBytes), '--snapshot-every', String(cfg.snapshotEvery)];
-  const cluster = new LocalCluster({ nodes: 3, basePort: cfg.basePort, dataDir: join(dir, 'store'), logToFiles: true, extraArgs });
+  const nodeFlags = cfg.profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', cfg.profileDir];
+  const cluster = new LocalCluster({ nodes: 3, basePort: cfg.basePort, dataDir: join(dir, 'store'), logToFiles: true, extraArgs, nodeFlags });
   const etcd = cfg.etcdBin ? new EtcdCluster(etcdWrapper(dir, cfg.etcdBin, cfg.quotaBytes), join(dir, 'etcd'), cfg.etcdBasePort, cfg.etcdBasePort + 50) : undefined;
   return { dir, cluster, etcd, extra: [], drivers: [] };
 }
@@ -166,68 +175,156 @@ const table = (head: readonly string[]): void => {
   console.log(row(head.map((_, i) => (i === 0 ? '---' : '---:'))));
 };
 
-async function phaseLoad(sys: Systems, cfg: Config, out: Record<string, SystemReport>): Promise<void> {
-  progress(`phase 1, load: ${cfg.keys} keys of ${cfg.valueBytes} bytes, txns of ${cfg.batch} puts, ${cfg.loadClients} in flight`, true);
-  table(['system', 'keys', 'seconds', 'keys/s', 'store size MB', 'errors (retried)', 'load avg']);
-  const ours = await ourLeader(sys.cluster.endpoints);
-  const d = ourDriver(ours.url, cfg.loadClients, cfg.valueBytes);
-  sys.drivers.push(d);
-  const r = await loadKeys(d, cfg.keys, cfg.batch, cfg.loadClients, cfg.everyMs);
-  const storeBytes = await metric(ours.url, 'store_kv_bytes');
-  out['ours'] = { load: { ...r, storeBytes, loadAvg: load1() } };
-  console.log(row(['ours', r.keys, fmt(r.seconds, 1), fmt(r.keysPerS, 0), `${fmt((storeBytes ?? NaN) / MB, 1)} (store_kv_bytes)`, r.errors, fmt(load1(), 1)]));
-  if (r.errorSamples[0]) progress(`  ours: first error ${r.errorSamples[0]}`, true);
-  if (!sys.etcd) return;
-  const leader = await etcdStatus(sys.etcd);
-  const e = await etcdDriver(leader.url, cfg.valueBytes);
-  sys.drivers.push(e);
-  const er = await loadKeys(e, cfg.keys, cfg.batch, cfg.loadClients, cfg.everyMs);
-  const size = (await etcdStatus(sys.etcd)).dbSizeBytes;
-  out['etcd'] = { load: { ...er, storeBytes: size, loadAvg: load1() } };
-  console.log(row(['etcd', er.keys, fmt(er.seconds, 1), fmt(er.keysPerS, 0), `${fmt(size / MB, 1)} (db size)`, er.errors, fmt(load1(), 1)]));
-  if (er.errorSamples[0]) progress(`  etcd: first error ${er.errorSamples[0]}`, true);
+/** One system as the phases see it: ours (LocalCluster) or etcd, started and stopped in turn. */
+interface System {
+  readonly name: 'ours' | 'etcd';
+  /** A driver to the current leader. */
+  driver(clients: number): Promise<KvDriver>;
+  /** The store's size after the load, and what that figure is. */
+  size(): Promise<{ bytes: number | undefined; label: string }>;
+  /** The bytes memory is compared with. */
+  readonly memoryBase: (out: SystemReport) => number;
+  processes(): { node: string; pid: number | undefined }[];
+  /** Who leads now; `since` counts the elections from an earlier reading of the same system. */
+  leadership(): Promise<Leadership>;
 }
 
-function phaseMemory(sys: Systems, cfg: Config, out: Record<string, SystemReport>, when: 'afterLoad' | 'afterOverwrite'): void {
-  const bytes = out['ours']?.load?.storeBytes ?? dataBytes(cfg.keys, cfg.valueBytes);
-  const logical = dataBytes(cfg.keys, cfg.valueBytes);
-  progress(`phase 2, memory (${when}): judged on RssAnon and Pss, not Rss (LMDB and bbolt map their file: Rss counts its cached pages)`, true);
-  table(['system', 'node', 'pid', 'RssAnon MB', 'Pss MB', 'Rss MB (not judged)', 'data MB', 'RssAnon/data', 'Pss/data', 'load avg']);
-  const systems: [string, MemoryRow[]][] = [['ours', memoryRows(sys.cluster.processes.map((p) => ({ node: p.member.id, pid: p.pid })), bytes)]];
-  if (sys.etcd) systems.push(['etcd', memoryRows(sys.etcd.pids.map((pid, i) => ({ node: `e${i + 1}`, pid })), logical)]);
-  for (const [name, rows] of systems) {
-    const rep = (out[name] ??= {});
-    if (when === 'afterLoad') rep.memory = { afterLoad: rows };
-    else if (rep.memory) rep.memory.afterOverwrite = rows;
-    for (const m of rows) console.log(row([name, m.node, m.pid, fmt(m.rssAnonMb, 0), fmt(m.pssMb, 0), fmt(m.rssMb, 0), fmt(m.dataBytes / MB, 0), `${fmt(m.rssAnonRatio, 2)}x`, `${fmt(m.pssRatio, 2)}x`, fmt(m.loadAvg, 1)]));
+interface Leadership {
+  readonly term: number;
+  /** Ours: every node's store_leader_changes_total. */
+  readonly ours?: OurLeadership;
+  since(before: Leadership): { termDelta: number; metricDelta?: number };
+}
+
+function ourSystem(sys: Systems, cfg: Config): System {
+  return {
+    name: 'ours',
+    driver: async (clients) => ourDriver((await ourLeader(sys.cluster.endpoints)).url, clients, cfg.valueBytes),
+    size: async () => ({ bytes: await metric((await ourLeader(sys.cluster.endpoints)).url, 'store_kv_bytes'), label: 'store_kv_bytes' }),
+    memoryBase: (o) => o.load?.storeBytes ?? dataBytes(cfg.keys, cfg.valueBytes),
+    processes: () => sys.cluster.processes.map((p) => ({ node: p.member.id, pid: p.pid })),
+    leadership: async () => {
+      const a = await ourLeadership(sys.cluster.endpoints);
+      return {
+        term: a.term,
+        ours: a,
+        since: (b) => {
+          const ch = ourLeaderChanges(b.ours ?? a, a);
+          return { termDelta: ch.termDelta, metricDelta: ch.maxMetricDelta };
+        },
+      };
+    },
+  };
+}
+
+function etcdSystem(etcd: EtcdCluster, cfg: Config): System {
+  return {
+    name: 'etcd',
+    driver: async () => etcdDriver((await etcdStatus(etcd)).url, cfg.valueBytes),
+    size: async () => ({ bytes: (await etcdStatus(etcd)).dbSizeBytes, label: 'db size' }),
+    memoryBase: () => dataBytes(cfg.keys, cfg.valueBytes),
+    processes: () => etcd.pids.map((pid, i) => ({ node: `e${i + 1}`, pid })),
+    leadership: async () => {
+      const { term } = await etcdStatus(etcd);
+      return { term, since: (b) => ({ termDelta: term - b.term }) };
+    },
+  };
+}
+
+async function withDriver<T>(s: System, clients: number, sys: Systems, f: (d: KvDriver) => Promise<T>): Promise<T> {
+  const d = await s.driver(clients);
+  sys.drivers.push(d);
+  try {
+    return await f(d);
+  } finally {
+    d.close();
+    sys.drivers.splice(sys.drivers.indexOf(d), 1);
   }
 }
 
-async function phaseOverwrite(sys: Systems, cfg: Config, out: Record<string, SystemReport>): Promise<void> {
-  progress(`phase 3, overwrite: ${cfg.clients} clients, random existing keys, ${cfg.durationMs / 1000} s`, true);
+async function phaseLoad(s: System, sys: Systems, cfg: Config, rep: SystemReport): Promise<void> {
+  progress(`${s.name}, phase 1, load: ${cfg.keys} keys of ${cfg.valueBytes} bytes, txns of ${cfg.batch} puts, ${cfg.loadClients} in flight`, true);
+  const r = await withDriver(s, cfg.loadClients, sys, (d) => loadKeys(d, cfg.keys, cfg.batch, cfg.loadClients, cfg.everyMs));
+  const size = await s.size();
+  rep.load = { ...r, storeBytes: size.bytes, loadAvg: load1() };
+  table(['system', 'keys', 'seconds', 'keys/s', 'store size MB', 'errors (retried)', 'load avg']);
+  console.log(row([s.name, r.keys, fmt(r.seconds, 1), fmt(r.keysPerS, 0), `${fmt((size.bytes ?? NaN) / MB, 1)} (${size.label})`, r.errors, fmt(load1(), 1)]));
+  if (r.errorSamples[0]) progress(`  ${s.name}: first error ${r.errorSamples[0]}`, true);
+}
+
+function phaseMemory(s: System, rep: SystemReport, when: 'afterLoad' | 'afterOverwrite'): void {
+  progress(`${s.name}, phase 2, memory (${when}): judged on RssAnon and Pss, not Rss (LMDB and bbolt map their file: Rss counts its cached pages)`, true);
+  const rows = memoryRows(s.processes(), s.memoryBase(rep));
+  if (when === 'afterLoad') rep.memory = { afterLoad: rows };
+  else if (rep.memory) rep.memory.afterOverwrite = rows;
+  table(['system', 'node', 'pid', 'RssAnon MB', 'Pss MB', 'Rss MB (not judged)', 'data MB', 'RssAnon/data', 'Pss/data', 'load avg']);
+  for (const m of rows) console.log(row([s.name, m.node, m.pid, fmt(m.rssAnonMb, 0), fmt(m.pssMb, 0), fmt(m.rssMb, 0), fmt(m.dataBytes / MB, 0), `${fmt(m.rssAnonRatio, 2)}x`, `${fmt(m.pssRatio, 2)}x`, fmt(m.loadAvg, 1)]));
+}
+
+async function phaseOverwrite(s: System, sys: Systems, cfg: Config, rep: SystemReport): Promise<void> {
+  progress(`${s.name}, phase 3, overwrite: ${cfg.clients} clients, random existing keys, ${cfg.durationMs / 1000} s`, true);
+  const before = await s.leadership();
+  const r = await withDriver(s, cfg.clients, sys, (d) => overwrite(d, cfg.keys, cfg.valueBytes, cfg.clients, cfg.durationMs, cfg.everyMs));
+  const after = await s.leadership();
+  const { termDelta: changes, metricDelta } = after.since(before);
+  rep.overwrite = { ...r, leaderChanges: changes, termBefore: before.term, termAfter: after.term, ...(metricDelta === undefined ? {} : { leaderChangesMetricMax: metricDelta }), loadAvg: load1() };
+  const note = `term ${before.term}->${after.term}${metricDelta === undefined ? '' : `; store_leader_changes_total +${metricDelta}`}`;
   table(['system', 'ops/s', 'p50 ms', 'p99 ms', 'p999 ms', 'max ms', 'errors', 'leader changes', 'load avg']);
-  const before = await ourLeadership(sys.cluster.endpoints);
-  const leader = await ourLeader(sys.cluster.endpoints);
-  const d = ourDriver(leader.url, cfg.clients, cfg.valueBytes);
-  sys.drivers.push(d);
-  const r = await overwrite(d, cfg.keys, cfg.valueBytes, cfg.clients, cfg.durationMs, cfg.everyMs);
-  const after = await ourLeadership(sys.cluster.endpoints);
-  const ch = ourLeaderChanges(before, after);
-  const ours = (out['ours'] ??= {});
-  ours.overwrite = { ...r, leaderChanges: ch.termDelta, termBefore: before.term, termAfter: after.term, leaderChangesMetricMax: ch.maxMetricDelta, loadAvg: load1() };
-  const cells = (x: OverwriteResult): string[] => [fmt(x.opsPerS, 0), fmt(x.p50Ms, 2), fmt(x.p99Ms, 2), fmt(x.p999Ms, 2), fmt(x.maxMs, 1), String(x.errors)];
-  console.log(row(['ours', ...cells(r), `${ch.termDelta} (term ${before.term}->${after.term}; store_leader_changes_total +${ch.maxMetricDelta})`, fmt(load1(), 1)]));
-  if (r.errorSamples[0]) progress(`  ours: first error ${r.errorSamples[0]}`, true);
-  if (!sys.etcd) return;
-  const eb = await etcdStatus(sys.etcd);
-  const e = await etcdDriver(eb.url, cfg.valueBytes);
-  sys.drivers.push(e);
-  const er = await overwrite(e, cfg.keys, cfg.valueBytes, cfg.clients, cfg.durationMs, cfg.everyMs);
-  const ea = await etcdStatus(sys.etcd);
-  const changes = ea.term - eb.term;
-  (out['etcd'] ??= {}).overwrite = { ...er, leaderChanges: changes, termBefore: eb.term, termAfter: ea.term, loadAvg: load1() };
-  console.log(row(['etcd', ...cells(er), `${changes} (term ${eb.term}->${ea.term}${ea.leader !== eb.leader ? ', leader moved' : ''})`, fmt(load1(), 1)]));
-  if (er.errorSamples[0]) progress(`  etcd: first error ${er.errorSamples[0]}`, true);
+  console.log(row([s.name, fmt(r.opsPerS, 0), fmt(r.p50Ms, 2), fmt(r.p99Ms, 2), fmt(r.p999Ms, 2), fmt(r.maxMs, 1), String(r.errors), `${changes} (${note})`, fmt(load1(), 1)]));
+  if (r.errorSamples[0]) progress(`  ${s.name}: first error ${r.errorSamples[0]}`, true);
+}
+
+/** Ours: load, memory, overwrite, memory, restart, catch-up; then the cluster stops. */
+async function runOurs(sys: Systems, cfg: Config, rep: SystemReport): Promise<void> {
+  progress(`starting our 3-node store (lmdb, quota ${cfg.quotaBytes}) on ports ${cfg.basePort}-${cfg.basePort + 2}, data in ${sys.dir}...`, true);
+  sys.cluster.start();
+  try {
+    await sys.cluster.waitForLeader(60_000);
+  } catch (e) {
+    const dead = sys.cluster.processes.filter((p) => !p.running).map((p) => p.member.id);
+    throw new Error(`${e instanceof Error ? e.message : String(e)}${dead.length ? `; exited: ${dead.join(', ')} (see ${sys.cluster.opts.dataDir}/<id>.log)` : ''}`);
+  }
+  const effective = (await ourLeader(sys.cluster.endpoints)).status.quotaBytes;
+  if (effective !== undefined && effective !== cfg.quotaBytes) process.stderr.write(`warning: the nodes report a quota of ${effective} bytes, not the ${cfg.quotaBytes} asked for\n`);
+  progress(`  store pids ${sys.cluster.processes.map((p) => p.pid).join(', ')}; quota ${effective ?? '?'} bytes`, true);
+  const s = ourSystem(sys, cfg);
+  await phaseLoad(s, sys, cfg, rep);
+  phaseMemory(s, rep, 'afterLoad');
+  await phaseOverwrite(s, sys, cfg, rep);
+  phaseMemory(s, rep, 'afterOverwrite');
+  await phaseRestartAndCatchUp(sys, cfg, rep);
+  progress('stopping our store (etcd runs next, alone on the machine)', true);
+  await Promise.all([sys.cluster.stop(), ...sys.extra.map((p) => p.stop())]);
+}
+
+async function phaseRestartAndCatchUp(sys: Systems, cfg: Config, rep: SystemReport): Promise<void> {
+  progress('ours, phase 4, restart: SIGKILL a follower and start it again', true);
+  let before = await ourLeadership(sys.cluster.endpoints);
+  const rs = { ...(await restartFollower(sys.cluster, cfg.restartTimeoutMs, cfg.everyMs)), ...(await termsSince(sys, before)) };
+  rep.restart = rs;
+  table(['node', 'leader applied at kill', 's to /healthz 200', 's to /readyz 200', 's to applied index', 'leader changes', 'load avg']);
+  console.log(row([rs.node, rs.leaderAppliedAtKill, fmt(rs.healthzSeconds, 2), fmt(rs.readySeconds, 2), fmt(rs.caughtUpSeconds, 2), `${rs.leaderChanges} (term ${rs.termBefore}->${rs.termAfter})`, fmt(rs.loadAvg, 1)]));
+  progress('ours, phase 5, catch-up: a new member with an empty data dir, added as a learner', true);
+  before = await ourLeadership(sys.cluster.endpoints);
+  const cu = { ...(await catchUpNewMember(sys.cluster, sys.extra, cfg.catchUpTimeoutMs, cfg.everyMs)), ...(await termsSince(sys, before)) };
+  rep.catchUp = cu;
+  table(['node', 's to start', 'leader applied', 's to applied index', 'snapshot streams pulled', 'stream failures', 'snapshots installed', 'leader changes', 'load avg']);
+  console.log(row([cu.node, fmt(cu.startSeconds, 1), cu.leaderApplied, fmt(cu.catchUpSeconds, 2), cu.streamsPulled ?? '-', cu.streamFailures ?? '-', cu.snapshotsInstalled ?? '-', `${cu.leaderChanges} (term ${cu.termBefore}->${cu.termAfter})`, fmt(cu.loadAvg, 1)]));
+  if ((cu.streamsPulled ?? 0) === 0) console.log(`\nnote: ${cu.node} caught up from the log (no snapshot stream): the leader still had the whole log it needed (a snapshot every ${cfg.snapshotEvery} entries, and the node keeps 5,000 entries behind each: a stream needs more than snapshot-every + 5,000 applied entries; lower --snapshot-every to see one).`);
+}
+
+/** etcd alone: load, memory, overwrite, memory; then it stops. */
+async function runEtcd(etcd: EtcdCluster, sys: Systems, cfg: Config, rep: SystemReport): Promise<void> {
+  progress(`starting etcd ${etcdVersion(cfg.etcdBin ?? etcd.bin)} (3 members, --quota-backend-bytes ${cfg.quotaBytes} ${ETCD_COMPACTION_FLAGS.join(' ')}) on ports ${cfg.etcdBasePort}-${cfg.etcdBasePort + 2}...`, true);
+  etcd.start();
+  await etcd.waitHealthy(30_000);
+  progress(`  etcd pids ${etcd.pids.join(', ')}`, true);
+  const s = etcdSystem(etcd, cfg);
+  await phaseLoad(s, sys, cfg, rep);
+  phaseMemory(s, rep, 'afterLoad');
+  await phaseOverwrite(s, sys, cfg, rep);
+  phaseMemory(s, rep, 'afterOverwrite');
+  await etcd.stop();
 }
 
 /** Elections since `before` (the term's rise). */
@@ -290,40 +387,8 @@ async function main(): Promise<void> {
   try {
     const logical = dataBytes(cfg.keys, cfg.valueBytes);
     if (logical > cfg.quotaBytes) process.stderr.write(`warning: ${(logical / MB).toFixed(0)} MiB of keys and values do not fit the quota of ${(cfg.quotaBytes / MB).toFixed(0)} MiB: the load will be refused (store_full) before the end\n`);
-    progress(`starting our 3-node store (lmdb, quota ${cfg.quotaBytes}) on ports ${cfg.basePort}-${cfg.basePort + 2}, data in ${sys.dir}...`, true);
-    sys.cluster.start();
-    sys.etcd?.start();
-    try {
-      await sys.cluster.waitForLeader(60_000);
-    } catch (e) {
-      const dead = sys.cluster.processes.filter((p) => !p.running).map((p) => p.member.id);
-      throw new Error(`${e instanceof Error ? e.message : String(e)}${dead.length ? `; exited: ${dead.join(', ')} (see ${sys.cluster.opts.dataDir}/<id>.log)` : ''}`);
-    }
-    const effective = (await ourLeader(sys.cluster.endpoints)).status.quotaBytes;
-    if (effective !== undefined && effective !== cfg.quotaBytes) process.stderr.write(`warning: the nodes report a quota of ${effective} bytes, not the ${cfg.quotaBytes} asked for\n`);
-    progress(`  store pids ${sys.cluster.processes.map((p) => p.pid).join(', ')}; quota ${effective ?? '?'} bytes`, true);
-    if (sys.etcd && cfg.etcdBin) {
-      progress(`starting etcd ${etcdVersion(cfg.etcdBin)} (3 members, --quota-backend-bytes ${cfg.quotaBytes}) on ports ${cfg.etcdBasePort}-${cfg.etcdBasePort + 2}...`, true);
-      await sys.etcd.waitHealthy(30_000);
-      progress(`  etcd pids ${sys.etcd.pids.join(', ')}`, true);
-    }
-    await phaseLoad(sys, cfg, out);
-    phaseMemory(sys, cfg, out, 'afterLoad');
-    await phaseOverwrite(sys, cfg, out);
-    phaseMemory(sys, cfg, out, 'afterOverwrite');
-    progress('phase 4, restart (ours): SIGKILL a follower and start it again', true);
-    let before = await ourLeadership(sys.cluster.endpoints);
-    const rs = { ...(await restartFollower(sys.cluster, cfg.restartTimeoutMs, cfg.everyMs)), ...(await termsSince(sys, before)) };
-    (out['ours'] ??= {}).restart = rs;
-    table(['node', 'leader applied at kill', 's to /healthz 200', 's to /readyz 200', 's to applied index', 'leader changes', 'load avg']);
-    console.log(row([rs.node, rs.leaderAppliedAtKill, fmt(rs.healthzSeconds, 2), fmt(rs.readySeconds, 2), fmt(rs.caughtUpSeconds, 2), `${rs.leaderChanges} (term ${rs.termBefore}->${rs.termAfter})`, fmt(rs.loadAvg, 1)]));
-    progress('phase 5, catch-up (ours): a new member with an empty data dir, added as a learner', true);
-    before = await ourLeadership(sys.cluster.endpoints);
-    const cu = { ...(await catchUpNewMember(sys.cluster, sys.extra, cfg.catchUpTimeoutMs, cfg.everyMs)), ...(await termsSince(sys, before)) };
-    (out['ours'] ??= {}).catchUp = cu;
-    table(['node', 's to start', 'leader applied', 's to applied index', 'snapshot streams pulled', 'stream failures', 'snapshots installed', 'leader changes', 'load avg']);
-    console.log(row([cu.node, fmt(cu.startSeconds, 1), cu.leaderApplied, fmt(cu.catchUpSeconds, 2), cu.streamsPulled ?? '-', cu.streamFailures ?? '-', cu.snapshotsInstalled ?? '-', `${cu.leaderChanges} (term ${cu.termBefore}->${cu.termAfter})`, fmt(cu.loadAvg, 1)]));
-    if ((cu.streamsPulled ?? 0) === 0) console.log(`\nnote: ${cu.node} caught up from the log (no snapshot stream): the leader still had the whole log it needed (a snapshot every ${cfg.snapshotEvery} entries, and the node keeps 5,000 entries behind each: a stream needs more than snapshot-every + 5,000 applied entries; lower --snapshot-every to see one).`);
+    await runOurs(sys, cfg, (out['ours'] = {}));
+    if (sys.etcd) await runEtcd(sys.etcd, sys, cfg, (out['etcd'] = {}));
   } catch (e) {
     failure = e;
   } finally {
