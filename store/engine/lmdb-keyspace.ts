@@ -52,6 +52,14 @@ const META_KEY = 'state';
 export class LmdbKeyStore implements KeyStore {
   /** Batches open around the current call; writes commit when the outermost ends. */
   private depth = 0;
+  /**
+   * Rows read or written in the open batch, by key (undefined: absent). A
+   * put reads its key up to three times (the quota check, the engine's
+   * putKey, and `set` for the old size and lease); this keeps it to one
+   * LMDB read and decode. Empty outside a batch, and dropped when it ends,
+   * committed or aborted, so it never outlives the transaction it mirrors.
+   */
+  private readonly rows = new Map<string, Row | undefined>();
   private count: number;
   private bytes: number;
   private applied: number;
@@ -98,30 +106,42 @@ export class LmdbKeyStore implements KeyStore {
   }
 
   get(key: string): StoredKey | undefined {
-    const row = this.keys.get(encodeKey(key));
+    const row = this.row(key, encodeKey(key));
     return row === undefined ? undefined : stored(key, row);
+  }
+
+  /** The key's row, through the open batch's memo. */
+  private row(key: string, encoded: Buffer): Row | undefined {
+    if (this.depth === 0) return this.keys.get(encoded);
+    if (this.rows.has(key)) return this.rows.get(key);
+    const row = this.keys.get(encoded);
+    this.rows.set(key, row);
+    return row;
   }
 
   set(s: StoredKey): void {
     if (this.depth === 0) return this.batch(() => this.set(s), () => this.applied);
     const key = encodeKey(s.kv.key);
     assert(key.length === s.keyBytes, `key ${JSON.stringify(s.kv.key)} is not ${s.keyBytes} UTF-8 bytes`);
-    const old = this.keys.get(key);
+    const old = this.row(s.kv.key, key);
     if (old === undefined) this.count++;
     else this.bytes -= key.length + old[4];
     const { value, createRevision, modRevision, version, lease } = s.kv;
     this.moveLease(key, old?.[5] ?? 0, lease ?? 0);
-    this.keys.putSync(key, [value, createRevision, modRevision, version, s.valueBytes, lease ?? 0]);
+    const row: Row = [value, createRevision, modRevision, version, s.valueBytes, lease ?? 0];
+    this.keys.putSync(key, row);
+    this.rows.set(s.kv.key, row);
     this.bytes += s.keyBytes + s.valueBytes;
   }
 
   delete(key: string): StoredKey | undefined {
     if (this.depth === 0) return this.batch(() => this.delete(key), () => this.applied);
     const k = encodeKey(key);
-    const old = this.keys.get(k);
+    const old = this.row(key, k);
     if (old === undefined) return undefined;
     this.moveLease(k, old[5], 0);
     this.keys.removeSync(k);
+    this.rows.set(key, undefined);
     this.count--;
     this.bytes -= k.length + old[4];
     return stored(key, old);
@@ -149,6 +169,7 @@ export class LmdbKeyStore implements KeyStore {
   clear(): void {
     if (this.depth === 0) return this.batch(() => this.clear(), () => 0);
     this.keys.clearSync();
+    this.rows.clear();
     this.state.clear();
     this.count = 0;
     this.bytes = 0;
@@ -200,6 +221,7 @@ export class LmdbKeyStore implements KeyStore {
       throw e;
     } finally {
       this.depth--;
+      this.rows.clear();
     }
   }
 

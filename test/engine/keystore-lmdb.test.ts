@@ -26,6 +26,24 @@ describe('LmdbKeyStore on disk', () => {
     expect([...again.inOrder()]).toEqual([entry('a', 'x'), entry('b/é', 'yy', 3, { lease: 4 })]);
   });
 
+  it('reads inside a batch see its own writes (through its memo of rows)', () => {
+    const ks = openTempStore();
+    ks.batch(() => ks.set(entry('a', 'x')), () => 1);
+    ks.batch(() => {
+      expect(ks.get('a')).toEqual(entry('a', 'x'));
+      ks.set(entry('a', 'xyz', 2));
+      expect(ks.get('a')).toEqual(entry('a', 'xyz', 2));
+      expect(ks.totalBytes).toBe(1 + 3);
+      expect(ks.delete('a')).toEqual(entry('a', 'xyz', 2));
+      expect(ks.get('a')).toBeUndefined();
+      expect(ks.delete('a')).toBeUndefined();
+      ks.set(entry('a', 'w', 3));
+      expect(ks.size).toBe(1);
+    }, () => 2);
+    expect(ks.get('a')).toEqual(entry('a', 'w', 3));
+    expect(ks.totalBytes).toBe(2);
+  });
+
   it('rolls back a batch that throws: keys, sizes and applied index stay as committed', async () => {
     const dir = tempDir();
     const ks = openTempStore(dir);
@@ -42,6 +60,11 @@ describe('LmdbKeyStore on disk', () => {
     expect(ks.totalBytes).toBe(2);
     expect(ks.get('a')).toEqual(entry('a', 'x'));
     expect(ks.get('b')).toBeUndefined();
+    // Inside the next batch too: what the aborted one read and wrote is not remembered.
+    ks.batch(() => {
+      expect(ks.get('a')).toEqual(entry('a', 'x'));
+      expect(ks.get('b')).toBeUndefined();
+    }, () => 1);
     await closeTempStore(ks);
     const again = openTempStore(dir);
     expect([...again.inOrder()]).toEqual([entry('a', 'x')]);
