@@ -109,6 +109,16 @@ describe('2PC crash recovery in secure mode (TLS and client certificates on ever
     await sup.process(name).start(START_MS, { TWOPC_FAILPOINTS: failpoint });
   }
 
+  /** Arms `failpoint` on c2, begins a transfer there and asks c2 to commit it: the call fails as c2 dies at the failpoint. */
+  async function commitKilledOnC2(failpoint: string, timeoutMs: number): Promise<string> {
+    await armed('c2', failpoint);
+    const id = await transfer('c2', 1 + random.int(5), timeoutMs);
+    const answer = await call('POST', `${url('c2')}/v1/transactions/${id}/commit`, {}, {}, 60_000).catch((e: unknown) => e);
+    expect(answer).toBeInstanceOf(Error); // c2 died before it could answer
+    await waitKilled('c2');
+    return id;
+  }
+
   async function waitKilled(name: string): Promise<void> {
     await waitFor(`${name} killed at its failpoint`, 30_000, () => sup.process(name).state === 'exited');
     expect(sup.process(name).info().exitSignal).toBe('SIGKILL');
@@ -164,11 +174,7 @@ describe('2PC crash recovery in secure mode (TLS and client certificates on ever
   }, 240_000);
 
   it('a coordinator killed after freezing: the client retries on the other coordinator and gets the outcome', async () => {
-    await armed('c2', 'coordinator.afterFreeze');
-    const id = await transfer('c2', 1 + random.int(5), 30_000);
-    const answer = await call('POST', `${url('c2')}/v1/transactions/${id}/commit`, {}, {}, 60_000).catch((e: unknown) => e);
-    expect(answer).toBeInstanceOf(Error); // died before any vote could decide
-    await waitKilled('c2');
+    const id = await commitKilledOnC2('coordinator.afterFreeze', 30_000);
     const retry = await call('POST', `${url('c1')}/v1/transactions/${id}/commit`, {}, {}, 120_000);
     expect(retry.body).toMatchObject({ id, outcome: 'committed', votes: { 'bank-a': 'yes', 'bank-b': 'yes' } });
     expect(await waitResolved(id)).toBe('commit');
@@ -176,22 +182,14 @@ describe('2PC crash recovery in secure mode (TLS and client certificates on ever
   }, 240_000);
 
   it('a coordinator killed after some votes: past the deadline, the recovery loop of the other coordinator decides', async () => {
-    await armed('c2', 'coordinator.afterSomeVotes');
-    const id = await transfer('c2', 1 + random.int(5), 8_000);
-    const answer = await call('POST', `${url('c2')}/v1/transactions/${id}/commit`, {}, {}, 60_000).catch((e: unknown) => e);
-    expect(answer).toBeInstanceOf(Error);
-    await waitKilled('c2');
+    const id = await commitKilledOnC2('coordinator.afterSomeVotes', 8_000);
     expect(await waitResolved(id)).toBe('commit');
     await waitFor(`${id} collected`, 60_000, async () => (await call('GET', `${url('c1')}/v1/transactions/${id}`)).body.collected === true);
     await sup.process('c2').start(START_MS);
   }, 240_000);
 
   it('a coordinator killed when the votes decided, before the decision key: the votes are the commit point', async () => {
-    await armed('c2', 'coordinator.afterVotes');
-    const id = await transfer('c2', 1 + random.int(5), 8_000);
-    const answer = await call('POST', `${url('c2')}/v1/transactions/${id}/commit`, {}, {}, 60_000).catch((e: unknown) => e);
-    expect(answer).toBeInstanceOf(Error);
-    await waitKilled('c2');
+    const id = await commitKilledOnC2('coordinator.afterVotes', 8_000);
     expect((await call('GET', `${url('c1')}/v1/transactions/${id}`)).body.state).toBe('committed');
     expect(await waitResolved(id)).toBe('commit');
     await sup.process('c2').start(START_MS);
