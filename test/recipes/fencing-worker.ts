@@ -1,9 +1,9 @@
 /**
  * One client process of the fencing test (fencing.test.ts): until its
- * deadline, it takes the lock, appends to the shared register with fenced
- * writes (read the list, think, write list + entry), and releases. It prints
- * one JSON line per event on stdout for the checker; it opens a new session
- * whenever the old one is lost.
+ * stdin closes (or its deadline, a backstop), it takes the lock, appends to
+ * the shared register with fenced writes (read the list, think, write list +
+ * entry), and releases. It prints one JSON line per event on stdout for the
+ * checker; it opens a new session whenever the old one is lost.
  *
  *   node --import tsx test/recipes/fencing-worker.ts '{"worker":"w1","endpoints":[...],"lock":"L","register":"K","durationMs":20000,"ttlMs":1500,"seed":7}'
  */
@@ -66,11 +66,15 @@ async function append(hold: Hold, seq: number): Promise<boolean> {
   }
 }
 
+// The test ends the run by closing stdin, once the faults are over and the lock has had a quiet spell.
+let stopped = false;
+process.stdin.on('end', () => (stopped = true)).resume();
+
 async function main(): Promise<void> {
   const deadline = Date.now() + args.durationMs;
   let session: Session | undefined;
   let seq = 0;
-  for (let round = 0; round < MAX_ROUNDS && Date.now() < deadline; round++) {
+  for (let round = 0; round < MAX_ROUNDS && !stopped && Date.now() < deadline; round++) {
     try {
       if (session === undefined || session.isLost) {
         await session?.close();
