@@ -20,7 +20,7 @@ export interface SessionOptions {
   readonly store: TxStore;
   /** The lease TTL asked for (etcd rounds up to whole seconds and to its minimum). */
   readonly ttlMs?: number;
-  /** How often to renew; default a third of the granted TTL, so two keepalives may fail before the lease is at risk. */
+  /** How often to renew; default a third of the granted TTL, so two keepalives may fail or hang before the lease is at risk. */
   readonly keepAliveEveryMs?: number;
   readonly timers?: Timers;
   readonly random?: Random;
@@ -29,6 +29,13 @@ export interface SessionOptions {
 export const DEFAULT_SESSION_TTL_MS = 10_000;
 /** Below this a TTL leaves no room for one round trip and a renewal. */
 const MIN_TTL_MS = 300;
+/**
+ * Keepalives that may be unanswered at once. A keepalive sent to a frozen
+ * member can wait out the client's request timeout (5 s for etcd), longer
+ * than a short TTL; each tick sends another (the client may pick a live
+ * member) instead of waiting on the first, up to this many.
+ */
+const MAX_KEEPALIVES_IN_FLIGHT = 3;
 
 export class Session {
   readonly store: TxStore;
@@ -37,7 +44,7 @@ export class Session {
   private readonly ac = new AbortController();
   private readonly stopTicks: Cancel;
   private cancelExpiry: Cancel = () => {};
-  private inFlight = false;
+  private inFlight = 0;
   /** Invariant: the store cannot have expired the lease before this monotonic time (a sent-time + TTL). */
   private safeUntilMs: number;
   /** Resolves with the reason once the session is lost or closed; never rejects. */
@@ -104,17 +111,17 @@ export class Session {
   }
 
   private renew(): void {
-    if (this.inFlight || this.isLost) return;
-    this.inFlight = true;
+    if (this.inFlight >= MAX_KEEPALIVES_IN_FLIGHT || this.isLost) return;
+    this.inFlight++;
     const sentAt = this.timers.monotonicMs();
     this.store.keepAlive(this.leaseId).then(
       (r) => {
-        this.inFlight = false;
+        this.inFlight--;
         this.safeUntilMs = Math.max(this.safeUntilMs, sentAt + r.ttlMs);
         this.armExpiry();
       },
       (e: unknown) => {
-        this.inFlight = false;
+        this.inFlight--;
         // Gone for sure; any other failure leaves the expiry timer to decide.
         if (e instanceof TxStoreError && e.code === 'lease_not_found') this.end(`lease ${this.leaseId} no longer exists`);
         else if (!isRetryableStoreError(e)) this.end(`keepalive failed: ${e instanceof Error ? e.message : String(e)}`);

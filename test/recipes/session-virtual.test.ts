@@ -1,8 +1,9 @@
 // Goal: the session's loss detection on virtual time, exactly: renewed every
 // TTL/3, it stays alive as long as keepalives are answered; when they stop
 // being answered it is lost exactly one TTL after the last answered
-// keepalive was SENT (not when it was answered, not sooner); a store that
-// says the lease is gone makes it lost at once. Also the pure checkers of
+// keepalive was SENT (not when it was answered, not sooner); one keepalive
+// that never answers does not hold back the next; a store that says the
+// lease is gone makes it lost at once. Also the pure checkers of
 // the fault tests, on histories with known violations.
 import { describe, expect, it } from 'vitest';
 import { MemoryTxStore, TxStoreError, type TxStore } from '../../coordinator/txstore/index.js';
@@ -12,7 +13,7 @@ import { checkFencing } from './fencing-check.js';
 import { checkExactlyOnce } from './exactly-once.js';
 import { checkElection } from './election-run.js';
 
-type KeepAliveMode = 'ok' | 'hang' | 'gone';
+type KeepAliveMode = 'ok' | 'hang' | 'hang-once' | 'gone';
 
 /** A memory store whose keepalives can be made to hang (a partition) or answer lease_not_found. */
 function storeWith(timers: VirtualTimers): { store: TxStore; mode: { value: KeepAliveMode } } {
@@ -21,6 +22,10 @@ function storeWith(timers: VirtualTimers): { store: TxStore; mode: { value: Keep
   const store = Object.create(inner) as TxStore;
   store.keepAlive = (id) => {
     if (mode.value === 'hang') return new Promise(() => {});
+    if (mode.value === 'hang-once') {
+      mode.value = 'ok';
+      return new Promise(() => {});
+    }
     if (mode.value === 'gone') return Promise.reject(new TxStoreError('lease_not_found', 404, `no lease ${id}`));
     return inner.keepAlive(id);
   };
@@ -50,6 +55,17 @@ describe('Session on virtual time', () => {
     await timers.advance(1);
     expect(s.isLost).toBe(true);
     expect((await s.lost).code).toBe('session_lost');
+  });
+
+  it('a keepalive that never answers (sent to a frozen member) does not hold back the next one', async () => {
+    const timers = new VirtualTimers();
+    const { store, mode } = storeWith(timers);
+    const s = await Session.open({ store, ttlMs: 900, timers });
+    mode.value = 'hang-once';
+    await timers.advance(300); // this keepalive hangs for good; the one at 600 is answered
+    expect(mode.value).toBe('ok');
+    await timers.advance(9_000);
+    expect(s.isLost).toBe(false);
   });
 
   it('is lost at once when the store says the lease is gone', async () => {
