@@ -9,7 +9,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { performance } from 'node:perf_hooks';
-import type { HttpClientTls } from '../lib/http-client.js';
+import { defaultHttpClientOptions, type HttpClientTls } from '../lib/http-client.js';
 import { keepAliveTimers } from '../lib/timers.js';
 
 export interface PhaseResult {
@@ -128,7 +128,8 @@ export class LeanHttp {
     const secure = u.protocol === 'https:';
     this.host = u.hostname;
     this.port = Number(u.port || (secure ? 443 : 80));
-    const agentOptions = { keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo' as const };
+    // An idle socket is dropped before any server's keep-alive timeout would close it under a new request (ECONNRESET), as lib/http-client.ts does.
+    const agentOptions = { keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo' as const, timeout: defaultHttpClientOptions.idleSocketTimeoutMs };
     this.agent = secure ? new https.Agent({ ...agentOptions, ...security.tls }) : new http.Agent(agentOptions);
     this.send = secure ? https.request : http.request;
     this.extraHeaders = security.headers ?? {};
