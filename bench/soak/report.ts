@@ -6,6 +6,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { dots, esc, fmt, frame, legend, linearY, logY, polyline, svg, timeAxis, yAxis } from '../../chaos/svg.js';
+import { blockLines, type SoakBlock, type SoakTrend } from './blocks.js';
 import type { IntervalRow, SoakTotals } from './intervals.js';
 import type { SecondCounts } from './load.js';
 import type { SoakOptions } from './run.js';
@@ -22,6 +23,9 @@ export interface SoakReportInput {
   readonly samples: readonly Sample[];
   readonly perSecond: SecondCounts;
   readonly totals: SoakTotals;
+  /** Ten-row blocks and the trend across them (blocks.ts); no trend with fewer than two blocks. */
+  readonly blocks: readonly SoakBlock[];
+  readonly trend: SoakTrend | undefined;
   readonly errorSamples: Readonly<Record<string, readonly string[]>>;
   readonly finalLine: string;
   readonly passed: boolean;
@@ -110,6 +114,18 @@ function intervalTable(i: SoakReportInput): string {
   return `<table><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr>${rows.join('')}</table>`;
 }
 
+/** The ten-interval blocks and the trend line (blocks.ts), the numbers the soak targets read; nothing below two blocks. */
+function blockTable(i: SoakReportInput): string {
+  const names = i.processes.filter((p) => p !== 'driver');
+  const lines = blockLines(i.rows, names);
+  if (lines.length === 0) return '<p>Fewer than two blocks of ten intervals: no trend.</p>';
+  const cells = (l: string): string[] => l.split('|').slice(1, -1).map((c) => c.trim());
+  const [head, , ...rest] = lines;
+  const trend = rest.pop() as string;
+  const rows = rest.map((l) => `<tr>${cells(l).map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`);
+  return `<table><tr>${cells(head as string).map((h) => `<th>${esc(h)}</th>`).join('')}</tr>${rows.join('')}</table><p>${esc(trend)}</p>`;
+}
+
 function errorList(i: SoakReportInput): string {
   const entries = Object.entries(i.totals.errorsByCode);
   if (entries.length === 0) return '<p>No errors.</p>';
@@ -148,6 +164,8 @@ ${rssChart(i, endS)}
 ${storeCharts(i, endS)}
 <h2>Store term (every rise is an election)</h2>
 ${termChart(i, endS)}
+<h2>Blocks of ten intervals</h2>
+${blockTable(i)}
 <h2>Intervals</h2>
 ${intervalTable(i)}
 <h2>Errors</h2>

@@ -14,6 +14,7 @@ import { pacerFor } from '../../chaos/pacer.js';
 import { keepAliveTimers } from '../../lib/timers.js';
 import { startBackend, storeStarter, type Backend, type BackendOptions } from '../2pc/backends.js';
 import { machine, progress } from '../output.js';
+import { blockLines, blocksOf, trendOf } from './blocks.js';
 import { finalLine, IntervalStats, passed, tableHeader, tableRow, totalsOf, type IntervalRow, type SoakTotals } from './intervals.js';
 import { runSteadyLoad, type SecondCounts } from './load.js';
 import { writeSoakReport } from './report.js';
@@ -185,12 +186,14 @@ export async function runSoak(o: SoakOptions, io: SoakIo, abort: AbortSignal, co
     await backend.close();
     process.removeListener('exit', exitHook);
   }
+  for (const l of blockLines(result.rows, result.names.filter((n) => n !== 'driver'))) io.out(l);
+  const blocks = blocksOf(result.rows);
   const line = finalLine(result.totals);
   const ok = passed(result.totals);
   const html = `${runDir}.html`;
   const json = `${runDir}.json`;
   const errorSamples = Object.fromEntries(result.stats.errorSamples);
-  writeSoakReport({ options: o, command, startedAt: started.toISOString(), machine: machine(), loadAverage: os.loadavg(), processes: result.names, rows: result.rows, samples: result.samples, perSecond: result.perSecond, totals: result.totals, errorSamples, finalLine: line, passed: ok }, html, json);
+  writeSoakReport({ options: o, command, startedAt: started.toISOString(), machine: machine(), loadAverage: os.loadavg(), processes: result.names, rows: result.rows, samples: result.samples, perSecond: result.perSecond, totals: result.totals, blocks, trend: trendOf(blocks), errorSamples, finalLine: line, passed: ok }, html, json);
   if (ok && !o.keepData) removeData(runDir);
   return { rows: result.rows, totals: result.totals, finalLine: line, passed: ok, html, json, runDir };
 }
