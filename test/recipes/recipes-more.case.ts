@@ -133,6 +133,10 @@ export function recipesMoreContract(name: string, makeStore: () => TxStore, hook
       const watching = (async () => {
         for await (const m of g.watch(ac.signal)) views.push(m);
       })();
+      // The watch's first view is the membership before any join; from there every change is a view of its own.
+      // (Joining before it is read let a slow etcd start the watch after b had left, with no view holding a and b.)
+      await waitFor('the watch to show the empty group', 10_000, () => views.length > 0);
+      expect(views[0]).toEqual([]);
       await g.join(a, 'a', 'http://a');
       const mb = await g.join(b, 'b', 'http://b');
       await expect(g.join(a, 'b', 'x')).rejects.toMatchObject({ code: 'locked' });
