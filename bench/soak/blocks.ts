@@ -57,7 +57,8 @@ function blockOf(rows: readonly IntervalRow[]): SoakBlock {
   const last = rows[rows.length - 1] as IntervalRow;
   const tx = rows.reduce((s, r) => s + r.tx, 0);
   const seconds = last.endS - first.startS;
-  const p999 = rows.map((r) => r.commit.p999Ms);
+  // An interval without a commit has NaN quantiles; a block of only such intervals has none either.
+  const p999 = rows.map((r) => r.commit.p999Ms).filter((x) => !Number.isNaN(x));
   return {
     firstRow: first.index,
     lastRow: last.index,
@@ -66,7 +67,7 @@ function blockOf(rows: readonly IntervalRow[]): SoakBlock {
     commitP50Ms: median(rows.map((r) => r.commit.p50Ms)),
     commitP99Ms: median(rows.map((r) => r.commit.p99Ms)),
     commitP999MedianMs: median(p999),
-    commitP999WorstMs: Math.max(...p999.filter((x) => !Number.isNaN(x))),
+    commitP999WorstMs: p999.length === 0 ? Number.NaN : Math.max(...p999),
     errors: rows.reduce((s, r) => s + r.errors, 0),
     leaderChanges: rows.reduce((s, r) => s + r.leaderChanges, 0),
     keys: last.store.keys ?? null,

@@ -36,6 +36,14 @@ describe('soak blocks and trend', () => {
     expect(t?.rssPct['coord']).toBe(0);
   });
 
+  it('a block whose intervals committed nothing has no latency, not -Infinity', () => {
+    const idle = ROWS.slice(0, 10).map((r) => ({ ...r, tx: 0, commit: { p50Ms: Number.NaN, p99Ms: Number.NaN, p999Ms: Number.NaN, maxMs: Number.NaN } }));
+    const [b] = blocksOf(idle);
+    expect(b?.commitP999WorstMs).toBeNaN();
+    expect(b?.commitP999MedianMs).toBeNaN();
+    expect(b?.txPerS).toBe(0);
+  });
+
   it('says nothing with fewer than two blocks', () => {
     expect(trendOf(blocksOf(ROWS.slice(0, 10)))).toBeUndefined();
     expect(blockLines(ROWS.slice(0, 10), ['n1', 'coord'])).toEqual([]);
