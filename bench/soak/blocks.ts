@@ -102,19 +102,29 @@ function perProcess(values: Readonly<Record<string, number | null>>, names: read
   return names.map((n) => fmt(values[n], digits)).join(' / ');
 }
 
-/** The blocks as a Markdown table and the trend as one line; nothing with fewer than two blocks. */
-export function blockLines(rows: readonly IntervalRow[], names: readonly string[]): string[] {
+export interface BlockTable {
+  readonly head: readonly string[];
+  readonly rows: readonly (readonly string[])[];
+  readonly trend: string;
+}
+
+/** The blocks as table cells and the trend as one line, for stdout and the HTML report alike; undefined with fewer than two blocks. */
+export function blockTable(rows: readonly IntervalRow[], names: readonly string[]): BlockTable | undefined {
   const blocks = blocksOf(rows);
   const trend = trendOf(blocks);
-  if (trend === undefined) return [];
-  const lines = [
-    `| rows | tx | tx/s | commit p50 ms | p99 ms | p999 ms (median / worst) | errors | leader changes | keys | highest RSS MB ${names.join(' / ')} | highest RssAnon MB |`,
-    '|---|---:|---:|---:|---:|---|---:|---:|---:|---|---|',
-    ...blocks.map((b) => `| ${b.firstRow}-${b.lastRow} | ${b.tx} | ${fmt(b.txPerS, 0)} | ${fmt(b.commitP50Ms, 1)} | ${fmt(b.commitP99Ms, 1)} | ${fmt(b.commitP999MedianMs, 1)} / ${fmt(b.commitP999WorstMs, 1)} | ${b.errors} | ${b.leaderChanges} | ${b.keys ?? '-'} | ${perProcess(b.rssMb, names)} | ${perProcess(b.anonMb, names)} |`),
-  ];
+  if (trend === undefined) return undefined;
+  const head = ['rows', 'tx', 'tx/s', 'commit p50 ms', 'p99 ms', 'p999 ms (median / worst)', 'errors', 'leader changes', 'keys', `highest RSS MB ${names.join(' / ')}`, 'highest RssAnon MB'];
+  const cells = blocks.map((b) => [`${b.firstRow}-${b.lastRow}`, String(b.tx), fmt(b.txPerS, 0), fmt(b.commitP50Ms, 1), fmt(b.commitP99Ms, 1), `${fmt(b.commitP999MedianMs, 1)} / ${fmt(b.commitP999WorstMs, 1)}`, String(b.errors), String(b.leaderChanges), String(b.keys ?? '-'), perProcess(b.rssMb, names), perProcess(b.anonMb, names)]);
   const rss = names.map((n) => `${n} ${signed(trend.rssPct[n])}`).join(', ');
-  lines.push(`trend: throughput last block against the first ${signed(trend.throughputPct)}; highest RSS, last block against the ${blocks.length >= 3 ? 'second' : 'first'}: ${rss}`);
-  return lines;
+  return { head, rows: cells, trend: `trend: throughput last block against the first ${signed(trend.throughputPct)}; highest RSS, last block against the ${blocks.length >= 3 ? 'second' : 'first'}: ${rss}` };
+}
+
+/** The same as a Markdown table and the trend line; nothing with fewer than two blocks. */
+export function blockLines(rows: readonly IntervalRow[], names: readonly string[]): string[] {
+  const t = blockTable(rows, names);
+  if (t === undefined) return [];
+  const line = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`;
+  return [line(t.head), `|---|${t.head.slice(1).map((_, k) => (k < 8 ? '---:' : '---')).join('|')}|`, ...t.rows.map(line), t.trend];
 }
 
 function signed(v: number | null | undefined): string {

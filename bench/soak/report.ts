@@ -6,7 +6,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { dots, esc, fmt, frame, legend, linearY, logY, polyline, svg, timeAxis, yAxis } from '../../chaos/svg.js';
-import { blockLines, type SoakBlock, type SoakTrend } from './blocks.js';
+import { blockTable, type SoakBlock, type SoakTrend } from './blocks.js';
 import type { IntervalRow, SoakTotals } from './intervals.js';
 import type { SecondCounts } from './load.js';
 import type { SoakOptions } from './run.js';
@@ -115,15 +115,11 @@ function intervalTable(i: SoakReportInput): string {
 }
 
 /** The ten-interval blocks and the trend line (blocks.ts), the numbers the soak targets read; nothing below two blocks. */
-function blockTable(i: SoakReportInput): string {
-  const names = i.processes.filter((p) => p !== 'driver');
-  const lines = blockLines(i.rows, names);
-  if (lines.length === 0) return '<p>Fewer than two blocks of ten intervals: no trend.</p>';
-  const cells = (l: string): string[] => l.split('|').slice(1, -1).map((c) => c.trim());
-  const [head, , ...rest] = lines;
-  const trend = rest.pop() as string;
-  const rows = rest.map((l) => `<tr>${cells(l).map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`);
-  return `<table><tr>${cells(head as string).map((h) => `<th>${esc(h)}</th>`).join('')}</tr>${rows.join('')}</table><p>${esc(trend)}</p>`;
+function blocksSection(i: SoakReportInput): string {
+  const t = blockTable(i.rows, i.processes.filter((p) => p !== 'driver'));
+  if (t === undefined) return '<p>Fewer than two blocks of ten intervals: no trend.</p>';
+  const row = (cells: readonly string[], tag: string): string => `<tr>${cells.map((c) => `<${tag}>${esc(c)}</${tag}>`).join('')}</tr>`;
+  return `<table>${row(t.head, 'th')}${t.rows.map((r) => row(r, 'td')).join('')}</table><p>${esc(t.trend)}</p>`;
 }
 
 function errorList(i: SoakReportInput): string {
@@ -165,7 +161,7 @@ ${storeCharts(i, endS)}
 <h2>Store term (every rise is an election)</h2>
 ${termChart(i, endS)}
 <h2>Blocks of ten intervals</h2>
-${blockTable(i)}
+${blocksSection(i)}
 <h2>Intervals</h2>
 ${intervalTable(i)}
 <h2>Errors</h2>
