@@ -22,7 +22,8 @@
  * 3.4's --snapshot-count, instead of the store's 20000), --engine
  * lmdb|memory (our nodes' state machine; default lmdb, the store's), and
  * --endpoints URL,... to benchmark an already running cluster instead of
- * starting one (e.g. nodes started under `node --cpu-prof`).
+ * starting one, and --profile DIR (our nodes run under --cpu-prof, profiles
+ * in DIR; summarize them with `npx tsx bench/profile-top.ts DIR`).
  *
  * --compare-secure: instead of etcd, a second cluster of ours with TLS on
  * every link and auth on (secure-cluster.ts), beside the plain one in each
@@ -278,6 +279,8 @@ interface BenchConfig {
   readonly jsonFile: string | undefined;
   /** --compare-secure: our secure cluster instead of etcd, on ports from basePort + 400. */
   readonly compareSecure: boolean;
+  /** --profile DIR: our nodes run under --cpu-prof, profiles in DIR (bench/profile-top.ts summarizes them). */
+  readonly profileDir: string | undefined;
 }
 
 function parseConfig(): BenchConfig {
@@ -297,6 +300,7 @@ function parseConfig(): BenchConfig {
     'snapshot-every': { type: 'string' },
     engine: { type: 'string' },
     'compare-secure': { type: 'boolean' },
+    profile: { type: 'string' },
   });
   const compareSecure = values['compare-secure'] === true;
   const durationMs = Number(stringFlag(values, 'duration-s', '5')) * 1000;
@@ -327,7 +331,7 @@ function parseConfig(): BenchConfig {
   const keepData = values['keep-data'] === true;
   const engine = stringFlag(values, 'engine', 'lmdb') as string;
   if (!(ENGINES as readonly string[]).includes(engine)) throw new Error(`--engine: ${engine} is not one of ${ENGINES.join(', ')}`);
-  return { engine, durationMs, warmupMs, initialWarmupMs, clientCounts, workloads, basePort, etcdBasePort, valueBytes, etcdBin, external, snapshotEvery, keepData, jsonFile: stringFlag(values, 'json'), compareSecure };
+  return { engine, durationMs, warmupMs, initialWarmupMs, clientCounts, workloads, basePort, etcdBasePort, valueBytes, etcdBin, external, snapshotEvery, keepData, jsonFile: stringFlag(values, 'json'), compareSecure, profileDir: stringFlag(values, 'profile') };
 }
 
 /** The systems under test, their temp dir, and the targets driving them (closed by `cleanup`). */
@@ -345,7 +349,8 @@ interface Systems {
 async function planSystems(cfg: BenchConfig): Promise<Systems> {
   const tmp = mkdtempSync(join(os.tmpdir(), 'raft2pc-bench-'));
   const nodeArgs = ['--snapshot-every', String(cfg.snapshotEvery), '--engine', cfg.engine];
-  const cluster = cfg.external ? undefined : new LocalCluster({ nodes: 3, basePort: cfg.basePort, dataDir: join(tmp, 'store'), logToFiles: true, extraArgs: nodeArgs });
+  const nodeFlags = cfg.profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', cfg.profileDir];
+  const cluster = cfg.external ? undefined : new LocalCluster({ nodes: 3, basePort: cfg.basePort, dataDir: join(tmp, 'store'), logToFiles: true, extraArgs: nodeArgs, nodeFlags });
   const endpoints = cfg.external ?? cluster?.endpoints ?? [];
   const etcd = cfg.etcdBin ? new EtcdCluster(cfg.etcdBin, join(tmp, 'etcd'), cfg.etcdBasePort, cfg.etcdBasePort + 100) : undefined;
   const secure = cfg.compareSecure ? await planSecureCluster(join(tmp, 'secure'), cfg.basePort + 400, nodeArgs) : undefined;

@@ -16,6 +16,7 @@ import type { Random } from '../../lib/random.js';
 import { type RaftConfig, defaultRaftConfig, validateRaftConfig } from './config.js';
 import { bcastHeartbeat, readIndex as leaderReadIndex, sendAppend, sendTimeoutNow } from './leader.js';
 import type { Message } from './messages.js';
+import { coalesceMessages } from './coalesce.js';
 import { Raft, type ReadState } from './raft.js';
 import { type ConfChange, type ConfState, type Entry, type HardState, type NodeId, NONE, type Role, type Snapshot } from './types.js';
 
@@ -256,7 +257,7 @@ export class RawNode {
     } = {
       entries: r.log.unstableEntries(),
       committedEntries: r.log.nextCommittedEntries(r.cfg.maxApplyBytes),
-      messages: r.msgs,
+      messages: coalesceMessages(r.msgs, r.cfg),
       readStates: r.readStates,
     };
     if (!sameHardState(hs, this.prevHardState)) {

@@ -303,9 +303,18 @@ function chaos(seed: number, cfg: Partial<RaftConfig>, steps: number, o: ChaosOp
   // members are shut down, as an operator would).
   let members: NodeId[] = [];
   let converged = false;
-  for (let i = 0; i < 100 * (c.cfg.electionTicks ?? 10) && !converged; i++) {
+  // With no leader, the membership is the newest one a live server has
+  // committed: a server left behind still holds an old one, and shutting
+  // down the members it does not know would leave no quorum.
+  const leaderOrNewest = () => {
     const l = c.leader();
-    const conf = (l !== undefined ? c.node(l) : c.node(ids().find((id) => c.peer(id).alive) as NodeId)).status().conf;
+    if (l !== undefined) return c.node(l);
+    const alive = ids().filter((id) => c.peer(id).alive);
+    const newest = alive.reduce((a, b) => (c.node(b).status().commitIndex > c.node(a).status().commitIndex ? b : a));
+    return c.node(newest);
+  };
+  for (let i = 0; i < 100 * (c.cfg.electionTicks ?? 10) && !converged; i++) {
+    const conf = leaderOrNewest().status().conf;
     members = [...conf.voters, ...conf.learners];
     for (const id of ids()) {
       if (!members.includes(id) && c.peer(id).alive) c.crash(id);
