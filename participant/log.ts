@@ -22,8 +22,10 @@
  * opened. lowdb stays for small documents (`DurableJsonFile`).
  *
  * Bounds: at most `maxRecords` records. When full, the oldest acknowledged
- * records are dropped first (they are kept only for the operator's view);
- * only unacknowledged records make the log refuse new work (`log_full`).
+ * records whose transactions the store has collected (as the last
+ * compaction saw it) are dropped first, as they are kept only for the
+ * operator's view; with none of those left the log refuses new work
+ * (`log_full`).
  * Acknowledged records also have a budget in bytes (`maxRetainedBytes`):
  * compaction drops the oldest of them past it, as it drops those past the
  * retention time, so memory and the cost of a rewrite do not grow with the
@@ -65,7 +67,7 @@ export interface LogHeader {
 export interface ParticipantLogOptions {
   readonly path: string;
   readonly participant: string;
-  /** Most records kept; past it the oldest acknowledged ones go, and new work is refused only if none is acknowledged. Default: the participant config's `logMaxRecords`. */
+  /** Most records kept; past it the oldest acknowledged ones the store has collected go, and new work is refused if there are none. Default: the participant config's `logMaxRecords`. */
   readonly maxRecords?: number;
   /**
    * The file is rewritten without superseded lines once it is larger than
@@ -84,6 +86,8 @@ export interface ParticipantLogOptions {
 const REWRITE_GROWTH_FACTOR = 2;
 /** Share of `maxRecords` dropped at once when the log is full, so a full log does not scan on every new record. */
 const EVICT_SHARE = 0.01;
+/** A log this full is compacted even within its retention and budget, so that a full log has records it may evict. */
+const NEARLY_FULL_SHARE = 0.9;
 
 function corrupt(path: string, why: string): never {
   throw new ParticipantLogError('log_corrupt', 500, `${path}: ${why}`, { path });
@@ -150,6 +154,8 @@ export class ParticipantLog {
   private liveBytes = 0;
   /** The part of `liveBytes` that acknowledged records hold (kept only for the operator's view). */
   private ackedBytes = 0;
+  /** Acknowledged records that the last compaction's `canDrop` let go but kept (retention, budget): what a full log may evict. */
+  private readonly collectable = new Set<string>();
   private rewriting = false;
   /** The first failed write, as the `log_failed` error every later call gets. */
   private failure: ParticipantLogError | undefined;
@@ -223,10 +229,18 @@ export class ParticipantLog {
     return { live: this.liveBytes, acknowledged: this.ackedBytes };
   }
 
-  /** Whether `compact` has work: acknowledged records past the retention, or past the byte budget. */
+  /**
+   * Whether `compact` has work: acknowledged records past the retention, or
+   * past the byte budget; or a log nearly full with acknowledged records no
+   * pass has yet seen collected (only those may be evicted when it is full).
+   */
   compactionDue(nowMs: number, retentionMs: number): boolean {
     if (this.ackedBytes > this.maxRetainedBytes) return true;
-    for (const e of this.entries.values()) if (e.record.ackedAt !== undefined && e.record.ackedAt <= nowMs - retentionMs) return true;
+    const nearlyFull = this.entries.size >= this.maxRecords * NEARLY_FULL_SHARE;
+    for (const [id, e] of this.entries) {
+      if (e.record.ackedAt === undefined) continue;
+      if (e.record.ackedAt <= nowMs - retentionMs || (nearlyFull && !this.collectable.has(id))) return true;
+    }
     return false;
   }
 
@@ -274,6 +288,8 @@ export class ParticipantLog {
    * Drops acknowledged records that `canDrop` lets go: those acked at or
    * before `nowMs - retentionMs`, then the oldest until the acknowledged ones
    * fit `maxRetainedBytes`; rewrites the file without them; returns how many.
+   * The acknowledged records `canDrop` lets go but that stay become what a
+   * full log may evict.
    */
   async compact(nowMs: number, retentionMs: number, canDrop: (txId: string) => boolean = () => true): Promise<number> {
     this.checkHealthy();
@@ -281,10 +297,11 @@ export class ParticipantLog {
     for (const [id, e] of this.entries) {
       const expired = e.record.ackedAt !== undefined && e.record.ackedAt <= nowMs - retentionMs;
       const overBudget = e.record.ackedAt !== undefined && this.ackedBytes > this.maxRetainedBytes;
-      if ((expired || overBudget) && canDrop(id)) {
+      if (e.record.ackedAt === undefined || !canDrop(id)) continue;
+      if (expired || overBudget) {
         this.deleteEntry(id, e);
         dropped++;
-      }
+      } else this.collectable.add(id);
     }
     if (dropped > 0) await this.rewrite();
     return dropped;
@@ -308,22 +325,25 @@ export class ParticipantLog {
   private fresh(txId: string, work: JsonValue | null, nowMs: number): LogRecord {
     if (!isValidTxId(txId)) throw new ParticipantLogError('invalid_tx_id', 400, `invalid transaction id ${JSON.stringify(txId).slice(0, 200)}`);
     if (this.size >= this.maxRecords) this.evictAcknowledged();
-    if (this.size >= this.maxRecords) throw new ParticipantLogError('log_full', 503, `the participant log holds ${this.maxRecords} unacknowledged records`, { maxRecords: this.maxRecords });
+    if (this.size >= this.maxRecords) throw new ParticipantLogError('log_full', 503, `the participant log holds ${this.maxRecords} records and none is both acknowledged and collected from the store`, { maxRecords: this.maxRecords });
     return { txId, work, receivedAt: nowMs };
   }
 
   /**
-   * Full: drop the oldest acknowledged records (kept only for the operator's
-   * view; nothing recovers from them). Memory only: the dropped lines leave
-   * the file at the next rewrite, and reappearing after a restart they are
-   * still acknowledged, so recovery ignores them.
+   * Full: drop the oldest acknowledged records that the last compaction
+   * found collected in the store (kept only for the operator's view; nothing
+   * recovers from them). Not the others: while `tx/{id}` lives, a watch
+   * resync may show the transaction again, and without its record it would
+   * look like a new prepare (compaction.ts). Memory only: the dropped lines
+   * leave the file at the next rewrite, and reappearing after a restart they
+   * are still acknowledged, so recovery ignores them.
    */
   private evictAcknowledged(): void {
     let want = Math.max(1, Math.floor(this.maxRecords * EVICT_SHARE));
-    for (const [id, e] of this.entries) {
+    for (const id of this.collectable) {
       if (want === 0) break;
-      if (e.record.ackedAt === undefined) continue;
-      this.deleteEntry(id, e);
+      const e = this.entries.get(id);
+      if (e !== undefined) this.deleteEntry(id, e);
       want--;
     }
   }
@@ -356,7 +376,10 @@ export class ParticipantLog {
 
   /** `keepPosition`: the record is being replaced, so its place in the order stays. */
   private deleteEntry(id: string, e: Entry, keepPosition = false): void {
-    if (!keepPosition) this.entries.delete(id);
+    if (!keepPosition) {
+      this.entries.delete(id);
+      this.collectable.delete(id);
+    }
     this.liveBytes -= e.payload.length + 10;
     if (e.record.ackedAt !== undefined) this.ackedBytes -= e.payload.length + 10;
   }

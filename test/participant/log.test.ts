@@ -254,20 +254,26 @@ describe('ParticipantLog rules', () => {
     expect(reopened.memoryBytes).toEqual(log.memoryBytes);
   });
 
-  it('a full log drops its oldest acknowledged records before it refuses work', async () => {
-    const log = await ParticipantLog.open({ path, participant: 'bank-a', maxRecords: 3 });
-    for (const id of ['t1', 't2']) {
+  it('a full log drops its oldest acknowledged records that the store has collected before it refuses work, and no others', async () => {
+    const log = await ParticipantLog.open({ path, participant: 'bank-a', maxRecords: 4 });
+    for (const id of ['t1', 't2', 't3']) {
       await log.recordWork(id, {}, T0);
       await log.recordVote(id, 'no', undefined, T0);
       await log.recordApplied(id, 'abort', T0);
       await log.recordAcked(id, T0);
     }
-    await log.recordWork('t3', {}, T0);
-    await log.recordWork('t4', {}, T0); // full: t1, the oldest acknowledged record, goes
-    expect(log.list().map((r) => r.txId)).toEqual(['t2', 't3', 't4']);
-    await log.recordWork('t5', {}, T0); // then t2
-    await expect(log.recordWork('t6', {}, T0)).rejects.toMatchObject({ code: 'log_full' }); // only unacknowledged left
-    expect(log.list().map((r) => r.txId)).toEqual(['t3', 't4', 't5']);
+    await log.recordWork('t4', {}, T0);
+    // Full, and no compaction has seen the store yet: tx/{id} may live, so nothing is evicted.
+    await expect(log.recordWork('t5', {}, T0)).rejects.toMatchObject({ code: 'log_full', status: 503 });
+    expect(log.compactionDue(T0, 3_600_000)).toBe(true); // nearly full, within retention and budget
+    // The store still holds tx/t2; t1 and t3 are collected. Within the retention, nothing is dropped now.
+    expect(await log.compact(T0, 3_600_000, (id) => id !== 't2')).toBe(0);
+    await log.recordWork('t5', {}, T0); // full: t1, the oldest collected, goes
+    expect(log.list().map((r) => r.txId)).toEqual(['t2', 't3', 't4', 't5']);
+    await log.recordWork('t6', {}, T0); // then t3; t2 stays
+    expect(log.list().map((r) => r.txId)).toEqual(['t2', 't4', 't5', 't6']);
+    await expect(log.recordWork('t7', {}, T0)).rejects.toMatchObject({ code: 'log_full' }); // t2 is acknowledged but not collected
+    expect(log.list().map((r) => r.txId)).toEqual(['t2', 't4', 't5', 't6']);
   });
 
   it('refuses a corrupt file or another participant\'s log', async () => {
