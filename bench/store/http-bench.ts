@@ -2,7 +2,7 @@
  * HTTP micro-benchmark: the justification for the store's hot path on
  * node:http (docs/DECISIONS.md), and for the load generator's client.
  *
- *   npx tsx bench/store/http-bench.ts [--duration-s 5] [--connections 64] [--rounds 3] [--express-dir DIR] [--node-fetch-dir DIR] [--json FILE]
+ *   npx tsx bench/store/http-bench.ts [--duration-s 5] [--connections 64] [--rounds 3] [--express-dir DIR] [--node-fetch-dir DIR] [--undici-dir DIR] [--json FILE]
  *
  * 1. Servers: the same trivial JSON route (GET /v1/ping -> {"ok":true,"n":...})
  *    on node:http and on express 5, each in its own process, loaded by the
@@ -10,7 +10,8 @@
  * 2. Clients: against the node:http server, node:http with a keep-alive Agent
  *    (the load generator's LeanHttp, and the product's lib/http-client.ts)
  *    versus the built-in fetch (undici) and, with --node-fetch-dir, node-fetch
- *    3 with a keep-alive Agent; same concurrency. Each row also gives the
+ *    3 with a keep-alive Agent, and with --undici-dir, undici's own `Pool`
+ *    (its request API, without fetch's WHATWG layers); same concurrency. Each row also gives the
  *    client process's CPU per request: on a 2-core machine shared with the
  *    servers, that is the number that decides which client to use.
  *
@@ -18,7 +19,8 @@
  * or from --express-dir (a folder whose node_modules holds express), and the
  * express row is skipped when neither finds it. node-fetch is not a
  * dependency either: its row runs only with --node-fetch-dir (a folder whose
- * node_modules holds node-fetch 3).
+ * node_modules holds node-fetch 3), nor is undici (--undici-dir: a folder
+ * whose node_modules holds undici).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -132,7 +134,7 @@ interface Row {
   readonly clientCpuUsPerRequest: number;
 }
 
-type Client = 'node:http' | 'lib/http-client' | 'fetch' | 'node-fetch';
+type Client = 'node:http' | 'lib/http-client' | 'fetch' | 'node-fetch' | 'undici';
 type NodeFetch = (url: string, init: { agent: http.Agent }) => Promise<{ status: number; text(): Promise<string> }>;
 
 /** node-fetch 3 is ESM-only: import its entry file from DIR/node_modules. */
@@ -143,12 +145,34 @@ async function loadNodeFetch(dir: string): Promise<{ fetch: NodeFetch; version: 
   return { fetch: mod.default, version: pkg.version };
 }
 
+interface UndiciPool {
+  request(o: { path: string; method: string }): Promise<{ statusCode: number; body: { text(): Promise<string> } }>;
+  close(): Promise<void>;
+}
+type UndiciPoolFactory = new (origin: string, o: { connections: number }) => UndiciPool;
+
+/** undici's Pool, from DIR/node_modules (not a dependency). */
+function loadUndici(dir: string): { Pool: UndiciPoolFactory; version: string } {
+  const req = createRequire(join(resolve(dir), 'index.js'));
+  return { Pool: (req('undici') as { Pool: UndiciPoolFactory }).Pool, version: (req('undici/package.json') as { version: string }).version };
+}
+
 /** A phase's result and the client process's CPU per request (user + system, warmup included). */
 type Measured = PhaseResult & { readonly clientCpuUsPerRequest: number };
 
 /** One client's request: GET /v1/ping, status checked, body parsed. */
-function clientFor(client: Client, url: string, connections: number, nodeFetch: NodeFetch | undefined): { op: () => Promise<void>; close: () => void } {
+function clientFor(client: Client, url: string, connections: number, nodeFetch: NodeFetch | undefined, undici: UndiciPoolFactory | undefined): { op: () => Promise<void>; close: () => void } {
   switch (client) {
+    case 'undici': {
+      const pool = new (undici as UndiciPoolFactory)(url, { connections });
+      const op = async (): Promise<void> => {
+        const res = await pool.request({ path: '/v1/ping', method: 'GET' });
+        const body = await res.body.text();
+        if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}`);
+        JSON.parse(body);
+      };
+      return { op, close: () => void pool.close() };
+    }
     case 'node:http': {
       const c = new LeanHttp(url, connections);
       return { op: async () => void (await c.request('GET', '/v1/ping')), close: () => c.close() };
@@ -185,8 +209,8 @@ function clientFor(client: Client, url: string, connections: number, nodeFetch: 
   }
 }
 
-async function measure(client: Client, url: string, connections: number, durationMs: number, nodeFetch: NodeFetch | undefined): Promise<Measured> {
-  const c = clientFor(client, url, connections, nodeFetch);
+async function measure(client: Client, url: string, connections: number, durationMs: number, nodeFetch: NodeFetch | undefined, undici: UndiciPoolFactory | undefined): Promise<Measured> {
+  const c = clientFor(client, url, connections, nodeFetch, undici);
   // The load generator shares this process, so CPU per request is the client's
   // cost plus the same small bookkeeping for every client.
   let requests = 0;
@@ -214,6 +238,7 @@ async function main(): Promise<void> {
     connections: { type: 'string' },
     'express-dir': { type: 'string' },
     'node-fetch-dir': { type: 'string' },
+    'undici-dir': { type: 'string' },
     'base-port': { type: 'string' },
     rounds: { type: 'string' },
     json: { type: 'string' },
@@ -235,6 +260,8 @@ async function main(): Promise<void> {
   const perConfig = new Map<string, { server: string; client: Client; url: string; results: Measured[] }>();
   const nodeFetchDir = stringFlag(values, 'node-fetch-dir');
   const nodeFetch = nodeFetchDir === undefined ? undefined : await loadNodeFetch(nodeFetchDir);
+  const undiciDir = stringFlag(values, 'undici-dir');
+  const undici = undiciDir === undefined ? undefined : loadUndici(undiciDir);
   try {
     const nodeSrv = await startServer('node', basePort, expressDir);
     if (!nodeSrv) throw new Error('node:http server failed to start');
@@ -244,6 +271,7 @@ async function main(): Promise<void> {
     perConfig.set('node:http/lib', { server: 'node:http', client: 'lib/http-client', url: nodeUrl, results: [] });
     perConfig.set('node:http/fetch', { server: 'node:http', client: 'fetch', url: nodeUrl, results: [] });
     if (nodeFetch) perConfig.set('node:http/node-fetch', { server: 'node:http', client: 'node-fetch', url: nodeUrl, results: [] });
+    if (undici) perConfig.set('node:http/undici', { server: 'node:http', client: 'undici', url: nodeUrl, results: [] });
     const exSrv = await startServer('express', basePort + 1, expressDir);
     if (exSrv) {
       children.push(exSrv.child);
@@ -255,13 +283,13 @@ async function main(): Promise<void> {
     for (let r = 1; r <= rounds; r++) {
       for (const c of perConfig.values()) {
         process.stderr.write(`round ${r}/${rounds}: ${c.server} server, ${c.client} client, ${connections} connections...\n`);
-        c.results.push(await measure(c.client, c.url, connections, durationMs, nodeFetch?.fetch));
+        c.results.push(await measure(c.client, c.url, connections, durationMs, nodeFetch?.fetch, undici?.Pool));
       }
     }
   } finally {
     for (const c of children) await stopServer(c);
   }
-  const rows: Row[] = [...perConfig.values()].map((c) => ({ server: c.server, client: c.client === 'node-fetch' ? `node-fetch ${nodeFetch?.version}` : c.client, connections, result: median(c.results), rounds: c.results, clientCpuUsPerRequest: medianOf(c.results.map((x) => x.clientCpuUsPerRequest)) }));
+  const rows: Row[] = [...perConfig.values()].map((c) => ({ server: c.server, client: c.client === 'node-fetch' ? `node-fetch ${nodeFetch?.version}` : c.client === 'undici' ? `undici ${undici?.version} Pool` : c.client, connections, result: median(c.results), rounds: c.results, clientCpuUsPerRequest: medianOf(c.results.map((x) => x.clientCpuUsPerRequest)) }));
   console.log(`median of ${rounds} interleaved rounds, ${durationMs / 1000} s each`);
   console.log('| server | client | connections | requests/s | p50 ms | p99 ms | errors | client CPU µs/request | requests/s per round |');
   console.log('|---|---|---:|---:|---:|---:|---:|---:|---|');

@@ -3,9 +3,10 @@
  * a time, and each step sends every follower an append of its own; each
  * acknowledgement that moves the commit index sends every follower another,
  * empty one. A follower answers each append. Measured at 64 clients
- * (bench:store, set): about 4.5 messages per peer per Ready, half of them
- * empty commit updates, and as many acknowledgements back, each encoded,
- * parsed and stepped on its own.
+ * (bench:store, set): about 4.5 messages to each follower per socket flush
+ * (about one flush per Ready), half of them empty commit updates, and five
+ * acknowledgements back per flush, each encoded, parsed and stepped on its
+ * own.
  *
  * Merging is delivery of the same messages together: two appends to one peer
  * where the second continues the first are one append whose entries are
