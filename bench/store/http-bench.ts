@@ -32,6 +32,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { intFlag, parseFlags, stringFlag } from '../../lib/args.js';
 import { HttpClient } from '../../lib/http-client.js';
 import { LeanHttp, runPhase, type PhaseResult } from '../loadgen.js';
+import { loadUndici, UndiciHttp, type UndiciPoolFactory } from '../undici.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
@@ -145,18 +146,6 @@ async function loadNodeFetch(dir: string): Promise<{ fetch: NodeFetch; version: 
   return { fetch: mod.default, version: pkg.version };
 }
 
-interface UndiciPool {
-  request(o: { path: string; method: string }): Promise<{ statusCode: number; body: { text(): Promise<string> } }>;
-  close(): Promise<void>;
-}
-type UndiciPoolFactory = new (origin: string, o: { connections: number }) => UndiciPool;
-
-/** undici's Pool, from DIR/node_modules (not a dependency). */
-function loadUndici(dir: string): { Pool: UndiciPoolFactory; version: string } {
-  const req = createRequire(join(resolve(dir), 'index.js'));
-  return { Pool: (req('undici') as { Pool: UndiciPoolFactory }).Pool, version: (req('undici/package.json') as { version: string }).version };
-}
-
 /** A phase's result and the client process's CPU per request (user + system, warmup included). */
 type Measured = PhaseResult & { readonly clientCpuUsPerRequest: number };
 
@@ -164,14 +153,8 @@ type Measured = PhaseResult & { readonly clientCpuUsPerRequest: number };
 function clientFor(client: Client, url: string, connections: number, nodeFetch: NodeFetch | undefined, undici: UndiciPoolFactory | undefined): { op: () => Promise<void>; close: () => void } {
   switch (client) {
     case 'undici': {
-      const pool = new (undici as UndiciPoolFactory)(url, { connections });
-      const op = async (): Promise<void> => {
-        const res = await pool.request({ path: '/v1/ping', method: 'GET' });
-        const body = await res.body.text();
-        if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}`);
-        JSON.parse(body);
-      };
-      return { op, close: () => void pool.close() };
+      const c = new UndiciHttp(undici as UndiciPoolFactory, url, connections);
+      return { op: async () => void (await c.request('GET', '/v1/ping')), close: () => c.close() };
     }
     case 'node:http': {
       const c = new LeanHttp(url, connections);

@@ -23,7 +23,9 @@
  * lmdb|memory (our nodes' state machine; default lmdb, the store's), and
  * --endpoints URL,... to benchmark an already running cluster instead of
  * starting one, and --profile DIR (our nodes run under --cpu-prof, profiles
- * in DIR; summarize them with `npx tsx bench/profile-top.ts DIR`).
+ * in DIR; summarize them with `npx tsx bench/profile-top.ts DIR`), and
+ * --undici-dir DIR (our load through undici's Pool, from DIR/node_modules,
+ * instead of node:http; undici is not a dependency: docs/BENCHMARKS.md).
  *
  * --compare-secure: instead of etcd, a second cluster of ours with TLS on
  * every link and auth on (secure-cluster.ts), beside the plain one in each
@@ -41,6 +43,7 @@ import { LocalCluster } from '../../store/node/launcher.js';
 import { cleanupOnSignal } from '../cleanup.js';
 import { EtcdCluster } from '../etcd.js';
 import { LeanHttp, runPhase, type LeanHttpSecurity, type Op, type PhaseResult } from '../loadgen.js';
+import { loadUndici, UndiciHttp, type UndiciPoolFactory } from '../undici.js';
 import { planSecureCluster, setUpAuth, type SecureCluster } from './secure-cluster.js';
 import { fmt, machine, progress, ratio } from '../output.js';
 
@@ -96,16 +99,23 @@ interface OurAccess {
   readonly name: string;
   readonly status: HttpRequester;
   readonly security?: () => LeanHttpSecurity;
+  /** --undici-dir: the load goes through undici's Pool instead of node:http (plain http only). */
+  readonly undici?: UndiciPoolFactory;
+}
+
+/** The load's client: node:http (LeanHttp), or undici's Pool when given. */
+function loadClient(url: string, access: OurAccess): LeanHttp | UndiciHttp {
+  return access.undici === undefined ? new LeanHttp(url, 512, access.security?.()) : new UndiciHttp(access.undici, url, 512);
 }
 
 function ourTarget(endpoints: readonly string[], valueBytes: number, access: OurAccess): Target {
-  let http: LeanHttp | undefined;
+  let http: LeanHttp | UndiciHttp | undefined;
   let url = '';
   let term = 0;
   const value = 'v'.repeat(valueBytes);
   const putBody = JSON.stringify({ value });
   const casBody = JSON.stringify({ expected: null, value });
-  const client = (): LeanHttp => {
+  const client = (): LeanHttp | UndiciHttp => {
     if (!http) throw new Error('not prepared');
     return http;
   };
@@ -115,7 +125,7 @@ function ourTarget(endpoints: readonly string[], valueBytes: number, access: Our
       const leader = await findLeader(access.status, endpoints);
       url = leader.url;
       term = leader.term;
-      http = new LeanHttp(url, 512, access.security?.());
+      http = loadClient(url, access);
       const c = client();
       for (let i = 0; i < GET_KEYS; i += 50) {
         await Promise.all(Array.from({ length: 50 }, (_, j) => c.request('PUT', `/v1/kv/bench/get/${i + j}`, putBody)));
@@ -128,7 +138,7 @@ function ourTarget(endpoints: readonly string[], valueBytes: number, access: Our
         progress(`  ${access.name}: the leader is now ${leader.url}`, true);
         http?.close();
         url = leader.url;
-        http = new LeanHttp(url, 512, access.security?.());
+        http = loadClient(url, access);
       }
     },
     async afterRow() {
@@ -281,6 +291,8 @@ interface BenchConfig {
   readonly compareSecure: boolean;
   /** --profile DIR: our nodes run under --cpu-prof, profiles in DIR (bench/profile-top.ts summarizes them). */
   readonly profileDir: string | undefined;
+  /** --undici-dir DIR: our load through undici's Pool, loaded from DIR/node_modules. */
+  readonly undiciDir: string | undefined;
 }
 
 function parseConfig(): BenchConfig {
@@ -301,6 +313,7 @@ function parseConfig(): BenchConfig {
     engine: { type: 'string' },
     'compare-secure': { type: 'boolean' },
     profile: { type: 'string' },
+    'undici-dir': { type: 'string' },
   });
   const compareSecure = values['compare-secure'] === true;
   const durationMs = Number(stringFlag(values, 'duration-s', '5')) * 1000;
@@ -331,7 +344,7 @@ function parseConfig(): BenchConfig {
   const keepData = values['keep-data'] === true;
   const engine = stringFlag(values, 'engine', 'lmdb') as string;
   if (!(ENGINES as readonly string[]).includes(engine)) throw new Error(`--engine: ${engine} is not one of ${ENGINES.join(', ')}`);
-  return { engine, durationMs, warmupMs, initialWarmupMs, clientCounts, workloads, basePort, etcdBasePort, valueBytes, etcdBin, external, snapshotEvery, keepData, jsonFile: stringFlag(values, 'json'), compareSecure, profileDir: stringFlag(values, 'profile') };
+  return { engine, durationMs, warmupMs, initialWarmupMs, clientCounts, workloads, basePort, etcdBasePort, valueBytes, etcdBin, external, snapshotEvery, keepData, jsonFile: stringFlag(values, 'json'), compareSecure, profileDir: stringFlag(values, 'profile'), undiciDir: stringFlag(values, 'undici-dir') };
 }
 
 /** The systems under test, their temp dir, and the targets driving them (closed by `cleanup`). */
@@ -384,7 +397,9 @@ async function startTargets(sys: Systems, cfg: BenchConfig): Promise<void> {
     await etcd.waitHealthy(20_000);
     progress(`  etcd pids ${etcd.pids.join(', ')}`, true);
   }
-  const ours = ourTarget(sys.endpoints, cfg.valueBytes, { name: 'ours', status: sys.status });
+  const undici = cfg.undiciDir === undefined ? undefined : loadUndici(cfg.undiciDir);
+  if (undici !== undefined) progress(`  ours: the load through undici ${undici.version} Pool`, true);
+  const ours = ourTarget(sys.endpoints, cfg.valueBytes, { name: 'ours', status: sys.status, ...(undici === undefined ? {} : { undici: undici.Pool }) });
   sys.targets.push(ours);
   await ours.prepare();
   if (sys.secure) await startSecure(sys.secure, sys.targets, cfg);
