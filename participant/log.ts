@@ -295,10 +295,9 @@ export class ParticipantLog {
     this.checkHealthy();
     let dropped = 0;
     for (const [id, e] of this.entries) {
-      const expired = e.record.ackedAt !== undefined && e.record.ackedAt <= nowMs - retentionMs;
-      const overBudget = e.record.ackedAt !== undefined && this.ackedBytes > this.maxRetainedBytes;
       if (e.record.ackedAt === undefined || !canDrop(id)) continue;
-      if (expired || overBudget) {
+      const expired = e.record.ackedAt <= nowMs - retentionMs;
+      if (expired || this.ackedBytes > this.maxRetainedBytes) {
         this.deleteEntry(id, e);
         dropped++;
       } else this.collectable.add(id);
