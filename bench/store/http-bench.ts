@@ -11,9 +11,10 @@
  *    (the load generator's LeanHttp, and the product's lib/http-client.ts)
  *    versus the built-in fetch (undici) and, with --node-fetch-dir, node-fetch
  *    3 with a keep-alive Agent, and with --undici-dir, undici's own `Pool`
- *    (its request API, without fetch's WHATWG layers); same concurrency. Each row also gives the
- *    client process's CPU per request: on a 2-core machine shared with the
- *    servers, that is the number that decides which client to use.
+ *    (its request API, without fetch's WHATWG layers); same concurrency.
+ *    Each row also gives the client process's CPU per request: on a 2-core
+ *    machine shared with the servers, that is the number that decides which
+ *    client to use.
  *
  * express is not a dependency of the store; it is loaded with import('express'),
  * or from --express-dir (a folder whose node_modules holds express), and the
