@@ -1,15 +1,13 @@
 /**
  * A lean closed-loop load generator: N workers, each with one request in
  * flight, for a fixed time. Latencies are kept as numbers (ms) and sorted once
- * at the end. The HTTP side uses node:http with a keep-alive Agent (one socket
- * per worker): measured in this project, it costs the client less CPU per
- * request than the built-in fetch (undici), which matters when the client
- * shares two cores with three store nodes (docs/BENCHMARKS.md).
+ * at the end. The HTTP side is the product's own client (lib/http-client.ts,
+ * undici's dispatcher, kept-alive sockets): the load costs what a user's
+ * client would, and as little CPU as any client measured here, which matters
+ * when it shares two cores with three store nodes (docs/BENCHMARKS.md).
  */
-import http from 'node:http';
-import https from 'node:https';
 import { performance } from 'node:perf_hooks';
-import { defaultHttpClientOptions, type HttpClientTls } from '../lib/http-client.js';
+import { HttpClient, type HttpClientTls } from '../lib/http-client.js';
 import { keepAliveTimers } from '../lib/timers.js';
 
 export interface PhaseResult {
@@ -109,65 +107,35 @@ export class HttpStatusError extends Error {
   }
 }
 
-/** A minimal JSON-over-HTTP client on node:http with a keep-alive agent. */
 /** What a LeanHttp adds for a secure server: its CA and our certificate (https URLs), and headers for every request (a bearer token). */
 export interface LeanHttpSecurity {
   readonly tls?: HttpClientTls;
   readonly headers?: Readonly<Record<string, string>>;
 }
 
+/** JSON over the product's HttpClient for one base URL: parsed JSON on 2xx, HttpStatusError otherwise. */
 export class LeanHttp {
-  readonly agent: http.Agent;
-  private readonly host: string;
-  private readonly port: number;
-  private readonly send: typeof http.request;
-  private readonly extraHeaders: Readonly<Record<string, string>>;
+  private readonly client: HttpClient;
+  private readonly origin: string;
+  private readonly headers: Readonly<Record<string, string>>;
+  private readonly jsonHeaders: Readonly<Record<string, string>>;
 
   constructor(baseUrl: string, maxSockets: number, security: LeanHttpSecurity = {}) {
-    const u = new URL(baseUrl);
-    const secure = u.protocol === 'https:';
-    this.host = u.hostname;
-    this.port = Number(u.port || (secure ? 443 : 80));
-    // An idle socket is dropped before any server's keep-alive timeout would close it under a new request (ECONNRESET), as lib/http-client.ts does.
-    const agentOptions = { keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo' as const, timeout: defaultHttpClientOptions.idleSocketTimeoutMs };
-    this.agent = secure ? new https.Agent({ ...agentOptions, ...security.tls }) : new http.Agent(agentOptions);
-    this.send = secure ? https.request : http.request;
-    this.extraHeaders = security.headers ?? {};
+    this.origin = new URL(baseUrl).origin;
+    this.client = new HttpClient({ maxSocketsPerHost: maxSockets, ...(security.tls === undefined ? {} : { tls: security.tls }) });
+    this.headers = security.headers ?? {};
+    this.jsonHeaders = { ...this.headers, 'content-type': 'application/json' };
   }
 
   /** Sends a request; resolves with the parsed JSON body on 2xx, rejects with HttpStatusError otherwise. */
-  request(method: string, path: string, body?: string, timeoutMs = 10_000): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      const headers: http.OutgoingHttpHeaders = { ...this.extraHeaders };
-      if (body !== undefined) {
-        headers['content-type'] = 'application/json';
-        headers['content-length'] = Buffer.byteLength(body);
-      }
-      const req = this.send({ host: this.host, port: this.port, method, path, headers, agent: this.agent }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8');
-          const status = res.statusCode ?? 0;
-          if (status < 200 || status >= 300) {
-            reject(new HttpStatusError(status, text));
-            return;
-          }
-          try {
-            resolve(text === '' ? undefined : (JSON.parse(text) as unknown));
-          } catch (e) {
-            reject(e instanceof Error ? e : new Error(String(e)));
-          }
-        });
-        res.on('error', reject);
-      });
-      req.setTimeout(timeoutMs, () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
-      req.on('error', reject);
-      req.end(body);
-    });
+  async request(method: string, path: string, body?: string, timeoutMs = 10_000): Promise<unknown> {
+    const headers = body === undefined ? this.headers : this.jsonHeaders;
+    const res = await this.client.request({ method, url: this.origin + path, headers, ...(body === undefined ? {} : { body }), timeoutMs });
+    if (res.status < 200 || res.status >= 300) throw new HttpStatusError(res.status, res.text);
+    return res.text === '' ? undefined : (JSON.parse(res.text) as unknown);
   }
 
   close(): void {
-    this.agent.destroy();
+    this.client.close();
   }
 }

@@ -1,21 +1,21 @@
 /**
- * A lean JSON-over-HTTP client on node:http with a keep-alive Agent, for the
- * hot request paths (the store client, the follower-to-leader forward, the
- * coordinator's hints). Measured on this 2-core machine, Node's built-in
- * `fetch` (undici) cost about three times the CPU per request of node:http
- * with a keep-alive Agent, and that CPU was the largest share of what a 2PC
- * transaction cost (docs/BENCHMARKS.md, docs/DECISIONS.md).
+ * The JSON-over-HTTP client of every hop that sends requests (the store
+ * client, a follower's forward to its leader, the coordinator's and the
+ * participants' store writes and hints), on undici's dispatcher: its
+ * connection pool and HTTP/1.1 parser cost about a third of node:http's CPU
+ * per request on this 2-core machine (docs/BENCHMARKS.md, "The clients' HTTP
+ * stack"; docs/DECISIONS.md). Not undici's `fetch`, which costs the most of
+ * all: the low-level `dispatch` with a handler, so no stream or Response
+ * object is made per request.
  *
- * One `HttpClient` owns one Agent: its sockets are reused across requests and
- * closed by `close()`. Idle sockets are unref'd by Node's Agent, so a client
- * that is never closed does not keep the process alive.
+ * One `HttpClient` owns one undici Agent per scheme: its sockets are reused
+ * across requests and closed by `close()`. An idle pooled socket is unref'd,
+ * so a client that is never closed does not keep the process alive.
  *
- * `http://` and `https://` URLs, each scheme with its own Agent; the https
- * one trusts and shows what the `tls` option says (lib/tls.ts builds it from
- * a service's TLS flags).
+ * `http://` and `https://` URLs; the https Agent trusts and shows what the
+ * `tls` option says (lib/tls.ts builds it from a service's TLS flags).
  */
-import http from 'node:http';
-import https from 'node:https';
+import { Agent, type Dispatcher, util } from 'undici';
 
 export interface HttpClientOptions {
   /** Concurrent sockets per host; requests past it wait in the Agent's queue (inside their timeout). */
@@ -110,14 +110,14 @@ export class HttpClientError extends Error {
 }
 
 export class HttpClient implements HttpRequester {
-  readonly agent: http.Agent;
+  private readonly agent: Agent;
   /** Made on the first https request, and again when the TLS settings change. */
-  private tlsAgent: https.Agent | undefined;
+  private tlsAgent: Agent | undefined;
   /** The settings `tlsAgent` was made with. */
   private tlsAgentSettings: HttpClientTls | undefined;
-  private readonly retiredTlsAgents: https.Agent[] = [];
+  private readonly retiredTlsAgents: Agent[] = [];
   private readonly tlsSettings: () => HttpClientTls;
-  private readonly agentOptions: http.AgentOptions;
+  private readonly agentOptions: Agent.Options;
   private readonly requestTimeoutMs: number;
   private readonly maxResponseBytes: number;
   private closed = false;
@@ -130,29 +130,31 @@ export class HttpClient implements HttpRequester {
     }
     this.requestTimeoutMs = o.requestTimeoutMs;
     this.maxResponseBytes = o.maxResponseBytes;
-    // lifo: the most recently used sockets take the next requests, so a burst's
-    // extra sockets go idle and time out instead of being kept warm by turns.
+    // The whole-request timer below bounds every request, so undici's own
+    // header and body timers are off. An idle socket is closed after
+    // idleSocketTimeoutMs whatever keep-alive hint the server sends.
     this.agentOptions = {
-      keepAlive: true,
-      maxSockets: o.maxSocketsPerHost,
-      maxFreeSockets: o.maxSocketsPerHost,
-      timeout: o.idleSocketTimeoutMs,
-      scheduling: 'lifo',
+      connections: o.maxSocketsPerHost,
+      keepAliveTimeout: o.idleSocketTimeoutMs,
+      keepAliveMaxTimeout: o.idleSocketTimeoutMs,
+      headersTimeout: 0,
+      bodyTimeout: 0,
     };
-    this.agent = new http.Agent(this.agentOptions);
+    this.agent = new Agent(this.agentOptions);
     const fixed = typeof tls === 'function' ? undefined : (tls ?? {});
     this.tlsSettings = typeof tls === 'function' ? tls : () => fixed as HttpClientTls;
   }
 
   /** The https Agent for the current TLS settings: a new one when they changed (the old one's sockets finish what they carry). */
-  private httpsAgent(): https.Agent {
+  private httpsAgent(): Agent {
     const settings = this.tlsSettings();
     if (this.tlsAgent !== undefined && settings === this.tlsAgentSettings) return this.tlsAgent;
     if (this.tlsAgent !== undefined) {
       this.retiredTlsAgents.push(this.tlsAgent);
-      if (this.retiredTlsAgents.length > MAX_RETIRED_TLS_AGENTS) this.retiredTlsAgents.shift()?.destroy();
+      void this.tlsAgent.close();
+      if (this.retiredTlsAgents.length > MAX_RETIRED_TLS_AGENTS) void this.retiredTlsAgents.shift()?.destroy();
     }
-    this.tlsAgent = new https.Agent({ ...this.agentOptions, ...settings });
+    this.tlsAgent = new Agent({ ...this.agentOptions, connect: { ca: settings.ca, cert: settings.cert, key: settings.key } });
     this.tlsAgentSettings = settings;
     return this.tlsAgent;
   }
@@ -170,72 +172,97 @@ export class HttpClient implements HttpRequester {
       return Promise.reject(new HttpClientError('invalid_url', `not a URL: ${r.url}`, { cause: e }));
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') return Promise.reject(new HttpClientError('invalid_url', `only http:// and https:// URLs are supported, got ${url.protocol}//`));
-    const tls = url.protocol === 'https:';
-    const agent = tls ? this.httpsAgent() : this.agent;
+    const agent = url.protocol === 'https:' ? this.httpsAgent() : this.agent;
     const timeoutMs = r.timeoutMs ?? this.requestTimeoutMs;
-    const headers: http.OutgoingHttpHeaders = { ...r.headers };
-    if (r.body !== undefined) headers['content-length'] = Buffer.byteLength(r.body);
-    // A literal IPv6 host keeps its brackets in URL.hostname; node:http wants it bare.
-    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
     return new Promise<HttpResponse>((resolve, reject) => {
-      let settled = false;
-      let timer: NodeJS.Timeout | undefined;
-      let req: http.ClientRequest | undefined;
-      const fail = (err: HttpClientError): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        // Destroying frees the socket (it cannot be reused mid-answer) and ends any body still arriving.
-        req?.destroy();
-        reject(err);
-      };
-      const port = url.port !== '' ? Number(url.port) : tls ? 443 : 80;
-      const options: http.RequestOptions = { host, port, method: r.method, path: url.pathname + url.search, headers, agent };
+      const answer = new Answer(r, this.maxResponseBytes, resolve, reject);
+      const options: Dispatcher.DispatchOptions = { origin: url.origin, path: url.pathname + url.search, method: r.method as Dispatcher.HttpMethod, headers: r.headers ?? null, body: r.body ?? null };
       try {
-        req = (tls ? https : http).request(options, (res) => {
-          const declared = Number(res.headers['content-length'] ?? '0');
-          if (declared > this.maxResponseBytes) {
-            fail(tooLarge(r, this.maxResponseBytes));
-            return;
-          }
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (chunk: Buffer) => {
-            size += chunk.length;
-            if (size > this.maxResponseBytes) fail(tooLarge(r, this.maxResponseBytes));
-            else chunks.push(chunk);
-          });
-          res.on('end', () => {
-            if (settled) return;
-            settled = true;
-            clearTimeout(timer);
-            const text = chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8');
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, text });
-          });
-          // A connection that closes mid-body destroys the answer with an error
-          // ('aborted'), so no 'close' listener is needed (it cost about 10 µs
-          // of CPU per request, measured).
-          res.on('error', (e) => fail(new HttpClientError('connection', `${r.method} ${r.url}: the answer broke off: ${e.message}`, { cause: e })));
-        });
+        agent.dispatch(options, answer);
       } catch (e) {
-        // node:http throws at once on a bad method or header value.
-        fail(new HttpClientError('invalid_request', `${r.method} ${r.url}: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
+        answer.onError(e as Error);
         return;
       }
-      // One timer for the whole request, as AbortSignal.timeout gave fetch;
-      // req.setTimeout would only bound the gaps between socket events.
-      timer = setTimeout(() => fail(new HttpClientError('timeout', `${r.method} ${r.url}: no complete answer within ${timeoutMs} ms`)), timeoutMs);
-      req.on('error', (e) => fail(new HttpClientError('connection', `${r.method} ${r.url}: ${e.message}`, { cause: e })));
-      req.end(r.body);
+      // One timer for the whole request (queue, connect, send, answer, body).
+      answer.timer = setTimeout(() => answer.fail(new HttpClientError('timeout', `${r.method} ${r.url}: no complete answer within ${timeoutMs} ms`)), timeoutMs);
     });
   }
 
-  /** Closes every pooled and active socket; later requests fail with `closed`. */
+  /** Closes every pooled and active socket; requests in flight fail with `connection`, later ones with `closed`. */
   close(): void {
     this.closed = true;
-    this.agent.destroy();
-    this.tlsAgent?.destroy();
-    for (const a of this.retiredTlsAgents.splice(0)) a.destroy();
+    void this.agent.destroy();
+    void this.tlsAgent?.destroy();
+    for (const a of this.retiredTlsAgents.splice(0)) void a.destroy();
+  }
+}
+
+/**
+ * One request's undici handler: collects the body within the size limit and
+ * settles the promise once. A failure after the request went out aborts it,
+ * which destroys its socket (it cannot be reused mid-answer).
+ */
+class Answer implements Dispatcher.DispatchHandlers {
+  timer: NodeJS.Timeout | undefined;
+  private settled = false;
+  private abort: ((err?: Error) => void) | undefined;
+  private status = 0;
+  private headers: Record<string, string | string[]> = {};
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+
+  constructor(
+    private readonly r: HttpRequest,
+    private readonly maxBytes: number,
+    private readonly resolve: (res: HttpResponse) => void,
+    private readonly reject: (err: HttpClientError) => void,
+  ) {}
+
+  fail(err: HttpClientError): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.timer);
+    this.abort?.(err);
+    this.reject(err);
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    // A request that failed while queued is dropped as soon as it would start.
+    if (this.settled) abort(new HttpClientError('timeout', 'the request was abandoned'));
+    else this.abort = abort;
+  }
+
+  onHeaders(status: number, raw: Buffer[]): boolean {
+    this.status = status;
+    this.headers = util.parseHeaders(raw);
+    if (Number(this.headers['content-length'] ?? '0') > this.maxBytes) this.fail(tooLarge(this.r, this.maxBytes));
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.size += chunk.length;
+    if (this.size > this.maxBytes) this.fail(tooLarge(this.r, this.maxBytes));
+    else this.chunks.push(chunk);
+    return true;
+  }
+
+  onComplete(): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.timer);
+    const text = this.chunks.length === 1 ? (this.chunks[0] as Buffer).toString('utf8') : Buffer.concat(this.chunks).toString('utf8');
+    const res = { status: this.status, headers: this.headers, text };
+    // undici marks the connection free in a microtask it queues after this
+    // call; resolving one microtask later lets a caller's next request find
+    // it free instead of opening a second connection.
+    queueMicrotask(() => this.resolve(res));
+  }
+
+  onError(e: Error): void {
+    if (e instanceof HttpClientError) return this.fail(e);
+    // undici refuses a bad method or header value before sending anything.
+    const code = (e as { code?: string }).code === 'UND_ERR_INVALID_ARG' ? 'invalid_request' : 'connection';
+    this.fail(new HttpClientError(code, `${this.r.method} ${this.r.url}: ${e.message}`, { cause: e }));
   }
 }
 

@@ -1,17 +1,17 @@
 /**
  * HTTP micro-benchmark: the justification for the store's hot path on
- * node:http (docs/DECISIONS.md), and for the load generator's client.
+ * node:http and for the product's client on undici (docs/DECISIONS.md).
  *
- *   npx tsx bench/store/http-bench.ts [--duration-s 5] [--connections 64] [--rounds 3] [--express-dir DIR] [--node-fetch-dir DIR] [--undici-dir DIR] [--json FILE]
+ *   npx tsx bench/store/http-bench.ts [--duration-s 5] [--connections 64] [--rounds 3] [--express-dir DIR] [--node-fetch-dir DIR] [--json FILE]
  *
  * 1. Servers: the same trivial JSON route (GET /v1/ping -> {"ok":true,"n":...})
  *    on node:http and on express 5, each in its own process, loaded by the
  *    same client at 64 keep-alive connections.
- * 2. Clients: against the node:http server, node:http with a keep-alive Agent
- *    (the load generator's LeanHttp, and the product's lib/http-client.ts)
- *    versus the built-in fetch (undici) and, with --node-fetch-dir, node-fetch
- *    3 with a keep-alive Agent, and with --undici-dir, undici's own `Pool`
- *    (its request API, without fetch's WHATWG layers); same concurrency.
+ * 2. Clients: against the node:http server, the product's lib/http-client.ts
+ *    (undici's dispatch API), undici's `Pool.request`, node:http with a
+ *    keep-alive Agent (what the product's client was before), the built-in
+ *    fetch (undici with WHATWG layers) and, with --node-fetch-dir, node-fetch
+ *    3 with a keep-alive Agent; same concurrency.
  *    Each row also gives the client process's CPU per request: on a 2-core
  *    machine shared with the servers, that is the number that decides which
  *    client to use.
@@ -20,8 +20,7 @@
  * or from --express-dir (a folder whose node_modules holds express), and the
  * express row is skipped when neither finds it. node-fetch is not a
  * dependency either: its row runs only with --node-fetch-dir (a folder whose
- * node_modules holds node-fetch 3), nor is undici (--undici-dir: a folder
- * whose node_modules holds undici).
+ * node_modules holds node-fetch 3).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -32,8 +31,8 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { intFlag, parseFlags, stringFlag } from '../../lib/args.js';
 import { HttpClient } from '../../lib/http-client.js';
-import { LeanHttp, runPhase, type PhaseResult } from '../loadgen.js';
-import { loadUndici, UndiciHttp, type UndiciPoolFactory } from '../undici.js';
+import { Pool } from 'undici';
+import { runPhase, type PhaseResult } from '../loadgen.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
@@ -151,16 +150,20 @@ async function loadNodeFetch(dir: string): Promise<{ fetch: NodeFetch; version: 
 type Measured = PhaseResult & { readonly clientCpuUsPerRequest: number };
 
 /** One client's request: GET /v1/ping, status checked, body parsed. */
-function clientFor(client: Client, url: string, connections: number, nodeFetch: NodeFetch | undefined, undici: UndiciPoolFactory | undefined): { op: () => Promise<void>; close: () => void } {
+function clientFor(client: Client, url: string, connections: number, nodeFetch: NodeFetch | undefined): { op: () => Promise<void>; close: () => void } {
   switch (client) {
     case 'undici': {
-      const c = new UndiciHttp(undici as UndiciPoolFactory, url, connections);
-      return { op: async () => void (await c.request('GET', '/v1/ping')), close: () => c.close() };
+      const pool = new Pool(url, { connections });
+      const op = async (): Promise<void> => {
+        const res = await pool.request({ method: 'GET', path: '/v1/ping' });
+        const body = await res.body.text();
+        if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}`);
+        JSON.parse(body);
+      };
+      return { op, close: () => void pool.close() };
     }
-    case 'node:http': {
-      const c = new LeanHttp(url, connections);
-      return { op: async () => void (await c.request('GET', '/v1/ping')), close: () => c.close() };
-    }
+    case 'node:http':
+      return nodeHttpClient(url, connections);
     case 'lib/http-client': {
       const c = new HttpClient({ maxSocketsPerHost: connections });
       const op = async (): Promise<void> => {
@@ -193,8 +196,30 @@ function clientFor(client: Client, url: string, connections: number, nodeFetch: 
   }
 }
 
-async function measure(client: Client, url: string, connections: number, durationMs: number, nodeFetch: NodeFetch | undefined, undici: UndiciPoolFactory | undefined): Promise<Measured> {
-  const c = clientFor(client, url, connections, nodeFetch, undici);
+/** node:http with a keep-alive Agent, one socket per connection: what lib/http-client.ts was before undici. */
+function nodeHttpClient(url: string, connections: number): { op: () => Promise<void>; close: () => void } {
+  const u = new URL(url);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections, scheduling: 'lifo' });
+  const op = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const req = http.request({ host: u.hostname, port: u.port, method: 'GET', path: '/v1/ping', agent }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          if (res.statusCode !== 200) return reject(new Error(`HTTP ${res.statusCode}`));
+          JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          resolve();
+        });
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  return { op, close: () => agent.destroy() };
+}
+
+async function measure(client: Client, url: string, connections: number, durationMs: number, nodeFetch: NodeFetch | undefined): Promise<Measured> {
+  const c = clientFor(client, url, connections, nodeFetch);
   // The load generator shares this process, so CPU per request is the client's
   // cost plus the same small bookkeeping for every client.
   let requests = 0;
@@ -222,7 +247,6 @@ async function main(): Promise<void> {
     connections: { type: 'string' },
     'express-dir': { type: 'string' },
     'node-fetch-dir': { type: 'string' },
-    'undici-dir': { type: 'string' },
     'base-port': { type: 'string' },
     rounds: { type: 'string' },
     json: { type: 'string' },
@@ -244,8 +268,6 @@ async function main(): Promise<void> {
   const perConfig = new Map<string, { server: string; client: Client; url: string; results: Measured[] }>();
   const nodeFetchDir = stringFlag(values, 'node-fetch-dir');
   const nodeFetch = nodeFetchDir === undefined ? undefined : await loadNodeFetch(nodeFetchDir);
-  const undiciDir = stringFlag(values, 'undici-dir');
-  const undici = undiciDir === undefined ? undefined : loadUndici(undiciDir);
   try {
     const nodeSrv = await startServer('node', basePort, expressDir);
     if (!nodeSrv) throw new Error('node:http server failed to start');
@@ -255,7 +277,7 @@ async function main(): Promise<void> {
     perConfig.set('node:http/lib', { server: 'node:http', client: 'lib/http-client', url: nodeUrl, results: [] });
     perConfig.set('node:http/fetch', { server: 'node:http', client: 'fetch', url: nodeUrl, results: [] });
     if (nodeFetch) perConfig.set('node:http/node-fetch', { server: 'node:http', client: 'node-fetch', url: nodeUrl, results: [] });
-    if (undici) perConfig.set('node:http/undici', { server: 'node:http', client: 'undici', url: nodeUrl, results: [] });
+    perConfig.set('node:http/undici', { server: 'node:http', client: 'undici', url: nodeUrl, results: [] });
     const exSrv = await startServer('express', basePort + 1, expressDir);
     if (exSrv) {
       children.push(exSrv.child);
@@ -267,13 +289,13 @@ async function main(): Promise<void> {
     for (let r = 1; r <= rounds; r++) {
       for (const c of perConfig.values()) {
         process.stderr.write(`round ${r}/${rounds}: ${c.server} server, ${c.client} client, ${connections} connections...\n`);
-        c.results.push(await measure(c.client, c.url, connections, durationMs, nodeFetch?.fetch, undici?.Pool));
+        c.results.push(await measure(c.client, c.url, connections, durationMs, nodeFetch?.fetch));
       }
     }
   } finally {
     for (const c of children) await stopServer(c);
   }
-  const rows: Row[] = [...perConfig.values()].map((c) => ({ server: c.server, client: c.client === 'node-fetch' ? `node-fetch ${nodeFetch?.version}` : c.client === 'undici' ? `undici ${undici?.version} Pool` : c.client, connections, result: median(c.results), rounds: c.results, clientCpuUsPerRequest: medianOf(c.results.map((x) => x.clientCpuUsPerRequest)) }));
+  const rows: Row[] = [...perConfig.values()].map((c) => ({ server: c.server, client: c.client === 'node-fetch' ? `node-fetch ${nodeFetch?.version}` : c.client === 'undici' ? 'undici Pool.request' : c.client, connections, result: median(c.results), rounds: c.results, clientCpuUsPerRequest: medianOf(c.results.map((x) => x.clientCpuUsPerRequest)) }));
   console.log(`median of ${rounds} interleaved rounds, ${durationMs / 1000} s each`);
   console.log('| server | client | connections | requests/s | p50 ms | p99 ms | errors | client CPU µs/request | requests/s per round |');
   console.log('|---|---|---:|---:|---:|---:|---:|---:|---|');

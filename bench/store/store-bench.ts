@@ -23,9 +23,8 @@
  * lmdb|memory (our nodes' state machine; default lmdb, the store's), and
  * --endpoints URL,... to benchmark an already running cluster instead of
  * starting one, and --profile DIR (our nodes run under --cpu-prof, profiles
- * in DIR; summarize them with `npx tsx bench/profile-top.ts DIR`), and
- * --undici-dir DIR (our load through undici's Pool, from DIR/node_modules,
- * instead of node:http; undici is not a dependency: docs/BENCHMARKS.md).
+ * in DIR; summarize them with `npx tsx bench/profile-top.ts DIR`). Our
+ * load goes through the product's client (lib/http-client.ts, undici).
  *
  * --compare-secure: instead of etcd, a second cluster of ours with TLS on
  * every link and auth on (secure-cluster.ts), beside the plain one in each
@@ -42,7 +41,6 @@ import { LocalCluster } from '../../store/node/launcher.js';
 import { cleanupOnSignal } from '../cleanup.js';
 import { EtcdCluster } from '../etcd.js';
 import { runPhase, type PhaseResult } from '../loadgen.js';
-import { loadUndici } from '../undici.js';
 import { etcdTarget, ourTarget, WORKLOADS, type Target, type Workload } from './store-targets.js';
 import { planSecureCluster, setUpAuth, type SecureCluster } from './secure-cluster.js';
 import { fmt, machine, progress, ratio } from '../output.js';
@@ -113,8 +111,6 @@ interface BenchConfig {
   readonly compareSecure: boolean;
   /** --profile DIR: our nodes run under --cpu-prof, profiles in DIR (bench/profile-top.ts summarizes them). */
   readonly profileDir: string | undefined;
-  /** --undici-dir DIR: our load through undici's Pool, loaded from DIR/node_modules. */
-  readonly undiciDir: string | undefined;
 }
 
 function parseConfig(): BenchConfig {
@@ -135,7 +131,6 @@ function parseConfig(): BenchConfig {
     engine: { type: 'string' },
     'compare-secure': { type: 'boolean' },
     profile: { type: 'string' },
-    'undici-dir': { type: 'string' },
   });
   const compareSecure = values['compare-secure'] === true;
   const durationMs = Number(stringFlag(values, 'duration-s', '5')) * 1000;
@@ -166,7 +161,7 @@ function parseConfig(): BenchConfig {
   const keepData = values['keep-data'] === true;
   const engine = stringFlag(values, 'engine', 'lmdb') as string;
   if (!(ENGINES as readonly string[]).includes(engine)) throw new Error(`--engine: ${engine} is not one of ${ENGINES.join(', ')}`);
-  return { engine, durationMs, warmupMs, initialWarmupMs, clientCounts, workloads, basePort, etcdBasePort, valueBytes, etcdBin, external, snapshotEvery, keepData, jsonFile: stringFlag(values, 'json'), compareSecure, profileDir: stringFlag(values, 'profile'), undiciDir: stringFlag(values, 'undici-dir') };
+  return { engine, durationMs, warmupMs, initialWarmupMs, clientCounts, workloads, basePort, etcdBasePort, valueBytes, etcdBin, external, snapshotEvery, keepData, jsonFile: stringFlag(values, 'json'), compareSecure, profileDir: stringFlag(values, 'profile') };
 }
 
 /** The systems under test, their temp dir, and the targets driving them (closed by `cleanup`). */
@@ -219,9 +214,7 @@ async function startTargets(sys: Systems, cfg: BenchConfig): Promise<void> {
     await etcd.waitHealthy(20_000);
     progress(`  etcd pids ${etcd.pids.join(', ')}`, true);
   }
-  const undici = cfg.undiciDir === undefined ? undefined : loadUndici(cfg.undiciDir);
-  if (undici !== undefined) progress(`  ours: the load through undici ${undici.version} Pool`, true);
-  const ours = ourTarget(sys.endpoints, cfg.valueBytes, { name: 'ours', status: sys.status, ...(undici === undefined ? {} : { undici: undici.Pool }) });
+  const ours = ourTarget(sys.endpoints, cfg.valueBytes, { name: 'ours', status: sys.status });
   sys.targets.push(ours);
   await ours.prepare();
   if (sys.secure) await startSecure(sys.secure, sys.targets, cfg);

@@ -1,6 +1,6 @@
 /**
- * What bench:store drives (store-bench.ts): our cluster over HTTP (node:http,
- * or undici's Pool with --undici-dir) and etcd through the `etcd3` client,
+ * What bench:store drives (store-bench.ts): our cluster through the
+ * product's HTTP client (lib/http-client.ts) and etcd through the `etcd3` client,
  * each behind the same Target interface: prepare, one operation per
  * workload, the leader followed between rows.
  */
@@ -9,7 +9,6 @@ import { keepAliveTimers } from '../../lib/timers.js';
 import type { EtcdCluster } from '../etcd.js';
 import { LeanHttp, type LeanHttpSecurity, type Op } from '../loadgen.js';
 import { progress } from '../output.js';
-import { UndiciHttp, type UndiciPoolFactory } from '../undici.js';
 
 export type Workload = 'set' | 'cas' | 'get';
 export const WORKLOADS: readonly Workload[] = ['set', 'cas', 'get'];
@@ -52,23 +51,21 @@ export interface OurAccess {
   readonly name: string;
   readonly status: HttpRequester;
   readonly security?: () => LeanHttpSecurity;
-  /** --undici-dir: the load goes through undici's Pool instead of node:http (plain http only). */
-  readonly undici?: UndiciPoolFactory;
 }
 
-/** The load's client: node:http (LeanHttp), or undici's Pool when given. */
-function loadClient(url: string, access: OurAccess): LeanHttp | UndiciHttp {
-  return access.undici === undefined ? new LeanHttp(url, 512, access.security?.()) : new UndiciHttp(access.undici, url, 512);
+/** The load's client, with TLS and token when the cluster is secure. */
+function loadClient(url: string, access: OurAccess): LeanHttp {
+  return new LeanHttp(url, 512, access.security?.());
 }
 
 export function ourTarget(endpoints: readonly string[], valueBytes: number, access: OurAccess): Target {
-  let http: LeanHttp | UndiciHttp | undefined;
+  let http: LeanHttp | undefined;
   let url = '';
   let term = 0;
   const value = 'v'.repeat(valueBytes);
   const putBody = JSON.stringify({ value });
   const casBody = JSON.stringify({ expected: null, value });
-  const client = (): LeanHttp | UndiciHttp => {
+  const client = (): LeanHttp => {
     if (!http) throw new Error('not prepared');
     return http;
   };
