@@ -14,7 +14,9 @@
  * raw numbers. Every process started here is stopped by pid at the end, also
  * on error or Ctrl-C.
  *
- * Other flags: --warmup-s (per row, default 1), --initial-warmup-s (once per
+ * Other flags: --rounds N (each row N times, the systems' order alternating;
+ * the table shows each system's median round and lists every round's
+ * ops/s), --warmup-s (per row, default 1), --initial-warmup-s (once per
  * system before the first row, default 10: V8 compiles the hot paths first),
  * --workloads set,cas,get, --value-bytes 64, --base-port 34000 (ours),
  * --etcd-base-port 34200, --keep-data (keep data dirs and logs),
@@ -54,6 +56,8 @@ interface Row {
   readonly secure?: PhaseResult;
   /** E.g. "ours: election during the row". */
   readonly notes?: readonly string[];
+  /** --rounds N > 1: each round's ops/s per system, in the order of the columns; the row shows each system's median round. */
+  readonly rounds?: readonly (readonly number[])[];
 }
 
 // ---- reporting -------------------------------------------------------------
@@ -86,7 +90,15 @@ export function renderTable(rows: readonly Row[], other: Other | undefined): str
   }
   const notes = rows.flatMap((r) => (r.notes ?? []).map((n) => `- ${r.workload} at ${r.clients} clients: ${n}`));
   if (notes.length > 0) out.push('', ...notes);
+  const rounds = rows.filter((r) => r.rounds !== undefined).map((r) => `- ${r.workload} at ${r.clients} clients, ops/s per round (${other === undefined ? 'ours' : `${a}/${b}`}): ${(r.rounds ?? []).map(roundText).join(', ')}`);
+  if (rounds.length > 0) out.push('', ...rounds);
   return out.join('\n');
+}
+
+/** One round's ops/s: "5309/3306 (1.61x)", or "5309" with one system. */
+function roundText(ops: readonly number[]): string {
+  const [o, e] = ops;
+  return e === undefined ? String(o) : `${o}/${e} (${ratio(o ?? 0, e)})`;
 }
 
 // ---- main ------------------------------------------------------------------
@@ -111,6 +123,8 @@ interface BenchConfig {
   readonly compareSecure: boolean;
   /** --profile DIR: our nodes run under --cpu-prof, profiles in DIR (bench/profile-top.ts summarizes them). */
   readonly profileDir: string | undefined;
+  /** --rounds N: each row measured N times, systems alternating (default 1). */
+  readonly rounds: number;
 }
 
 function parseConfig(): BenchConfig {
@@ -131,6 +145,7 @@ function parseConfig(): BenchConfig {
     engine: { type: 'string' },
     'compare-secure': { type: 'boolean' },
     profile: { type: 'string' },
+    rounds: { type: 'string' },
   });
   const compareSecure = values['compare-secure'] === true;
   const durationMs = Number(stringFlag(values, 'duration-s', '5')) * 1000;
@@ -161,7 +176,7 @@ function parseConfig(): BenchConfig {
   const keepData = values['keep-data'] === true;
   const engine = stringFlag(values, 'engine', 'lmdb') as string;
   if (!(ENGINES as readonly string[]).includes(engine)) throw new Error(`--engine: ${engine} is not one of ${ENGINES.join(', ')}`);
-  return { engine, durationMs, warmupMs, initialWarmupMs, clientCounts, workloads, basePort, etcdBasePort, valueBytes, etcdBin, external, snapshotEvery, keepData, jsonFile: stringFlag(values, 'json'), compareSecure, profileDir: stringFlag(values, 'profile') };
+  return { engine, durationMs, warmupMs, initialWarmupMs, clientCounts, workloads, basePort, etcdBasePort, valueBytes, etcdBin, external, snapshotEvery, keepData, jsonFile: stringFlag(values, 'json'), compareSecure, profileDir: stringFlag(values, 'profile'), rounds: intFlag(values, 'rounds', 1) };
 }
 
 /** The systems under test, their temp dir, and the targets driving them (closed by `cleanup`). */
@@ -268,26 +283,44 @@ async function measureTarget(t: Target, workload: Workload, clients: number, cfg
   return result;
 }
 
-/** Every (workload, clients) row, the systems back to back within a row so a busy machine skews both alike. */
+/**
+ * Every (workload, clients) row, the systems back to back within a row so a
+ * busy machine skews both alike. With --rounds N each row is measured N
+ * times, the systems' order alternating from round to round, and each
+ * system's median round is shown: this VM's speed drifts by 10 to 20%
+ * within minutes (docs/BENCHMARKS.md).
+ */
 async function runRows(targets: readonly Target[], cfg: BenchConfig): Promise<Row[]> {
   const rows: Row[] = [];
-  const total = cfg.workloads.length * cfg.clientCounts.length * targets.length;
+  const total = cfg.workloads.length * cfg.clientCounts.length * targets.length * cfg.rounds;
   let n = 0;
   for (const workload of cfg.workloads) {
     for (const clients of cfg.clientCounts) {
-      const results: PhaseResult[] = [];
+      const perTarget: PhaseResult[][] = targets.map(() => []);
       const notes: string[] = [];
-      for (const t of targets) {
-        n++;
-        const label = `[${n}/${total}] ${t.name.padEnd(4)} ${workload.padEnd(3)} clients=${String(clients).padEnd(3)}`;
-        results.push(await measureTarget(t, workload, clients, cfg, label, notes));
+      for (let round = 0; round < cfg.rounds; round++) {
+        const order = targets.map((_, i) => i);
+        if (round % 2 === 1) order.reverse();
+        for (const i of order) {
+          const t = targets[i] as Target;
+          n++;
+          const label = `[${n}/${total}] ${t.name.padEnd(4)} ${workload.padEnd(3)} clients=${String(clients).padEnd(3)}`;
+          perTarget[i]?.push(await measureTarget(t, workload, clients, cfg, label, notes));
+        }
       }
-      const [o, e] = results as [PhaseResult, PhaseResult | undefined];
-      const row: Row = e === undefined ? { workload, clients, ours: o } : cfg.compareSecure ? { workload, clients, ours: o, secure: e } : { workload, clients, ours: o, etcd: e };
-      rows.push(notes.length > 0 ? { ...row, notes } : row);
+      rows.push(rowOf(workload, clients, perTarget, notes, cfg));
     }
   }
   return rows;
+}
+
+/** A row from each system's rounds: the median round by ops/s, and every round's ops/s when there were several. */
+function rowOf(workload: Workload, clients: number, perTarget: readonly PhaseResult[][], notes: readonly string[], cfg: BenchConfig): Row {
+  const median = (rs: readonly PhaseResult[]): PhaseResult => [...rs].sort((a, b) => a.opsPerS - b.opsPerS)[Math.floor((rs.length - 1) / 2)] as PhaseResult;
+  const [o, e] = perTarget.map(median) as [PhaseResult, PhaseResult | undefined];
+  const base: Row = e === undefined ? { workload, clients, ours: o } : cfg.compareSecure ? { workload, clients, ours: o, secure: e } : { workload, clients, ours: o, etcd: e };
+  const rounds = cfg.rounds > 1 ? Array.from({ length: cfg.rounds }, (_, r) => perTarget.map((rs) => Math.round(rs[r]?.opsPerS ?? 0))) : undefined;
+  return { ...base, ...(notes.length > 0 ? { notes } : {}), ...(rounds === undefined ? {} : { rounds }) };
 }
 
 function printReport(rows: readonly Row[], cfg: BenchConfig, etcd: EtcdCluster | undefined, loadStart: number[]): void {
