@@ -29,15 +29,6 @@
  * consistency without fsync only for a process crash; after a machine crash
  * a noSync environment can be damaged, so a node must then rebuild it from
  * its snapshot and WAL, as the first step does at every start).
- *
- * The map is writable (`useWritemap`): a commit changes pages in the shared
- * mapping instead of writing each dirty page with pwrite, which took a set's
- * commit from the main thread's largest LMDB cost to almost nothing
- * (docs/DECISIONS.md). The crash profile is the one above: the mapping's
- * pages are the OS's page cache, so a killed process loses nothing
- * committed. The data file is as long as the map, which lmdb-js grows with
- * the data (sparse: `du`, not `ls`, tells its real size); only this process
- * opens it.
  */
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
@@ -96,7 +87,7 @@ export class LmdbKeyStore implements KeyStore {
   static open(path: string, options: { onClosed?: () => Promise<void> } = {}): LmdbKeyStore {
     mkdirSync(path, { recursive: true });
     // noSubdir false: a directory name with a dot (kv.1) would otherwise be taken for a file.
-    const env = open({ path, noSync: true, useWritemap: true, maxDbs: 8, noSubdir: false });
+    const env = open({ path, noSync: true, maxDbs: 8, noSubdir: false });
     const keys = env.openDB<Row, Buffer>({ name: 'keys', keyEncoding: 'binary', encoding: 'msgpack' });
     const meta = env.openDB<Meta, string>({ name: 'meta', encoding: 'msgpack' });
     return new LmdbKeyStore(path, env, keys, meta, openStateDatabases(env), options.onClosed);
