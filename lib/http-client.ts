@@ -181,10 +181,10 @@ export class HttpClient implements HttpRequester {
         agent.dispatch(options, answer);
       } catch (e) {
         answer.onError(e as Error);
-        return;
       }
-      // One timer for the whole request (queue, connect, send, answer, body).
-      answer.timer = setTimeout(() => answer.fail(new HttpClientError('timeout', `${r.method} ${r.url}: no complete answer within ${timeoutMs} ms`)), timeoutMs);
+      // One timer for the whole request (queue, connect, send, answer, body);
+      // none for a request undici refused at once (it would hold the process).
+      if (!answer.settled) answer.timer = setTimeout(() => answer.fail(new HttpClientError('timeout', `${r.method} ${r.url}: no complete answer within ${timeoutMs} ms`)), timeoutMs);
     });
   }
 
@@ -204,7 +204,7 @@ export class HttpClient implements HttpRequester {
  */
 class Answer implements Dispatcher.DispatchHandlers {
   timer: NodeJS.Timeout | undefined;
-  private settled = false;
+  settled = false;
   private abort: ((err?: Error) => void) | undefined;
   private status = 0;
   private headers: Record<string, string | string[]> = {};

@@ -157,6 +157,16 @@ describe('failures', () => {
     expect((await failure(c.request({ method: 'GET', url: 'not a url' }))).code).toBe('invalid_url');
   });
 
+  it('refuses a bad method or header value as invalid_request, without waiting out its timeout', async () => {
+    const c = client({ requestTimeoutMs: 60_000 });
+    const started = Date.now();
+    expect((await failure(c.request({ method: 'BAD METHOD', url: `${base}/echo` }))).code).toBe('invalid_request');
+    expect((await failure(c.request({ method: 'GET', url: `${base}/echo`, headers: { 'x-bad': 'a\r\nb' } }))).code).toBe('invalid_request');
+    expect(Date.now() - started).toBeLessThan(5_000);
+    // Still usable afterwards.
+    expect((await c.request({ method: 'GET', url: `${base}/missing` })).status).toBe(404);
+  });
+
   it('speaks TLS to an https URL (a plain http server fails the handshake: a connection error)', async () => {
     const e = await failure(client().request({ method: 'GET', url: base.replace('http://', 'https://') + '/x' }));
     expect(e.code).toBe('connection');
@@ -205,9 +215,12 @@ describe('keep-alive', () => {
     // The server keeps the connection open for 30 s and the client's idle timeout
     // is 60 s; the child must still exit as soon as its work is done.
     const lib = fileURLToPath(new URL('../../lib/http-client.ts', import.meta.url));
+    // A refused request (a bad header value) must not leave its 60 s timer behind either.
     const script = `const { HttpClient } = await import(${JSON.stringify(lib)});
-      const res = await new HttpClient({ idleSocketTimeoutMs: 60_000 }).request({ method: 'GET', url: ${JSON.stringify(`${base}/missing`)} });
-      console.log(res.status);`;
+      const c = new HttpClient({ idleSocketTimeoutMs: 60_000, requestTimeoutMs: 60_000 });
+      const res = await c.request({ method: 'GET', url: ${JSON.stringify(`${base}/missing`)} });
+      const bad = await c.request({ method: 'GET', url: ${JSON.stringify(`${base}/missing`)}, headers: { 'x-bad': 'a\\r\\nb' } }).catch((e) => e.code);
+      console.log(res.status, bad);`;
     const before = connections;
     const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
@@ -215,7 +228,7 @@ describe('keep-alive', () => {
     const started = Date.now();
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
     expect(code).toBe(0);
-    expect(out.trim()).toBe('404');
+    expect(out.trim()).toBe('404 invalid_request');
     expect(connections - before).toBe(1);
     expect(Date.now() - started).toBeLessThan(20_000);
   });
