@@ -151,8 +151,9 @@ export class HttpClient implements HttpRequester {
     if (this.tlsAgent !== undefined && settings === this.tlsAgentSettings) return this.tlsAgent;
     if (this.tlsAgent !== undefined) {
       this.retiredTlsAgents.push(this.tlsAgent);
-      void this.tlsAgent.close();
-      if (this.retiredTlsAgents.length > MAX_RETIRED_TLS_AGENTS) void this.retiredTlsAgents.shift()?.destroy();
+      quietly(this.tlsAgent.close());
+      const oldest = this.retiredTlsAgents.length > MAX_RETIRED_TLS_AGENTS ? this.retiredTlsAgents.shift() : undefined;
+      if (oldest !== undefined) quietly(oldest.destroy());
     }
     this.tlsAgent = new Agent({ ...this.agentOptions, connect: { ca: settings.ca, cert: settings.cert, key: settings.key } });
     this.tlsAgentSettings = settings;
@@ -191,10 +192,15 @@ export class HttpClient implements HttpRequester {
   /** Closes every pooled and active socket; requests in flight fail with `connection`, later ones with `closed`. */
   close(): void {
     this.closed = true;
-    void this.agent.destroy();
-    void this.tlsAgent?.destroy();
-    for (const a of this.retiredTlsAgents.splice(0)) void a.destroy();
+    quietly(this.agent.destroy());
+    if (this.tlsAgent !== undefined) quietly(this.tlsAgent.destroy());
+    for (const a of this.retiredTlsAgents.splice(0)) quietly(a.destroy());
   }
+}
+
+/** An agent's close or destroy runs on its own; one already closed rejects, which is nothing to report. */
+function quietly(p: Promise<void>): void {
+  p.catch(() => undefined);
 }
 
 /**
@@ -251,11 +257,7 @@ class Answer implements Dispatcher.DispatchHandlers {
     this.settled = true;
     clearTimeout(this.timer);
     const text = this.chunks.length === 1 ? (this.chunks[0] as Buffer).toString('utf8') : Buffer.concat(this.chunks).toString('utf8');
-    const res = { status: this.status, headers: this.headers, text };
-    // undici marks the connection free in a microtask it queues after this
-    // call; resolving one microtask later lets a caller's next request find
-    // it free instead of opening a second connection.
-    queueMicrotask(() => this.resolve(res));
+    this.resolve({ status: this.status, headers: this.headers, text });
   }
 
   onError(e: Error): void {
