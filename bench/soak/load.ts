@@ -7,6 +7,7 @@
  * count for the throughput chart.
  */
 import { HttpStatusError } from '../loadgen.js';
+import { HttpClientError } from '../../lib/http-client.js';
 import { runTransaction, type TxTargets } from '../2pc/workload.js';
 import { keepAliveTimers } from '../../lib/timers.js';
 import type { Pacer } from '../../chaos/pacer.js';
@@ -29,8 +30,12 @@ export interface LoadOptions {
   readonly signal: AbortSignal;
 }
 
-/** A short name for what went wrong: `503 no_leader`, `aborted`, `timeout`, `ECONNREFUSED`. */
+/** A short name for what went wrong: `503 no_leader`, `aborted`, `timeout`, `connection ECONNREFUSED`. */
 export function errorCode(e: unknown): string {
+  if (e instanceof HttpClientError) {
+    const cause = (e.cause as { code?: unknown } | undefined)?.code;
+    return e.code === 'connection' && typeof cause === 'string' ? `connection ${cause}` : e.code;
+  }
   if (e instanceof HttpStatusError) {
     try {
       const code = (JSON.parse(e.body) as { error?: { code?: unknown } }).error?.code;
@@ -45,7 +50,6 @@ export function errorCode(e: unknown): string {
   const message = e instanceof Error ? e.message : String(e);
   const outcome = /^transaction (\w+):/.exec(message);
   if (outcome !== null) return outcome[1] as string;
-  if (/^timeout after/.test(message)) return 'timeout';
   return 'other';
 }
 

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCommand } from '../../lib/cli.js';
+import { HttpClientError } from '../../lib/http-client.js';
 import { HttpStatusError } from '../../bench/loadgen.js';
 import { finalLine, passed, type SoakTotals } from '../../bench/soak/intervals.js';
 import { errorCode } from '../../bench/soak/load.js';
@@ -86,7 +87,9 @@ describe('the gate', () => {
     expect(errorCode(new HttpStatusError(503, JSON.stringify({ error: { code: 'no_leader', message: 'x' } })))).toBe('503 no_leader');
     expect(errorCode(new HttpStatusError(502, 'bad gateway'))).toBe('http 502');
     expect(errorCode(new Error('transaction aborted: participant voted no'))).toBe('aborted');
-    expect(errorCode(new Error('timeout after 10000 ms'))).toBe('timeout');
+    expect(errorCode(new HttpClientError('timeout', 'GET /x: no complete answer within 10000 ms'))).toBe('timeout');
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
+    expect(errorCode(new HttpClientError('connection', 'GET /x: connect ECONNREFUSED', { cause: refused }))).toBe('connection ECONNREFUSED');
     expect(errorCode(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }))).toBe('ECONNREFUSED');
     const t: SoakTotals = { minutes: 60.004, tx: 12, errors: 0, errorsByCode: {}, leaderChanges: 0, maxRssMb: 150.6, maxRssMbByProcess: {}, exited: [] };
     expect(finalLine(t)).toBe('minutes=60 tx=12 errors=0 leader_changes=0 max_rss_mb=151');
