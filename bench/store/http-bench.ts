@@ -160,7 +160,7 @@ function clientFor(client: Client, url: string, connections: number, nodeFetch: 
         if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}`);
         JSON.parse(body);
       };
-      return { op, close: () => void pool.close() };
+      return { op, close: () => void pool.close().catch(() => undefined) };
     }
     case 'node:http':
       return nodeHttpClient(url, connections);
@@ -207,8 +207,12 @@ function nodeHttpClient(url: string, connections: number): { op: () => Promise<v
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
           if (res.statusCode !== 200) return reject(new Error(`HTTP ${res.statusCode}`));
-          JSON.parse(Buffer.concat(chunks).toString('utf8'));
-          resolve();
+          try {
+            JSON.parse(Buffer.concat(chunks).toString('utf8'));
+            resolve();
+          } catch (e) {
+            reject(e instanceof Error ? e : new Error(String(e)));
+          }
         });
         res.on('error', reject);
       });
