@@ -101,3 +101,24 @@ export class EtcdCluster {
     );
   }
 }
+
+/** etcd's leader (its client URL, member id, term) and db size, asking each member's status until one is the leader (bounded). */
+export async function etcdLeaderStatus(endpoints: readonly string[], timeoutMs: number): Promise<{ url: string; leader: string; term: number; dbSizeBytes: number }> {
+  const { Etcd3 } = await import('etcd3');
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    for (const ep of endpoints) {
+      const probe = new Etcd3({ hosts: ep, dialTimeout: 2_000 });
+      try {
+        const st = await probe.maintenance.status();
+        if (st.leader === st.header.member_id) return { url: ep, leader: st.leader, term: Number(st.raftTerm), dbSizeBytes: Number(st.dbSize) };
+      } catch {
+        // not ready yet
+      } finally {
+        probe.close();
+      }
+    }
+    await keepAliveTimers.sleep(100);
+  }
+  throw new Error(`etcd has no leader within ${timeoutMs} ms`);
+}

@@ -44,7 +44,7 @@ import { etcdVersion, findEtcd } from '../../lib/etcd-binary.js';
 import { MAX_QUOTA_BYTES } from '../../store/kv/index.js';
 import { LocalCluster, type StoreProcess } from '../../store/node/launcher.js';
 import { cleanupOnSignal } from '../cleanup.js';
-import { EtcdCluster } from '../etcd.js';
+import { EtcdCluster, etcdLeaderStatus } from '../etcd.js';
 import { fmt, machine, progress } from '../output.js';
 import { dataBytes, etcdDriver, loadKeys, ourDriver, overwrite, type KvDriver, type LoadResult, type OverwriteResult } from './large-state-load.js';
 import { catchUpNewMember, restartFollower, type CatchUpResult, type RestartResult } from './large-state-members.js';
@@ -130,24 +130,8 @@ async function stopSystems(sys: Systems, cfg: Config): Promise<void> {
 }
 
 /** etcd's leader (member id, term, URL) and db size, from every member's status. */
-async function etcdStatus(etcd: EtcdCluster): Promise<{ url: string; leader: string; term: number; dbSizeBytes: number }> {
-  const { Etcd3 } = await import('etcd3');
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    for (const ep of etcd.endpoints) {
-      const probe = new Etcd3({ hosts: ep, dialTimeout: 2_000 });
-      try {
-        const st = await probe.maintenance.status();
-        if (st.leader === st.header.member_id) return { url: ep, leader: st.leader, term: Number(st.raftTerm), dbSizeBytes: Number(st.dbSize) };
-      } catch {
-        // not ready, or not the leader
-      } finally {
-        probe.close();
-      }
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('etcd has no leader');
+function etcdStatus(etcd: EtcdCluster): ReturnType<typeof etcdLeaderStatus> {
+  return etcdLeaderStatus(etcd.endpoints, 30_000);
 }
 
 interface SystemReport {

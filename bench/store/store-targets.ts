@@ -6,7 +6,7 @@
  */
 import type { HttpRequester } from '../../lib/http-client.js';
 import { keepAliveTimers } from '../../lib/timers.js';
-import type { EtcdCluster } from '../etcd.js';
+import { etcdLeaderStatus, type EtcdCluster } from '../etcd.js';
 import { LeanHttp, type LeanHttpSecurity, type Op } from '../loadgen.js';
 import { progress } from '../output.js';
 
@@ -121,24 +121,7 @@ export async function etcdTarget(cluster: EtcdCluster, valueBytes: number): Prom
   const { Etcd3 } = await import('etcd3');
   type Client = InstanceType<typeof Etcd3>;
   /** The leader: the member whose own id equals the leader id it reports. */
-  const findEtcdLeader = async (): Promise<{ url: string; term: string }> => {
-    const deadline = Date.now() + 20_000;
-    while (Date.now() < deadline) {
-      for (const ep of cluster.endpoints) {
-        const probe = new Etcd3({ hosts: ep, dialTimeout: 2_000 });
-        try {
-          const st = await probe.maintenance.status();
-          if (st.leader === st.header.member_id) return { url: ep, term: st.raftTerm };
-        } catch {
-          // not ready yet
-        } finally {
-          probe.close();
-        }
-      }
-      await keepAliveTimers.sleep(100);
-    }
-    throw new Error('etcd has no leader');
-  };
+  const findEtcdLeader = (): Promise<{ url: string; term: number }> => etcdLeaderStatus(cluster.endpoints, 20_000);
   let leader = await findEtcdLeader();
   let client: Client = new Etcd3({ hosts: leader.url });
   const value = 'v'.repeat(valueBytes);
