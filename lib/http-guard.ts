@@ -78,6 +78,7 @@ interface Refusal {
 
 /** `application/json`, optionally with `charset=utf-8`, and nothing else. */
 function isJsonContentType(value: string): boolean {
+  if (value === 'application/json') return true; // what nearly every client sends: no parsing
   const [type, ...params] = value.split(';').map((s) => s.trim().toLowerCase());
   if (type !== 'application/json') return false;
   return params.every((p) => p === '' || p === 'charset=utf-8');

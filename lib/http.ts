@@ -193,14 +193,17 @@ function decodeSegments(path: string): string[] {
 }
 
 function matchParts(route: Route, segments: readonly string[]): Record<string, string> | undefined {
-  const params: Record<string, string> = {};
   const fixed = route.tail ? route.parts.length - 1 : route.parts.length;
   if (route.tail ? segments.length < route.parts.length : segments.length !== fixed) return undefined;
+  // Every request is tried against the routes in turn: a route that does not match allocates nothing.
   for (let i = 0; i < fixed; i++) {
     const p = route.parts[i] as string;
-    const s = segments[i] as string;
-    if (p.startsWith(':')) params[p.slice(1)] = s;
-    else if (p !== s) return undefined;
+    if (!p.startsWith(':') && p !== segments[i]) return undefined;
+  }
+  const params: Record<string, string> = {};
+  for (let i = 0; i < fixed; i++) {
+    const p = route.parts[i] as string;
+    if (p.startsWith(':')) params[p.slice(1)] = segments[i] as string;
   }
   if (route.tail) params[(route.parts[fixed] as string).slice(1)] = segments.slice(fixed).join('/');
   return params;
@@ -266,7 +269,10 @@ export function encodeReply(reply: JsonReply | TextReply): WireResponse {
 /** node:http headers as a plain record: repeated headers (only `set-cookie` stays an array in Node) joined. */
 export function plainHeaders(h: IncomingHttpHeaders): Record<string, string | undefined> {
   const out: Record<string, string | undefined> = {};
-  for (const [name, value] of Object.entries(h)) out[name] = Array.isArray(value) ? value.join(', ') : value;
+  for (const name in h) {
+    const value = h[name];
+    out[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
   return out;
 }
 

@@ -377,11 +377,11 @@ export class StoreNode<T extends PeerTransport = Transport> {
   // ---- the API the HTTP layer uses -----------------------------------------
 
   isLeader(): boolean {
-    return this.raw.status().role === 'leader';
+    return this.raw.role === 'leader';
   }
 
   leader(): MemberAddress | undefined {
-    const id = this.raw.status().leaderId;
+    const id = this.raw.leaderId;
     return id === '' ? undefined : this.members.get(id);
   }
 
@@ -411,7 +411,7 @@ export class StoreNode<T extends PeerTransport = Transport> {
     this.schedule();
     const deadline = this.timers.monotonicMs() + this.cfg.tickMs * this.cfg.electionTicks * TRANSFER_WAIT_ELECTIONS;
     while (this.timers.monotonicMs() < deadline) {
-      const lead = this.raw.status().leaderId;
+      const lead = this.raw.leaderId;
       if (lead !== this.cfg.id && lead !== '') return lead;
       await this.timers.sleep(this.cfg.tickMs / 2);
     }

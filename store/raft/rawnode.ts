@@ -291,6 +291,16 @@ export class RawNode {
     }
   }
 
+  /** This node's role now: what a per-request check reads, without building `status()`. */
+  get role(): Role {
+    return this.raft.role;
+  }
+
+  /** The leader this node knows ('' if none), without building `status()`. */
+  get leaderId(): NodeId {
+    return this.raft.lead;
+  }
+
   status(): RaftStatus {
     const r = this.raft;
     const progress: Record<NodeId, ProgressStatus> = {};

@@ -10,6 +10,13 @@ describe('raft smoke', () => {
     c.node('a').campaign();
     c.stabilize();
     expect(c.leader()).toBe('a');
+    // The cheap getters a store node reads per request agree with the full status.
+    for (const id of ['a', 'b', 'c']) {
+      const st = c.node(id).status();
+      expect([c.node(id).role, c.node(id).leaderId]).toEqual([st.role, st.leaderId]);
+    }
+    expect(c.node('b').role).toBe('follower');
+    expect(c.node('b').leaderId).toBe('a');
     for (let i = 0; i < 10; i++) expect(c.node('a').propose(`v${i}`).ok).toBe(true);
     c.stabilize();
     for (const id of ['a', 'b', 'c']) {
