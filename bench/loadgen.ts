@@ -30,12 +30,39 @@ export interface PhaseOptions {
   readonly warmupMs?: number;
   /** Called about every 250 ms while measuring. */
   readonly onProgress?: (elapsedMs: number, ops: number, errors: number) => void;
+  /** Called when the measured window opens (after the warmup) and when it closes: to sample CPU over exactly that window. */
+  readonly onWindow?: (edge: 'start' | 'end') => void;
 }
 
 export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1));
   return sorted[idx] as number;
+}
+
+/**
+ * Timers that report the measured window's edges; `close()` reports an edge
+ * its timer has not reached yet (the last workers may finish in the same
+ * turn as the window's end, before the timer phase), so both are always
+ * reported once, start before end.
+ */
+function windowEdges(onWindow: PhaseOptions['onWindow'], warmupMs: number, durationMs: number): { close(): void } {
+  if (onWindow === undefined) return { close: () => undefined };
+  const pending = new Set<'start' | 'end'>(['start', 'end']);
+  const fire = (edge: 'start' | 'end'): void => {
+    if (pending.delete(edge)) onWindow(edge);
+  };
+  const timers = [
+    setTimeout(() => fire('start'), warmupMs),
+    setTimeout(() => fire('end'), warmupMs + durationMs),
+  ];
+  return {
+    close: () => {
+      for (const t of timers) clearTimeout(t);
+      fire('start');
+      fire('end');
+    },
+  };
 }
 
 /** Runs `op` from `concurrency` workers for warmup + duration; measures only the duration. */
@@ -49,6 +76,7 @@ export async function runPhase(op: Op, opts: PhaseOptions): Promise<PhaseResult>
   const errorSamples: string[] = [];
   let measuredEnd = stopAt;
 
+  const window = windowEdges(opts.onWindow, warmupMs, opts.durationMs);
   const progress = opts.onProgress
     ? setInterval(() => {
         const now = performance.now();
@@ -83,6 +111,7 @@ export async function runPhase(op: Op, opts: PhaseOptions): Promise<PhaseResult>
     await Promise.all(Array.from({ length: opts.concurrency }, (_, w) => worker(w)));
   } finally {
     if (progress) clearInterval(progress);
+    window.close();
   }
   measuredEnd = Math.min(stopAt, performance.now());
   const elapsedS = Math.max(1e-9, (measuredEnd - measureFrom) / 1000);

@@ -14,7 +14,7 @@ import { tlsHttpClient } from '../../lib/tls.js';
 import type { Backend } from './backends.js';
 import { addCounts, diffCounts, readsOf, writesOf, zeroCounts, type CallCounts } from './counting-store.js';
 import type { ChildReport } from './ipc.js';
-import { cpuMs } from './processes.js';
+import { cpuMs } from '../proc-cpu.js';
 import { progress } from '../output.js';
 import type { BenchRow, CpuPerTx } from './report.js';
 import { runRow, StoreProbe } from './workload.js';

@@ -112,19 +112,3 @@ function tail(file: string, lines = 15): string {
   }
 }
 
-const TICKS_PER_S = 100; // USER_HZ on Linux, which /proc/<pid>/stat counts in
-
-/** User + system CPU milliseconds a process used so far; undefined where /proc cannot tell (gone, not Linux). */
-export function cpuMs(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const utime = Number(fields[11]);
-    const stime = Number(fields[12]);
-    return Number.isFinite(utime) && Number.isFinite(stime) ? ((utime + stime) * 1_000) / TICKS_PER_S : undefined;
-  } catch {
-    return undefined;
-  }
-}

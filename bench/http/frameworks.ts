@@ -29,7 +29,7 @@ import { parseArgs } from 'node:util';
 import { cleanupOnSignal } from '../cleanup.js';
 import { LeanHttp, runPhase } from '../loadgen.js';
 import { fmt, machine, progress } from '../output.js';
-import { cpuMs } from '../2pc/processes.js';
+import { cpuMs } from '../proc-cpu.js';
 import { FRAMEWORKS, SERVICES, type Framework, type Service } from './variants.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));

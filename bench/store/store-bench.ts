@@ -10,8 +10,9 @@
  * linearizable get. Our store is driven over node:http with a keep-alive
  * agent, etcd through the `etcd3` npm client; both send everything to the
  * leader. Rows run ours then etcd back to back, so a busy machine skews both
- * alike. Prints a Markdown table (ours, etcd, ratio) and, with --json, the
- * raw numbers. Every process started here is stopped by pid at the end, also
+ * alike. Prints a Markdown table (ours, etcd, ratio), each system's CPU per
+ * operation over the measured window (its three server processes, and this
+ * process, which is its client) and, with --json, the raw numbers. Every process started here is stopped by pid at the end, also
  * on error or Ctrl-C.
  *
  * Other flags: --rounds N (each row N times, the systems' order alternating;
@@ -43,17 +44,29 @@ import { LocalCluster } from '../../store/node/launcher.js';
 import { cleanupOnSignal } from '../cleanup.js';
 import { EtcdCluster } from '../etcd.js';
 import { runPhase, type PhaseResult } from '../loadgen.js';
+import { cpuMsOf } from '../proc-cpu.js';
 import { etcdTarget, ourTarget, WORKLOADS, type Target, type Workload } from './store-targets.js';
 import { planSecureCluster, setUpAuth, type SecureCluster } from './secure-cluster.js';
 import { fmt, machine, progress, ratio } from '../output.js';
 
+/** CPU per operation over a row's measured window, in µs: the system's server processes, and this process (its client). */
+interface CpuPerOp {
+  readonly serverUs: number;
+  readonly clientUs: number;
+}
+
+/** A system's result in a row; `cpu` when its server processes are local (not --endpoints). */
+interface Measured extends PhaseResult {
+  readonly cpu?: CpuPerOp;
+}
+
 interface Row {
   readonly workload: Workload;
   readonly clients: number;
-  readonly ours: PhaseResult;
-  readonly etcd?: PhaseResult;
+  readonly ours: Measured;
+  readonly etcd?: Measured;
   /** --compare-secure: our cluster with TLS and auth, in the same row. */
-  readonly secure?: PhaseResult;
+  readonly secure?: Measured;
   /** E.g. "ours: election during the row". */
   readonly notes?: readonly string[];
   /** --rounds N > 1: each round's ops/s per system, in the order of the columns; the row shows each system's median round. */
@@ -65,7 +78,7 @@ interface Row {
 /** What the second column set of a row is: etcd's, or (--compare-secure) our secure cluster's. */
 type Other = 'etcd' | 'secure';
 
-function otherOf(r: Row, other: Other): PhaseResult | undefined {
+function otherOf(r: Row, other: Other): Measured | undefined {
   return other === 'etcd' ? r.etcd : r.secure;
 }
 
@@ -92,7 +105,14 @@ export function renderTable(rows: readonly Row[], other: Other | undefined): str
   if (notes.length > 0) out.push('', ...notes);
   const rounds = rows.filter((r) => r.rounds !== undefined).map((r) => `- ${r.workload} at ${r.clients} clients, ops/s per round (${other === undefined ? 'ours' : `${a}/${b}`}): ${(r.rounds ?? []).map(roundText).join(', ')}`);
   if (rounds.length > 0) out.push('', ...rounds);
+  const cpu = rows.filter((r) => r.ours.cpu !== undefined).map((r) => `- ${r.workload} at ${r.clients} clients, CPU µs per op, servers + client: ${cpuText(a, r.ours.cpu)}${other === undefined ? '' : `; ${cpuText(b, otherOf(r, other)?.cpu)}`}`);
+  if (cpu.length > 0) out.push('', ...cpu);
   return out.join('\n');
+}
+
+/** "ours 412 (331 + 81)": one system's CPU per op in a row. */
+function cpuText(name: string, cpu: CpuPerOp | undefined): string {
+  return cpu === undefined ? `${name} -` : `${name} ${fmt(cpu.serverUs + cpu.clientUs, 0)} (${fmt(cpu.serverUs, 0)} + ${fmt(cpu.clientUs, 0)})`;
 }
 
 /** One round's ops/s: "5309/3306 (1.61x)", or "5309" with one system. */
@@ -191,6 +211,8 @@ interface Systems {
   /** Status calls to the plain cluster. */
   readonly status: HttpClient;
   readonly targets: Target[];
+  /** Each target's server processes (by target name), for CPU per op; none for --endpoints. */
+  readonly pids: Map<string, () => readonly number[]>;
 }
 
 async function planSystems(cfg: BenchConfig): Promise<Systems> {
@@ -201,7 +223,12 @@ async function planSystems(cfg: BenchConfig): Promise<Systems> {
   const endpoints = cfg.external ?? cluster?.endpoints ?? [];
   const etcd = cfg.etcdBin ? new EtcdCluster(cfg.etcdBin, join(tmp, 'etcd'), cfg.etcdBasePort, cfg.etcdBasePort + 100) : undefined;
   const secure = cfg.compareSecure ? await planSecureCluster(join(tmp, 'secure'), cfg.basePort + 400, nodeArgs) : undefined;
-  return { tmp, cluster, etcd, secure, endpoints, status: new HttpClient(), targets: [] };
+  const pids = new Map<string, () => readonly number[]>();
+  const pidsOf = (c: LocalCluster) => () => c.processes.flatMap((p) => (p.pid === undefined ? [] : [p.pid]));
+  if (cluster) pids.set('ours', pidsOf(cluster));
+  if (secure) pids.set('secure', pidsOf(secure.cluster));
+  if (etcd) pids.set('etcd', () => etcd.pids);
+  return { tmp, cluster, etcd, secure, endpoints, status: new HttpClient(), targets: [], pids };
 }
 
 /** Stops everything started here and removes the data (or says where it is kept). */
@@ -266,17 +293,38 @@ async function warmUp(targets: readonly Target[], cfg: BenchConfig): Promise<voi
   progress(`warmed up (${cfg.initialWarmupMs / 1000} s per system)`, true);
 }
 
-/** One system's run of one row; a leader change during it becomes a note. */
-async function measureTarget(t: Target, workload: Workload, clients: number, cfg: BenchConfig, label: string, notes: string[]): Promise<PhaseResult> {
+/** CPU so far: the server processes' (ms; undefined when not local) and this process's (µs). */
+interface CpuSample {
+  readonly serversMs: number | undefined;
+  readonly client: NodeJS.CpuUsage;
+}
+
+function sampleCpu(pids: readonly number[]): CpuSample {
+  return { serversMs: pids.length === 0 ? undefined : cpuMsOf(pids), client: process.cpuUsage() };
+}
+
+function cpuPerOp(a: CpuSample | undefined, z: CpuSample | undefined, ops: number): CpuPerOp | undefined {
+  if (a?.serversMs === undefined || z?.serversMs === undefined || ops === 0) return undefined;
+  const client = z.client.user + z.client.system - a.client.user - a.client.system;
+  return { serverUs: ((z.serversMs - a.serversMs) * 1_000) / ops, clientUs: client / ops };
+}
+
+/** One system's run of one row, with its CPU per op; a leader change during it becomes a note. */
+async function measureTarget(t: Target, pids: () => readonly number[], workload: Workload, clients: number, cfg: BenchConfig, label: string, notes: string[]): Promise<Measured> {
   await t.beforeRow();
   const tag = `${t.name}-${workload}-${clients}-${Date.now().toString(36)}`;
-  const result = await runPhase(t.op(workload, clients, tag), {
+  const window: { start?: CpuSample; end?: CpuSample } = {};
+  const phase = await runPhase(t.op(workload, clients, tag), {
     concurrency: clients,
     durationMs: cfg.durationMs,
     warmupMs: cfg.warmupMs,
     onProgress: (ms, ops, errs) => progress(`${label} ${(ms / 1000).toFixed(1)}/${(cfg.durationMs / 1000).toFixed(1)} s  ${ops} ops  ${errs} errors`, false),
+    onWindow: (edge) => (window[edge] = sampleCpu(pids())),
   });
-  progress(`${label} ${result.opsPerS.toFixed(0)} ops/s  p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms  ${result.errors} errors${result.errorSamples[0] ? ` (${result.errorSamples[0]})` : ''}`, true);
+  const cpu = cpuPerOp(window.start, window.end, phase.ops);
+  const result: Measured = cpu === undefined ? phase : { ...phase, cpu };
+  const cpuNote = cpu === undefined ? '' : `  CPU/op ${fmt(cpu.serverUs, 0)} + ${fmt(cpu.clientUs, 0)} µs`;
+  progress(`${label} ${result.opsPerS.toFixed(0)} ops/s  p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms  ${result.errors} errors${cpuNote}${result.errorSamples[0] ? ` (${result.errorSamples[0]})` : ''}`, true);
   const note = await t.afterRow();
   if (note) {
     notes.push(note);
@@ -292,13 +340,13 @@ async function measureTarget(t: Target, workload: Workload, clients: number, cfg
  * system's median round is shown: this VM's speed drifts by 10 to 20%
  * within minutes (docs/BENCHMARKS.md).
  */
-async function runRows(targets: readonly Target[], cfg: BenchConfig): Promise<Row[]> {
+async function runRows(targets: readonly Target[], pids: Systems['pids'], cfg: BenchConfig): Promise<Row[]> {
   const rows: Row[] = [];
   const total = cfg.workloads.length * cfg.clientCounts.length * targets.length * cfg.rounds;
   let n = 0;
   for (const workload of cfg.workloads) {
     for (const clients of cfg.clientCounts) {
-      const perTarget: PhaseResult[][] = targets.map(() => []);
+      const perTarget: Measured[][] = targets.map(() => []);
       const notes: string[] = [];
       for (let round = 0; round < cfg.rounds; round++) {
         const order = targets.map((_, i) => i);
@@ -307,7 +355,7 @@ async function runRows(targets: readonly Target[], cfg: BenchConfig): Promise<Ro
           const t = targets[i] as Target;
           n++;
           const label = `[${n}/${total}] ${t.name.padEnd(4)} ${workload.padEnd(3)} clients=${String(clients).padEnd(3)}`;
-          perTarget[i]?.push(await measureTarget(t, workload, clients, cfg, label, notes));
+          perTarget[i]?.push(await measureTarget(t, pids.get(t.name) ?? (() => []), workload, clients, cfg, label, notes));
         }
       }
       rows.push(rowOf(workload, clients, perTarget, notes, cfg));
@@ -317,9 +365,9 @@ async function runRows(targets: readonly Target[], cfg: BenchConfig): Promise<Ro
 }
 
 /** A row from each system's rounds: the median round by ops/s, and every round's ops/s when there were several. */
-function rowOf(workload: Workload, clients: number, perTarget: readonly PhaseResult[][], notes: readonly string[], cfg: BenchConfig): Row {
-  const median = (rs: readonly PhaseResult[]): PhaseResult => [...rs].sort((a, b) => a.opsPerS - b.opsPerS)[Math.floor((rs.length - 1) / 2)] as PhaseResult;
-  const [o, e] = perTarget.map(median) as [PhaseResult, PhaseResult | undefined];
+function rowOf(workload: Workload, clients: number, perTarget: readonly Measured[][], notes: readonly string[], cfg: BenchConfig): Row {
+  const median = (rs: readonly Measured[]): Measured => [...rs].sort((a, b) => a.opsPerS - b.opsPerS)[Math.floor((rs.length - 1) / 2)] as Measured;
+  const [o, e] = perTarget.map(median) as [Measured, Measured | undefined];
   const base: Row = e === undefined ? { workload, clients, ours: o } : cfg.compareSecure ? { workload, clients, ours: o, secure: e } : { workload, clients, ours: o, etcd: e };
   const rounds = cfg.rounds > 1 ? Array.from({ length: cfg.rounds }, (_, r) => perTarget.map((rs) => Math.round(rs[r]?.opsPerS ?? 0))) : undefined;
   return { ...base, ...(notes.length > 0 ? { notes } : {}), ...(rounds === undefined ? {} : { rounds }) };
@@ -354,7 +402,7 @@ async function main(): Promise<void> {
   try {
     await startTargets(sys, cfg);
     await warmUp(sys.targets, cfg);
-    rows = await runRows(sys.targets, cfg);
+    rows = await runRows(sys.targets, sys.pids, cfg);
   } finally {
     await stop.run();
     stop.done();
