@@ -23,8 +23,9 @@ export function cpuMs(pid: number | undefined): number | undefined {
   }
 }
 
-/** The summed CPU milliseconds of `pids` so far; undefined if any cannot be read. */
-export function cpuMsOf(pids: readonly number[]): number | undefined {
+/** The summed CPU milliseconds of `pids` so far; undefined when there are none or any cannot be read. */
+export function cpuMsOf(pids: readonly (number | undefined)[]): number | undefined {
+  if (pids.length === 0) return undefined;
   let sum = 0;
   for (const pid of pids) {
     const ms = cpuMs(pid);

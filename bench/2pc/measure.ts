@@ -14,7 +14,7 @@ import { tlsHttpClient } from '../../lib/tls.js';
 import type { Backend } from './backends.js';
 import { addCounts, diffCounts, readsOf, writesOf, zeroCounts, type CallCounts } from './counting-store.js';
 import type { ChildReport } from './ipc.js';
-import { cpuMs } from '../proc-cpu.js';
+import { cpuMsOf } from '../proc-cpu.js';
 import { progress } from '../output.js';
 import type { BenchRow, CpuPerTx } from './report.js';
 import { runRow, StoreProbe } from './workload.js';
@@ -55,14 +55,7 @@ interface CpuSample {
 }
 
 function sumCpu(pids: readonly (number | undefined)[]): number | null {
-  if (pids.length === 0) return null;
-  let total = 0;
-  for (const pid of pids) {
-    const ms = cpuMs(pid);
-    if (ms === undefined) return null;
-    total += ms;
-  }
-  return total;
+  return cpuMsOf(pids) ?? null;
 }
 
 function cpuNow(b: Backend): CpuSample {

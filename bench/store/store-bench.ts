@@ -300,7 +300,7 @@ interface CpuSample {
 }
 
 function sampleCpu(pids: readonly number[]): CpuSample {
-  return { serversMs: pids.length === 0 ? undefined : cpuMsOf(pids), client: process.cpuUsage() };
+  return { serversMs: cpuMsOf(pids), client: process.cpuUsage() };
 }
 
 function cpuPerOp(a: CpuSample | undefined, z: CpuSample | undefined, ops: number): CpuPerOp | undefined {
