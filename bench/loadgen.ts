@@ -76,7 +76,7 @@ export async function runPhase(op: Op, opts: PhaseOptions): Promise<PhaseResult>
   const errorSamples: string[] = [];
   let measuredEnd = stopAt;
 
-  const window = windowEdges(opts.onWindow, warmupMs, opts.durationMs);
+  const edges = windowEdges(opts.onWindow, warmupMs, opts.durationMs);
   const progress = opts.onProgress
     ? setInterval(() => {
         const now = performance.now();
@@ -111,7 +111,7 @@ export async function runPhase(op: Op, opts: PhaseOptions): Promise<PhaseResult>
     await Promise.all(Array.from({ length: opts.concurrency }, (_, w) => worker(w)));
   } finally {
     if (progress) clearInterval(progress);
-    window.close();
+    edges.close();
   }
   measuredEnd = Math.min(stopAt, performance.now());
   const elapsedS = Math.max(1e-9, (measuredEnd - measureFrom) / 1000);

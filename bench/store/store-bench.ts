@@ -313,15 +313,15 @@ function cpuPerOp(a: CpuSample | undefined, z: CpuSample | undefined, ops: numbe
 async function measureTarget(t: Target, pids: () => readonly number[], workload: Workload, clients: number, cfg: BenchConfig, label: string, notes: string[]): Promise<Measured> {
   await t.beforeRow();
   const tag = `${t.name}-${workload}-${clients}-${Date.now().toString(36)}`;
-  const window: { start?: CpuSample; end?: CpuSample } = {};
+  const cpuAt: { start?: CpuSample; end?: CpuSample } = {};
   const phase = await runPhase(t.op(workload, clients, tag), {
     concurrency: clients,
     durationMs: cfg.durationMs,
     warmupMs: cfg.warmupMs,
     onProgress: (ms, ops, errs) => progress(`${label} ${(ms / 1000).toFixed(1)}/${(cfg.durationMs / 1000).toFixed(1)} s  ${ops} ops  ${errs} errors`, false),
-    onWindow: (edge) => (window[edge] = sampleCpu(pids())),
+    onWindow: (edge) => (cpuAt[edge] = sampleCpu(pids())),
   });
-  const cpu = cpuPerOp(window.start, window.end, phase.ops);
+  const cpu = cpuPerOp(cpuAt.start, cpuAt.end, phase.ops);
   const result: Measured = cpu === undefined ? phase : { ...phase, cpu };
   const cpuNote = cpu === undefined ? '' : `  CPU/op ${fmt(cpu.serverUs, 0)} + ${fmt(cpu.clientUs, 0)} µs`;
   progress(`${label} ${result.opsPerS.toFixed(0)} ops/s  p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms  ${result.errors} errors${cpuNote}${result.errorSamples[0] ? ` (${result.errorSamples[0]})` : ''}`, true);
