@@ -1,8 +1,7 @@
 /**
  * CPU time of benchmark processes, read from /proc: what bench:2pc and
  * bench:store divide by the operations of a window to give CPU per
- * transaction or per write, a figure that moves less than throughput when
- * this VM's speed drifts.
+ * transaction or per write, and so which processes an operation costs.
  */
 import { readFileSync } from 'node:fs';
 

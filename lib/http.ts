@@ -269,10 +269,7 @@ export function encodeReply(reply: JsonReply | TextReply): WireResponse {
 /** node:http headers as a plain record: repeated headers (only `set-cookie` stays an array in Node) joined. */
 export function plainHeaders(h: IncomingHttpHeaders): Record<string, string | undefined> {
   const out: Record<string, string | undefined> = {};
-  for (const name in h) {
-    const value = h[name];
-    out[name] = Array.isArray(value) ? value.join(', ') : value;
-  }
+  for (const [name, value] of Object.entries(h)) out[name] = Array.isArray(value) ? value.join(', ') : value;
   return out;
 }
 
