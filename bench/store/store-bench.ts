@@ -8,7 +8,7 @@
  * 3-member etcd on loopback. Runs three closed-loop workloads at each client
  * count for a fixed time: set (PUT), CAS create-if-absent on fresh keys, and
  * linearizable get. Our store is driven through the product's HTTP client
- * (lib/http-client.ts), etcd through the `etcd3` npm client; both send
+ * (lib/http-client.ts, on undici), etcd through the `etcd3` npm client; both send
  * everything to the leader. Rows run ours then etcd back to back, so a busy
  * machine skews both alike. Prints a Markdown table (ours, etcd, ratio),
  * each system's CPU per operation over the measured window (its three
@@ -27,8 +27,7 @@
  * lmdb|memory (our nodes' state machine; default lmdb, the store's), and
  * --endpoints URL,... to benchmark an already running cluster instead of
  * starting one, and --profile DIR (our nodes run under --cpu-prof, profiles
- * in DIR; summarize them with `npx tsx bench/profile-top.ts DIR`). Our
- * load goes through the product's client (lib/http-client.ts, undici).
+ * in DIR; summarize them with `npx tsx bench/profile-top.ts DIR`).
  *
  * --compare-secure: instead of etcd, a second cluster of ours with TLS on
  * every link and auth on (secure-cluster.ts), beside the plain one in each
