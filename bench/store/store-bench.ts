@@ -8,9 +8,9 @@
  * 3-member etcd on loopback. Runs three closed-loop workloads at each client
  * count for a fixed time: set (PUT), CAS create-if-absent on fresh keys, and
  * linearizable get. Our store is driven through the product's HTTP client
- * (lib/http-client.ts, on undici), etcd through the `etcd3` npm client; both send
- * everything to the leader. Rows run ours then etcd back to back, so a busy
- * machine skews both alike. Prints a Markdown table (ours, etcd, ratio),
+ * (lib/http-client.ts, on undici), etcd through the `etcd3` npm client;
+ * both send everything to the leader. Rows run ours then etcd back to back,
+ * so a busy machine skews both alike. Prints a Markdown table (ours, etcd, ratio),
  * each system's CPU per operation over the measured window (its three
  * server processes, and this process, which is its client) and, with
  * --json, the raw numbers. Every process started here is stopped by pid at
