@@ -27,6 +27,7 @@ export function storeMetrics(node: ApiNode, opts: StoreMetricsOptions): MetricsR
   r.counterFrom('store_proposals_total', 'Writes proposed by this node as leader.', () => m.proposals);
   r.counterFrom('store_proposal_batches_total', 'Proposal batches (one append each).', () => m.proposalBatches);
   r.counterFrom('store_applied_entries_total', 'Log entries applied.', () => m.appliedEntries);
+  r.counterFrom('store_ready_loops_total', 'Raft Ready batches the driver loop handled (each persisted with at most one WAL write and fsync); entries per batch is the applied entries over this.', () => m.readyLoops);
   r.counterFrom('store_snapshots_taken_total', 'Snapshots taken.', () => m.snapshotsTaken);
   r.counterFrom('store_snapshots_installed_total', 'Snapshots received from a leader.', () => m.snapshotsInstalled);
   r.counterFrom('store_snapshot_streams_pulled_total', 'Snapshot streams pulled from a leader into the on-disk engine.', () => node.snapshotStreamCounts.pulled);

@@ -87,6 +87,9 @@ describe('store node and coordinator readiness (real store processes)', () => {
     const m = parseMetrics(await metrics.text());
     expect(m.get('process_cpu_seconds_total')).toBeGreaterThan(0);
     expect(m.get('store_leader_changes_total')).toBeGreaterThanOrEqual(1);
+    // Entries were applied, so the loop that persists and applies them ran.
+    expect(m.get('store_applied_entries_total')).toBeGreaterThan(0);
+    expect(m.get('store_ready_loops_total')).toBeGreaterThan(0);
     failed = false;
   });
 
