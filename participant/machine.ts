@@ -25,7 +25,8 @@
  * is re-asserted by CAS (a stored "no" against our "yes" means abort); an
  * applied decision is acknowledged if it was not. `restoreLocks` asks the
  * service to take back the locks of an in-doubt "yes" before it serves
- * anything else: they stay held until the decision.
+ * anything else: they stay held until the decision. A decision that reaches
+ * such a record before its `recover` waits for it (docs/CHAOS.md, finding 6).
  *
  * The service's commit and abort callbacks must be idempotent: a crash
  * between applying and logging replays them.
@@ -134,6 +135,13 @@ export class ParticipantTxMachine {
   private pendingWork: { work: JsonValue; waiters: RequestId[] } | undefined;
   private prepareWanted = false;
   private recovering = false;
+  /**
+   * Built over an in-doubt "yes" from the log: a restart, so the service's
+   * locks died with the process and only `recover` takes them back. The watch
+   * may bring the decision first; applying an abort then would release
+   * nothing, and the locks restored after it would be held for good.
+   */
+  private locksLost: boolean;
   private deadlinePassed = false;
   private readonly prepareWaiters: RequestId[] = [];
   // (4) In flight.
@@ -154,6 +162,7 @@ export class ParticipantTxMachine {
     this.txId = txId;
     this.name = options.name;
     this.record = record;
+    this.locksLost = isInDoubt(record);
   }
 
   get logRecord(): LogRecord | undefined {
@@ -264,6 +273,7 @@ export class ParticipantTxMachine {
 
   private onRecover(event: Extract<ParticipantEvent, { type: 'recover' }>): ParticipantEffect[] {
     this.recovering = true;
+    this.locksLost = false; // restored below, before any apply (same step)
     if (event.stored.deadline !== null) this.deadline = event.stored.deadline;
     if (event.stored.vote !== null) this.adoptStoredVote(event.stored.vote);
     if (event.stored.decision !== null) this.adoptDecision(event.stored.decision);
@@ -362,7 +372,7 @@ export class ParticipantTxMachine {
     const out: ParticipantEffect[] = [];
     const record = this.record;
     const target: Decision | undefined = this.excluded ? 'abort' : (this.decision ?? (this.localAbortKnown() ? 'abort' : undefined));
-    const busy = this.applying !== undefined || this.appliedUnlogged !== undefined || this.validating;
+    const busy = this.applying !== undefined || this.appliedUnlogged !== undefined || this.validating || this.locksLost;
     if (target !== undefined && record?.applied === undefined && !busy) {
       if (target === 'commit' && record === undefined) {
         // A commit for a transaction we do not know: we acked it and compacted the record long ago

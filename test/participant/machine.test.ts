@@ -237,6 +237,23 @@ describe('recovery from the log plus the store', () => {
     expect(r.service.calls).toEqual(['prepare', 'commit']);
   });
 
+  // docs/CHAOS.md, finding 6: after a restart the watch brought the abort before recovery reached
+  // the transaction; the abort released nothing, then recovery restored the hold, held for good.
+  it('restarted in doubt, the decision observed before recovery: applied only after the locks are restored', () => {
+    const m = new ParticipantTxMachine('t1', { txId: 't1', work: {}, receivedAt: T0, vote: { vote: 'yes', at: T0 } }, { name: 'bank-a' });
+    const order: string[] = [];
+    const run = (effects: readonly ParticipantEffect[]): void => {
+      for (const e of effects) {
+        if (e.type === 'restoreLocks' || e.type === 'apply') order.push(e.type);
+        if (e.type === 'apply') run(m.step({ type: 'applied', decision: e.decision })); // its log write still in flight
+      }
+    };
+    run(m.step({ type: 'decisionObserved', decision: 'abort' }));
+    expect(order).toEqual([]); // waits for recovery
+    run(m.step({ type: 'recover', nowMs: T0 + 1, stored: { vote: makeVote('yes', 'bank-a'), decision: 'abort', deadline: DEADLINE } }));
+    expect(order).toEqual(['restoreLocks', 'apply']);
+  });
+
   it('in doubt past the deadline with no decision: helps decide, and applies what the store decides', async () => {
     await frozenTx(['bank-a', 'bank-b']);
     await store.casCreate(voteKey('t1', 'bank-b'), encodeVote(makeVote('yes', 'bank-b')));
