@@ -32,6 +32,13 @@ export class Bank {
   readonly applied = new Map<string, Decision>();
   /** Volatile: the work of each prepared (or restored) transaction. */
   private holds = new Map<string, BankWork>();
+  /**
+   * Volatile: transactions whose decision this process applied. A restore of
+   * one of them would take back a hold that nothing releases any more
+   * (docs/CHAOS.md, finding 6); a restore of one applied before a crash is
+   * the normal replay and is skipped below.
+   */
+  private appliedThisLife = new Set<string>();
 
   constructor(
     readonly name: string,
@@ -54,6 +61,7 @@ export class Bank {
   /** The process died: its holds are gone. */
   crashed(): void {
     this.holds = new Map();
+    this.appliedThisLife = new Set();
   }
 
   prepare(txId: string, work: JsonValue): PrepareAnswer {
@@ -67,6 +75,7 @@ export class Bank {
 
   /** After a restart: the "yes" already promised this money, so the hold is taken back as it was. */
   restore(txId: string, work: JsonValue): void {
+    if (this.appliedThisLife.has(txId)) throw new SafetyViolation('locks', `${this.name}: ${txId} restored after its decision was applied in this process`);
     const w = parseBankWork(work);
     if (w === undefined || this.applied.has(txId)) return;
     this.holds.set(txId, w);
@@ -82,6 +91,7 @@ export class Bank {
     const done = this.applied.get(txId);
     if (done === 'abort') throw new SafetyViolation('atomicity', `${this.name}: ${txId} committed after it was aborted here`);
     if (done === 'commit') {
+      this.appliedThisLife.add(txId);
       this.holds.delete(txId);
       return true;
     }
@@ -89,6 +99,7 @@ export class Bank {
     if (w === undefined) return false;
     this.balances.set(w.account, (this.balances.get(w.account) ?? 0) + w.delta);
     this.applied.set(txId, 'commit');
+    this.appliedThisLife.add(txId);
     this.holds.delete(txId);
     this.checkAccount(w.account, txId);
     this.onApplied(txId, 'commit');
@@ -99,6 +110,7 @@ export class Bank {
     const done = this.applied.get(txId);
     if (done === 'commit') throw new SafetyViolation('atomicity', `${this.name}: ${txId} aborted after it was committed here`);
     this.holds.delete(txId);
+    this.appliedThisLife.add(txId);
     if (done !== undefined) return;
     this.applied.set(txId, 'abort');
     this.onApplied(txId, 'abort');
