@@ -46,6 +46,13 @@ export function drawKnobs(r: SeededRandom) {
     failpoints: failpoints as Readonly<Partial<Record<FailpointName, number>>>,
     maxFsyncMs: r.pick([1, 4, 15]),
     maxServiceMs: r.pick([0, 2, 8]),
+    /**
+     * Most a restarted participant's store reads wait before they go, until it
+     * is ready (a store slow to answer its recovery): decisions the watch
+     * brings then reach in-doubt transactions before recovery does
+     * (docs/CHAOS.md, finding 6).
+     */
+    maxRecoveryReadDelayMs: r.pick([0, 0, 60, 300]),
     txPerSec: r.pick([4, 8, 15]),
     minTxTimeoutMs,
     maxTxTimeoutMs: minTxTimeoutMs + r.pick([200, 1_000]),

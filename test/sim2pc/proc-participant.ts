@@ -6,6 +6,7 @@
 import type { JsonValue } from '../../coordinator/protocol/index.js';
 import { ParticipantNode, type ParticipantService, type PrepareAnswer } from '../../participant/participant.js';
 import { SafetyViolation } from '../sim/invariants.js';
+import type { TxStore } from '../../coordinator/txstore/index.js';
 import type { Bank } from './bank.js';
 import { SimDisk } from './disk.js';
 import { participantConfig } from './knobs.js';
@@ -39,9 +40,10 @@ export class SimParticipant extends ServiceProc<ParticipantCall, ParticipantAnsw
   protected onStart(): void {
     this.connect();
     const inc = this.incarnation;
+    const store = slowReadsUntil(this.txStore('participant'), () => this.node?.ready === true, () => this.timers.sleep(this.world.random.int(this.world.knobs.maxRecoveryReadDelayMs + 1)));
     void ParticipantNode.open({
       name: this.name,
-      store: this.txStore('participant'),
+      store,
       logPath: LOG_PATH,
       service: this.service(inc),
       timers: this.timers,
@@ -118,4 +120,19 @@ async function callNode(node: ParticipantNode, call: ParticipantCall): Promise<P
       await node.decisionHint(call.txId, call.decision);
       return { ok: true };
   }
+}
+
+/** `store` whose range reads wait `delay()` first until `ready()`: a store slow to answer a recovery. */
+function slowReadsUntil(store: TxStore, ready: () => boolean, delay: () => Promise<void>): TxStore {
+  const range: TxStore['range'] = async (prefix, opts) => {
+    if (!ready()) await delay();
+    return store.range(prefix, opts);
+  };
+  return new Proxy(store, {
+    get(target, prop) {
+      if (prop === 'range') return range;
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }
