@@ -26,7 +26,8 @@
  * 3.4's --snapshot-count, instead of the store's 20000), --engine
  * lmdb|memory (our nodes' state machine; default lmdb, the store's), and
  * --endpoints URL,... to benchmark an already running cluster instead of
- * starting one, and --profile DIR (our nodes run under --cpu-prof, profiles
+ * starting one (its servers' CPU is reported when every endpoint is on this
+ * machine's loopback: the pids listening on those ports), and --profile DIR (our nodes run under --cpu-prof, profiles
  * in DIR; summarize them with `npx tsx bench/profile-top.ts DIR`).
  *
  * --compare-secure: instead of etcd, a second cluster of ours with TLS on
@@ -44,7 +45,7 @@ import { LocalCluster } from '../../store/node/launcher.js';
 import { cleanupOnSignal } from '../cleanup.js';
 import { EtcdCluster } from '../etcd.js';
 import { runPhase, type PhaseResult } from '../loadgen.js';
-import { cpuMsOf } from '../proc-cpu.js';
+import { cpuMsOf, pidsListeningOn } from '../proc-cpu.js';
 import { etcdTarget, ourTarget, WORKLOADS, type Target, type Workload } from './store-targets.js';
 import { planSecureCluster, setUpAuth, type SecureCluster } from './secure-cluster.js';
 import { fmt, machine, progress, ratio } from '../output.js';
@@ -55,7 +56,7 @@ interface CpuPerOp {
   readonly clientUs: number;
 }
 
-/** A system's result in a row; `cpu` when its server processes are local (not --endpoints). */
+/** A system's result in a row; `cpu` when its server processes are known (with --endpoints: all on this machine's loopback). */
 interface Measured extends PhaseResult {
   readonly cpu?: CpuPerOp;
 }
@@ -211,7 +212,7 @@ interface Systems {
   /** Status calls to the plain cluster. */
   readonly status: HttpClient;
   readonly targets: Target[];
-  /** Each target's server processes (by target name), for CPU per op; none for --endpoints. */
+  /** Each target's server processes (by target name), for CPU per op; with --endpoints, found by port when local. */
   readonly pids: Map<string, () => readonly number[]>;
 }
 
@@ -226,9 +227,25 @@ async function planSystems(cfg: BenchConfig): Promise<Systems> {
   const pids = new Map<string, () => readonly number[]>();
   const pidsOf = (c: LocalCluster) => () => c.processes.flatMap((p) => (p.pid === undefined ? [] : [p.pid]));
   if (cluster) pids.set('ours', pidsOf(cluster));
+  const external = cfg.external === undefined ? [] : localServerPids(cfg.external);
+  if (external.length > 0) pids.set('ours', () => external);
   if (secure) pids.set('secure', pidsOf(secure.cluster));
   if (etcd) pids.set('etcd', () => etcd.pids);
   return { tmp, cluster, etcd, secure, endpoints, status: new HttpClient(), targets: [], pids };
+}
+
+/**
+ * With --endpoints: the pids serving them, when every endpoint is on this
+ * machine's loopback and one process listens on each port (else none: a
+ * partial sum would understate the servers' CPU).
+ */
+function localServerPids(endpoints: readonly string[]): readonly number[] {
+  const urls = endpoints.map((e) => new URL(e));
+  if (!urls.every((u) => ['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname))) return [];
+  const pids = pidsListeningOn(urls.map((u) => Number(u.port || (u.protocol === 'https:' ? 443 : 80))));
+  if (pids.length !== urls.length) return [];
+  progress(`  store pids (listening on the endpoints' ports) ${pids.join(', ')}`, true);
+  return pids;
 }
 
 /** Stops everything started here and removes the data (or says where it is kept). */
