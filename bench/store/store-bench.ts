@@ -27,8 +27,9 @@
  * lmdb|memory (our nodes' state machine; default lmdb, the store's), and
  * --endpoints URL,... to benchmark an already running cluster instead of
  * starting one (its servers' CPU is reported when every endpoint is on this
- * machine's loopback: the pids listening on those ports), and --profile DIR (our nodes run under --cpu-prof, profiles
- * in DIR; summarize them with `npx tsx bench/profile-top.ts DIR`).
+ * machine's loopback: the pids listening on those ports), and --profile
+ * DIR (our nodes run under --cpu-prof, profiles in DIR; summarize them with
+ * `npx tsx bench/profile-top.ts DIR`).
  *
  * --compare-secure: instead of etcd, a second cluster of ours with TLS on
  * every link and auth on (secure-cluster.ts), beside the plain one in each
