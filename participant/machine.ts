@@ -141,7 +141,7 @@ export class ParticipantTxMachine {
    * may bring the decision first; applying an abort then would release
    * nothing, and the locks restored after it would be held for good.
    */
-  private locksLost: boolean;
+  private readonly builtInDoubt: boolean;
   private deadlinePassed = false;
   private readonly prepareWaiters: RequestId[] = [];
   // (4) In flight.
@@ -162,7 +162,7 @@ export class ParticipantTxMachine {
     this.txId = txId;
     this.name = options.name;
     this.record = record;
-    this.locksLost = isInDoubt(record);
+    this.builtInDoubt = isInDoubt(record);
   }
 
   get logRecord(): LogRecord | undefined {
@@ -272,8 +272,7 @@ export class ParticipantTxMachine {
   }
 
   private onRecover(event: Extract<ParticipantEvent, { type: 'recover' }>): ParticipantEffect[] {
-    this.recovering = true;
-    this.locksLost = false; // restored below, before any apply (same step)
+    this.recovering = true; // a restart's locks are restored below, before any apply (same step)
     if (event.stored.deadline !== null) this.deadline = event.stored.deadline;
     if (event.stored.vote !== null) this.adoptStoredVote(event.stored.vote);
     if (event.stored.decision !== null) this.adoptDecision(event.stored.decision);
@@ -372,7 +371,7 @@ export class ParticipantTxMachine {
     const out: ParticipantEffect[] = [];
     const record = this.record;
     const target: Decision | undefined = this.excluded ? 'abort' : (this.decision ?? (this.localAbortKnown() ? 'abort' : undefined));
-    const busy = this.applying !== undefined || this.appliedUnlogged !== undefined || this.validating || this.locksLost;
+    const busy = this.applying !== undefined || this.appliedUnlogged !== undefined || this.validating || (this.builtInDoubt && !this.recovering);
     if (target !== undefined && record?.applied === undefined && !busy) {
       if (target === 'commit' && record === undefined) {
         // A commit for a transaction we do not know: we acked it and compacted the record long ago
