@@ -149,17 +149,24 @@ export class LeanHttp {
   private readonly headers: Readonly<Record<string, string>>;
   private readonly jsonHeaders: Readonly<Record<string, string>>;
 
-  constructor(baseUrl: string, maxSockets: number, security: LeanHttpSecurity = {}) {
+  /** `pipelining`: as the product's store client does (lib/http-client.ts); only requests sent `resendable` use it. */
+  constructor(baseUrl: string, maxSockets: number, security: LeanHttpSecurity = {}, pipelining = 1) {
     this.origin = new URL(baseUrl).origin;
-    this.client = new HttpClient({ maxSocketsPerHost: maxSockets, ...(security.tls === undefined ? {} : { tls: security.tls }) });
+    this.client = new HttpClient({ maxSocketsPerHost: maxSockets, pipelining, ...(security.tls === undefined ? {} : { tls: security.tls }) });
     this.headers = security.headers ?? {};
     this.jsonHeaders = { ...this.headers, 'content-type': 'application/json' };
   }
 
-  /** Sends a request; resolves with the parsed JSON body on 2xx, rejects with HttpStatusError otherwise. */
-  async request(method: string, path: string, body?: string, timeoutMs = 10_000): Promise<unknown> {
-    const headers = body === undefined ? this.headers : this.jsonHeaders;
-    const res = await this.client.request({ method, url: this.origin + path, headers, ...(body === undefined ? {} : { body }), timeoutMs });
+  /**
+   * Sends a request; resolves with the parsed JSON body on 2xx, rejects with HttpStatusError otherwise.
+   * Pipelined (when the client pipelines) if sending it twice does no harm: a GET or PUT (idempotent,
+   * RFC 9110 §9.2.2), or a write with a `requestId` (the store's Request-Id: applied at most once).
+   */
+  async request(method: string, path: string, body?: string, opts: { timeoutMs?: number; requestId?: string } = {}): Promise<unknown> {
+    const base = body === undefined ? this.headers : this.jsonHeaders;
+    const headers = opts.requestId === undefined ? base : { ...base, 'request-id': opts.requestId };
+    const resendable = method === 'GET' || method === 'PUT' || opts.requestId !== undefined;
+    const res = await this.client.request({ method, url: this.origin + path, headers, resendable, ...(body === undefined ? {} : { body }), timeoutMs: opts.timeoutMs ?? 10_000 });
     if (res.status < 200 || res.status >= 300) throw new HttpStatusError(res.status, res.text);
     return res.text === '' ? undefined : (JSON.parse(res.text) as unknown);
   }

@@ -21,6 +21,15 @@ export function programPath(relativeWithoutExtension: string): string {
   return join(PACKAGE_ROOT, `${relativeWithoutExtension}${FROM_SOURCES ? '.ts' : '.js'}`);
 }
 
+/**
+ * A program's entry file in the compiled package, what an installed package
+ * runs (dist/ of the repository, or the package itself when it is installed):
+ * for measuring the code that ships rather than the sources under tsx.
+ */
+export function builtProgramPath(relativeWithoutExtension: string): string {
+  return join(PACKAGE_ROOT, FROM_SOURCES ? 'dist' : '', `${relativeWithoutExtension}.js`);
+}
+
 /** Node's arguments that run an entry file: through tsx for a .ts file, as is for a .js one. */
 export function nodeArgsFor(entryFile: string): string[] {
   return entryFile.endsWith('.ts') ? ['--import', 'tsx', entryFile] : [entryFile];

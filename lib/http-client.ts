@@ -14,12 +14,21 @@
  *
  * `http://` and `https://` URLs; the https Agent trusts and shows what the
  * `tls` option says (lib/tls.ts builds it from a service's TLS flags).
+ *
+ * With `pipelining` above 1, requests marked `resendable` share a connection
+ * (HTTP/1.1 pipelining, RFC 9112 §9.3.2), so many concurrent callers cost the
+ * server and the kernel a few connections' reads and writes instead of one
+ * each (docs/BENCHMARKS.md, "Pipelined requests"; PIPELINED below). Only
+ * resendable requests are pipelined, because a connection that breaks makes
+ * undici send the unanswered ones behind the first again.
  */
 import { Agent, type Dispatcher, util } from 'undici';
 
 export interface HttpClientOptions {
   /** Concurrent sockets per host; requests past it wait in the Agent's queue (inside their timeout). */
   readonly maxSocketsPerHost?: number;
+  /** Requests in flight on one connection (1: no pipelining); only requests marked `resendable` go past the first. */
+  readonly pipelining?: number;
   /** Default whole-request timeout (connect, queue, send, answer, body); the request is destroyed past it. */
   readonly requestTimeoutMs?: number;
   /** Largest response body accepted; past it the request is destroyed and fails with `response_too_large`. */
@@ -47,11 +56,25 @@ export interface HttpClientTls {
   readonly key?: string;
 }
 
+/**
+ * How the store client (store/client) uses connections: at most 8 to a
+ * node, each carrying up to 16 resendable requests, so 128 in flight before
+ * requests queue here (inside their timeout); a request slow to answer
+ * delays at most 15 behind it. The cap is what makes pipelining happen:
+ * undici writes to an idle connection only after a turn of the event loop
+ * (it first checks that the server has not closed it), and meanwhile a pool
+ * that may open more connections sends the next request on a new one. A
+ * call the store could apply twice waits for a connection with nothing else
+ * in flight, so at most 8 of those run at once.
+ */
+export const PIPELINED: Readonly<Required<Pick<HttpClientOptions, 'pipelining' | 'maxSocketsPerHost'>>> = Object.freeze({ pipelining: 16, maxSocketsPerHost: 8 });
+
 /** https Agents replaced by a reload and kept until close() (their open sockets finish their requests); past this the oldest is destroyed. */
 const MAX_RETIRED_TLS_AGENTS = 4;
 
 export const defaultHttpClientOptions = {
   maxSocketsPerHost: 256,
+  pipelining: 1,
   requestTimeoutMs: 10_000,
   maxResponseBytes: 16 * 1024 * 1024,
   idleSocketTimeoutMs: 4_000,
@@ -67,6 +90,12 @@ export interface HttpRequest {
   readonly body?: string;
   /** Overrides the client's `requestTimeoutMs` for this request. */
   readonly timeoutMs?: number;
+  /**
+   * Sending it twice does no harm (a read, a write carrying a Request-Id the
+   * store applies at most once): it may be pipelined, and is sent again when
+   * its connection breaks before the answer. Default: GET and HEAD only.
+   */
+  readonly resendable?: boolean;
 }
 
 export interface HttpResponse {
@@ -135,6 +164,7 @@ export class HttpClient implements HttpRequester {
     // idleSocketTimeoutMs whatever keep-alive hint the server sends.
     this.agentOptions = {
       connections: o.maxSocketsPerHost,
+      pipelining: o.pipelining,
       keepAliveTimeout: o.idleSocketTimeoutMs,
       keepAliveMaxTimeout: o.idleSocketTimeoutMs,
       headersTimeout: 0,
@@ -177,7 +207,7 @@ export class HttpClient implements HttpRequester {
     const timeoutMs = r.timeoutMs ?? this.requestTimeoutMs;
     return new Promise<HttpResponse>((resolve, reject) => {
       const answer = new Answer(r, this.maxResponseBytes, resolve, reject);
-      const options: Dispatcher.DispatchOptions = { origin: url.origin, path: url.pathname + url.search, method: r.method as Dispatcher.HttpMethod, headers: r.headers ?? null, body: r.body ?? null };
+      const options: Dispatcher.DispatchOptions = { origin: url.origin, path: url.pathname + url.search, method: r.method as Dispatcher.HttpMethod, headers: r.headers ?? null, body: r.body ?? null, ...(r.resendable === undefined ? {} : { idempotent: r.resendable }) };
       try {
         agent.dispatch(options, answer);
       } catch (e) {

@@ -41,7 +41,7 @@ export function ourDriver(url: string, sockets: number, valueBytes: number): KvD
     async putBatch(from, to) {
       const success = [];
       for (let i = from; i < to; i++) success.push({ type: 'put', key: keyOf(i), value: valueOf(String(i), valueBytes) });
-      await http.request('POST', '/v1/txn', JSON.stringify({ success }), 30_000);
+      await http.request('POST', '/v1/txn', JSON.stringify({ success }), { timeoutMs: 30_000 });
     },
     async overwrite(index, value) {
       await http.request('PUT', `/v1/kv/${keyOf(index)}`, JSON.stringify({ value }));

@@ -24,9 +24,9 @@ export interface SecureCluster {
 }
 
 /** The cluster and its certificates (made now); nothing started yet. */
-export async function planSecureCluster(dataDir: string, basePort: number, extraArgs: readonly string[]): Promise<SecureCluster> {
+export async function planSecureCluster(dataDir: string, basePort: number, extraArgs: readonly string[], program?: string): Promise<SecureCluster> {
   const certs = await makeDevCertificates({ dir: join(dataDir, 'certs') });
-  const cluster = new LocalCluster({ nodes: 3, basePort, dataDir: join(dataDir, 'store'), logToFiles: true, certs, extraArgs: [...extraArgs] });
+  const cluster = new LocalCluster({ nodes: 3, basePort, dataDir: join(dataDir, 'store'), logToFiles: true, certs, extraArgs: [...extraArgs], ...(program === undefined ? {} : { program }) });
   return { cluster, tls: clientTlsOf(certs), token: '' };
 }
 

@@ -8,8 +8,11 @@
  * 3-member etcd on loopback. Runs three closed-loop workloads at each client
  * count for a fixed time: set (PUT), CAS create-if-absent on fresh keys, and
  * linearizable get. Our store is driven through the product's HTTP client
- * (lib/http-client.ts, on undici), etcd through the `etcd3` npm client;
- * both send everything to the leader. Rows run ours then etcd back to back,
+ * (lib/http-client.ts, on undici) pipelining as the store client does (a
+ * set is an idempotent PUT; a CAS carries a Request-Id, as the store client
+ * sends it), etcd through the `etcd3` npm client, which multiplexes its calls
+ * on HTTP/2; both send everything to the leader. Our nodes run the compiled
+ * package (built first; --code sources: the sources under tsx). Rows run ours then etcd back to back,
  * so a busy machine skews both alike. Prints a Markdown table (ours, etcd, ratio),
  * each system's CPU per operation over the measured window (its three
  * server processes, and this process, which is its client) and, with
@@ -44,6 +47,7 @@ import { HttpClient } from '../../lib/http-client.js';
 import { ENGINES } from '../../store/node/config.js';
 import { LocalCluster } from '../../store/node/launcher.js';
 import { cleanupOnSignal } from '../cleanup.js';
+import { NODE_CODES, storeNodeProgram, type NodeCode } from '../built.js';
 import { EtcdCluster } from '../etcd.js';
 import { runPhase, type PhaseResult } from '../loadgen.js';
 import { cpuMsOf, pidsListeningOn } from '../proc-cpu.js';
@@ -147,6 +151,8 @@ interface BenchConfig {
   readonly profileDir: string | undefined;
   /** --rounds N: each row measured N times, systems alternating (default 1). */
   readonly rounds: number;
+  /** --code build|sources: our nodes run the compiled package (default) or the sources under tsx. */
+  readonly code: NodeCode;
 }
 
 function parseConfig(): BenchConfig {
@@ -168,6 +174,7 @@ function parseConfig(): BenchConfig {
     'compare-secure': { type: 'boolean' },
     profile: { type: 'string' },
     rounds: { type: 'string' },
+    code: { type: 'string' },
   });
   const compareSecure = values['compare-secure'] === true;
   const durationMs = Number(stringFlag(values, 'duration-s', '5')) * 1000;
@@ -200,7 +207,10 @@ function parseConfig(): BenchConfig {
   if (!(ENGINES as readonly string[]).includes(engine)) throw new Error(`--engine: ${engine} is not one of ${ENGINES.join(', ')}`);
   const rounds = intFlag(values, 'rounds', 1);
   if (rounds < 1 || rounds > 20) throw new Error(`--rounds must be 1 to 20, got ${rounds}`);
-  return { engine, durationMs, warmupMs, initialWarmupMs, clientCounts, workloads, basePort, etcdBasePort, valueBytes, etcdBin, external, snapshotEvery, keepData, jsonFile: stringFlag(values, 'json'), compareSecure, profileDir: stringFlag(values, 'profile'), rounds };
+  const code = stringFlag(values, 'code', 'build') as NodeCode;
+  if (!NODE_CODES.includes(code)) throw new Error(`--code: ${code} is not one of ${NODE_CODES.join(', ')}`);
+  return {
+    code, engine, durationMs, warmupMs, initialWarmupMs, clientCounts, workloads, basePort, etcdBasePort, valueBytes, etcdBin, external, snapshotEvery, keepData, jsonFile: stringFlag(values, 'json'), compareSecure, profileDir: stringFlag(values, 'profile'), rounds };
 }
 
 /** The systems under test, their temp dir, and the targets driving them (closed by `cleanup`). */
@@ -221,10 +231,12 @@ async function planSystems(cfg: BenchConfig): Promise<Systems> {
   const tmp = mkdtempSync(join(os.tmpdir(), 'raft2pc-bench-'));
   const nodeArgs = ['--snapshot-every', String(cfg.snapshotEvery), '--engine', cfg.engine];
   const nodeFlags = cfg.profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', cfg.profileDir];
-  const cluster = cfg.external ? undefined : new LocalCluster({ nodes: 3, basePort: cfg.basePort, dataDir: join(tmp, 'store'), logToFiles: true, extraArgs: nodeArgs, nodeFlags });
+  const program = cfg.external ? undefined : storeNodeProgram(cfg.code);
+  const launch = { logToFiles: true, extraArgs: nodeArgs, nodeFlags, ...(program === undefined ? {} : { program }) };
+  const cluster = cfg.external ? undefined : new LocalCluster({ nodes: 3, basePort: cfg.basePort, dataDir: join(tmp, 'store'), ...launch });
   const endpoints = cfg.external ?? cluster?.endpoints ?? [];
   const etcd = cfg.etcdBin ? new EtcdCluster(cfg.etcdBin, join(tmp, 'etcd'), cfg.etcdBasePort, cfg.etcdBasePort + 100) : undefined;
-  const secure = cfg.compareSecure ? await planSecureCluster(join(tmp, 'secure'), cfg.basePort + 400, nodeArgs) : undefined;
+  const secure = cfg.compareSecure ? await planSecureCluster(join(tmp, 'secure'), cfg.basePort + 400, nodeArgs, program) : undefined;
   const pids = new Map<string, () => readonly number[]>();
   const pidsOf = (c: LocalCluster) => () => c.processes.flatMap((p) => (p.pid === undefined ? [] : [p.pid]));
   if (cluster) pids.set('ours', pidsOf(cluster));
@@ -398,7 +410,7 @@ function printReport(rows: readonly Row[], cfg: BenchConfig, etcd: EtcdCluster |
     date: new Date().toISOString(),
     machine: machine(),
     loadAverage: { start: loadStart, end: os.loadavg() },
-    config: { durationMs, warmupMs, initialWarmupMs, clients: clientCounts, workloads, valueBytes, snapshotEvery: cfg.external ? null : cfg.snapshotEvery, etcdVersion: etcd ? etcdVersion(etcd.bin) : null },
+    config: { durationMs, warmupMs, initialWarmupMs, clients: clientCounts, workloads, valueBytes, snapshotEvery: cfg.external ? null : cfg.snapshotEvery, code: cfg.external ? null : cfg.code, etcdVersion: etcd ? etcdVersion(etcd.bin) : null },
     rows,
   };
   console.log('');

@@ -4,7 +4,7 @@
  * each behind the same Target interface: prepare, one operation per
  * workload, the leader followed between rows.
  */
-import type { HttpRequester } from '../../lib/http-client.js';
+import { PIPELINED, type HttpRequester } from '../../lib/http-client.js';
 import { keepAliveTimers } from '../../lib/timers.js';
 import { etcdLeaderStatus, type EtcdCluster } from '../etcd.js';
 import { LeanHttp, type LeanHttpSecurity, type Op } from '../loadgen.js';
@@ -53,9 +53,26 @@ export interface OurAccess {
   readonly security?: () => LeanHttpSecurity;
 }
 
-/** The load's client, with TLS and token when the cluster is secure. */
-function loadClient(url: string, access: OurAccess): LeanHttp {
-  return new LeanHttp(url, 512, access.security?.());
+/**
+ * The load's client for `clients` concurrent callers, with TLS and token when
+ * the cluster is secure, pipelining as the store client does (PIPELINED): a
+ * connection per 16 callers, as etcd's client multiplexes its calls on one
+ * HTTP/2 connection.
+ */
+function loadClient(url: string, access: OurAccess, clients: number): LeanHttp {
+  return new LeanHttp(url, Math.ceil(clients / PIPELINED.pipelining), access.security?.(), PIPELINED.pipelining);
+}
+
+/**
+ * Worker `w`'s Request-Id for its `i`th CAS of a row: as the store client
+ * does, each worker is a lane (one write in flight) of the row's client id.
+ * A CAS sent twice would answer `succeeded: false` the second time; with a
+ * Request-Id the store applies it at most once, so it may be pipelined. The
+ * session each lane keeps is the store's real cost of that. A set is a PUT,
+ * idempotent as it is.
+ */
+function requestIdOf(tag: string, w: number, i: number): string {
+  return `${tag}.${w}:${i + 1}`;
 }
 
 export function ourTarget(endpoints: readonly string[], valueBytes: number, access: OurAccess): Target {
@@ -75,7 +92,7 @@ export function ourTarget(endpoints: readonly string[], valueBytes: number, acce
       const leader = await findLeader(access.status, endpoints);
       url = leader.url;
       term = leader.term;
-      http = loadClient(url, access);
+      http = loadClient(url, access, 50);
       const c = client();
       for (let i = 0; i < GET_KEYS; i += 50) {
         await Promise.all(Array.from({ length: 50 }, (_, j) => c.request('PUT', `/v1/kv/bench/get/${i + j}`, putBody)));
@@ -86,23 +103,24 @@ export function ourTarget(endpoints: readonly string[], valueBytes: number, acce
       term = leader.term;
       if (leader.url !== url) {
         progress(`  ${access.name}: the leader is now ${leader.url}`, true);
-        http?.close();
         url = leader.url;
-        http = loadClient(url, access);
       }
     },
     async afterRow() {
       const leader = await findLeader(access.status, endpoints);
       return leader.term !== term ? `${access.name}: leader election during the row (term ${term} -> ${leader.term})` : undefined;
     },
-    op(workload, _clients, tag) {
-      const c = client();
+    op(workload, clients, tag) {
+      // Each row its own client, sized to its callers, on the leader beforeRow found.
+      http?.close();
+      http = loadClient(url, access, clients);
+      const c = http;
       switch (workload) {
         case 'set':
           return async (w, i) => void (await c.request('PUT', `/v1/kv/bench/set/${w}-${i & 63}`, putBody));
         case 'cas':
           return async (w, i) => {
-            const res = (await c.request('POST', `/v1/kv/bench/cas/${tag}/${w}/${i}/cas`, casBody)) as { succeeded?: boolean };
+            const res = (await c.request('POST', `/v1/kv/bench/cas/${tag}/${w}/${i}/cas`, casBody, { requestId: requestIdOf(tag, w, i) })) as { succeeded?: boolean };
             if (res.succeeded !== true) throw new Error('cas on a fresh key did not succeed');
           };
         case 'get':

@@ -7,7 +7,7 @@
  * retry after a timeout returns the original result instead of applying twice.
  */
 import { randomUUID } from 'node:crypto';
-import { HttpClientError, type HttpRequester, type HttpResponse } from '../../lib/http-client.js';
+import { HttpClientError, PIPELINED, type HttpRequester, type HttpResponse } from '../../lib/http-client.js';
 import { defaultClientTls, hasClientTls, tlsHttpClient, type ClientTls } from '../../lib/tls.js';
 import { systemRandom, type Random } from '../../lib/random.js';
 import { keepAliveTimers, type Timers } from '../../lib/timers.js';
@@ -80,6 +80,16 @@ export class StoreError extends Error {
     super(message);
     this.name = 'StoreError';
   }
+}
+
+/**
+ * What may be pipelined and sent again after a broken connection: a read, a
+ * write carrying a Request-Id, a batch (each item carries one), a lease
+ * keepalive (twice only renews twice). Not a call the store may apply twice
+ * (membership, leader transfer, auth changes).
+ */
+function resendable(method: string, path: string, requestId: string | undefined): boolean {
+  return method === 'GET' || requestId !== undefined || path === '/v1/batch' || /^\/v1\/leases\/\d+\/keepalive$/.test(path);
 }
 
 /** Codes after which another attempt (maybe on another node) can succeed. */
@@ -160,7 +170,7 @@ export class StoreClient {
     this.maxAttempts = opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
     this.clientId = opts.clientId ?? (opts.random ? randomClientId(opts.random) : randomUUID());
     const tls = opts.tls ?? defaultClientTls();
-    this.http = opts.http ?? tlsHttpClient({ requestTimeoutMs: this.requestTimeoutMs }, tls);
+    this.http = opts.http ?? tlsHttpClient({ requestTimeoutMs: this.requestTimeoutMs, ...PIPELINED }, tls);
     this.openStream = opts.openStream ?? (hasClientTls(tls) ? nodeStream(tls) : fetchStream);
     this.timers = opts.timers ?? keepAliveTimers;
     this.random = opts.random ?? systemRandom;
@@ -423,7 +433,7 @@ export class StoreClient {
     if (authorization !== undefined) headers['authorization'] = authorization;
     let res: HttpResponse;
     try {
-      res = await this.http.request({ method, url: base + path, headers, timeoutMs: this.requestTimeoutMs, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+      res = await this.http.request({ method, url: base + path, headers, timeoutMs: this.requestTimeoutMs, resendable: resendable(method, path, requestId), ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
     } catch (e) {
       // After close() no retry can succeed: fail now rather than at the deadline.
       if (e instanceof HttpClientError && e.code === 'closed') throw new StoreError('client_closed', 503, 'the store client is closed');

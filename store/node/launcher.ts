@@ -26,6 +26,8 @@ export interface LaunchOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Extra node flags for every node (e.g. --cpu-prof for a profile). */
   readonly nodeFlags?: readonly string[];
+  /** The node's entry file; default: this package's (sources under tsx in development, dist/ when installed). */
+  readonly program?: string;
   /**
    * TLS with these certificates (lib/certs.ts) on every link: https with
    * client certificates on the API, mutual TLS between peers. The cluster's
@@ -59,6 +61,7 @@ export class StoreProcess {
     private readonly env: Readonly<Record<string, string>> = {},
     /** Flags for node itself, before the program (e.g. --cpu-prof). */
     private readonly nodeFlags: readonly string[] = [],
+    private readonly program: string = MAIN,
   ) {}
 
   get pid(): number | undefined {
@@ -72,7 +75,7 @@ export class StoreProcess {
   start(): void {
     if (this.running) return;
     const stdio: ('inherit' | number | 'ignore')[] = this.logFile ? ['ignore', openSync(this.logFile, 'a'), openSync(this.logFile, 'a')] : ['ignore', 'inherit', 'inherit'];
-    this.child = spawn(process.execPath, [...this.nodeFlags, ...nodeArgsFor(MAIN), ...this.args], { cwd: PACKAGE_ROOT, stdio, env: { ...process.env, ...this.env } });
+    this.child = spawn(process.execPath, [...this.nodeFlags, ...nodeArgsFor(this.program), ...this.args], { cwd: PACKAGE_ROOT, stdio, env: { ...process.env, ...this.env } });
   }
 
   /** SIGKILL: the process gets no chance to flush anything. */
@@ -111,7 +114,7 @@ export class LocalCluster {
     const tls = opts.certs === undefined ? [] : tlsArgs(opts.certs);
     this.processes = this.members.map((m) => {
       const args = ['--id', m.id, '--cluster', spec, '--data-dir', join(opts.dataDir, m.id), ...tls, ...(opts.extraArgs ?? [])];
-      return new StoreProcess(m, args, opts.logToFiles ? join(opts.dataDir, `${m.id}.log`) : undefined, opts.env, opts.nodeFlags);
+      return new StoreProcess(m, args, opts.logToFiles ? join(opts.dataDir, `${m.id}.log`) : undefined, opts.env, opts.nodeFlags, opts.program);
     });
   }
 

@@ -5,7 +5,9 @@
  * request can get no complete answer (refused, timeout, oversize body, other
  * schemes, closed client), and really keeps connections alive: many
  * sequential requests share one socket, and an idle pooled socket does not
- * keep a process alive. Against a real node:http server on 127.0.0.1.
+ * keep a process alive; with `pipelining`, resendable requests share a few
+ * connections and no other request is ever pipelined. Against a real
+ * node:http server on 127.0.0.1.
  */
 import { spawn } from 'node:child_process';
 import http from 'node:http';
@@ -19,9 +21,22 @@ let server: http.Server;
 let base: string;
 /** TCP connections the server accepted, for the keep-alive checks. */
 let connections = 0;
+/** The most requests one connection had unanswered at once (more than 1: pipelined). */
+let maxInFlightPerSocket = 0;
+/** Requests per path and query, as the server received them (a resent request counts twice). */
+const received = new Map<string, number>();
+const inFlight = new WeakMap<object, number>();
+/** The connections requests arrived on since the last clear. */
+const sockets = new Set<object>();
 
 beforeAll(async () => {
   server = http.createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
+    const n = (inFlight.get(req.socket) ?? 0) + 1;
+    inFlight.set(req.socket, n);
+    maxInFlightPerSocket = Math.max(maxInFlightPerSocket, n);
+    sockets.add(req.socket);
+    res.on('close', () => inFlight.set(req.socket, (inFlight.get(req.socket) ?? 1) - 1));
+    received.set(req.url ?? '', (received.get(req.url ?? '') ?? 0) + 1);
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -31,6 +46,9 @@ beforeAll(async () => {
         res.writeHead(200, { 'content-type': 'application/json' }).end(text);
       } else if (url.pathname === '/missing') {
         res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"code":"key_not_found"}}');
+      } else if (url.pathname === '/break') {
+        // No answer: the connection drops under the request.
+        req.socket.destroy();
       } else if (url.pathname === '/slow') {
         setTimeout(() => res.end('late'), Number(url.searchParams.get('ms'))).unref();
       } else if (url.pathname === '/cut') {
@@ -231,5 +249,49 @@ describe('keep-alive', () => {
     expect(out.trim()).toBe('404 invalid_request');
     expect(connections - before).toBe(1);
     expect(Date.now() - started).toBeLessThan(20_000);
+  });
+});
+
+describe('pipelining', () => {
+  const hold = (c: HttpClient, i: number, r: { method?: string; resendable?: boolean } = {}) =>
+    c.request({ method: r.method ?? 'GET', url: `${base}/slow?ms=40&i=${i}`, ...(r.resendable === undefined ? {} : { resendable: r.resendable }) });
+
+  it('sends resendable requests on its few connections, several in flight on each', async () => {
+    const c = client({ pipelining: 8, maxSocketsPerHost: 2 });
+    maxInFlightPerSocket = 0;
+    sockets.clear();
+    const answers = await Promise.all(Array.from({ length: 16 }, (_, i) => hold(c, i, { method: 'POST', resendable: true })));
+    expect(answers.map((a) => a.text)).toEqual(Array.from({ length: 16 }, () => 'late'));
+    expect(sockets.size).toBe(2);
+    expect(maxInFlightPerSocket).toBe(8);
+  });
+
+  it('never pipelines a request not marked resendable (a POST by default)', async () => {
+    const c = client({ pipelining: 8, maxSocketsPerHost: 2 });
+    maxInFlightPerSocket = 0;
+    await Promise.all(Array.from({ length: 8 }, (_, i) => hold(c, 100 + i, { method: 'POST' })));
+    await Promise.all(Array.from({ length: 8 }, (_, i) => hold(c, 200 + i, { method: 'GET', resendable: false })));
+    expect(maxInFlightPerSocket).toBe(1);
+  });
+
+  it('without pipelining sends one request per connection at a time, resendable or not', async () => {
+    const c = client({ maxSocketsPerHost: 2 });
+    maxInFlightPerSocket = 0;
+    await Promise.all(Array.from({ length: 8 }, (_, i) => hold(c, 300 + i)));
+    expect(maxInFlightPerSocket).toBe(1);
+  });
+
+  it('a broken connection fails the request at its head and sends the ones behind it again', async () => {
+    // Why only resendable requests are pipelined: undici resends what was unanswered behind the failed one.
+    const c = client({ pipelining: 4, maxSocketsPerHost: 1 });
+    const broken = c.request({ method: 'GET', url: `${base}/break?n=1` });
+    const behind = Array.from({ length: 3 }, (_, i) => hold(c, 400 + i));
+    expect((await failure(broken)).code).toBe('connection');
+    expect((await Promise.all(behind)).map((a) => a.status)).toEqual([200, 200, 200]);
+    for (let i = 0; i < 3; i++) expect(received.get(`/slow?ms=40&i=${400 + i}`)).toBeGreaterThanOrEqual(1);
+  });
+
+  it('rejects a pipelining depth that is not a positive integer', () => {
+    expect(() => new HttpClient({ pipelining: 0 })).toThrow(/pipelining/);
   });
 });

@@ -5,11 +5,14 @@
  * Request-Id for all its attempts (exactly-once), an error body becomes a
  * StoreError with the store's code and status, a node that does not answer in
  * time or refuses the connection is `unavailable` and retried on the next
- * endpoint, and after close() calls fail at once with `client_closed`.
+ * endpoint, after close() calls fail at once with `client_closed`, and
+ * concurrent calls are pipelined on a few connections, except those the
+ * store could apply twice.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { PIPELINED } from '../../lib/http-client.js';
 import { StoreClient, StoreError } from '../../store/client/index.js';
 import { closedPort } from '../support/ports.js';
 
@@ -23,11 +26,32 @@ interface Seen {
 let server: http.Server;
 let base: string;
 let seen: Seen[] = [];
-/** How the next requests are answered. */
-let mode: 'ok' | 'first-slow' | 'conflict' = 'ok';
+/** How the next requests are answered ('held': 30 ms late, so concurrent calls pile up). */
+let mode: 'ok' | 'first-slow' | 'conflict' | 'held' = 'ok';
+/** The connections requests arrived on since the last clear, and the most requests one had unanswered at once, of all and of leader transfers. */
+const sockets = new Set<object>();
+const maxInFlight = { all: 0, transfers: 0 };
+const inFlight = new WeakMap<object, { all: number; transfers: number }>();
+
+/** Counts the request in its connection's in-flight numbers until its answer is done. */
+function track(req: http.IncomingMessage, res: http.ServerResponse): void {
+  sockets.add(req.socket);
+  const n = inFlight.get(req.socket) ?? { all: 0, transfers: 0 };
+  inFlight.set(req.socket, n);
+  const transfer = req.url === '/v1/leader/transfer' ? 1 : 0;
+  n.all++;
+  n.transfers += transfer;
+  maxInFlight.all = Math.max(maxInFlight.all, n.all);
+  maxInFlight.transfers = Math.max(maxInFlight.transfers, n.transfers);
+  res.on('close', () => {
+    n.all--;
+    n.transfers -= transfer;
+  });
+}
 
 beforeAll(async () => {
   server = http.createServer((req, res) => {
+    track(req, res);
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -38,6 +62,7 @@ beforeAll(async () => {
       };
       if (req.url === '/v1/status') return reply(200, { leaderId: null, members: [], revision: 1 });
       if (mode === 'conflict') return reply(409, { error: { code: 'txn_conflict', message: 'no', key: 'k' } });
+      if (mode === 'held') return void setTimeout(() => reply(200, { revision: 7, previous: null, leaderId: 'n1' }), 30).unref();
       // The first attempt gets no answer in time; the retry is answered.
       if (mode === 'first-slow' && seen.filter((s) => s.url !== '/v1/status').length === 1) return void setTimeout(() => reply(200, { revision: 1, previous: null }), 1_000).unref();
       reply(200, { revision: 7, previous: null });
@@ -68,6 +93,24 @@ it('a write sends its body and a Request-Id, and the retry after a timeout reuse
     expect(JSON.parse(writes[0]?.body ?? '')).toEqual({ value: 'v' });
     expect(writes[0]?.requestId).toMatch(/^c1\.\d+:1$/);
     expect(writes[1]?.requestId).toBe(writes[0]?.requestId);
+  } finally {
+    client.close();
+  }
+});
+
+it('concurrent writes and reads share a few pipelined connections; a leader transfer is never pipelined', async () => {
+  mode = 'held';
+  const client = new StoreClient({ endpoints: [base], clientId: 'c2' });
+  try {
+    maxInFlight.all = 0;
+    sockets.clear();
+    const calls = [...Array.from({ length: 32 }, (_, i) => client.put(`k${i}`, 'v')), ...Array.from({ length: 16 }, (_, i) => client.get(`k${i}`))];
+    expect(await Promise.all(calls)).toHaveLength(48);
+    expect(sockets.size).toBeLessThanOrEqual(PIPELINED.maxSocketsPerHost);
+    expect(maxInFlight.all).toBeGreaterThan(1);
+    // Sent twice it could apply twice: each waits for its connection to have nothing else in flight.
+    await Promise.all(Array.from({ length: 4 }, (_, i) => client.transferLeader(`n${i}`)));
+    expect(maxInFlight.transfers).toBe(1);
   } finally {
     client.close();
   }
