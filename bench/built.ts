@@ -3,7 +3,7 @@
  * JavaScript `npm run build` makes and an installed package runs, not the
  * TypeScript sources under tsx (whose runtime helpers, such as the one that
  * names every function made per request, cost the nodes a few percent of
- * their CPU: docs/BENCHMARKS.md, "The code that ships").
+ * their CPU: docs/BENCHMARKS.md, "Pipelined requests and the code that ships").
  */
 import { spawnSync } from 'node:child_process';
 import { builtProgramPath, FROM_SOURCES, PACKAGE_ROOT } from '../lib/entry.js';

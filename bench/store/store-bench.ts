@@ -12,11 +12,11 @@
  * set is an idempotent PUT; a CAS carries a Request-Id, as the store client
  * sends it), etcd through the `etcd3` npm client, which multiplexes its calls
  * on HTTP/2; both send everything to the leader. Our nodes run the compiled
- * package (built first; --code sources: the sources under tsx). Rows run ours then etcd back to back,
- * so a busy machine skews both alike. Prints a Markdown table (ours, etcd, ratio),
- * each system's CPU per operation over the measured window (its three
- * server processes, and this process, which is its client) and, with
- * --json, the raw numbers. Every process started here is stopped by pid at
+ * package (built first; --code sources: the sources under tsx). Rows run
+ * ours then etcd back to back, so a busy machine skews both alike. Prints a
+ * Markdown table (ours, etcd, ratio), each system's CPU per operation over
+ * the measured window (its three server processes, and this process, which
+ * is its client) and, with --json, the raw numbers. Every process started here is stopped by pid at
  * the end, also on error or Ctrl-C.
  *
  * Other flags: --rounds N (each row N times, the systems' order alternating;
@@ -209,8 +209,7 @@ function parseConfig(): BenchConfig {
   if (rounds < 1 || rounds > 20) throw new Error(`--rounds must be 1 to 20, got ${rounds}`);
   const code = stringFlag(values, 'code', 'build') as NodeCode;
   if (!NODE_CODES.includes(code)) throw new Error(`--code: ${code} is not one of ${NODE_CODES.join(', ')}`);
-  return {
-    code, engine, durationMs, warmupMs, initialWarmupMs, clientCounts, workloads, basePort, etcdBasePort, valueBytes, etcdBin, external, snapshotEvery, keepData, jsonFile: stringFlag(values, 'json'), compareSecure, profileDir: stringFlag(values, 'profile'), rounds };
+  return { engine, durationMs, warmupMs, initialWarmupMs, clientCounts, workloads, basePort, etcdBasePort, valueBytes, etcdBin, external, snapshotEvery, keepData, jsonFile: stringFlag(values, 'json'), compareSecure, profileDir: stringFlag(values, 'profile'), rounds, code };
 }
 
 /** The systems under test, their temp dir, and the targets driving them (closed by `cleanup`). */
