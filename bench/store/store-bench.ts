@@ -16,8 +16,8 @@
  * ours then etcd back to back, so a busy machine skews both alike. Prints a
  * Markdown table (ours, etcd, ratio), each system's CPU per operation over
  * the measured window (its three server processes, and this process, which
- * is its client) and, with --json, the raw numbers. Every process started here is stopped by pid at
- * the end, also on error or Ctrl-C.
+ * is its client) and, with --json, the raw numbers. Every process started
+ * here is stopped by pid at the end, also on error or Ctrl-C.
  *
  * Other flags: --rounds N (each row N times, the systems' order alternating;
  * the table shows each system's median round and lists every round's
